@@ -1,0 +1,32 @@
+// The ordered list of schema migrations. Each .sql file in this folder is embedded in code by SwiftPM
+// (`.embedInCode` in Package.swift), so no resource bundle is needed at run time.
+
+/// One schema migration: an identifier that orders it and the SQL it runs.
+public struct Migration: Sendable, Hashable {
+    /// The number that orders migrations (the `NNNN` of the file name).
+    public let id: Int
+    /// The file name the SQL came from, for messages (`0001_journal_v1.sql`).
+    public let name: String
+    /// The SQL script.
+    public let sql: String
+
+    /// Creates a migration.
+    public init(id: Int, name: String, sql: String) {
+        self.id = id
+        self.name = name
+        self.sql = sql
+    }
+}
+
+/// The migrations this build knows, in order.
+public enum MeshMigrations {
+    /// Every migration, ascending by ``Migration/id``.
+    public static let all: [Migration] = [
+        Migration(id: 1, name: "0001_journal_v1.sql", sql: text(PackageResources._001_journal_v1_sql)),
+    ]
+
+    /// The highest migration id this build knows: the schema version it writes.
+    public static var latestID: Int { all.last?.id ?? 0 }
+
+    private static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
+}

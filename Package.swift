@@ -1,0 +1,107 @@
+// swift-tools-version: 6.1
+//
+// Mesh: journaled, authenticated server-to-server messaging over UDP, in the style of the Diarkis mesh.
+// Every message is committed to the node's SQLite journal (WAL) before it moves.
+
+import PackageDescription
+
+/// Settings every Swift target shares: Swift 6 language mode (strict concurrency) plus the upcoming features
+/// the model codebases (Hummingbird, swift-metrics) turn on.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "Mesh",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "MeshCore", targets: ["MeshCore"]),
+        .library(name: "MeshJournal", targets: ["MeshJournal"]),
+        .executable(name: "mesh", targets: ["mesh"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+    ],
+    targets: [
+        // The system libsqlite3 (Debian: libsqlite3-dev), plus a header of shims for macros and variadics.
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+        // Schema migrations: the numbered .sql files at the top level, embedded in code (no bundle at run time).
+        .target(
+            name: "MeshMigrations",
+            path: "Migrations",
+            exclude: ["README.md"],
+            resources: [
+                .embedInCode("0001_journal_v1.sql")
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Values (MeshData, DataCapsule) and their binary and JSON codecs. No I/O.
+        .target(
+            name: "MeshCore",
+            swiftSettings: swiftSettings
+        ),
+        // The SQLite journal: connection layer, migrator, group-commit writer, record API.
+        .target(
+            name: "MeshJournal",
+            dependencies: [
+                "CSQLite",
+                "MeshMigrations",
+                "MeshCore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Benchmark runners and their same-run ceilings (used by `mesh bench`). Not a product.
+        .target(
+            name: "MeshBench",
+            dependencies: [
+                "CSQLite",
+                "MeshCore",
+                "MeshJournal",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The `mesh` command-line tool. Thin: its logic lives in the libraries.
+        .executableTarget(
+            name: "mesh",
+            dependencies: [
+                "MeshCore",
+                "MeshJournal",
+                "MeshBench",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tools/mesh",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MeshCoreTests",
+            dependencies: [
+                "MeshCore",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MeshJournalTests",
+            dependencies: [
+                "MeshJournal",
+                "MeshMigrations",
+                "MeshCore",
+                "CSQLite",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

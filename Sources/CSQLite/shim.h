@@ -1,0 +1,19 @@
+// CSQLite: the system libsqlite3, plus shims for the parts of its API that Swift cannot import
+// (macro constants and variadic functions).
+#ifndef CSQLITE_SHIM_H
+#define CSQLITE_SHIM_H
+#include <sqlite3.h>
+
+/// SQLITE_TRANSIENT is a macro cast of -1 to a function pointer; Swift cannot import it.
+static inline sqlite3_destructor_type csqlite_transient(void) { return SQLITE_TRANSIENT; }
+
+/// SQLITE_STATIC (NULL destructor): SQLite does not copy, the caller keeps the bytes alive until reset.
+static inline sqlite3_destructor_type csqlite_static(void) { return SQLITE_STATIC; }
+
+/// Wraps the variadic sqlite3_db_config for the integer-flag options.
+static inline int csqlite_db_config_int(sqlite3 *db, int op, int value, int *out) {
+    return sqlite3_db_config(db, op, value, out);
+}
+/// A valid pointer to an empty C string, for binding zero-length text.
+static inline const char *csqlite_empty_text(void) { return ""; }
+#endif

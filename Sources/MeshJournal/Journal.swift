@@ -1,0 +1,590 @@
+import CSQLite
+import Logging
+import MeshCore
+import MeshMigrations
+
+/// A node's SQLite journal: every outbound message is committed here before it is sent, every inbound
+/// message before it is acknowledged or dispatched.
+///
+/// One writer thread owns the write connection and commits concurrent appends together (group commit); each
+/// `async` call returns only after the transaction holding its rows committed, with the durability of
+/// ``JournalConfiguration/durability``. Queries run on a separate read-only connection, and the file stays
+/// readable by other processes (`sqlite3 node.sqlite`) thanks to WAL mode.
+///
+/// ```swift
+/// let journal = try await Journal.open(path: "node.sqlite", logger: logger)
+/// let seq = try await journal.appendOutbound(OutboundMessage(commandID: 1024, kind: .send,
+///                                                            peer: "127.0.0.1:8001", data: ["myName": "Jon"]))
+/// try await journal.markOutboundAcked([seq])
+/// await journal.close()
+/// ```
+public final class Journal: Sendable {
+    /// The journal file.
+    public let path: String
+    /// The node id and this open's boot epoch.
+    public let identity: JournalIdentity
+    /// The settings it was opened with.
+    public let configuration: JournalConfiguration
+    /// The migrations applied by this open (empty if the journal was up to date).
+    public let appliedMigrations: [Int]
+
+    private let writer: SQLiteWorker
+    private let reader: SQLiteWorker
+    private let logger: Logger
+
+    private init(path: String, identity: JournalIdentity, configuration: JournalConfiguration, appliedMigrations: [Int],
+                 writer: SQLiteWorker, reader: SQLiteWorker, logger: Logger) {
+        self.path = path
+        self.identity = identity
+        self.configuration = configuration
+        self.appliedMigrations = appliedMigrations
+        self.writer = writer
+        self.reader = reader
+        self.logger = logger
+    }
+
+    /// Opens (creating if allowed) the journal at `path`, applies pending migrations, and starts a new boot
+    /// epoch.
+    ///
+    /// Refuses, before writing anything to the file, a file that is not SQLite, an SQLite database that is
+    /// not a Mesh journal, a journal from a newer Mesh, and one whose applied migrations changed.
+    /// - Throws: ``JournalError``.
+    public static func open(path: String, configuration: JournalConfiguration = .init(), logger: Logger) async throws -> Journal {
+        try configuration.validate()
+        let writer = SQLiteWorker(
+            name: "mesh-journal-w",
+            role: .writer(maxBatchSize: configuration.maxBatchSize, maxBatchDelayMicroseconds: configuration.maxBatchDelayMicroseconds),
+            logger: logger)
+        struct Opened: Sendable {
+            let identity: JournalIdentity
+            let applied: [Int]
+        }
+        let opened = try await writer.start { () throws -> (WorkerContext, Opened) in
+            let db = try openWriteConnection(path: path, configuration: configuration)
+            let applied = try Migrator().migrate(db, nowMs: WallClock.nowMs())
+            let (identity, lastOutSeq) = try startEpoch(db)
+            let context = WorkerContext(db: db, lastOutSeq: lastOutSeq, storesPayloadJSON: configuration.storesPayloadJSON)
+            return (context, Opened(identity: identity, applied: applied.map(\.id)))
+        }
+        let reader = SQLiteWorker(name: "mesh-journal-r", role: .reader, logger: logger)
+        do {
+            _ = try await reader.start { () throws -> (WorkerContext, Bool) in
+                let db: SQLiteConnection
+                do {
+                    db = try SQLiteConnection(path: path, mode: .readOnly)
+                    try db.execute("PRAGMA busy_timeout = \(configuration.busyTimeoutMilliseconds)")
+                    try db.execute("PRAGMA cache_size = -\(configuration.cacheSizeKiB)")
+                } catch let error as SQLiteError {
+                    throw JournalError(error, context: "opening a read connection to \(path)")
+                }
+                return (WorkerContext(db: db, lastOutSeq: 0, storesPayloadJSON: false), true)
+            }
+        } catch {
+            await writer.close()
+            throw error
+        }
+        if !opened.applied.isEmpty {
+            logger.info("journal migrated", metadata: ["journal.path": "\(path)", "journal.migrations": "\(opened.applied)"])
+        }
+        logger.debug("journal opened", metadata: [
+            "journal.path": "\(path)", "journal.node_id": "\(opened.identity.nodeID)",
+            "journal.boot_epoch": "\(opened.identity.bootEpoch)",
+        ])
+        return Journal(path: path, identity: opened.identity, configuration: configuration, appliedMigrations: opened.applied,
+                       writer: writer, reader: reader, logger: logger)
+    }
+
+    /// Finishes queued work, checkpoints nothing extra, and closes both connections. Later calls fail with
+    /// ``JournalError/Code-swift.struct/closed``.
+    public func close() async {
+        await reader.close()
+        await writer.close()
+    }
+
+    // MARK: - Opening
+
+    private static func openWriteConnection(path: String, configuration: JournalConfiguration) throws(JournalError) -> SQLiteConnection {
+        let db: SQLiteConnection
+        do {
+            db = try SQLiteConnection(path: path, mode: configuration.createIfMissing ? .readWriteCreate : .readWrite)
+        } catch {
+            if error.primaryCode == SQLiteError.cantOpen && !configuration.createIfMissing {
+                throw JournalError(.fileNotFound, "\(path) does not exist (or cannot be opened): \(error.message)", underlying: error)
+            }
+            throw JournalError(error, context: "opening \(path)")
+        }
+        do {
+            try db.execute("PRAGMA busy_timeout = \(configuration.busyTimeoutMilliseconds)")
+        } catch {
+            throw JournalError(error, context: "configuring \(path)")
+        }
+        // Validate before any write: a foreign or newer file must come out of this unchanged.
+        _ = try Migrator().status(db)
+        do {
+            let mode = try db.scalarText("PRAGMA journal_mode = WAL")
+            guard mode?.lowercased() == "wal" else {
+                throw JournalError(.sqlite, "\(path): could not switch to WAL mode (journal_mode is \(mode ?? "unknown"))")
+            }
+            let synchronous = configuration.durability == .full ? "FULL" : "NORMAL"
+            try db.execute("""
+                PRAGMA synchronous = \(synchronous);
+                PRAGMA foreign_keys = ON;
+                PRAGMA cache_size = -\(configuration.cacheSizeKiB);
+                PRAGMA temp_store = MEMORY;
+                """)
+        } catch let error as JournalError {
+            throw error
+        } catch let error as SQLiteError {
+            throw JournalError(error, context: "configuring \(path)")
+        } catch {
+            throw JournalError(.sqlite, "configuring \(path): \(error)")
+        }
+        return db
+    }
+
+    /// Creates the node identity on first open, or increments the boot epoch.
+    private static func startEpoch(_ db: SQLiteConnection) throws(JournalError) -> (JournalIdentity, Int64) {
+        do {
+            return try db.immediateTransaction { () throws -> (JournalIdentity, Int64) in
+                let now = WallClock.nowMs()
+                let select = try db.prepare("SELECT node_id, boot_epoch, last_out_seq FROM mesh_node WHERE singleton = 1")
+                if try select.step() {
+                    let nodeID = select.text(0)
+                    let epoch = select.int64(1) + 1
+                    let lastOutSeq = select.int64(2)
+                    let update = try db.prepare("UPDATE mesh_node SET boot_epoch = ?, opened_at = ? WHERE singleton = 1")
+                    try update.bind(1, epoch)
+                    try update.bind(2, now)
+                    try update.step()
+                    return (JournalIdentity(nodeID: nodeID, bootEpoch: UInt64(epoch)), lastOutSeq)
+                }
+                let nodeID = randomNodeID()
+                let insert = try db.prepare(
+                    "INSERT INTO mesh_node(singleton, node_id, boot_epoch, last_out_seq, created_at, opened_at) VALUES (1, ?, 1, 0, ?, ?)")
+                try insert.bind(1, nodeID)
+                try insert.bind(2, now)
+                try insert.bind(3, now)
+                try insert.step()
+                return (JournalIdentity(nodeID: nodeID, bootEpoch: 1), 0)
+            }
+        } catch let error as SQLiteError {
+            throw JournalError(error, context: "starting a boot epoch in \(db.path)")
+        } catch {
+            throw JournalError(.sqlite, "starting a boot epoch in \(db.path): \(error)")
+        }
+    }
+
+    static func randomNodeID() -> String {
+        var rng = SystemRandomNumberGenerator()
+        let hex = Array("0123456789abcdef")
+        return String((0..<32).map { _ in hex[Int(rng.next(upperBound: UInt8(16)))] })
+    }
+
+    // MARK: - Generic access (package)
+
+    /// Runs `body` on the writer inside the current group-commit transaction; returns after it committed.
+    package func write<T: Sendable>(savepoint: Bool = true, _ body: @escaping @Sendable (WorkerContext) throws -> T) async throws -> T {
+        try await writer.submit(savepoint: savepoint, body)
+    }
+
+    /// Runs `body` on the read-only connection.
+    package func read<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        try await reader.submit { context in try body(context.db) }
+    }
+
+    private func renderJSON(_ payload: [UInt8], _ given: String?) -> String? {
+        guard configuration.storesPayloadJSON else { return nil }
+        if let given { return given }
+        guard let data = try? MeshCodec.decode(payload) else { return nil }
+        return MeshJSON.string(from: data)
+    }
+}
+
+// MARK: - Outbound
+
+extension Journal {
+    /// Journals one outbound message with status `pending` and returns its sequence number (the message id is
+    /// `"\(identity.nodeID):\(seq)"`). Returns after the row is committed.
+    public func appendOutbound(_ message: OutboundMessage) async throws -> UInt64 {
+        try await appendOutbound([message])[0]
+    }
+
+    /// Journals several outbound messages in one job (all or none) and returns their sequence numbers, in order.
+    public func appendOutbound(_ messages: [OutboundMessage]) async throws -> [UInt64] {
+        guard !messages.isEmpty else { return [] }
+        var prepared = messages
+        for i in prepared.indices { prepared[i].payloadJSON = renderJSON(prepared[i].payload, prepared[i].payloadJSON) }
+        let rows = prepared
+        let now = WallClock.nowMs()
+        return try await writer.submit(savepoint: rows.count > 1) { context in
+            let statement = try context.db.cached("""
+                INSERT INTO mesh_outbound(seq, command_id, kind, peer, status, attempts, created_at, correlation_id, replay_of, payload, payload_json)
+                VALUES (?, ?, ?, ?, 0, 0, ?, ?, ?, ?, ?)
+                """)
+            var seqs: [UInt64] = []
+            seqs.reserveCapacity(rows.count)
+            let firstSeq = context.lastOutSeq
+            do {
+                for row in rows {
+                    let seq = context.lastOutSeq + 1
+                    try statement.bind(1, seq)
+                    try statement.bind(2, Int64(row.commandID))
+                    try statement.bind(3, Int64(row.kind.rawValue))
+                    try statement.bind(4, row.peer)
+                    try statement.bind(5, now)
+                    try statement.bind(6, row.correlationID)
+                    try statement.bind(7, row.replayOf)
+                    try statement.bind(8, blob: row.payload)
+                    try statement.bind(9, row.payloadJSON)
+                    try statement.step()
+                    statement.reset()
+                    context.lastOutSeq = seq
+                    seqs.append(UInt64(seq))
+                }
+            } catch {
+                statement.reset()
+                context.lastOutSeq = firstSeq
+                throw error
+            }
+            return seqs
+        }
+    }
+
+    /// Marks outbound messages acknowledged (the receiver journaled them). Rows already acked or failed are
+    /// left as they are. Returns how many rows changed.
+    @discardableResult
+    public func markOutboundAcked(_ seqs: [UInt64]) async throws -> Int {
+        guard !seqs.isEmpty else { return 0 }
+        let now = WallClock.nowMs()
+        return try await writer.submit { context in
+            let statement = try context.db.cached("UPDATE mesh_outbound SET status = 1, completed_at = ? WHERE seq = ? AND status = 0")
+            var changed = 0
+            for seq in seqs {
+                try statement.bind(1, now)
+                try statement.bind(2, Int64(bitPattern: seq))
+                try statement.step()
+                changed += context.db.changes
+                statement.reset()
+            }
+            return changed
+        }
+    }
+
+    /// Marks a pending outbound message failed with `error` (the sender gave up). Returns whether it changed.
+    @discardableResult
+    public func markOutboundFailed(_ seq: UInt64, error: String) async throws -> Bool {
+        let now = WallClock.nowMs()
+        return try await writer.submit { context in
+            let statement = try context.db.cached(
+                "UPDATE mesh_outbound SET status = 2, completed_at = ?, error = ? WHERE seq = ? AND status = 0")
+            try statement.bind(1, now)
+            try statement.bind(2, error)
+            try statement.bind(3, Int64(bitPattern: seq))
+            try statement.step()
+            return context.db.changes == 1
+        }
+    }
+
+    /// Adds one to `attempts` of each message (a transmission or retransmission happened).
+    public func recordOutboundAttempts(_ seqs: [UInt64]) async throws {
+        guard !seqs.isEmpty else { return }
+        try await writer.submit { context in
+            let statement = try context.db.cached("UPDATE mesh_outbound SET attempts = attempts + 1 WHERE seq = ?")
+            for seq in seqs {
+                try statement.bind(1, Int64(bitPattern: seq))
+                try statement.step()
+                statement.reset()
+            }
+        }
+    }
+
+    /// Pending outbound messages, oldest first: what a restarted node must resend.
+    /// - Parameters:
+    ///   - commandID: only this command ID, or all when `nil`.
+    ///   - afterSeq: only sequences greater than this (for paging).
+    ///   - limit: at most this many rows.
+    public func pendingOutbound(commandID: UInt16? = nil, afterSeq: UInt64 = 0, limit: Int = 1000) async throws -> [StoredOutbound] {
+        try await read { db in
+            let sql = commandID == nil
+                ? "SELECT \(Self.outboundColumns) FROM mesh_outbound WHERE status = 0 AND seq > ? ORDER BY seq LIMIT ?"
+                : "SELECT \(Self.outboundColumns) FROM mesh_outbound WHERE status = 0 AND command_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+            let statement = try db.cached(sql)
+            var index: Int32 = 1
+            if let commandID {
+                try statement.bind(index, Int64(commandID))
+                index += 1
+            }
+            try statement.bind(index, Int64(bitPattern: afterSeq))
+            try statement.bind(index + 1, limit)
+            var rows: [StoredOutbound] = []
+            while try statement.step() { rows.append(Self.readOutbound(statement)) }
+            return rows
+        }
+    }
+
+    /// The outbound message with sequence `seq`, or `nil`.
+    public func outbound(seq: UInt64) async throws -> StoredOutbound? {
+        try await read { db in
+            let statement = try db.cached("SELECT \(Self.outboundColumns) FROM mesh_outbound WHERE seq = ?")
+            try statement.bind(1, Int64(bitPattern: seq))
+            return try statement.step() ? Self.readOutbound(statement) : nil
+        }
+    }
+
+    static let outboundColumns =
+        "seq, command_id, kind, peer, status, attempts, created_at, completed_at, correlation_id, replay_of, error, payload"
+
+    static func readOutbound(_ s: SQLiteStatement) -> StoredOutbound {
+        StoredOutbound(
+            seq: UInt64(bitPattern: s.int64(0)), commandID: UInt16(truncatingIfNeeded: s.int64(1)),
+            kind: MessageKind(rawValue: s.int(2)) ?? .send, peer: s.text(3),
+            status: OutboundStatus(rawValue: s.int(4)) ?? .pending, attempts: s.int(5), createdAtMs: s.int64(6),
+            completedAtMs: s.optionalInt64(7), correlationID: s.optionalText(8), replayOf: s.optionalText(9),
+            error: s.optionalText(10), payload: s.blob(11))
+    }
+}
+
+// MARK: - Inbound
+
+extension Journal {
+    /// Journals received messages, deduplicating on (origin node, origin sequence). Returns, per message in
+    /// order, whether it was inserted or was already there (then: acknowledge again, do not dispatch again).
+    public func appendInbound(_ messages: [InboundMessage]) async throws -> [InboundAppendResult] {
+        guard !messages.isEmpty else { return [] }
+        for message in messages where !Self.isValidNodeID(message.originNode) {
+            throw JournalError(.invalidArgument, "origin node id \"\(message.originNode)\" is not 32 lowercase hex digits")
+        }
+        var prepared = messages
+        for i in prepared.indices { prepared[i].payloadJSON = renderJSON(prepared[i].payload, prepared[i].payloadJSON) }
+        let rows = prepared
+        let now = WallClock.nowMs()
+        return try await writer.submit(savepoint: rows.count > 1) { context in
+            let db = context.db
+            let insert = try db.cached("""
+                INSERT INTO mesh_inbound(origin, origin_seq, command_id, kind, peer, status, attempts, created_at,
+                                         correlation_id, replay_of, payload, payload_json)
+                VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)
+                ON CONFLICT(origin, origin_seq) DO NOTHING
+                """)
+            var results: [InboundAppendResult] = []
+            results.reserveCapacity(rows.count)
+            for row in rows {
+                let origin = try Self.originID(row.originNode, context: context, now: now)
+                try insert.bind(1, origin)
+                try insert.bind(2, Int64(bitPattern: row.originSeq))
+                try insert.bind(3, Int64(row.commandID))
+                try insert.bind(4, Int64(row.kind.rawValue))
+                try insert.bind(5, row.peer)
+                try insert.bind(6, Int64(row.status.rawValue))
+                try insert.bind(7, now)
+                try insert.bind(8, row.correlationID)
+                try insert.bind(9, row.replayOf)
+                try insert.bind(10, blob: row.payload)
+                try insert.bind(11, row.payloadJSON)
+                try insert.step()
+                let inserted = db.changes == 1
+                insert.reset()
+                if inserted {
+                    results.append(.inserted(id: db.lastInsertRowID))
+                } else {
+                    let existing = try db.cached("SELECT id, status FROM mesh_inbound WHERE origin = ? AND origin_seq = ?")
+                    try existing.bind(1, origin)
+                    try existing.bind(2, Int64(bitPattern: row.originSeq))
+                    guard try existing.step() else { throw JournalError(.sqlite, "inbound row vanished during dedupe") }
+                    results.append(.duplicate(id: existing.int64(0), status: InboundStatus(rawValue: existing.int(1)) ?? .received))
+                    existing.reset()
+                }
+            }
+            return results
+        }
+    }
+
+    /// Sets an inbound message's status (and error, attempts). `handled`, `dead` set `completed_at`.
+    public func setInboundStatus(id: Int64, _ status: InboundStatus, attempts: Int? = nil, error: String? = nil) async throws {
+        let now = WallClock.nowMs()
+        try await writer.submit { context in
+            let statement = try context.db.cached("""
+                UPDATE mesh_inbound SET status = ?, attempts = coalesce(?, attempts), error = ?,
+                       completed_at = CASE WHEN ? IN (1, 3) THEN ? ELSE NULL END
+                WHERE id = ?
+                """)
+            try statement.bind(1, Int64(status.rawValue))
+            try statement.bind(2, attempts.map(Int64.init))
+            try statement.bind(3, error)
+            try statement.bind(4, Int64(status.rawValue))
+            try statement.bind(5, now)
+            try statement.bind(6, id)
+            try statement.step()
+        }
+    }
+
+    /// Inbound messages whose handlers have not all finished (`received`, `failed`, `unhandled`), in arrival
+    /// order: what the dispatcher resumes after a restart.
+    public func openInbound(commandID: UInt16? = nil, afterID: Int64 = 0, limit: Int = 1000) async throws -> [StoredInbound] {
+        try await read { db in
+            let sql = commandID == nil
+                ? "SELECT \(Self.inboundColumns) FROM mesh_inbound i JOIN mesh_peer p ON p.id = i.origin WHERE i.status IN (0, 2, 4) AND i.id > ? ORDER BY i.id LIMIT ?"
+                : "SELECT \(Self.inboundColumns) FROM mesh_inbound i JOIN mesh_peer p ON p.id = i.origin WHERE i.status IN (0, 2, 4) AND i.command_id = ? AND i.id > ? ORDER BY i.id LIMIT ?"
+            let statement = try db.cached(sql)
+            var index: Int32 = 1
+            if let commandID {
+                try statement.bind(index, Int64(commandID))
+                index += 1
+            }
+            try statement.bind(index, afterID)
+            try statement.bind(index + 1, limit)
+            var rows: [StoredInbound] = []
+            while try statement.step() { rows.append(Self.readInbound(statement)) }
+            return rows
+        }
+    }
+
+    /// The inbound message with row id `id`, or `nil`.
+    public func inbound(id: Int64) async throws -> StoredInbound? {
+        try await read { db in
+            let statement = try db.cached("SELECT \(Self.inboundColumns) FROM mesh_inbound i JOIN mesh_peer p ON p.id = i.origin WHERE i.id = ?")
+            try statement.bind(1, id)
+            return try statement.step() ? Self.readInbound(statement) : nil
+        }
+    }
+
+    static let inboundColumns = """
+        i.id, p.node_id, i.origin_seq, i.command_id, i.kind, i.peer, i.status, i.attempts, i.created_at, i.completed_at,
+        i.correlation_id, i.replay_of, i.error, i.payload
+        """
+
+    static func readInbound(_ s: SQLiteStatement) -> StoredInbound {
+        StoredInbound(
+            id: s.int64(0), originNode: s.text(1), originSeq: UInt64(bitPattern: s.int64(2)),
+            commandID: UInt16(truncatingIfNeeded: s.int64(3)), kind: MessageKind(rawValue: s.int(4)) ?? .send,
+            peer: s.text(5), status: InboundStatus(rawValue: s.int(6)) ?? .received, attempts: s.int(7),
+            createdAtMs: s.int64(8), completedAtMs: s.optionalInt64(9), correlationID: s.optionalText(10),
+            replayOf: s.optionalText(11), error: s.optionalText(12), payload: s.blob(13))
+    }
+
+    static func isValidNodeID(_ id: String) -> Bool {
+        id.utf8.count == 32 && id.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+    }
+
+    /// mesh_peer.id for a node id, creating the row on first sight.
+    static func originID(_ nodeID: String, context: WorkerContext, now: Int64) throws -> Int64 {
+        if let id = context.originIDs[nodeID] { return id }
+        let db = context.db
+        let select = try db.cached("SELECT id FROM mesh_peer WHERE node_id = ?")
+        try select.bind(1, nodeID)
+        let id: Int64
+        if try select.step() {
+            id = select.int64(0)
+            select.reset()
+        } else {
+            select.reset()
+            let insert = try db.cached("INSERT INTO mesh_peer(node_id, first_seen, last_seen) VALUES (?, ?, ?)")
+            try insert.bind(1, nodeID)
+            try insert.bind(2, now)
+            try insert.bind(3, now)
+            try insert.step()
+            id = db.lastInsertRowID
+        }
+        context.originIDs[nodeID] = id
+        return id
+    }
+}
+
+// MARK: - Invocations
+
+extension Journal {
+    /// Records that handler `handlerIndex` of inbound message `inboundID` started (attempt `attempt`, or a
+    /// replay run). Returns the invocation id for ``finishInvocation(_:outcome:error:response:)``.
+    public func startInvocation(inboundID: Int64, handlerIndex: Int, attempt: Int, replayRun: Int64? = nil) async throws -> Int64 {
+        let now = WallClock.nowMs()
+        return try await writer.submit { context in
+            let statement = try context.db.cached("""
+                INSERT INTO mesh_invocation(inbound_id, handler_index, attempt, replay_run, started_at) VALUES (?, ?, ?, ?, ?)
+                """)
+            try statement.bind(1, inboundID)
+            try statement.bind(2, handlerIndex)
+            try statement.bind(3, attempt)
+            try statement.bind(4, replayRun)
+            try statement.bind(5, now)
+            try statement.step()
+            return context.db.lastInsertRowID
+        }
+    }
+
+    /// The result of a handler invocation.
+    public enum InvocationOutcome: Int, Sendable, Hashable {
+        /// The handler returned.
+        case ok = 0
+        /// The handler threw.
+        case error = 1
+    }
+
+    /// Records how an invocation ended, with the handler's error text or its response (encoded map).
+    public func finishInvocation(_ id: Int64, outcome: InvocationOutcome, error: String? = nil, response: MeshData? = nil) async throws {
+        let now = WallClock.nowMs()
+        let responseBytes = try response.map { data throws(MeshCodecError) in try MeshCodec.encode(data) }
+        let responseJSON = response.map { MeshJSON.string(from: $0) }
+        try await writer.submit { context in
+            let statement = try context.db.cached("""
+                UPDATE mesh_invocation SET finished_at = ?, outcome = ?, error = ?, response = ?, response_json = ? WHERE id = ?
+                """)
+            try statement.bind(1, now)
+            try statement.bind(2, Int64(outcome.rawValue))
+            try statement.bind(3, error)
+            try statement.bind(4, blob: responseBytes)
+            try statement.bind(5, responseJSON)
+            try statement.bind(6, id)
+            try statement.step()
+        }
+    }
+
+    /// Starts a replay run and returns its id, for ``startInvocation(inboundID:handlerIndex:attempt:replayRun:)``.
+    public func startReplayRun(commandID: UInt16?, description: String) async throws -> Int64 {
+        let now = WallClock.nowMs()
+        return try await writer.submit { context in
+            let statement = try context.db.cached("INSERT INTO mesh_replay_run(started_at, command_id, description) VALUES (?, ?, ?)")
+            try statement.bind(1, now)
+            try statement.bind(2, commandID.map { Int64($0) })
+            try statement.bind(3, description)
+            try statement.step()
+            return context.db.lastInsertRowID
+        }
+    }
+}
+
+// MARK: - Maintenance
+
+extension Journal {
+    /// How much of the WAL to move into the database file.
+    public enum CheckpointMode: String, Sendable {
+        /// Copy what no reader needs, without waiting (SQLite's PASSIVE).
+        case passive = "PASSIVE"
+        /// Copy everything and truncate the WAL file to zero bytes (waits for readers up to the busy timeout).
+        case truncate = "TRUNCATE"
+    }
+
+    /// Checkpoints the WAL. Returns (frames in the WAL, frames checkpointed).
+    @discardableResult
+    public func checkpoint(_ mode: CheckpointMode = .passive) async throws -> (log: Int, checkpointed: Int) {
+        // A checkpoint cannot run inside a transaction: run it on the writer thread between group commits.
+        try await writer.submit(outsideTransaction: true) { context in
+            let statement = try context.db.prepare("PRAGMA wal_checkpoint(\(mode.rawValue))")
+            guard try statement.step() else { return (0, 0) }
+            return (statement.int(1), statement.int(2))
+        }
+    }
+
+    /// Group-commit statistics since open: how many write transactions committed and how many jobs (append
+    /// or update calls) they held. `jobs / transactions` is the average batch size.
+    public var writeStatistics: (transactions: Int, jobs: Int) { writer.statistics }
+
+    /// Counts of messages by direction and status, for stats and tests.
+    public func counts() async throws -> [String: Int] {
+        try await read { db in
+            let statement = try db.prepare("SELECT direction || '.' || status, count(*) FROM mesh_messages GROUP BY 1")
+            var result: [String: Int] = [:]
+            while try statement.step() { result[statement.text(0)] = statement.int(1) }
+            return result
+        }
+    }
+}

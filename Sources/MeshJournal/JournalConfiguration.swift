@@ -1,0 +1,66 @@
+/// How a ``Journal`` is opened and how its writer batches work.
+public struct JournalConfiguration: Sendable, Hashable {
+    /// What a commit survives.
+    public enum Durability: String, Sendable, Hashable, CaseIterable {
+        /// `synchronous=NORMAL` in WAL mode (the default). A committed message survives a crash or SIGKILL of
+        /// the process; the last transactions before a power loss or kernel crash may be lost (never corrupted).
+        case normal
+        /// `synchronous=FULL`: every commit is fsynced to the WAL before it is reported, so a committed message
+        /// also survives power loss. Costs one fsync per group commit.
+        case full
+    }
+
+    /// What a commit survives. Default ``Durability/normal``.
+    public var durability: Durability
+    /// How long a connection waits for a lock held by another process (for example an operator's `sqlite3`
+    /// shell holding a write transaction) before failing with SQLITE_BUSY. Default 5000 ms.
+    public var busyTimeoutMilliseconds: Int32
+    /// Most jobs gathered into one group-commit transaction. Default 1000.
+    public var maxBatchSize: Int
+    /// How long the writer may wait for more work before committing a batch smaller than ``maxBatchSize``.
+    /// Default 0: commit whatever queued while the previous commit ran (adds no latency; batches grow by
+    /// themselves under load).
+    public var maxBatchDelayMicroseconds: Int
+    /// Whether each message's JSON rendering is stored in `payload_json` (for `json_extract` in audits).
+    /// Default `true`. Turning it off saves roughly the payload's size again per row; `payload_json` is then NULL.
+    public var storesPayloadJSON: Bool
+    /// Whether opening may create a new journal file. Tools that only inspect set this to `false`.
+    public var createIfMissing: Bool
+    /// SQLite page cache per connection, in KiB. Default 8192 (8 MiB).
+    public var cacheSizeKiB: Int
+
+    /// Creates a configuration; every parameter has the documented default.
+    public init(
+        durability: Durability = .normal,
+        busyTimeoutMilliseconds: Int32 = 5000,
+        maxBatchSize: Int = 1000,
+        maxBatchDelayMicroseconds: Int = 0,
+        storesPayloadJSON: Bool = true,
+        createIfMissing: Bool = true,
+        cacheSizeKiB: Int = 8192
+    ) {
+        self.durability = durability
+        self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
+        self.maxBatchSize = maxBatchSize
+        self.maxBatchDelayMicroseconds = maxBatchDelayMicroseconds
+        self.storesPayloadJSON = storesPayloadJSON
+        self.createIfMissing = createIfMissing
+        self.cacheSizeKiB = cacheSizeKiB
+    }
+
+    /// Checks every setting, so a bad value fails at open with a message naming it.
+    public func validate() throws(JournalError) {
+        guard busyTimeoutMilliseconds >= 0 else {
+            throw JournalError(.invalidConfiguration, "busyTimeoutMilliseconds must be ≥ 0 (got \(busyTimeoutMilliseconds))")
+        }
+        guard (1...100_000).contains(maxBatchSize) else {
+            throw JournalError(.invalidConfiguration, "maxBatchSize must be in 1...100000 (got \(maxBatchSize))")
+        }
+        guard (0...1_000_000).contains(maxBatchDelayMicroseconds) else {
+            throw JournalError(.invalidConfiguration, "maxBatchDelayMicroseconds must be in 0...1000000 (got \(maxBatchDelayMicroseconds))")
+        }
+        guard cacheSizeKiB >= 0 else {
+            throw JournalError(.invalidConfiguration, "cacheSizeKiB must be ≥ 0 (got \(cacheSizeKiB))")
+        }
+    }
+}

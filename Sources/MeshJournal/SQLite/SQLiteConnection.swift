@@ -1,0 +1,128 @@
+import CSQLite
+
+/// One SQLite connection, confined to the thread that uses it (SQLite runs in multi-thread mode: a
+/// connection must never be used from two threads at once, so this type is not `Sendable`).
+///
+/// Statements prepared through ``cached(_:)`` are kept for reuse, keyed by their SQL.
+package final class SQLiteConnection {
+    package let handle: OpaquePointer
+    package let path: String
+    private var statementCache: [String: SQLiteStatement] = [:]
+
+    /// How to open a connection.
+    package enum Mode: Sendable {
+        /// Read-write, creating the file if it does not exist.
+        case readWriteCreate
+        /// Read-write; the file must exist.
+        case readWrite
+        /// Read-only; the file must exist.
+        case readOnly
+    }
+
+    package init(path: String, mode: Mode) throws(SQLiteError) {
+        var flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE
+        switch mode {
+        case .readWriteCreate: flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+        case .readWrite: flags |= SQLITE_OPEN_READWRITE
+        case .readOnly: flags |= SQLITE_OPEN_READONLY
+        }
+        var db: OpaquePointer?
+        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        guard rc == SQLITE_OK, let db else {
+            let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(rc))
+            let code = db.map { sqlite3_extended_errcode($0) } ?? rc
+            sqlite3_close_v2(db)
+            throw SQLiteError(code: code, message: message)
+        }
+        self.handle = db
+        self.path = path
+        sqlite3_extended_result_codes(db, 1)
+    }
+
+    deinit {
+        statementCache.removeAll()
+        sqlite3_close_v2(handle)
+    }
+
+    package func error(sql: String? = nil) -> SQLiteError {
+        SQLiteError(code: sqlite3_extended_errcode(handle), message: String(cString: sqlite3_errmsg(handle)), sql: sql)
+    }
+
+    /// Runs one or more SQL statements that return no rows of interest.
+    package func execute(_ sql: String) throws(SQLiteError) {
+        var message: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(handle, sql, nil, nil, &message)
+        if rc != SQLITE_OK {
+            let text = message.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(handle))
+            sqlite3_free(message)
+            throw SQLiteError(code: sqlite3_extended_errcode(handle), message: text, sql: sql)
+        }
+    }
+
+    /// Prepares a statement that the caller owns.
+    package func prepare(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
+        try SQLiteStatement(db: handle, sql: sql)
+    }
+
+    /// A cached, reset statement for `sql`. Call ``SQLiteStatement/reset()`` is done for you before return.
+    package func cached(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
+        if let statement = statementCache[sql] {
+            statement.reset()
+            return statement
+        }
+        let statement = try prepare(sql)
+        statementCache[sql] = statement
+        return statement
+    }
+
+    /// The value of the first column of the first row of `sql`, as an integer (nil when no row or NULL).
+    package func scalarInt(_ sql: String) throws(SQLiteError) -> Int64? {
+        let statement = try cached(sql)
+        defer { statement.reset() }
+        guard try statement.step(), !statement.isNull(0) else { return nil }
+        return statement.int64(0)
+    }
+
+    /// The value of the first column of the first row of `sql`, as text.
+    package func scalarText(_ sql: String) throws(SQLiteError) -> String? {
+        let statement = try cached(sql)
+        defer { statement.reset() }
+        guard try statement.step(), !statement.isNull(0) else { return nil }
+        return statement.text(0)
+    }
+
+    /// Every row of `sql`, each column as text (NULL as `nil`), for tools and tests.
+    package func rows(_ sql: String) throws(SQLiteError) -> [[String?]] {
+        let statement = try prepare(sql)
+        var rows: [[String?]] = []
+        while try statement.step() {
+            rows.append((0..<statement.columnCount).map { statement.optionalText($0) })
+        }
+        return rows
+    }
+
+    /// The rowid of the last successful insert on this connection.
+    package var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+
+    /// Rows changed by the last statement.
+    package var changes: Int { Int(sqlite3_changes(handle)) }
+
+    /// Whether no transaction is open (SQLite may roll back a transaction on its own after some errors).
+    package var isAutocommit: Bool { sqlite3_get_autocommit(handle) != 0 }
+
+    /// Runs `body` inside `BEGIN IMMEDIATE … COMMIT`, rolling back if it throws.
+    package func immediateTransaction<T>(_ body: () throws -> T) throws -> T {
+        try execute("BEGIN IMMEDIATE")
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            if !isAutocommit { try? execute("ROLLBACK") }
+            throw error
+        }
+    }
+}
+
+@available(*, unavailable)
+extension SQLiteConnection: Sendable {}

@@ -1,0 +1,347 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Dispatch
+import Logging
+import Synchronization
+
+/// A dedicated OS thread that owns one SQLite connection and runs submitted jobs on it, so blocking SQLite
+/// calls never run on a NIO event loop or Swift's cooperative thread pool. Callers `await` their job; the
+/// continuation is resumed from this thread.
+///
+/// A *writer* worker gathers whatever jobs are queued (up to `maxBatchSize`, optionally waiting
+/// `maxBatchDelay` for more) into one `BEGIN IMMEDIATE … COMMIT` transaction — group commit — and resumes each
+/// caller only after that transaction committed. A job that fails alone is rolled back to its savepoint (if
+/// it asked for one) and fails alone; an error that aborts the transaction (disk full, I/O error) fails
+/// every job of the batch, and nothing of it is kept. A *reader* worker runs jobs one at a time.
+final class SQLiteWorker: Sendable {
+    enum Role: Sendable {
+        case writer(maxBatchSize: Int, maxBatchDelayMicroseconds: Int)
+        case reader
+    }
+
+    private struct State: ~Copyable {
+        var queue: [any SQLiteJob] = []
+        var head = 0
+        var idle = false
+        var closed = false
+        var exitContinuation: CheckedContinuation<Void, Never>?
+        var exited = false
+    }
+
+    private let name: String
+    private let role: Role
+    private let logger: Logger
+    private let state = Mutex(State())
+    /// Group-commit counters: transactions committed and jobs they carried.
+    private let counters = Mutex((transactions: 0, jobs: 0))
+    private let wakeup = DispatchSemaphore(value: 0)
+
+    init(name: String, role: Role, logger: Logger) {
+        self.name = name
+        self.role = role
+        self.logger = logger
+    }
+
+    /// Starts the thread and runs `setup` on it (open the connection, migrate, ...). Returns what `setup`
+    /// reports, or throws its error, in which case the thread has already exited.
+    func start<Report: Sendable>(
+        setup: @escaping @Sendable () throws -> (WorkerContext, Report)
+    ) async throws -> Report {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Report, any Error>) in
+            spawnThread(name: name) { [self] in
+                let context: WorkerContext
+                do {
+                    let (made, report) = try setup()
+                    context = made
+                    continuation.resume(returning: report)
+                } catch {
+                    state.withLock { $0.closed = true; $0.exited = true }
+                    continuation.resume(throwing: error)
+                    return
+                }
+                run(context)
+            }
+        }
+    }
+
+    /// Runs `body` on the worker's connection and returns its result once it is durable (for a writer: once
+    /// the transaction holding it committed).
+    /// - Parameter savepoint: wrap the job in a savepoint, so that if it throws after some writes, those
+    ///   writes are undone without disturbing the other jobs of the batch. Single-statement jobs do not need it.
+    /// - Parameter outsideTransaction: run the job on its own, between group-commit transactions (for
+    ///   checkpoints, `VACUUM`, and maintenance that manages its own transactions).
+    func submit<T: Sendable>(
+        savepoint: Bool = false, outsideTransaction: Bool = false,
+        _ body: @escaping @Sendable (WorkerContext) throws -> T
+    ) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let job = TypedJob(needsSavepoint: savepoint, outsideTransaction: outsideTransaction, body: body,
+                               continuation: continuation)
+            let (accepted, shouldWake) = state.withLock { state -> (Bool, Bool) in
+                guard !state.closed else { return (false, false) }
+                state.queue.append(job)
+                if state.idle {
+                    state.idle = false
+                    return (true, true)
+                }
+                return (true, false)
+            }
+            if !accepted {
+                continuation.resume(throwing: JournalError(.closed, "the journal is closed"))
+            } else if shouldWake {
+                wakeup.signal()
+            }
+        }
+    }
+
+    /// Stops accepting jobs, lets the queued ones finish, closes the connection and waits for the thread.
+    func close() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let (resumeNow, wake) = state.withLock { state -> (Bool, Bool) in
+                if state.exited { return (true, false) }
+                state.closed = true
+                state.exitContinuation = continuation
+                let wake = state.idle
+                state.idle = false
+                return (false, wake)
+            }
+            if resumeNow { continuation.resume() }
+            if wake { wakeup.signal() }
+        }
+    }
+
+    /// Transactions committed by this writer so far, and the jobs they held.
+    var statistics: (transactions: Int, jobs: Int) { counters.withLock { $0 } }
+
+    // MARK: - The thread
+
+    /// Takes up to `max` queued jobs; blocks while the queue is empty. `nil` once closed and drained.
+    private func take(max: Int) -> [any SQLiteJob]? {
+        while true {
+            let taken: [any SQLiteJob]? = state.withLock { state in
+                let available = state.queue.count - state.head
+                if available == 0 {
+                    if state.closed { return nil }
+                    state.queue.removeAll(keepingCapacity: true)
+                    state.head = 0
+                    state.idle = true
+                    return []
+                }
+                let n = Swift.min(available, max)
+                let jobs = Array(state.queue[state.head..<(state.head + n)])
+                state.head += n
+                if state.head == state.queue.count {
+                    state.queue.removeAll(keepingCapacity: true)
+                    state.head = 0
+                } else if state.head > 4096 && state.head * 2 > state.queue.count {
+                    // Under sustained load the queue never drains: drop the consumed prefix now and then.
+                    state.queue.removeFirst(state.head)
+                    state.head = 0
+                }
+                return jobs
+            }
+            guard let taken else { return nil }
+            if !taken.isEmpty { return taken }
+            wakeup.wait()
+        }
+    }
+
+    /// Waits up to `microseconds` for more jobs to arrive, then takes up to `max`.
+    private func takeMore(max: Int, microseconds: Int) -> [any SQLiteJob] {
+        guard max > 0 else { return [] }
+        let deadline = DispatchTime.now() + .microseconds(microseconds)
+        var more: [any SQLiteJob] = []
+        while more.count < max {
+            let got: [any SQLiteJob] = state.withLock { state in
+                let available = state.queue.count - state.head
+                let n = Swift.min(available, max - more.count)
+                guard n > 0 else {
+                    state.idle = true
+                    return []
+                }
+                let jobs = Array(state.queue[state.head..<(state.head + n)])
+                state.head += n
+                return jobs
+            }
+            if got.isEmpty {
+                if wakeup.wait(timeout: deadline) == .timedOut {
+                    // Nobody will signal for this idle period: clear the flag ourselves.
+                    let consumeSignal = state.withLock { state -> Bool in
+                        if state.idle { state.idle = false; return false }
+                        return true  // a submitter cleared idle and signalled; absorb that signal
+                    }
+                    if consumeSignal { wakeup.wait() }
+                    break
+                }
+            } else {
+                more.append(contentsOf: got)
+            }
+        }
+        return more
+    }
+
+    private func run(_ context: WorkerContext) {
+        switch role {
+        case .writer(let maxBatch, let delay):
+            while var jobs = take(max: maxBatch) {
+                if delay > 0 && jobs.count < maxBatch {
+                    jobs.append(contentsOf: takeMore(max: maxBatch - jobs.count, microseconds: delay))
+                }
+                var start = jobs.startIndex
+                for (index, job) in jobs.enumerated() where job.outsideTransaction {
+                    if start < index { runBatch(Array(jobs[start..<index]), context) }
+                    runAlone(job, context)
+                    start = index + 1
+                }
+                if start < jobs.endIndex { runBatch(Array(jobs[start...]), context) }
+            }
+        case .reader:
+            while let jobs = take(max: 64) {
+                for job in jobs { runAlone(job, context) }
+            }
+        }
+        context.close()
+        let continuation = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.exited = true
+            return state.exitContinuation
+        }
+        continuation?.resume()
+    }
+
+    private func runAlone(_ job: any SQLiteJob, _ context: WorkerContext) {
+        do {
+            try job.execute(context)
+            job.finish(nil)
+        } catch {
+            job.finish(Self.batchError(error))
+        }
+    }
+
+    private func runBatch(_ jobs: [any SQLiteJob], _ context: WorkerContext) {
+        let db = context.db
+        do {
+            try db.execute("BEGIN IMMEDIATE")
+        } catch {
+            let failure = JournalError(error, context: "starting a journal transaction")
+            for job in jobs { job.finish(failure) }
+            return
+        }
+        var succeeded: [any SQLiteJob] = []
+        succeeded.reserveCapacity(jobs.count)
+        for (index, job) in jobs.enumerated() {
+            do {
+                if job.needsSavepoint { try db.execute("SAVEPOINT mesh_job") }
+                try job.execute(context)
+                if job.needsSavepoint { try db.execute("RELEASE mesh_job") }
+                succeeded.append(job)
+            } catch {
+                if db.isAutocommit {
+                    // SQLite rolled the whole transaction back (disk full, I/O error, ...): nothing of this
+                    // batch was kept, so every job in it fails.
+                    context.rolledBack()
+                    let failure = Self.batchError(error)
+                    logger.warning("journal transaction aborted", metadata: ["journal.error": "\(failure)"])
+                    for other in succeeded { other.finish(failure) }
+                    job.finish(failure)
+                    for other in jobs[(index + 1)...] { other.finish(failure) }
+                    return
+                }
+                if job.needsSavepoint {
+                    try? db.execute("ROLLBACK TO mesh_job")
+                    try? db.execute("RELEASE mesh_job")
+                }
+                job.finish(error)
+            }
+        }
+        do {
+            try context.beforeCommit()
+            try db.execute("COMMIT")
+            context.committed()
+            counters.withLock { $0.transactions += 1; $0.jobs += succeeded.count }
+        } catch {
+            if !db.isAutocommit { try? db.execute("ROLLBACK") }
+            context.rolledBack()
+            let failure = Self.batchError(error)
+            logger.warning("journal commit failed", metadata: ["journal.error": "\(failure)"])
+            for job in succeeded { job.finish(failure) }
+            return
+        }
+        for job in succeeded { job.finish(nil) }
+    }
+
+    private static func batchError(_ error: any Error) -> any Error {
+        if let sqlite = error as? SQLiteError { return JournalError(sqlite, context: "journal write") }
+        return error
+    }
+}
+
+/// A unit of work for a ``SQLiteWorker``.
+protocol SQLiteJob: AnyObject, Sendable {
+    var needsSavepoint: Bool { get }
+    var outsideTransaction: Bool { get }
+    func execute(_ context: WorkerContext) throws
+    func finish(_ error: (any Error)?)
+}
+
+/// A job with a typed result.
+///
+/// `@unchecked Sendable` is safe: `result` is written by `execute` and read by `finish`, both on the worker
+/// thread, in that order; the job reaches that thread through the worker's mutex-protected queue, which
+/// orders the submitter's initialization before any access there. Nothing else touches `result`.
+final class TypedJob<T: Sendable>: SQLiteJob, @unchecked Sendable {
+    let needsSavepoint: Bool
+    let outsideTransaction: Bool
+    private let body: @Sendable (WorkerContext) throws -> T
+    private let continuation: CheckedContinuation<T, any Error>
+    private var result: T?
+
+    init(needsSavepoint: Bool, outsideTransaction: Bool, body: @escaping @Sendable (WorkerContext) throws -> T,
+         continuation: CheckedContinuation<T, any Error>) {
+        self.needsSavepoint = needsSavepoint
+        self.outsideTransaction = outsideTransaction
+        self.body = body
+        self.continuation = continuation
+    }
+
+    func execute(_ context: WorkerContext) throws { result = try body(context) }
+
+    func finish(_ error: (any Error)?) {
+        if let error {
+            continuation.resume(throwing: error)
+        } else {
+            continuation.resume(returning: result!)
+        }
+    }
+}
+
+/// Starts a detached OS thread running `body`. `name` is kept for debugging.
+func spawnThread(name: String, _ body: @escaping @Sendable () -> Void) {
+    final class Box {
+        let body: @Sendable () -> Void
+        let name: String
+        init(_ body: @escaping @Sendable () -> Void, name: String) {
+            self.body = body
+            self.name = name
+        }
+    }
+    let box = Unmanaged.passRetained(Box(body, name: name)).toOpaque()
+    #if canImport(Glibc)
+    var thread = pthread_t()
+    #else
+    var thread: pthread_t?
+    #endif
+    let rc = pthread_create(&thread, nil, { argument in
+        let box = Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue()
+        box.body()
+        return nil
+    }, box)
+    precondition(rc == 0, "pthread_create failed: \(rc)")
+    #if canImport(Glibc)
+    pthread_detach(thread)
+    #else
+    pthread_detach(thread!)
+    #endif
+}

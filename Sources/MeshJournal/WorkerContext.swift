@@ -1,0 +1,42 @@
+/// What a job sees on a worker thread: the connection, and for the writer the state that must follow the
+/// transaction's fate (the outbound sequence counter and the origin-id cache roll back with it).
+///
+/// Confined to its worker thread, hence not `Sendable`.
+package final class WorkerContext {
+    package let db: SQLiteConnection
+    /// The highest outbound sequence assigned, including in the open transaction.
+    var lastOutSeq: Int64
+    /// The highest outbound sequence committed to `mesh_node.last_out_seq`.
+    private var committedLastOutSeq: Int64
+    /// mesh_peer.id by node id, for origins seen; cleared on rollback since rows may have been undone.
+    var originIDs: [String: Int64] = [:]
+    let storesPayloadJSON: Bool
+
+    init(db: SQLiteConnection, lastOutSeq: Int64, storesPayloadJSON: Bool) {
+        self.db = db
+        self.lastOutSeq = lastOutSeq
+        self.committedLastOutSeq = lastOutSeq
+        self.storesPayloadJSON = storesPayloadJSON
+    }
+
+    /// Persists state changes inside the transaction, just before COMMIT.
+    func beforeCommit() throws {
+        if lastOutSeq != committedLastOutSeq {
+            let statement = try db.cached("UPDATE mesh_node SET last_out_seq = ? WHERE singleton = 1")
+            try statement.bind(1, lastOutSeq)
+            try statement.step()
+        }
+    }
+
+    func committed() { committedLastOutSeq = lastOutSeq }
+
+    func rolledBack() {
+        lastOutSeq = committedLastOutSeq
+        originIDs.removeAll()
+    }
+
+    func close() {}
+}
+
+@available(*, unavailable)
+extension WorkerContext: Sendable {}

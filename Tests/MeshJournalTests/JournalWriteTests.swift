@@ -1,0 +1,210 @@
+import Foundation
+import MeshCore
+import Testing
+@testable import MeshJournal
+
+@Suite struct JournalWriteTests {
+    static let peerNode = "0123456789abcdef0123456789abcdef"
+
+    func outbound(_ i: Int, command: UInt16 = 1024) throws -> OutboundMessage {
+        try OutboundMessage(commandID: command, kind: .send, peer: "127.0.0.1:8001", data: ["i": .int64(Int64(i)), "myName": "Jon"])
+    }
+
+    func inbound(_ seq: UInt64, origin: String = peerNode, command: UInt16 = 1024) throws -> InboundMessage {
+        InboundMessage(originNode: origin, originSeq: seq, commandID: command, kind: .send, peer: "127.0.0.1:8001",
+                       payload: try MeshCodec.encode(["seq": .uint64(seq)]))
+    }
+
+    @Test func appendReturnsOnlyAfterCommitVisibleToOtherConnections() async throws {
+        try await withJournal { journal, dir in
+            let external = try externalConnection(journal.path)
+            for i in 1...20 {
+                let seq = try await journal.appendOutbound(outbound(i))
+                #expect(seq == UInt64(i))
+                // A separate connection (like an operator's sqlite3 shell) already sees the committed row.
+                #expect(try external.scalarInt("SELECT count(*) FROM mesh_outbound WHERE seq = \(seq)") == 1)
+            }
+        }
+    }
+
+    @Test func groupCommitGathersConcurrentAppendsAndKeepsSequencesUnique() async throws {
+        try await withJournal(configuration: .init(maxBatchDelayMicroseconds: 20_000)) { journal, _ in
+            let seqs = try await withThrowingTaskGroup(of: UInt64.self) { group in
+                for i in 0..<400 { group.addTask { try await journal.appendOutbound(outbound(i)) } }
+                return try await group.reduce(into: [UInt64]()) { $0.append($1) }
+            }
+            #expect(Set(seqs) == Set(1...400))
+            let stats = journal.writeStatistics
+            #expect(stats.jobs >= 400)
+            #expect(stats.transactions < stats.jobs)  // at least some appends shared a transaction
+        }
+    }
+
+    @Test func batchAppendIsAllOrNothingAndOrdered() async throws {
+        try await withJournal { journal, _ in
+            let seqs = try await journal.appendOutbound((0..<5).map { try outbound($0) })
+            #expect(seqs == [1, 2, 3, 4, 5])
+            let pending = try await journal.pendingOutbound()
+            #expect(pending.map(\.seq) == [1, 2, 3, 4, 5])
+            #expect(try MeshCodec.decode(pending[2].payload).int64("i") == 2)
+        }
+    }
+
+    @Test func sequencesAreNeverReusedEvenAfterEveryRowIsDeleted() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let path = dir.file("node.sqlite")
+        let journal = try await Journal.open(path: path, logger: .test)
+        _ = try await journal.appendOutbound((0..<3).map { try outbound($0) })
+        await journal.close()
+        try externalConnection(path, readOnly: false).execute("DELETE FROM mesh_outbound")
+        let reopened = try await Journal.open(path: path, logger: .test)
+        #expect(try await reopened.appendOutbound(outbound(9)) == 4)
+        await reopened.close()
+    }
+
+    @Test func ackAndFailTransitionsOnlyFromPending() async throws {
+        try await withJournal { journal, _ in
+            let seqs = try await journal.appendOutbound((0..<3).map { try outbound($0) })
+            #expect(try await journal.markOutboundAcked([seqs[0], seqs[0]]) == 1)
+            #expect(try await journal.markOutboundFailed(seqs[1], error: "peer down"))
+            #expect(try await !journal.markOutboundFailed(seqs[0], error: "late"))  // acked stays acked
+            #expect(try await journal.markOutboundAcked([seqs[1]]) == 0)  // failed stays failed
+            try await journal.recordOutboundAttempts([seqs[2], seqs[2]])
+            let acked = try #require(try await journal.outbound(seq: seqs[0]))
+            let failed = try #require(try await journal.outbound(seq: seqs[1]))
+            let pending = try #require(try await journal.outbound(seq: seqs[2]))
+            #expect(acked.status == .acked && acked.completedAtMs != nil)
+            #expect(failed.status == .failed && failed.error == "peer down")
+            #expect(pending.status == .pending && pending.attempts == 2)
+            #expect(try await journal.pendingOutbound().map(\.seq) == [seqs[2]])
+        }
+    }
+
+    @Test func pendingOutboundFiltersByCommandAndPages() async throws {
+        try await withJournal { journal, _ in
+            for i in 0..<10 { _ = try await journal.appendOutbound(outbound(i, command: i % 2 == 0 ? 1 : 2)) }
+            let ones = try await journal.pendingOutbound(commandID: 1)
+            #expect(ones.map(\.seq) == [1, 3, 5, 7, 9])
+            let page = try await journal.pendingOutbound(commandID: 1, afterSeq: 3, limit: 2)
+            #expect(page.map(\.seq) == [5, 7])
+        }
+    }
+
+    @Test func inboundDeduplicatesOnOriginAndSequence() async throws {
+        try await withJournal { journal, _ in
+            let first = try await journal.appendInbound([inbound(1), inbound(2)])
+            guard case .inserted(let id1) = first[0], case .inserted = first[1] else {
+                Issue.record("expected two inserts, got \(first)")
+                return
+            }
+            try await journal.setInboundStatus(id: id1, .handled)
+            let again = try await journal.appendInbound([inbound(1), inbound(3)])
+            #expect(again[0] == .duplicate(id: id1, status: .handled))
+            if case .inserted = again[1] {} else { Issue.record("seq 3 should be new") }
+            // The same sequence from another origin is a different message.
+            let other = try await journal.appendInbound([inbound(1, origin: "ffffffffffffffffffffffffffffffff")])
+            if case .inserted = other[0] {} else { Issue.record("other origin should be new") }
+            let counts = try await journal.counts()
+            #expect(counts["in.received"] == 3)
+            #expect(counts["in.handled"] == 1)
+        }
+    }
+
+    @Test func inboundRejectsMalformedOriginIDs() async throws {
+        try await withJournal { journal, _ in
+            let error = await #expect(throws: JournalError.self) { try await journal.appendInbound([inbound(1, origin: "nope")]) }
+            #expect(error?.code == .invalidArgument)
+        }
+    }
+
+    @Test func openInboundListsUnfinishedMessagesInArrivalOrder() async throws {
+        try await withJournal { journal, _ in
+            let results = try await journal.appendInbound((1...6).map { try inbound(UInt64($0), command: $0 <= 3 ? 7 : 8) })
+            try await journal.setInboundStatus(id: results[0].id, .handled)
+            try await journal.setInboundStatus(id: results[1].id, .failed, attempts: 1, error: "boom")
+            try await journal.setInboundStatus(id: results[2].id, .dead, attempts: 5, error: "boom")
+            try await journal.setInboundStatus(id: results[3].id, .unhandled)
+            let open7 = try await journal.openInbound(commandID: 7)
+            #expect(open7.map(\.originSeq) == [2])
+            #expect(open7[0].error == "boom" && open7[0].attempts == 1)
+            let all = try await journal.openInbound()
+            #expect(all.map(\.originSeq) == [2, 4, 5, 6])
+            let dead = try #require(try await journal.inbound(id: results[2].id))
+            #expect(dead.status == .dead && dead.completedAtMs != nil)
+        }
+    }
+
+    @Test func aFailingJobIsUndoneAloneWhileTheBatchCommits() async throws {
+        struct Planned: Error {}
+        try await withJournal(configuration: .init(maxBatchDelayMicroseconds: 20_000)) { journal, _ in
+            async let good = journal.appendOutbound(outbound(1))
+            async let bad: Void = journal.write(savepoint: true) { context in
+                try context.db.execute("INSERT INTO mesh_peer(node_id, first_seen, last_seen) VALUES ('\(Self.peerNode)', 0, 0)")
+                throw Planned()
+            }
+            async let good2 = journal.appendOutbound(outbound(2))
+            let seqs = try await [good, good2]
+            var threw = false
+            do { try await bad } catch is Planned { threw = true }
+            #expect(threw)
+            #expect(Set(seqs) == [1, 2])
+            let peers = try await journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_peer") }
+            #expect(peers == 0)
+        }
+    }
+
+    @Test func diskFullFailsCleanlyKeepsCommittedRowsAndRecovers() async throws {
+        try await withJournal { journal, _ in
+            _ = try await journal.appendOutbound(outbound(0))
+            let pages = try await journal.write { context in try context.db.scalarInt("PRAGMA page_count") ?? 0 }
+            // Simulate a full disk: SQLite may not grow the file past a few more pages.
+            _ = try await journal.write { context in try context.db.scalarInt("PRAGMA max_page_count = \(pages + 4)") }
+            let big = OutboundMessage(commandID: 1, kind: .send, peer: "p", payload: [UInt8](repeating: 0xEE, count: 64 * 1024))
+            var sawFull = false
+            for _ in 0..<10 {
+                do {
+                    _ = try await journal.appendOutbound(big)
+                } catch let error as JournalError {
+                    #expect(error.code == .diskFull)
+                    sawFull = true
+                    break
+                }
+            }
+            #expect(sawFull)
+            // What was committed before is intact and readable; the failed row left nothing behind.
+            #expect(try await journal.outbound(seq: 1)?.status == .pending)
+            // Space returns: writing works again.
+            _ = try await journal.write { context in try context.db.scalarInt("PRAGMA max_page_count = 1073741823") }
+            let seq = try await journal.appendOutbound(big)
+            #expect(try await journal.outbound(seq: seq)?.payload.count == 64 * 1024)
+            let integrity = try await journal.read { db in try db.scalarText("PRAGMA integrity_check") }
+            #expect(integrity == "ok")
+        }
+    }
+
+    @Test func anExternalWriterHoldingTheLockGivesBusyNotAHang() async throws {
+        try await withJournal(configuration: .init(busyTimeoutMilliseconds: 100)) { journal, _ in
+            let external = try externalConnection(journal.path, readOnly: false)
+            try external.execute("BEGIN IMMEDIATE")
+            let error = await #expect(throws: JournalError.self) { try await journal.appendOutbound(outbound(1)) }
+            #expect(error?.code == .busy)
+            try external.execute("COMMIT")
+            #expect(try await journal.appendOutbound(outbound(2)) >= 1)
+        }
+    }
+
+    @Test func invocationsAreRecordedWithOutcomeAndResponse() async throws {
+        try await withJournal { journal, _ in
+            let id = try await journal.appendInbound([inbound(1)])[0].id
+            let ok = try await journal.startInvocation(inboundID: id, handlerIndex: 0, attempt: 1)
+            try await journal.finishInvocation(ok, outcome: .ok, response: ["answer": 42])
+            let failed = try await journal.startInvocation(inboundID: id, handlerIndex: 1, attempt: 1)
+            try await journal.finishInvocation(failed, outcome: .error, error: "handler threw: boom")
+            let rows = try await journal.read { db in
+                try db.rows("SELECT handler_index, outcome, error, response_json FROM mesh_invocations ORDER BY id")
+            }
+            #expect(rows == [["0", "ok", nil, #"{"answer":42}"#], ["1", "error", "handler threw: boom", nil]])
+        }
+    }
+}

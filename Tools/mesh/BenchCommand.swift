@@ -1,0 +1,104 @@
+import ArgumentParser
+import Foundation
+import Logging
+import MeshBench
+import MeshJournal
+
+/// `mesh bench …`: benchmarks that print their figure next to a ceiling measured in the same run.
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure Mesh against same-run ceilings (build with -c release).",
+        subcommands: [JournalBench.self, CodecBench.self]
+    )
+}
+
+extension JournalConfiguration.Durability: ExpressibleByArgument {}
+
+struct JournalBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "journal",
+        abstract: "Group-commit appends of ~1 KiB messages vs raw SQLite inserts (100 rows/txn) in the same process.")
+
+    @Option(help: "Messages per run.") var rows = 200_000
+    @Option(help: "Encoded message size in bytes.") var size = 1024
+    @Option(help: "normal or full.") var durability: JournalConfiguration.Durability = .normal
+    @Option(help: "Concurrent appending tasks (each waits for its commit).") var concurrency = 256
+    @Option(help: "Messages per append call.") var perCall = 1
+    @Option(help: "Rows already in the journal before timing.") var prefill = 0
+    @Option(help: "Runs (the median is reported).") var runs = 5
+    @Flag(help: "Do not store payload_json (halves the bytes written per row).") var noJSON = false
+    @Option(help: "Directory for the benchmark databases.") var dir = FileManager.default.temporaryDirectory.path
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func validate() throws {
+        guard rows > 0, size >= 16, concurrency > 0, perCall > 0, runs > 0, prefill >= 0 else {
+            throw ValidationError("rows, concurrency, per-call and runs must be positive, size at least 16, prefill not negative")
+        }
+    }
+
+    func run() async throws {
+        var options = JournalBenchmark.Options()
+        options.rows = rows
+        options.payloadSize = size
+        options.durability = durability
+        options.concurrency = concurrency
+        options.messagesPerCall = perCall
+        options.prefill = prefill
+        options.runs = runs
+        options.storesPayloadJSON = !noJSON
+        options.directory = dir
+        let quiet = json
+        let result = try await JournalBenchmark(options: options).run(logger: Logger(label: "mesh.bench")) { line in
+            if !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        }
+        if json {
+            let object: [String: Any] = [
+                "benchmark": "journal_append", "rows": rows, "payload_bytes": size, "durability": durability.rawValue,
+                "concurrency": concurrency, "messages_per_call": perCall, "payload_json": !noJSON, "prefill": prefill,
+                "runs": runs, "rows_per_s": result.journalMedian.rounded(), "ceiling_rows_per_s": result.ceilingMedian.rounded(),
+                "ratio": (result.ratio * 1000).rounded() / 1000, "rows_per_txn": (result.rowsPerTransaction * 10).rounded() / 10,
+                "journal_runs": result.journalRowsPerSecond.map { $0.rounded() },
+                "ceiling_runs": result.ceilingRowsPerSecond.map { $0.rounded() },
+            ]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print("""
+                journal append, \(size) B messages, \(durability), \(concurrency) concurrent callers, \(perCall)/call, \
+                payload_json \(noJSON ? "off" : "on"), prefill \(prefill)
+                  Mesh journal (group commit): \(Int(result.journalMedian)) rows/s   (median of \(runs); \(String(format: "%.1f", result.rowsPerTransaction)) rows/txn)
+                  raw SQLite, 100 rows/txn:   \(Int(result.ceilingMedian)) rows/s   (same process, alternating runs)
+                  ratio:                      \(String(format: "%.2f", result.ratio))×
+                """)
+        }
+    }
+}
+
+struct CodecBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "codec", abstract: "MeshCodec encode/decode throughput on a typical ~1 KiB message.")
+
+    @Option(help: "Messages per run.") var iterations = 200_000
+    @Option(help: "Runs (the median is reported).") var runs = 5
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() async throws {
+        let result = try CodecBenchmark.run(iterations: iterations, runs: runs)
+        if json {
+            let object: [String: Any] = [
+                "benchmark": "codec", "message_bytes": result.messageBytes,
+                "encode_mb_per_s": (result.encodeMBps * 10).rounded() / 10, "decode_mb_per_s": (result.decodeMBps * 10).rounded() / 10,
+                "encode_ns_per_msg": result.encodeNanosPerMessage.rounded(), "decode_ns_per_msg": result.decodeNanosPerMessage.rounded(),
+            ]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print("""
+                MeshCodec, typical message of \(result.messageBytes) bytes (median of \(runs) × \(iterations)):
+                  encode: \(String(format: "%.0f", result.encodeMBps)) MB/s  (\(Int(result.encodeNanosPerMessage)) ns/message)
+                  decode: \(String(format: "%.0f", result.decodeMBps)) MB/s  (\(Int(result.decodeNanosPerMessage)) ns/message)
+                """)
+        }
+    }
+}
