@@ -34,6 +34,11 @@ package struct JournalBenchmark: Sendable {
         package let journalRowsPerSecond: [Double]
         package let ceilingRowsPerSecond: [Double]
         package let rowsPerTransaction: Double
+        /// Bytes of payload plus payload_json per journal row.
+        package let rowBytes: Int
+        /// The raw ceiling with rows as large as the journal's (payload + JSON), same run.
+        package let equalBytesCeilingRowsPerSecond: [Double]
+        package var equalBytesCeilingMedian: Double { BenchStatistics.median(equalBytesCeilingRowsPerSecond) }
 
         package var journalMedian: Double { BenchStatistics.median(journalRowsPerSecond) }
         package var ceilingMedian: Double { BenchStatistics.median(ceilingRowsPerSecond) }
@@ -52,6 +57,9 @@ package struct JournalBenchmark: Sendable {
         var journalRates: [Double] = []
         var ceilingRates: [Double] = []
         var perTransaction: [Double] = []
+        var equalBytes: [Double] = []
+        let message = Self.message(seq: 0, payloadSize: options.payloadSize)
+        let rowBytes = try MeshCodec.encode(message).count + (options.storesPayloadJSON ? MeshJSON.string(from: message).utf8.count : 0)
         let synchronous = options.durability == .full ? "FULL" : "NORMAL"
         for run in 1...options.runs {
             let ceilingPath = "\(options.directory)/mesh-bench-ceiling-\(getpid()).sqlite"
@@ -60,13 +68,21 @@ package struct JournalBenchmark: Sendable {
                                          payloadSize: options.payloadSize)
             }.value
             ceilingRates.append(ceiling)
+            if options.storesPayloadJSON {
+                let same = try await Task.detached {
+                    try RawSQLiteCeiling.run(path: ceilingPath, synchronous: synchronous, rows: options.rows,
+                                             batch: options.ceilingBatch, payloadSize: rowBytes)
+                }.value
+                equalBytes.append(same)
+            }
             let (rate, batch) = try await runJournal(logger: logger)
             journalRates.append(rate)
             perTransaction.append(batch)
             progress("run \(run)/\(options.runs): journal \(Int(rate)) rows/s (\((batch * 10).rounded() / 10) rows/txn), raw SQLite \(Int(ceiling)) rows/s")
         }
         return Result(options: options, journalRowsPerSecond: journalRates, ceilingRowsPerSecond: ceilingRates,
-                      rowsPerTransaction: BenchStatistics.median(perTransaction))
+                      rowsPerTransaction: BenchStatistics.median(perTransaction), rowBytes: rowBytes,
+                      equalBytesCeilingRowsPerSecond: equalBytes)
     }
 
     private func runJournal(logger: Logger) async throws -> (Double, Double) {

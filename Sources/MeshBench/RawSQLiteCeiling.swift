@@ -34,6 +34,7 @@ package enum RawSQLiteCeiling {
             sqlite3_finalize(commit)
         }
         var payload = [UInt8]((0..<payloadSize).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 7) })
+        let peers = (0..<16).map { "peer-\($0)" }
         let t0 = Int64(WallClockMicros.now())
         var done = 0
         let seconds = try BenchStatistics.time {
@@ -46,10 +47,14 @@ package enum RawSQLiteCeiling {
                     withUnsafeBytes(of: id) { idBytes in
                         for i in 0..<8 { payload[i] = idBytes[i] }
                     }
-                    let peer = "peer-\(id % 16)"
+                    var peer = peers[Int(id % 16)]
                     sqlite3_bind_int64(insert, 1, id)
                     sqlite3_bind_int(insert, 2, Int32(id % 7))
-                    sqlite3_bind_text(insert, 3, peer, -1, csqlite_transient())
+                    peer.withUTF8 { utf8 in
+                        utf8.withMemoryRebound(to: CChar.self) { chars in
+                            _ = sqlite3_bind_text(insert, 3, chars.baseAddress, Int32(chars.count), csqlite_transient())
+                        }
+                    }
                     payload.withUnsafeBytes { raw in
                         _ = sqlite3_bind_blob(insert, 4, raw.baseAddress, Int32(raw.count), csqlite_static())
                     }

@@ -61,7 +61,7 @@ struct ByteReader {
         let count = try readLength(minimumBytesEach: 1)
         let start = offset
         let raw = readRaw(count)
-        guard let string = String(validating: raw.assumingMemoryBound(to: UInt8.self), as: UTF8.self) else {
+        guard let string = UTF8Order.string(raw) else {
             throw MeshCodecError(.invalidUTF8, offset: start)
         }
         return string
@@ -73,7 +73,8 @@ struct ByteReader {
         }
         // Each entry takes at least 2 bytes: a key length and a value tag.
         let count = try readLength(minimumBytesEach: 2)
-        var storage = [String: MeshValue](minimumCapacity: count)
+        var entries: [(key: String, value: MeshValue)] = []
+        entries.reserveCapacity(count)
         var previousKeyStart = -1
         var previousKeyCount = 0
         for _ in 0..<count {
@@ -83,20 +84,15 @@ struct ByteReader {
             if previousKeyStart >= 0 {
                 let prev = UnsafeRawBufferPointer(rebasing: base[previousKeyStart..<(previousKeyStart + previousKeyCount)])
                 let current = UnsafeRawBufferPointer(rebasing: base[keyStart..<offset])
-                guard prev.lexicographicallyPrecedes(current) else {
+                guard UTF8Order.less(prev, current) else {
                     throw MeshCodecError(.nonCanonicalKeys, offset: keyOffset, detail: "key \"\(key)\"")
                 }
             }
             previousKeyStart = keyStart
             previousKeyCount = offset - keyStart
-            let value = try readValue(depth: depth, maxDepth: maxDepth)
-            // Distinct bytes can still be equal Swift strings ("é" and "e\u{301}" are canonically equivalent):
-            // such a pair is a duplicate key, not something to merge silently.
-            guard storage.updateValue(value, forKey: key) == nil else {
-                throw MeshCodecError(.nonCanonicalKeys, offset: keyOffset, detail: "key \"\(key)\" repeats an equivalent key")
-            }
+            entries.append((key, try readValue(depth: depth, maxDepth: maxDepth)))
         }
-        return MeshData(storage)
+        return MeshData(canonicalEntries: entries)
     }
 
     mutating func readValue(depth: Int, maxDepth: Int) throws(MeshCodecError) -> MeshValue {

@@ -45,14 +45,9 @@ struct ByteWriter {
             throw MeshCodecError(.depthLimitExceeded, offset: 0, detail: "deeper than \(maxDepth)")
         }
         writeVarint(UInt64(map.count))
-        if map.count == 1, let (key, value) = map.storage.first {
+        for (key, value) in map.entries {
             writeString(key)
             try writeValue(value, depth: depth, maxDepth: maxDepth)
-            return
-        }
-        for key in map.sortedKeys {
-            writeString(key)
-            try writeValue(map.storage[key]!, depth: depth, maxDepth: maxDepth)
         }
     }
 

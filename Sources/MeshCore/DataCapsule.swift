@@ -75,7 +75,7 @@ public struct DataCapsule: Sendable, Hashable {
     }
 
     private static func validate(_ data: MeshData, path: String) throws(MeshDataError) {
-        for (key, value) in data.dictionary {
+        for (key, value) in data {
             let at = path.isEmpty ? key : path + "." + key
             switch value {
             case .null:
@@ -139,7 +139,7 @@ public struct DataCapsule: Sendable, Hashable {
         let value = try storage.require(name, expected: "capsule map")
         guard case .map(let nested) = value else { throw MeshData.mismatch(name, "capsule map", value) }
         var result: [String: DataCapsule] = [:]
-        for (key, element) in nested.dictionary {
+        for (key, element) in nested {
             guard case .map(let inner) = element else {
                 throw MeshDataError(code: .typeMismatch, key: name + "." + key, expected: "capsule",
                                     found: element.briefDescription)

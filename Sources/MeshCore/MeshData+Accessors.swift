@@ -6,7 +6,7 @@
 extension MeshData {
     /// The value under `key`, or a ``MeshDataError`` with code `missingKey`.
     public func require(_ key: String, expected: @autoclosure () -> String) throws(MeshDataError) -> MeshValue {
-        guard let value = storage[key] else {
+        guard let value = self[key] else {
             throw MeshDataError(code: .missingKey, key: key, expected: expected(), found: nil)
         }
         return value
@@ -21,7 +21,7 @@ extension MeshData {
     }
 
     /// The string under `key`, or `nil` if absent or not a string.
-    @inlinable public func string(_ key: String) -> String? { storage[key]?.stringValue }
+    @inlinable public func string(_ key: String) -> String? { self[key]?.stringValue }
 
     /// The bytes under `key` (Diarkis `GetBytes`).
     /// - Throws: ``MeshDataError`` if the key is missing or holds another kind.
@@ -32,7 +32,7 @@ extension MeshData {
     }
 
     /// The bytes under `key`, or `nil` if absent or not bytes.
-    @inlinable public func bytes(_ key: String) -> [UInt8]? { storage[key]?.bytesValue }
+    @inlinable public func bytes(_ key: String) -> [UInt8]? { self[key]?.bytesValue }
 
     /// The boolean under `key` (Diarkis `GetBool`).
     /// - Throws: ``MeshDataError`` if the key is missing or holds another kind.
@@ -43,7 +43,7 @@ extension MeshData {
     }
 
     /// The boolean under `key`, or `nil` if absent or not a boolean.
-    @inlinable public func bool(_ key: String) -> Bool? { storage[key]?.boolValue }
+    @inlinable public func bool(_ key: String) -> Bool? { self[key]?.boolValue }
 
     /// The float under `key` (Diarkis `GetFloat64`). Only ``MeshValue/float64(_:)`` qualifies: integers are
     /// not silently converted.
@@ -55,7 +55,7 @@ extension MeshData {
     }
 
     /// The float under `key`, or `nil` if absent or not a float.
-    @inlinable public func float64(_ key: String) -> Double? { storage[key]?.float64Value }
+    @inlinable public func float64(_ key: String) -> Double? { self[key]?.float64Value }
 
     /// The array under `key`.
     /// - Throws: ``MeshDataError`` if the key is missing or holds another kind.
@@ -66,7 +66,7 @@ extension MeshData {
     }
 
     /// The array under `key`, or `nil`.
-    @inlinable public func array(_ key: String) -> [MeshValue]? { storage[key]?.arrayValue }
+    @inlinable public func array(_ key: String) -> [MeshValue]? { self[key]?.arrayValue }
 
     /// The nested map under `key`.
     /// - Throws: ``MeshDataError`` if the key is missing or holds another kind.
@@ -77,7 +77,7 @@ extension MeshData {
     }
 
     /// The nested map under `key`, or `nil`.
-    @inlinable public func map(_ key: String) -> MeshData? { storage[key]?.mapValue }
+    @inlinable public func map(_ key: String) -> MeshData? { self[key]?.mapValue }
 
     /// An integer of any kind under `key`, converted exactly to `T`.
     /// - Throws: ``MeshDataError``: `missingKey`, `typeMismatch` (not an integer) or `outOfRange`.
@@ -101,7 +101,7 @@ extension MeshData {
     }
 
     /// The integer under `key` as `Int8`, or `nil` if absent, not an integer, or out of range.
-    public func int8(_ key: String) -> Int8? { storage[key]?.integer(as: Int8.self) }
+    public func int8(_ key: String) -> Int8? { self[key]?.integer(as: Int8.self) }
 
     /// The integer under `key` as `Int16` (Diarkis `GetInt16`); any integer kind that fits exactly qualifies.
     /// - Throws: ``MeshDataError`` if the key is missing, not an integer, or out of range for `Int16`.
@@ -110,7 +110,7 @@ extension MeshData {
     }
 
     /// The integer under `key` as `Int16`, or `nil` if absent, not an integer, or out of range.
-    public func int16(_ key: String) -> Int16? { storage[key]?.integer(as: Int16.self) }
+    public func int16(_ key: String) -> Int16? { self[key]?.integer(as: Int16.self) }
 
     /// The integer under `key` as `Int32` (Diarkis `GetInt32`); any integer kind that fits exactly qualifies.
     /// - Throws: ``MeshDataError`` if the key is missing, not an integer, or out of range for `Int32`.
@@ -119,7 +119,7 @@ extension MeshData {
     }
 
     /// The integer under `key` as `Int32`, or `nil` if absent, not an integer, or out of range.
-    public func int32(_ key: String) -> Int32? { storage[key]?.integer(as: Int32.self) }
+    public func int32(_ key: String) -> Int32? { self[key]?.integer(as: Int32.self) }
 
     /// The integer under `key` as `Int64` (Diarkis `GetInt64`); any integer kind that fits exactly qualifies.
     /// - Throws: ``MeshDataError`` if the key is missing, not an integer, or out of range for `Int64`.
@@ -128,7 +128,7 @@ extension MeshData {
     }
 
     /// The integer under `key` as `Int64`, or `nil` if absent, not an integer, or out of range.
-    public func int64(_ key: String) -> Int64? { storage[key]?.integer(as: Int64.self) }
+    public func int64(_ key: String) -> Int64? { self[key]?.integer(as: Int64.self) }
 
     /// The integer under `key` as `UInt8` (Diarkis `GetUint8`); any integer kind that fits exactly qualifies.
     /// - Throws: ``MeshDataError`` if the key is missing, not an integer, or out of range for `UInt8`.
@@ -137,7 +137,7 @@ extension MeshData {
     }
 
     /// The integer under `key` as `UInt8`, or `nil` if absent, not an integer, or out of range.
-    public func uint8(_ key: String) -> UInt8? { storage[key]?.integer(as: UInt8.self) }
+    public func uint8(_ key: String) -> UInt8? { self[key]?.integer(as: UInt8.self) }
 
     /// The integer under `key` as `UInt16` (Diarkis `GetUint16`); any integer kind that fits exactly qualifies.
     /// - Throws: ``MeshDataError`` if the key is missing, not an integer, or out of range for `UInt16`.
@@ -146,7 +146,7 @@ extension MeshData {
     }
 
     /// The integer under `key` as `UInt16`, or `nil` if absent, not an integer, or out of range.
-    public func uint16(_ key: String) -> UInt16? { storage[key]?.integer(as: UInt16.self) }
+    public func uint16(_ key: String) -> UInt16? { self[key]?.integer(as: UInt16.self) }
 
     /// The integer under `key` as `UInt32` (Diarkis `GetUint32`); any integer kind that fits exactly qualifies.
     /// - Throws: ``MeshDataError`` if the key is missing, not an integer, or out of range for `UInt32`.
@@ -155,7 +155,7 @@ extension MeshData {
     }
 
     /// The integer under `key` as `UInt32`, or `nil` if absent, not an integer, or out of range.
-    public func uint32(_ key: String) -> UInt32? { storage[key]?.integer(as: UInt32.self) }
+    public func uint32(_ key: String) -> UInt32? { self[key]?.integer(as: UInt32.self) }
 
     /// The integer under `key` as `UInt64` (Diarkis `GetUint64`); any integer kind that fits exactly qualifies.
     /// - Throws: ``MeshDataError`` if the key is missing, not an integer, or out of range for `UInt64`.
@@ -164,7 +164,7 @@ extension MeshData {
     }
 
     /// The integer under `key` as `UInt64`, or `nil` if absent, not an integer, or out of range.
-    public func uint64(_ key: String) -> UInt64? { storage[key]?.integer(as: UInt64.self) }
+    public func uint64(_ key: String) -> UInt64? { self[key]?.integer(as: UInt64.self) }
 
     /// The integer under `key` as `Int` (Diarkis `GetInt`); any integer kind that fits exactly qualifies.
     /// - Throws: ``MeshDataError`` if the key is missing, not an integer, or out of range for `Int`.
@@ -173,5 +173,5 @@ extension MeshData {
     }
 
     /// The integer under `key` as `Int`, or `nil` if absent, not an integer, or out of range.
-    public func int(_ key: String) -> Int? { storage[key]?.integer(as: Int.self) }
+    public func int(_ key: String) -> Int? { self[key]?.integer(as: Int.self) }
 }

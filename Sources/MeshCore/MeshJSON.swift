@@ -24,12 +24,12 @@ public enum MeshJSON {
     static func writeMap(_ map: MeshData, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "{"))
         var first = true
-        for key in map.sortedKeys {
+        for (key, value) in map.entries {
             if !first { out.append(UInt8(ascii: ",")) }
             first = false
             writeString(key, into: &out)
             out.append(UInt8(ascii: ":"))
-            writeValue(map.storage[key]!, into: &out)
+            writeValue(value, into: &out)
         }
         out.append(UInt8(ascii: "}"))
     }

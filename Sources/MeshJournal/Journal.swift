@@ -30,16 +30,18 @@ public final class Journal: Sendable {
 
     private let writer: SQLiteWorker
     private let reader: SQLiteWorker
+    private let checkpoints: CheckpointScheduler
     private let logger: Logger
 
     private init(path: String, identity: JournalIdentity, configuration: JournalConfiguration, appliedMigrations: [Int],
-                 writer: SQLiteWorker, reader: SQLiteWorker, logger: Logger) {
+                 writer: SQLiteWorker, reader: SQLiteWorker, checkpoints: CheckpointScheduler, logger: Logger) {
         self.path = path
         self.identity = identity
         self.configuration = configuration
         self.appliedMigrations = appliedMigrations
         self.writer = writer
         self.reader = reader
+        self.checkpoints = checkpoints
         self.logger = logger
     }
 
@@ -59,12 +61,37 @@ public final class Journal: Sendable {
             let identity: JournalIdentity
             let applied: [Int]
         }
+        let checkpointer = SQLiteWorker(name: "mesh-journal-c", role: .reader, logger: logger)
+        let checkpoints = CheckpointScheduler(
+            limits: .init(backgroundPages: Int32(configuration.checkpointPages), hardPages: Int32(configuration.walLimitPages)),
+            checkpointer: checkpointer)
         let opened = try await writer.start { () throws -> (WorkerContext, Opened) in
             let db = try openWriteConnection(path: path, configuration: configuration)
             let applied = try Migrator().migrate(db, nowMs: WallClock.nowMs())
             let (identity, lastOutSeq) = try startEpoch(db)
             let context = WorkerContext(db: db, lastOutSeq: lastOutSeq, storesPayloadJSON: configuration.storesPayloadJSON)
+            do {
+                try checkpoints.install(on: db)
+            } catch let error as SQLiteError {
+                throw JournalError(error, context: "configuring checkpoints for \(path)")
+            }
+            context.checkpointScheduler = checkpoints
             return (context, Opened(identity: identity, applied: applied.map(\.id)))
+        }
+        do {
+            _ = try await checkpointer.start { () throws -> (WorkerContext, Bool) in
+                let db: SQLiteConnection
+                do {
+                    db = try SQLiteConnection(path: path, mode: .readWrite)
+                    try db.execute("PRAGMA busy_timeout = \(configuration.busyTimeoutMilliseconds)")
+                } catch let error as SQLiteError {
+                    throw JournalError(error, context: "opening the checkpoint connection to \(path)")
+                }
+                return (WorkerContext(db: db, lastOutSeq: 0, storesPayloadJSON: false), true)
+            }
+        } catch {
+            await writer.close()
+            throw error
         }
         let reader = SQLiteWorker(name: "mesh-journal-r", role: .reader, logger: logger)
         do {
@@ -81,6 +108,7 @@ public final class Journal: Sendable {
             }
         } catch {
             await writer.close()
+            await checkpoints.close()
             throw error
         }
         if !opened.applied.isEmpty {
@@ -91,14 +119,15 @@ public final class Journal: Sendable {
             "journal.boot_epoch": "\(opened.identity.bootEpoch)",
         ])
         return Journal(path: path, identity: opened.identity, configuration: configuration, appliedMigrations: opened.applied,
-                       writer: writer, reader: reader, logger: logger)
+                       writer: writer, reader: reader, checkpoints: checkpoints, logger: logger)
     }
 
-    /// Finishes queued work, checkpoints nothing extra, and closes both connections. Later calls fail with
+    /// Finishes queued work and closes the connections (the last one to close checkpoints the WAL). Later calls fail with
     /// ``JournalError/Code-swift.struct/closed``.
     public func close() async {
         await reader.close()
         await writer.close()
+        await checkpoints.close()
     }
 
     // MARK: - Opening
@@ -131,6 +160,7 @@ public final class Journal: Sendable {
                 PRAGMA foreign_keys = ON;
                 PRAGMA cache_size = -\(configuration.cacheSizeKiB);
                 PRAGMA temp_store = MEMORY;
+                PRAGMA journal_size_limit = \(Int64(configuration.walLimitPages) * 4096 * 2);
                 """)
         } catch let error as JournalError {
             throw error
@@ -577,6 +607,10 @@ extension Journal {
     /// Group-commit statistics since open: how many write transactions committed and how many jobs (append
     /// or update calls) they held. `jobs / transactions` is the average batch size.
     public var writeStatistics: (transactions: Int, jobs: Int) { writer.statistics }
+
+    /// Checkpoints run since open: in the background, and inline because the WAL reached
+    /// ``JournalConfiguration/walLimitPages``.
+    public var checkpointStatistics: (background: Int, inline: Int) { checkpoints.statistics }
 
     /// Counts of messages by direction and status, for stats and tests.
     public func counts() async throws -> [String: Int] {

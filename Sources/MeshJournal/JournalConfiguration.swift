@@ -28,6 +28,12 @@ public struct JournalConfiguration: Sendable, Hashable {
     public var createIfMissing: Bool
     /// SQLite page cache per connection, in KiB. Default 8192 (8 MiB).
     public var cacheSizeKiB: Int
+    /// WAL size (in pages) after which a background connection checkpoints it, off the writer's path.
+    /// Default 1000 pages (4 MiB with the default page size), SQLite's own auto-checkpoint threshold.
+    public var checkpointPages: Int
+    /// WAL size (in pages) at which the writer checkpoints inline because the background checkpoints did not
+    /// keep up. Bounds the WAL. Default 16000 pages (64 MiB).
+    public var walLimitPages: Int
 
     /// Creates a configuration; every parameter has the documented default.
     public init(
@@ -37,7 +43,9 @@ public struct JournalConfiguration: Sendable, Hashable {
         maxBatchDelayMicroseconds: Int = 0,
         storesPayloadJSON: Bool = true,
         createIfMissing: Bool = true,
-        cacheSizeKiB: Int = 8192
+        cacheSizeKiB: Int = 8192,
+        checkpointPages: Int = 1000,
+        walLimitPages: Int = 16000
     ) {
         self.durability = durability
         self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
@@ -46,6 +54,8 @@ public struct JournalConfiguration: Sendable, Hashable {
         self.storesPayloadJSON = storesPayloadJSON
         self.createIfMissing = createIfMissing
         self.cacheSizeKiB = cacheSizeKiB
+        self.checkpointPages = checkpointPages
+        self.walLimitPages = walLimitPages
     }
 
     /// Checks every setting, so a bad value fails at open with a message naming it.
@@ -58,6 +68,10 @@ public struct JournalConfiguration: Sendable, Hashable {
         }
         guard (0...1_000_000).contains(maxBatchDelayMicroseconds) else {
             throw JournalError(.invalidConfiguration, "maxBatchDelayMicroseconds must be in 0...1000000 (got \(maxBatchDelayMicroseconds))")
+        }
+        guard checkpointPages >= 1, walLimitPages > checkpointPages, walLimitPages <= Int(Int32.max) else {
+            throw JournalError(.invalidConfiguration,
+                "need 1 ≤ checkpointPages < walLimitPages (got \(checkpointPages) and \(walLimitPages))")
         }
         guard cacheSizeKiB >= 0 else {
             throw JournalError(.invalidConfiguration, "cacheSizeKiB must be ≥ 0 (got \(cacheSizeKiB))")

@@ -172,16 +172,27 @@ public enum InboundAppendResult: Sendable, Hashable {
 public struct StoredOutbound: Sendable, Hashable {
     /// The origin sequence (this node's message number).
     public let seq: UInt64
+    /// The command ID.
     public let commandID: UInt16
+    /// What kind of message it is.
     public let kind: MessageKind
+    /// The other node's address (`host:port`).
     public let peer: String
+    /// Where it is in its life.
     public let status: OutboundStatus
+    /// Transmissions (outbound) or dispatch attempts (inbound) so far.
     public let attempts: Int
+    /// When it was journaled, Unix ms.
     public let createdAtMs: Int64
+    /// When it reached its final state (acked/failed, handled/dead), Unix ms.
     public let completedAtMs: Int64?
+    /// Links a request and its response.
     public let correlationID: String?
+    /// The original message id, for re-driven traffic.
     public let replayOf: String?
+    /// Why it failed, if it did.
     public let error: String?
+    /// The MeshCodec-encoded message data.
     public let payload: [UInt8]
 }
 
@@ -189,17 +200,30 @@ public struct StoredOutbound: Sendable, Hashable {
 public struct StoredInbound: Sendable, Hashable {
     /// The row id: the order in which this node received its messages.
     public let id: Int64
+    /// The sender's node id.
     public let originNode: String
+    /// The sender's sequence number.
     public let originSeq: UInt64
+    /// The command ID.
     public let commandID: UInt16
+    /// What kind of message it is.
     public let kind: MessageKind
+    /// The other node's address (`host:port`).
     public let peer: String
+    /// Where it is in its life.
     public let status: InboundStatus
+    /// Transmissions (outbound) or dispatch attempts (inbound) so far.
     public let attempts: Int
+    /// When it was journaled, Unix ms.
     public let createdAtMs: Int64
+    /// When it reached its final state (acked/failed, handled/dead), Unix ms.
     public let completedAtMs: Int64?
+    /// Links a request and its response.
     public let correlationID: String?
+    /// The original message id, for re-driven traffic.
     public let replayOf: String?
+    /// Why it failed, if it did.
     public let error: String?
+    /// The MeshCodec-encoded message data.
     public let payload: [UInt8]
 }

@@ -97,6 +97,21 @@ final class SQLiteWorker: Sendable {
         }
     }
 
+    /// Queues `body` without waiting for it (fire and forget); dropped if the worker is closed.
+    func post(_ body: @escaping @Sendable (WorkerContext) -> Void) {
+        let job = PostedJob(body: body)
+        let (accepted, shouldWake) = state.withLock { state -> (Bool, Bool) in
+            guard !state.closed else { return (false, false) }
+            state.queue.append(job)
+            if state.idle {
+                state.idle = false
+                return (true, true)
+            }
+            return (true, false)
+        }
+        if accepted && shouldWake { wakeup.signal() }
+    }
+
     /// Stops accepting jobs, lets the queued ones finish, closes the connection and waits for the thread.
     func close() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
@@ -315,6 +330,17 @@ final class TypedJob<T: Sendable>: SQLiteJob, @unchecked Sendable {
             continuation.resume(returning: result!)
         }
     }
+}
+
+/// A job nobody waits for.
+final class PostedJob: SQLiteJob {
+    let needsSavepoint = false
+    let outsideTransaction = true
+    private let body: @Sendable (WorkerContext) -> Void
+
+    init(body: @escaping @Sendable (WorkerContext) -> Void) { self.body = body }
+    func execute(_ context: WorkerContext) throws { body(context) }
+    func finish(_ error: (any Error)?) {}
 }
 
 /// Starts a detached OS thread running `body`. `name` is kept for debugging.

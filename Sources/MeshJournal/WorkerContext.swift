@@ -1,3 +1,5 @@
+import CSQLite
+
 /// What a job sees on a worker thread: the connection, and for the writer the state that must follow the
 /// transaction's fate (the outbound sequence counter and the origin-id cache roll back with it).
 ///
@@ -11,6 +13,8 @@ package final class WorkerContext {
     /// mesh_peer.id by node id, for origins seen; cleared on rollback since rows may have been undone.
     var originIDs: [String: Int64] = [:]
     let storesPayloadJSON: Bool
+    /// Kept alive for the writer connection's WAL hook.
+    var checkpointScheduler: CheckpointScheduler?
 
     init(db: SQLiteConnection, lastOutSeq: Int64, storesPayloadJSON: Bool) {
         self.db = db
@@ -35,7 +39,9 @@ package final class WorkerContext {
         originIDs.removeAll()
     }
 
-    func close() {}
+    func close() {
+        if checkpointScheduler != nil { sqlite3_wal_hook(db.handle, nil, nil) }
+    }
 }
 
 @available(*, unavailable)

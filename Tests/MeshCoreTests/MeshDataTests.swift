@@ -67,6 +67,28 @@ import Testing
         #expect(Set<MeshValue>([.float64(.nan), .float64(.nan)]).count == 1)
     }
 
+    @Test func absentKeyIsNotNull() {
+        // Regression: MeshValue is ExpressibleByNilLiteral, so a careless `nil` can turn into `.null`.
+        var data: MeshData = ["present": nil]
+        #expect(data["absent"] == Optional<MeshValue>.none)
+        #expect(data["present"] == .some(.null))
+        #expect(data.removeValue(forKey: "absent") == Optional<MeshValue>.none)
+    }
+
+    @Test func entriesStaySortedThroughEdits() {
+        var data = MeshData()
+        for key in ["m", "a", "z", "b", "y"] { data[key] = .string(key) }
+        data["m"] = nil
+        data["a"] = 1
+        #expect(data.keys == ["a", "b", "y", "z"])
+        #expect(data["a"] == .int64(1))
+        #expect(data.removeValue(forKey: "z") == .string("z"))
+        #expect(data.keys == ["a", "b", "y"])
+        let literal: MeshData = ["k": 1, "k": 2, "j": 0]
+        #expect(literal.keys == ["j", "k"] && literal["k"] == .int64(2))
+        #expect(MeshData(["b": 1, "a": 2]) == ["a": 2, "b": 1])
+    }
+
     @Test func descriptionIsJSON() {
         let data: MeshData = ["b": 1, "a": "x"]
         #expect(data.description == #"{"a":"x","b":1}"#)

@@ -208,3 +208,30 @@ import Testing
         }
     }
 }
+
+@Suite struct CheckpointTests {
+    @Test func walIsCheckpointedInTheBackgroundAndStaysBounded() async throws {
+        let configuration = JournalConfiguration(checkpointPages: 50, walLimitPages: 400)
+        try await withJournal(configuration: configuration) { journal, _ in
+            let payload = [UInt8](repeating: 0xAB, count: 2000)
+            var maxWALBytes = 0
+            for round in 0..<40 {
+                _ = try await withThrowingTaskGroup(of: UInt64.self) { group in
+                    for _ in 0..<50 {
+                        group.addTask {
+                            try await journal.appendOutbound(OutboundMessage(commandID: UInt16(round), kind: .send, peer: "p", payload: payload))
+                        }
+                    }
+                    return try await group.reduce(0) { $0 + $1 }
+                }
+                let attributes = try? FileManager.default.attributesOfItem(atPath: journal.path + "-wal")
+                maxWALBytes = max(maxWALBytes, (attributes?[.size] as? Int) ?? 0)
+            }
+            let stats = journal.checkpointStatistics
+            #expect(stats.background + stats.inline > 0)
+            // 2000 rows of ~2 KiB went through; the WAL never held more than the limit plus one batch.
+            #expect(maxWALBytes < (400 + 200) * 4096 + 64 * 1024, "WAL reached \(maxWALBytes) bytes")
+            #expect(try await journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_outbound") } == 2000)
+        }
+    }
+}

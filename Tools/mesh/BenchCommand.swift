@@ -58,6 +58,8 @@ struct JournalBench: AsyncParsableCommand {
                 "concurrency": concurrency, "messages_per_call": perCall, "payload_json": !noJSON, "prefill": prefill,
                 "runs": runs, "rows_per_s": result.journalMedian.rounded(), "ceiling_rows_per_s": result.ceilingMedian.rounded(),
                 "ratio": (result.ratio * 1000).rounded() / 1000, "rows_per_txn": (result.rowsPerTransaction * 10).rounded() / 10,
+                "row_bytes": result.rowBytes,
+                "equal_bytes_ceiling_rows_per_s": result.equalBytesCeilingMedian.rounded(),
                 "journal_runs": result.journalRowsPerSecond.map { $0.rounded() },
                 "ceiling_runs": result.ceilingRowsPerSecond.map { $0.rounded() },
             ]
@@ -71,6 +73,12 @@ struct JournalBench: AsyncParsableCommand {
                   raw SQLite, 100 rows/txn:   \(Int(result.ceilingMedian)) rows/s   (same process, alternating runs)
                   ratio:                      \(String(format: "%.2f", result.ratio))×
                 """)
+            if !noJSON {
+                print("""
+                  journal rows carry \(result.rowBytes) B (payload + payload_json); raw SQLite with rows that large: \
+                \(Int(result.equalBytesCeilingMedian)) rows/s, ratio \(String(format: "%.2f", result.journalMedian / max(result.equalBytesCeilingMedian, 1)))×
+                """)
+            }
         }
     }
 }
