@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import Logging
 
 /// `mesh`: the command-line face of Mesh.
 @main
@@ -8,4 +10,25 @@ struct MeshCommand: AsyncParsableCommand {
         abstract: "Journaled, authenticated server-to-server messaging (Diarkis-style mesh) with SQLite audit.",
         subcommands: [DemoCommand.self, BenchCommand.self]
     )
+
+    /// Logs go to stderr (stdout carries results, e.g. `--json`). Level from `MESH_LOG_LEVEL` (default
+    /// `warning`): trace, debug, info, notice, warning, error, critical.
+    static func main() async {
+        let level = ProcessInfo.processInfo.environment["MESH_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
