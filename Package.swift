@@ -18,12 +18,17 @@ let package = Package(
     products: [
         .library(name: "MeshCore", targets: ["MeshCore"]),
         .library(name: "MeshJournal", targets: ["MeshJournal"]),
+        .library(name: "MeshTransport", targets: ["MeshTransport"]),
+        .library(name: "MeshFaultProxy", targets: ["MeshFaultProxy"]),
         .executable(name: "mesh", targets: ["mesh"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
     ],
     targets: [
         // The system libsqlite3 (Debian: libsqlite3-dev), plus a header of shims for macros and variadics.
@@ -55,6 +60,28 @@ let package = Package(
                 "MeshMigrations",
                 "MeshCore",
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Reliable, authenticated UDP on SwiftNIO: handshake, acks, retransmission, ordering, fragmentation.
+        .target(
+            name: "MeshTransport",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // A UDP proxy injecting seeded loss, duplication, reordering, delay, corruption and partitions.
+        .target(
+            name: "MeshFaultProxy",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -99,6 +126,17 @@ let package = Package(
                 "CSQLite",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MeshTransportTests",
+            dependencies: [
+                "MeshTransport",
+                "MeshFaultProxy",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

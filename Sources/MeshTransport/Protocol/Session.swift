@@ -1,0 +1,202 @@
+import NIOCore
+
+/// A message handed to the transport, from admission until its outcome.
+final class OutboundEntry {
+    let token: UInt64
+    let lane: UInt16
+    let reliable: Bool
+    let payload: ByteBuffer
+    let fragmentCount: Int
+    let enqueuedAt: NIODeadline
+    var seq: UInt64 = 0
+    var acked: [Bool]
+    var ackedCount = 0
+    /// Fragments waiting in a send queue (so a fragment is never queued twice).
+    var queued: [Bool]
+    var finished = false
+
+    init(token: UInt64, lane: UInt16, reliable: Bool, payload: ByteBuffer, fragmentSize: Int, now: NIODeadline) {
+        self.token = token
+        self.lane = lane
+        self.reliable = reliable
+        self.payload = payload
+        self.fragmentCount = max(1, (payload.readableBytes + fragmentSize - 1) / fragmentSize)
+        self.enqueuedAt = now
+        self.acked = Array(repeating: false, count: fragmentCount)
+        self.queued = Array(repeating: false, count: fragmentCount)
+    }
+
+    func fragment(_ index: Int, size: Int) -> DataFrame {
+        if fragmentCount == 1 {
+            return DataFrame(reliable: reliable, lane: lane, seq: seq, fragment: nil, payload: payload)
+        }
+        let start = index * size
+        let length = min(size, payload.readableBytes - start)
+        let slice = payload.getSlice(at: payload.readerIndex + start, length: length)!
+        return DataFrame(reliable: reliable, lane: lane, seq: seq,
+                         fragment: .init(index: UInt32(index), count: UInt32(fragmentCount), totalLength: UInt32(payload.readableBytes)),
+                         payload: slice)
+    }
+}
+
+/// What a sent packet carried, so its loss can be repaired and its acknowledgement credited.
+enum SentItem {
+    case fragment(OutboundEntry, Int)
+    case confirm(UInt16)
+    case reject(UInt16, UInt64, String)
+    case abandon(UInt16, UInt64, UInt64)
+    case control
+}
+
+struct SentPacket {
+    let number: UInt64
+    let sentAt: NIODeadline
+    let size: Int
+    let ackEliciting: Bool
+    let items: [SentItem]
+}
+
+/// Receive-side state of one ordering lane (one command ID) of a session.
+struct InboundLane {
+    /// The next reliable sequence to deliver.
+    var nextExpected: UInt64 = 1
+    /// Complete messages that arrived ahead of order.
+    var buffered: [UInt64: ByteBuffer] = [:]
+    /// Sequences the sender abandoned ahead of `nextExpected`.
+    var abandonedAhead: Set<UInt64> = []
+    /// Every sequence up to here is confirmed (durable), rejected or abandoned.
+    var confirmedUpTo: UInt64 = 0
+    /// Settled (confirmed/rejected/abandoned) sequences above `confirmedUpTo`.
+    var settledAhead: Set<UInt64> = []
+    /// A CONFIRM frame with `confirmedUpTo` is owed to the sender.
+    var confirmOwed = false
+
+    mutating func settle(_ seq: UInt64) -> Bool {
+        guard seq > confirmedUpTo else { return false }
+        settledAhead.insert(seq)
+        var advanced = false
+        while settledAhead.remove(confirmedUpTo + 1) != nil {
+            confirmedUpTo += 1
+            advanced = true
+        }
+        if advanced { confirmOwed = true }
+        return advanced
+    }
+}
+
+/// A message being reassembled from fragments.
+struct Reassembly {
+    var parts: [ByteBuffer?]
+    var received = 0
+    var bytes = 0
+    let totalLength: Int
+    let startedAt: NIODeadline
+}
+
+struct ReassemblyKey: Hashable {
+    let reliable: Bool
+    let lane: UInt16
+    let seq: UInt64
+}
+
+/// The protocol state shared with one peer address: one session = (our epoch, peer node, peer epoch).
+/// A session is replaced only when an epoch changes, so packet numbers and lane sequences never repeat
+/// within what a receiver's replay window and lanes remember.
+final class Session {
+    enum Phase: Equatable {
+        /// No answer yet; hellos are retried.
+        case connecting
+        /// The peer's identity is known.
+        case established
+    }
+
+    let address: SocketAddress
+    var phase: Phase = .connecting
+    var peerNode: NodeID?
+    var peerEpoch: UInt32 = 0
+    /// Who answered before a STALE forced a new handshake, to report a restart rather than a new peer.
+    var previousPeer: (node: NodeID, epoch: UInt32)?
+    /// The peer stopped answering (reported once); cleared by any authentic packet.
+    var down = false
+
+    // Handshake.
+    var connectStartedAt: NIODeadline?
+    var nextHelloAt: NIODeadline?
+    var helloBackoff: Duration
+    var welcomeOwed = false
+    var staleOwed = false
+    /// The epoch the stale packet claimed; the STALE reply is addressed to it.
+    var staleEpoch: UInt32 = 0
+    var lastStaleSentAt: NIODeadline?
+    var goodbyeOwed = false
+    var pingOwed = false
+
+    // Sending.
+    var nextPacketNumber: UInt64 = 1
+    var nextSeq: [UInt16: UInt64] = [:]
+    var nextUnreliableID: UInt64 = 1
+    /// Admitted to the window, not finished: reliable by lane in sequence order, plus unreliable.
+    var outstanding: [UInt16: [OutboundEntry]] = [:]
+    var outstandingCount = 0
+    /// Waiting for window space or for the handshake.
+    var backlog: [OutboundEntry] = []
+    var backlogHead = 0
+    var retransmitQueue: [(OutboundEntry, Int)] = []
+    var freshQueue: [(OutboundEntry, Int)] = []
+    var freshHead = 0
+    var sent: [UInt64: SentPacket] = [:]
+    var sentOrder: [UInt64] = []
+    var sentOrderHead = 0
+    var bytesInFlight = 0
+    var largestAcked: UInt64 = 0
+    var rtt: RTTEstimator
+    var rejectsOwed: [(UInt16, UInt64, String)] = []
+    var abandonsOwed: [(UInt16, UInt64, UInt64)] = []
+    var lastSentAt: NIODeadline?
+
+    // Receiving.
+    var received = AckRanges(maxRanges: 32)
+    var ackOwed = false
+    var largestReceivedAt: NIODeadline?
+    var lastReceivedAt: NIODeadline?
+    var lanes: [UInt16: InboundLane] = [:]
+    var reassembly: [ReassemblyKey: Reassembly] = [:]
+    var reassemblyBytes = 0
+
+    init(address: SocketAddress, rtt: RTTEstimator.Configuration, helloInterval: Duration) {
+        self.address = address
+        self.rtt = RTTEstimator(configuration: rtt)
+        self.helloBackoff = helloInterval
+    }
+
+    var backlogCount: Int { backlog.count - backlogHead }
+
+    var hasQueuedData: Bool { !retransmitQueue.isEmpty || freshHead < freshQueue.count }
+
+    var confirmsOwed: Bool { lanes.values.contains { $0.confirmOwed } }
+
+    var oldestUnacked: SentPacket? {
+        var i = sentOrderHead
+        while i < sentOrder.count {
+            if let packet = sent[sentOrder[i]], packet.ackEliciting { return packet }
+            i += 1
+        }
+        return nil
+    }
+
+    func compactSentOrder() {
+        while sentOrderHead < sentOrder.count, sent[sentOrder[sentOrderHead]] == nil { sentOrderHead += 1 }
+        if sentOrderHead > 1024 && sentOrderHead * 2 > sentOrder.count {
+            sentOrder.removeFirst(sentOrderHead)
+            sentOrderHead = 0
+        }
+        if freshHead > 1024 && freshHead * 2 > freshQueue.count {
+            freshQueue.removeFirst(freshHead)
+            freshHead = 0
+        }
+        if backlogHead > 1024 && backlogHead * 2 > backlog.count {
+            backlog.removeFirst(backlogHead)
+            backlogHead = 0
+        }
+    }
+}

@@ -1,0 +1,768 @@
+import NIOCore
+
+/// What the state machine asks its driver (the NIO handler) to do.
+enum TransportAction {
+    /// Seal and send a datagram.
+    case transmit(address: SocketAddress, header: PacketHeader, body: ByteBuffer)
+    /// Hand a message to the application.
+    case deliver(ReceivedMessage)
+    /// A message handed to `send` reached its final outcome.
+    case outcome(token: UInt64, MessageOutcome)
+    /// A peer event.
+    case event(TransportEvent)
+}
+
+/// Counters the driver exports as metrics.
+struct TransportCounters: Sendable, Equatable {
+    var datagramsIn = 0
+    var datagramsOut = 0
+    var retransmits = 0
+    var fastRetransmits = 0
+    var timeouts = 0
+    var duplicates = 0
+    var replays = 0
+    var stale = 0
+    var droppedOverLimit = 0
+}
+
+/// The transport protocol as a pure state machine: no sockets, no clock of its own. Every entry point takes
+/// `now`; the effects accumulate as ``TransportAction``s, drained with ``takeActions()``. Authentication happens
+/// before ``receive(header:frames:from:now:)`` is called.
+///
+/// Confined to one event loop (or one test), hence not `Sendable`.
+final class TransportStateMachine {
+    let configuration: TransportConfiguration
+    private(set) var sessions: [SocketAddress: Session] = [:]
+    private var replayWindows: [ReplayKey: ReplayWindow] = [:]
+    private var replayOrder: [ReplayKey] = []
+    private var nextToken: UInt64 = 1
+    private var reassemblyBytes = 0
+    private var actions: [TransportAction] = []
+    private let rttConfiguration: RTTEstimator.Configuration
+    private let fragmentSize: Int
+    private(set) var counters = TransportCounters()
+
+    private struct ReplayKey: Hashable {
+        let node: NodeID
+        let epoch: UInt32
+    }
+
+    init(configuration: TransportConfiguration) {
+        self.configuration = configuration
+        self.rttConfiguration = .init(initialRTO: configuration.retryInterval, minRTO: configuration.minRetransmitTimeout,
+                                      maxRTO: configuration.maxRetransmitTimeout)
+        self.fragmentSize = configuration.fragmentPayloadSize
+    }
+
+    func takeActions() -> [TransportAction] {
+        defer { actions.removeAll(keepingCapacity: true) }
+        return actions
+    }
+
+    private func session(_ address: SocketAddress) -> Session {
+        if let s = sessions[address] { return s }
+        let s = Session(address: address, rtt: rttConfiguration, helloInterval: configuration.helloInterval)
+        sessions[address] = s
+        return s
+    }
+
+    /// Messages waiting for window space toward `address`.
+    func backlogCount(_ address: SocketAddress) -> Int { sessions[address]?.backlogCount ?? 0 }
+
+    // MARK: - Sending
+
+    /// Queues a message. Returns its token, whose outcome arrives later as an action.
+    func send(_ payload: ByteBuffer, lane: UInt16, reliability: Reliability, to address: SocketAddress,
+              now: NIODeadline) -> Result<UInt64, TransportError> {
+        guard payload.readableBytes <= configuration.maxMessageSize else {
+            return .failure(TransportError(.tooLarge,
+                "message of \(payload.readableBytes) bytes exceeds maxMessageSize \(configuration.maxMessageSize)"))
+        }
+        let s = session(address)
+        let token = nextToken
+        nextToken += 1
+        let entry = OutboundEntry(token: token, lane: lane, reliable: reliability == .reliable, payload: payload,
+                                  fragmentSize: fragmentSize, now: now)
+        s.backlog.append(entry)
+        if s.phase == .connecting && s.connectStartedAt == nil {
+            s.connectStartedAt = now
+            s.nextHelloAt = now
+            s.helloBackoff = configuration.helloInterval
+        }
+        admit(s, now: now)
+        return .success(token)
+    }
+
+    /// Moves backlog into the window once the session is established.
+    private func admit(_ s: Session, now: NIODeadline) {
+        guard s.phase == .established else { return }
+        while s.backlogHead < s.backlog.count {
+            let entry = s.backlog[s.backlogHead]
+            if entry.reliable {
+                guard s.outstandingCount < configuration.windowMessages else { break }
+                let seq = s.nextSeq[entry.lane, default: 1]
+                s.nextSeq[entry.lane] = seq + 1
+                entry.seq = seq
+                s.outstanding[entry.lane, default: []].append(entry)
+                s.outstandingCount += 1
+            } else {
+                entry.seq = s.nextUnreliableID
+                s.nextUnreliableID += 1
+            }
+            s.backlogHead += 1
+            for i in 0..<entry.fragmentCount {
+                entry.queued[i] = true
+                s.freshQueue.append((entry, i))
+            }
+        }
+        s.compactSentOrder()
+    }
+
+    private func finish(_ s: Session, _ entry: OutboundEntry, _ outcome: MessageOutcome) {
+        guard !entry.finished else { return }
+        entry.finished = true
+        if entry.reliable && entry.seq > 0 { s.outstandingCount -= 1 }
+        actions.append(.outcome(token: entry.token, outcome))
+    }
+
+    // MARK: - Receiving
+
+    /// Whether a datagram with this header would be new (not replayed). Checked before frames are parsed.
+    func isFresh(_ header: PacketHeader) -> Bool {
+        replayWindows[ReplayKey(node: header.sender, epoch: header.senderEpoch)]?.check(header.packetNumber) ?? (header.packetNumber > 0)
+    }
+
+    private func recordReplay(_ header: PacketHeader) {
+        let key = ReplayKey(node: header.sender, epoch: header.senderEpoch)
+        if replayWindows[key] == nil {
+            replayOrder.append(key)
+            if replayOrder.count > 4096 {
+                replayWindows[replayOrder.removeFirst()] = nil
+            }
+        }
+        replayWindows[key, default: ReplayWindow()].record(header.packetNumber)
+    }
+
+    /// Processes an authenticated datagram.
+    func receive(header: PacketHeader, frames: [Frame], from address: SocketAddress, now: NIODeadline) {
+        counters.datagramsIn += 1
+        guard isFresh(header) else {
+            counters.replays += 1
+            return
+        }
+        let s = session(address)
+        let hasHello = frames.contains { if case .hello = $0 { true } else { false } }
+        let hasWelcome = frames.contains { $0 == .welcome }
+        let hasStale = frames.contains { $0 == .stale }
+
+        if hasStale && !hasHello {
+            // "You addressed an epoch of mine that is gone." Honoured only when addressed to this incarnation.
+            recordReplay(header)
+            if header.destinationEpoch == configuration.epoch, s.phase == .established || s.connectStartedAt != nil {
+                restartHandshake(s, now: now)
+            }
+            return
+        }
+        if hasHello {
+            guard adoptPeer(s, node: header.sender, epoch: header.senderEpoch, now: now) else {
+                recordReplay(header)
+                return
+            }
+            s.welcomeOwed = true
+        } else if header.destinationEpoch != configuration.epoch {
+            // Addressed to an earlier incarnation of this node: tell the sender to open a new session.
+            recordReplay(header)
+            counters.stale += 1
+            oweStale(s, epoch: header.senderEpoch, now: now)
+            return
+        } else if hasWelcome {
+            guard adoptPeer(s, node: header.sender, epoch: header.senderEpoch, now: now) else {
+                recordReplay(header)
+                return
+            }
+        } else if s.phase != .established || s.peerNode != header.sender || s.peerEpoch != header.senderEpoch {
+            recordReplay(header)
+            counters.stale += 1
+            oweStale(s, epoch: header.senderEpoch, now: now)
+            return
+        }
+        recordReplay(header)
+        s.lastReceivedAt = now
+        if s.down {
+            s.down = false
+            actions.append(.event(.peerUp(address: address, node: header.sender, epoch: header.senderEpoch)))
+        }
+
+        var accepted = true
+        var ackEliciting = false
+        for frame in frames {
+            if frame.isAckEliciting { ackEliciting = true }
+            switch frame {
+            case .ack(let ack): onAck(s, ack, now: now)
+            case .confirm(let lane, let upTo): onConfirm(s, lane: lane, upTo: upTo)
+            case .reject(let lane, let seq, let reason): onReject(s, lane: lane, seq: seq, reason: reason)
+            case .abandon(let lane, let from, let to): onAbandon(s, lane: lane, from: from, to: to)
+            case .goodbye: markDown(s, reason: TransportError(.peerDown, "\(address) said goodbye"), now: now)
+            case .data(let data): if !onData(s, data, now: now) { accepted = false }
+            case .ping, .hello, .welcome, .stale: break
+            }
+        }
+        if accepted {
+            s.received.insert(header.packetNumber)
+            if ackEliciting {
+                s.ackOwed = true
+                s.largestReceivedAt = now
+            }
+        } else {
+            counters.droppedOverLimit += 1
+        }
+        admit(s, now: now)
+    }
+
+    /// Records the peer's identity from a hello or welcome. Returns false for a stale (older) epoch.
+    private func adoptPeer(_ s: Session, node: NodeID, epoch: UInt32, now: NIODeadline) -> Bool {
+        if s.phase == .established, let known = s.peerNode {
+            if known == node && epoch == s.peerEpoch { return true }
+            if known == node && epoch < s.peerEpoch { return false }
+            let old = s.peerEpoch
+            resetSession(s, now: now)
+            s.phase = .established
+            s.peerNode = node
+            s.peerEpoch = epoch
+            s.lastReceivedAt = now
+            if known == node {
+                actions.append(.event(.peerRestarted(address: s.address, node: node, oldEpoch: old, newEpoch: epoch)))
+            } else {
+                actions.append(.event(.peerUp(address: s.address, node: node, epoch: epoch)))
+            }
+            admit(s, now: now)
+            return true
+        }
+        s.phase = .established
+        s.peerNode = node
+        s.peerEpoch = epoch
+        s.connectStartedAt = nil
+        s.nextHelloAt = nil
+        s.lastReceivedAt = now
+        s.down = false
+        if let previous = s.previousPeer, previous.node == node, previous.epoch < epoch {
+            actions.append(.event(.peerRestarted(address: s.address, node: node, oldEpoch: previous.epoch, newEpoch: epoch)))
+        } else {
+            actions.append(.event(.peerUp(address: s.address, node: node, epoch: epoch)))
+        }
+        s.previousPeer = nil
+        admit(s, now: now)
+        return true
+    }
+
+    /// Starts a new session with the same address: unconfirmed reliable messages go back to the backlog (in
+    /// their order) to be sent again; receive state is dropped.
+    private func resetSession(_ s: Session, now: NIODeadline) {
+        var resend: [OutboundEntry] = []
+        for lane in s.outstanding.keys.sorted() {
+            for entry in s.outstanding[lane]! where !entry.finished {
+                let fresh = OutboundEntry(token: entry.token, lane: entry.lane, reliable: true, payload: entry.payload,
+                                          fragmentSize: fragmentSize, now: entry.enqueuedAt)
+                resend.append(fresh)
+                entry.finished = true
+            }
+        }
+        resend.append(contentsOf: s.backlog[s.backlogHead...])
+        s.backlog = resend
+        s.backlogHead = 0
+        s.outstanding = [:]
+        s.outstandingCount = 0
+        s.retransmitQueue = []
+        s.freshQueue = []
+        s.freshHead = 0
+        s.sent = [:]
+        s.sentOrder = []
+        s.sentOrderHead = 0
+        s.bytesInFlight = 0
+        s.largestAcked = 0
+        s.nextPacketNumber = 1
+        s.nextSeq = [:]
+        s.nextUnreliableID = 1
+        s.rejectsOwed = []
+        s.abandonsOwed = []
+        s.rtt = RTTEstimator(configuration: rttConfiguration)
+        s.received = AckRanges(maxRanges: 32)
+        s.ackOwed = false
+        s.lanes = [:]
+        reassemblyBytes -= s.reassemblyBytes
+        s.reassembly = [:]
+        s.reassemblyBytes = 0
+        s.down = false
+    }
+
+    private func restartHandshake(_ s: Session, now: NIODeadline) {
+        if let node = s.peerNode { s.previousPeer = (node, s.peerEpoch) }
+        resetSession(s, now: now)
+        s.phase = .connecting
+        s.peerNode = nil
+        s.peerEpoch = 0
+        s.connectStartedAt = now
+        s.nextHelloAt = now
+        s.helloBackoff = configuration.helloInterval
+    }
+
+    private func oweStale(_ s: Session, epoch: UInt32, now: NIODeadline) {
+        if let last = s.lastStaleSentAt, now - last < .milliseconds(100) { return }
+        s.lastStaleSentAt = now
+        s.staleOwed = true
+        s.staleEpoch = epoch
+    }
+
+    private func onAck(_ s: Session, _ ack: AckFrame, now: NIODeadline) {
+        guard !ack.ranges.isEmpty else { return }
+        let ascending = ack.ranges.reversed()
+        func acked(_ n: UInt64) -> Bool { ascending.contains { $0.contains(n) } }
+        var largestNewly: SentPacket?
+        var i = s.sentOrderHead
+        while i < s.sentOrder.count {
+            let pn = s.sentOrder[i]
+            i += 1
+            if pn > ack.largest { break }
+            guard let packet = s.sent[pn], acked(pn) else { continue }
+            s.sent[pn] = nil
+            s.bytesInFlight -= packet.size
+            for item in packet.items {
+                if case .fragment(let entry, let index) = item, !entry.acked[index] {
+                    entry.acked[index] = true
+                    entry.ackedCount += 1
+                }
+            }
+            if largestNewly == nil || packet.number > largestNewly!.number { largestNewly = packet }
+        }
+        guard let newest = largestNewly else { return }
+        s.largestAcked = max(s.largestAcked, newest.number)
+        if newest.number == ack.largest && newest.ackEliciting {
+            s.rtt.addSample((now - newest.sentAt).duration, ackDelay: .microseconds(Int64(min(ack.delayMicros, 1_000_000))))
+        }
+        s.rtt.resetBackoff()
+        // Loss detection (RFC 9002 §6.1): 3 packets past, or older than 9/8 of the RTT.
+        let rtt = max(s.rtt.smoothed ?? configuration.retryInterval, s.rtt.latest ?? .zero)
+        let lossDelay = max(rtt * 9 / 8, .milliseconds(1))
+        var lost: [SentPacket] = []
+        i = s.sentOrderHead
+        while i < s.sentOrder.count {
+            let pn = s.sentOrder[i]
+            i += 1
+            if pn >= s.largestAcked { break }
+            guard let packet = s.sent[pn] else { continue }
+            if s.largestAcked - pn >= 3 || packet.sentAt <= now - lossDelay { lost.append(packet) }
+        }
+        for packet in lost {
+            counters.fastRetransmits += 1
+            declareLost(s, packet)
+        }
+        s.compactSentOrder()
+    }
+
+    private func declareLost(_ s: Session, _ packet: SentPacket) {
+        guard s.sent.removeValue(forKey: packet.number) != nil else { return }
+        s.bytesInFlight -= packet.size
+        for item in packet.items {
+            switch item {
+            case .fragment(let entry, let index):
+                if entry.reliable && !entry.finished && !entry.acked[index] && !entry.queued[index] {
+                    entry.queued[index] = true
+                    s.retransmitQueue.append((entry, index))
+                    counters.retransmits += 1
+                }
+            case .confirm(let lane): s.lanes[lane]?.confirmOwed = true
+            case .reject(let lane, let seq, let reason): s.rejectsOwed.append((lane, seq, reason))
+            case .abandon(let lane, let from, let to): s.abandonsOwed.append((lane, from, to))
+            case .control: break
+            }
+        }
+    }
+
+    private func onConfirm(_ s: Session, lane: UInt16, upTo: UInt64) {
+        guard var entries = s.outstanding[lane] else { return }
+        var done = 0
+        for entry in entries {
+            guard entry.seq <= upTo else { break }
+            finish(s, entry, .confirmed)
+            done += 1
+        }
+        guard done > 0 else { return }
+        entries.removeFirst(done)
+        s.outstanding[lane] = entries.isEmpty ? nil : entries
+    }
+
+    private func onReject(_ s: Session, lane: UInt16, seq: UInt64, reason: String) {
+        guard let entry = s.outstanding[lane]?.first(where: { $0.seq == seq }) else { return }
+        finish(s, entry, .failed(TransportError(.rejected, reason)))
+        s.outstanding[lane]?.removeAll { $0 === entry }
+    }
+
+    private func onAbandon(_ s: Session, lane laneID: UInt16, from: UInt64, to: UInt64) {
+        guard from <= to, to - from < 1 << 20 else { return }
+        var lane = s.lanes[laneID, default: InboundLane()]
+        for seq in from...to where seq >= lane.nextExpected {
+            if let r = s.reassembly.removeValue(forKey: ReassemblyKey(reliable: true, lane: laneID, seq: seq)) {
+                s.reassemblyBytes -= r.bytes
+                reassemblyBytes -= r.bytes
+            }
+            lane.buffered[seq] = nil
+            lane.abandonedAhead.insert(seq)
+            _ = lane.settle(seq)
+        }
+        s.lanes[laneID] = lane
+        drainLane(s, laneID)
+    }
+
+    /// Takes a data frame. Returns false if it cannot be held now (limits): the packet is then not acknowledged
+    /// and the sender will retransmit it.
+    private func onData(_ s: Session, _ frame: DataFrame, now: NIODeadline) -> Bool {
+        let key = ReassemblyKey(reliable: frame.reliable, lane: frame.lane, seq: frame.seq)
+        if frame.reliable {
+            let lane = s.lanes[frame.lane, default: InboundLane()]
+            if frame.seq < lane.nextExpected || lane.buffered[frame.seq] != nil || lane.abandonedAhead.contains(frame.seq) {
+                counters.duplicates += 1
+                return true
+            }
+            if frame.seq - lane.nextExpected > UInt64(configuration.windowMessages) * 2 { return false }
+        }
+        var complete: ByteBuffer?
+        if let fragment = frame.fragment {
+            guard Int(fragment.totalLength) <= configuration.maxMessageSize else { return true }
+            var r = s.reassembly[key] ?? Reassembly(parts: Array(repeating: nil, count: Int(fragment.count)),
+                                                   totalLength: Int(fragment.totalLength), startedAt: now)
+            guard r.parts.count == Int(fragment.count), r.totalLength == Int(fragment.totalLength) else { return true }
+            if r.parts[Int(fragment.index)] != nil {
+                counters.duplicates += 1
+                return true
+            }
+            let size = frame.payload.readableBytes
+            guard s.reassemblyBytes + size <= configuration.maxReassemblyBytesPerPeer,
+                  reassemblyBytes + size <= configuration.maxReassemblyBytes else { return false }
+            r.parts[Int(fragment.index)] = frame.payload
+            r.received += 1
+            r.bytes += size
+            s.reassemblyBytes += size
+            reassemblyBytes += size
+            if r.received == r.parts.count {
+                s.reassembly[key] = nil
+                s.reassemblyBytes -= r.bytes
+                reassemblyBytes -= r.bytes
+                guard r.bytes == r.totalLength else { return true }  // inconsistent fragments: drop the message
+                var whole = ByteBufferAllocator().buffer(capacity: r.totalLength)
+                for part in r.parts {
+                    var part = part!
+                    whole.writeBuffer(&part)
+                }
+                complete = whole
+            } else {
+                s.reassembly[key] = r
+            }
+        } else {
+            complete = frame.payload
+        }
+        guard let message = complete else { return true }
+        guard let node = s.peerNode else { return true }
+        if !frame.reliable {
+            actions.append(.deliver(ReceivedMessage(
+                address: s.address, node: node, epoch: s.peerEpoch, commandID: frame.lane, reliability: .unreliable,
+                payload: message, token: DeliveryToken(address: s.address, node: node, epoch: s.peerEpoch, lane: frame.lane,
+                                                        seq: frame.seq, needsConfirmation: false))))
+            return true
+        }
+        s.lanes[frame.lane, default: InboundLane()].buffered[frame.seq] = message
+        drainLane(s, frame.lane)
+        return true
+    }
+
+    /// Delivers whatever is now in order on a lane.
+    private func drainLane(_ s: Session, _ laneID: UInt16) {
+        guard var lane = s.lanes[laneID], let node = s.peerNode else { return }
+        while true {
+            if lane.abandonedAhead.remove(lane.nextExpected) != nil {
+                lane.nextExpected += 1
+                continue
+            }
+            guard let message = lane.buffered.removeValue(forKey: lane.nextExpected) else { break }
+            actions.append(.deliver(ReceivedMessage(
+                address: s.address, node: node, epoch: s.peerEpoch, commandID: laneID, reliability: .reliable, payload: message,
+                token: DeliveryToken(address: s.address, node: node, epoch: s.peerEpoch, lane: laneID, seq: lane.nextExpected,
+                                     needsConfirmation: true))))
+            lane.nextExpected += 1
+        }
+        s.lanes[laneID] = lane
+    }
+
+    // MARK: - Confirmation by the application
+
+    /// The application made a delivered reliable message durable: it may be reported to the sender.
+    func confirm(_ token: DeliveryToken) {
+        guard token.needsConfirmation, let s = sessions[token.address], s.peerNode == token.node, s.peerEpoch == token.epoch else { return }
+        _ = s.lanes[token.lane]?.settle(token.seq)
+    }
+
+    /// The application refuses a delivered reliable message: the sender's send fails with `rejected`.
+    func reject(_ token: DeliveryToken, reason: String) {
+        guard token.needsConfirmation, let s = sessions[token.address], s.peerNode == token.node, s.peerEpoch == token.epoch else { return }
+        _ = s.lanes[token.lane]?.settle(token.seq)
+        s.rejectsOwed.append((token.lane, token.seq, reason))
+    }
+
+    // MARK: - Time
+
+    /// Runs timers: handshake retries, retransmission timeouts, give-ups, peer liveness, keepalives.
+    func tick(now: NIODeadline) {
+        for s in sessions.values {
+            if s.phase == .connecting {
+                guard let started = s.connectStartedAt else { continue }
+                if now - started >= configuration.retryTimeout {
+                    let error = TransportError(.unreachable, "\(s.address) did not answer the handshake within \(configuration.retryTimeout)")
+                    var failed = false
+                    while s.backlogHead < s.backlog.count {
+                        finish(s, s.backlog[s.backlogHead], .failed(error))
+                        s.backlogHead += 1
+                        failed = true
+                    }
+                    s.connectStartedAt = nil
+                    s.nextHelloAt = nil
+                    s.compactSentOrder()
+                    if failed { actions.append(.event(.peerDown(address: s.address, node: nil, reason: error))) }
+                }
+                continue
+            }
+            // Retransmission timeout.
+            if let oldest = s.oldestUnacked, now >= oldest.sentAt + s.rtt.rto {
+                let cutoff = now - s.rtt.rto
+                var lost: [SentPacket] = []
+                var i = s.sentOrderHead
+                while i < s.sentOrder.count {
+                    if let packet = s.sent[s.sentOrder[i]], packet.sentAt <= cutoff { lost.append(packet) }
+                    i += 1
+                }
+                for packet in lost { declareLost(s, packet) }
+                s.rtt.timedOut()
+                counters.timeouts += 1
+            }
+            // Give up on messages not confirmed in time. A message the receiver already holds (every fragment
+            // acknowledged) is only waiting for an earlier one or for the receiver's journal: it gets twice as
+            // long, and is not abandoned with the others.
+            for lane in s.outstanding.keys {
+                guard let entries = s.outstanding[lane], let first = entries.first,
+                      now - first.enqueuedAt >= configuration.retryTimeout else { continue }
+                var kept: [OutboundEntry] = []
+                var abandoned: [UInt64] = []
+                for entry in entries {
+                    let age = now - entry.enqueuedAt
+                    let received = entry.ackedCount == entry.fragmentCount
+                    if age >= configuration.retryTimeout * 2 || (!received && age >= configuration.retryTimeout) {
+                        finish(s, entry, .failed(TransportError(.timeout,
+                            "not confirmed by \(s.address) within \(received ? configuration.retryTimeout * 2 : configuration.retryTimeout)")))
+                        abandoned.append(entry.seq)
+                    } else {
+                        kept.append(entry)
+                    }
+                }
+                guard !abandoned.isEmpty else { continue }
+                var from = abandoned[0]
+                var to = from
+                for seq in abandoned.dropFirst() {
+                    if seq == to + 1 {
+                        to = seq
+                    } else {
+                        s.abandonsOwed.append((lane, from, to))
+                        from = seq
+                        to = seq
+                    }
+                }
+                s.abandonsOwed.append((lane, from, to))
+                s.outstanding[lane] = kept.isEmpty ? nil : kept
+            }
+            // Liveness.
+            let lastReceived = s.lastReceivedAt ?? now
+            if !s.down, let lastSent = s.lastSentAt, lastSent > lastReceived, now - lastReceived >= configuration.peerTimeout {
+                markDown(s, reason: TransportError(.peerDown, "\(s.address) sent nothing for \(configuration.peerTimeout)"), now: now)
+            }
+            let lastActivity = max(s.lastSentAt ?? now, lastReceived)
+            if now - lastActivity >= configuration.keepaliveInterval || (now - lastReceived >= configuration.keepaliveInterval && s.sent.isEmpty) {
+                s.pingOwed = true
+            }
+            // Partly reassembled messages that can no longer complete.
+            if !s.reassembly.isEmpty {
+                for (key, r) in s.reassembly where now - r.startedAt >= configuration.retryTimeout * 2 {
+                    s.reassembly[key] = nil
+                    s.reassemblyBytes -= r.bytes
+                    reassemblyBytes -= r.bytes
+                }
+            }
+        }
+    }
+
+    private func markDown(_ s: Session, reason: TransportError, now: NIODeadline) {
+        guard !s.down else { return }
+        s.down = true
+        for lane in s.outstanding.keys.sorted() {
+            let entries = s.outstanding[lane]!.filter { !$0.finished }
+            for entry in entries { finish(s, entry, .failed(reason)) }
+            if let first = entries.first, let last = entries.last { s.abandonsOwed.append((lane, first.seq, last.seq)) }
+        }
+        s.outstanding = [:]
+        s.outstandingCount = 0
+        while s.backlogHead < s.backlog.count {
+            finish(s, s.backlog[s.backlogHead], .failed(reason))
+            s.backlogHead += 1
+        }
+        s.retransmitQueue = []
+        s.freshQueue = []
+        s.freshHead = 0
+        s.sent = [:]
+        s.sentOrder = []
+        s.sentOrderHead = 0
+        s.bytesInFlight = 0
+        s.compactSentOrder()
+        actions.append(.event(.peerDown(address: s.address, node: s.peerNode, reason: reason)))
+    }
+
+    /// When ``tick(now:)`` next has work; `nil` when nothing is pending.
+    func nextDeadline() -> NIODeadline? {
+        var earliest: NIODeadline?
+        func consider(_ d: NIODeadline?) {
+            guard let d else { return }
+            if earliest == nil || d < earliest! { earliest = d }
+        }
+        for s in sessions.values {
+            if s.phase == .connecting {
+                if let started = s.connectStartedAt {
+                    consider(s.nextHelloAt)
+                    consider(started + configuration.retryTimeout)
+                }
+                continue
+            }
+            if let oldest = s.oldestUnacked { consider(oldest.sentAt + s.rtt.rto) }
+            for entries in s.outstanding.values {
+                if let first = entries.first { consider(first.enqueuedAt + configuration.retryTimeout) }
+            }
+            let lastReceived = s.lastReceivedAt ?? .now()
+            if !s.down, let lastSent = s.lastSentAt, lastSent > lastReceived { consider(lastReceived + configuration.peerTimeout) }
+            consider(max(s.lastSentAt ?? lastReceived, lastReceived) + configuration.keepaliveInterval)
+            for r in s.reassembly.values { consider(r.startedAt + configuration.retryTimeout * 2) }
+        }
+        return earliest
+    }
+
+    /// Announces a graceful shutdown to every established peer.
+    func shutdown() {
+        for s in sessions.values where s.phase == .established { s.goodbyeOwed = true }
+    }
+
+    // MARK: - Packing
+
+    /// Builds the datagrams owed to every peer: acknowledgements, handshake and control frames, and data up to
+    /// the window, coalescing frames into datagrams of at most `maxDatagramSize`.
+    func flush(now: NIODeadline) {
+        for s in sessions.values { flush(s, now: now) }
+    }
+
+    private func flush(_ s: Session, now: NIODeadline) {
+        if s.phase == .connecting, let due = s.nextHelloAt, due <= now {
+            emit(s, frames: [.hello(version: 1)], items: [.control], now: now)
+            s.nextHelloAt = now + s.helloBackoff
+            s.helloBackoff = min(s.helloBackoff * 2, .seconds(1))
+        }
+        if s.staleOwed {
+            s.staleOwed = false
+            emit(s, frames: [.stale], items: [.control], now: now, destinationEpoch: s.staleEpoch)
+        }
+        let budget = configuration.maxDatagramSize - PacketHeader.size - PacketHeader.tagSize
+        while true {
+            var frames: [Frame] = []
+            var items: [SentItem] = []
+            var size = 0
+            func add(_ frame: Frame, _ item: SentItem) -> Bool {
+                let n = frame.encodedSize
+                guard size + n <= budget else { return false }
+                frames.append(frame)
+                items.append(item)
+                size += n
+                return true
+            }
+            if s.welcomeOwed {
+                s.welcomeOwed = false
+                _ = add(.welcome, .control)
+            }
+            if s.phase == .established {
+                if s.ackOwed {
+                    s.ackOwed = false
+                    let delay = s.largestReceivedAt.map { UInt64(max(0, (now - $0).nanoseconds / 1000)) } ?? 0
+                    _ = add(.ack(AckFrame(ranges: s.received.descending(limit: 32), delayMicros: delay)), .control)
+                }
+                if s.goodbyeOwed {
+                    s.goodbyeOwed = false
+                    _ = add(.goodbye, .control)
+                }
+                for laneID in s.lanes.keys where s.lanes[laneID]!.confirmOwed {
+                    guard add(.confirm(lane: laneID, upTo: s.lanes[laneID]!.confirmedUpTo), .confirm(laneID)) else { break }
+                    s.lanes[laneID]!.confirmOwed = false
+                }
+                while let (lane, seq, reason) = s.rejectsOwed.first, add(.reject(lane: lane, seq: seq, reason: reason), .reject(lane, seq, reason)) {
+                    s.rejectsOwed.removeFirst()
+                }
+                while let (lane, from, to) = s.abandonsOwed.first, add(.abandon(lane: lane, from: from, to: to), .abandon(lane, from, to)) {
+                    s.abandonsOwed.removeFirst()
+                }
+                // Data, retransmissions first, within the byte window.
+                while s.bytesInFlight + size < configuration.windowBytes {
+                    let next: (OutboundEntry, Int)
+                    let fromRetransmit: Bool
+                    if let first = s.retransmitQueue.first {
+                        next = first
+                        fromRetransmit = true
+                    } else if s.freshHead < s.freshQueue.count {
+                        next = s.freshQueue[s.freshHead]
+                        fromRetransmit = false
+                    } else {
+                        break
+                    }
+                    let (entry, index) = next
+                    if entry.finished || entry.acked[index] {
+                        entry.queued[index] = false
+                        if fromRetransmit { s.retransmitQueue.removeFirst() } else { s.freshHead += 1 }
+                        continue
+                    }
+                    guard add(.data(entry.fragment(index, size: fragmentSize)), .fragment(entry, index)) else { break }
+                    entry.queued[index] = false
+                    if fromRetransmit { s.retransmitQueue.removeFirst() } else { s.freshHead += 1 }
+                    if !entry.reliable && index == entry.fragmentCount - 1 {
+                        entry.finished = true
+                        actions.append(.outcome(token: entry.token, .sent))
+                    }
+                }
+                if s.pingOwed && frames.allSatisfy({ !$0.isAckEliciting }) {
+                    _ = add(.ping, .control)
+                }
+                s.pingOwed = false
+            }
+            guard !frames.isEmpty else { break }
+            emit(s, frames: frames, items: items, now: now)
+        }
+        s.compactSentOrder()
+    }
+
+    private func emit(_ s: Session, frames: [Frame], items: [SentItem], now: NIODeadline, destinationEpoch: UInt32? = nil) {
+        let number = s.nextPacketNumber
+        s.nextPacketNumber += 1
+        let header = PacketHeader(encrypted: false, keyID: 0, sender: configuration.nodeID, senderEpoch: configuration.epoch,
+                                  destinationEpoch: destinationEpoch ?? (s.phase == .established ? s.peerEpoch : 0),
+                                  packetNumber: number)
+        var body = ByteBufferAllocator().buffer(capacity: frames.reduce(0) { $0 + $1.encodedSize })
+        for frame in frames { frame.write(to: &body) }
+        let ackEliciting = frames.contains { $0.isAckEliciting }
+        let size = PacketHeader.size + body.readableBytes + PacketHeader.tagSize
+        if ackEliciting && s.phase == .established {
+            s.sent[number] = SentPacket(number: number, sentAt: now, size: size, ackEliciting: true, items: items)
+            s.sentOrder.append(number)
+            s.bytesInFlight += size
+        }
+        s.lastSentAt = now
+        counters.datagramsOut += 1
+        actions.append(.transmit(address: s.address, header: header, body: body))
+    }
+}

@@ -1,0 +1,99 @@
+import NIOCore
+
+/// Settings of a ``MeshTransport``. Every value has a documented default; ``validate()`` rejects nonsense
+/// with a message naming the setting.
+public struct TransportConfiguration: Sendable {
+    /// Where to bind, e.g. `127.0.0.1:8000`. Port 0 picks a free port.
+    public var bindAddress: SocketAddress
+    /// This node's id (the journal's node id) and boot epoch (incremented at every start).
+    public var nodeID: NodeID
+    /// This start's boot epoch; must grow at every start of the same node id (the journal guarantees it).
+    public var epoch: UInt32
+    /// The keys datagrams are authenticated with.
+    public var keyring: Keyring
+    /// Encrypt message bodies (ChaCha20-Poly1305) as well as authenticating them. Default `false`.
+    public var encrypt: Bool
+
+    /// Largest datagram sent, header and tag included. Default 1400 bytes (Diarkis `MaxPacketSize`).
+    public var maxDatagramSize: Int
+    /// Largest message accepted by `send` and by reassembly. Default 10,000,000 bytes (Diarkis `MaxMessageSize`).
+    public var maxMessageSize: Int
+    /// Retransmission timeout before any RTT sample (Diarkis `retryInterval`). Default 1000 ms. After the first
+    /// acknowledgement the timeout follows the measured RTT (RFC 6298), between ``minRetransmitTimeout`` and
+    /// ``maxRetransmitTimeout``, doubling on each consecutive timeout.
+    public var retryInterval: Duration
+    /// Lower bound of the adaptive retransmission timeout. Default 10 ms (a LAN floor).
+    public var minRetransmitTimeout: Duration
+    /// Cap of the retransmission timeout and its backoff. Default 1000 ms.
+    public var maxRetransmitTimeout: Duration
+    /// A reliable message not confirmed by the receiver within this time fails with `timeout` (Diarkis
+    /// `retryTimeout`). Default 3000 ms.
+    public var retryTimeout: Duration
+    /// Interval of handshake retries while a peer has not answered. Default 100 ms (doubling up to 1 s).
+    public var helloInterval: Duration
+    /// An idle session is probed this often. Default 1000 ms.
+    public var keepaliveInterval: Duration
+    /// A peer that sends nothing authentic for this long is reported down and its unconfirmed messages fail.
+    /// Default 3000 ms.
+    public var peerTimeout: Duration
+    /// Most reliable messages per peer sent but not yet confirmed; `send` waits beyond it. Default 4096.
+    public var windowMessages: Int
+    /// Most unacknowledged datagram bytes per peer (keeps bursts within the receiver's socket buffer).
+    /// Default 2 MiB.
+    public var windowBytes: Int
+    /// Most bytes of partly reassembled messages per peer. Default 32 MiB.
+    public var maxReassemblyBytesPerPeer: Int
+    /// Most bytes of partly reassembled messages in total. Default 128 MiB.
+    public var maxReassemblyBytes: Int
+    /// Socket receive and send buffer size requested. Default 4 MiB (the OS may cap it at `rmem_max`).
+    public var socketBufferBytes: Int
+    /// Datagrams read per system call (recvmmsg). Default 32; the receive allocator is sized to match.
+    public var readBatch: Int
+
+    /// A configuration with the defaults above.
+    public init(bindAddress: SocketAddress, nodeID: NodeID = .random(), epoch: UInt32 = 1, keyring: Keyring) {
+        self.bindAddress = bindAddress
+        self.nodeID = nodeID
+        self.epoch = epoch
+        self.keyring = keyring
+        self.encrypt = false
+        self.maxDatagramSize = 1400
+        self.maxMessageSize = 10_000_000
+        self.retryInterval = .milliseconds(1000)
+        self.minRetransmitTimeout = .milliseconds(10)
+        self.maxRetransmitTimeout = .milliseconds(1000)
+        self.retryTimeout = .milliseconds(3000)
+        self.helloInterval = .milliseconds(100)
+        self.keepaliveInterval = .milliseconds(1000)
+        self.peerTimeout = .milliseconds(3000)
+        self.windowMessages = 4096
+        self.windowBytes = 2 << 20
+        self.maxReassemblyBytesPerPeer = 32 << 20
+        self.maxReassemblyBytes = 128 << 20
+        self.socketBufferBytes = 4 << 20
+        self.readBatch = 32
+    }
+
+    /// Checks every setting.
+    /// - Throws: ``TransportError`` with code `invalidConfiguration`, naming the setting.
+    public func validate() throws(TransportError) {
+        func fail(_ message: String) -> TransportError { TransportError(.invalidConfiguration, message) }
+        guard (256...65_507).contains(maxDatagramSize) else { throw fail("maxDatagramSize must be 256...65507 (got \(maxDatagramSize))") }
+        guard (1...1_000_000_000).contains(maxMessageSize) else { throw fail("maxMessageSize must be 1...1000000000 (got \(maxMessageSize))") }
+        guard epoch > 0 else { throw fail("epoch must be at least 1") }
+        guard minRetransmitTimeout > .zero, minRetransmitTimeout <= maxRetransmitTimeout else {
+            throw fail("need 0 < minRetransmitTimeout ≤ maxRetransmitTimeout")
+        }
+        guard retryInterval > .zero, retryTimeout > .zero, helloInterval > .zero, keepaliveInterval > .zero, peerTimeout > .zero else {
+            throw fail("retryInterval, retryTimeout, helloInterval, keepaliveInterval and peerTimeout must be positive")
+        }
+        guard windowMessages >= 1, windowBytes >= maxDatagramSize else { throw fail("windowMessages ≥ 1 and windowBytes ≥ maxDatagramSize") }
+        guard maxReassemblyBytesPerPeer >= 0, maxReassemblyBytes >= maxReassemblyBytesPerPeer else {
+            throw fail("need 0 ≤ maxReassemblyBytesPerPeer ≤ maxReassemblyBytes")
+        }
+        guard (1...1024).contains(readBatch) else { throw fail("readBatch must be 1...1024") }
+    }
+
+    /// Payload bytes per fragment: the datagram minus header, tag, and room for a data frame header and an ack.
+    var fragmentPayloadSize: Int { maxDatagramSize - PacketHeader.size - PacketHeader.tagSize - 96 }
+}

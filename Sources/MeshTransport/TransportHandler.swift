@@ -1,0 +1,245 @@
+import CoreMetrics
+import Logging
+import NIOCore
+
+/// The thin NIO layer: reads datagrams, authenticates them, feeds the state machine, and carries out its
+/// actions (write datagrams with one flush per batch, schedule the single timer, complete promises, publish
+/// deliveries and events). Everything here runs on the channel's event loop.
+final class TransportHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    typealias OutboundOut = AddressedEnvelope<ByteBuffer>
+
+    let machine: TransportStateMachine
+    let sealer: DatagramSealer
+    let logger: Logger
+    let metrics: TransportMetrics
+    let deliveries: AsyncStream<ReceivedMessage>.Continuation
+    let events: AsyncStream<TransportEvent>.Continuation
+    private var context: ChannelHandlerContext?
+    private var outcomes: [UInt64: EventLoopPromise<MessageOutcome>] = [:]
+    private var backlogWaiters: [SocketAddress: [EventLoopPromise<Void>]] = [:]
+    private var timer: Scheduled<Void>?
+    private var timerDeadline: NIODeadline?
+    private var flushScheduled = false
+    private var closed = false
+    private var lastCounters = TransportCounters()
+    private var lastRejectLog: NIODeadline?
+    private var rejectsSinceLog = 0
+
+    init(machine: TransportStateMachine, sealer: DatagramSealer, logger: Logger, metrics: TransportMetrics,
+         deliveries: AsyncStream<ReceivedMessage>.Continuation, events: AsyncStream<TransportEvent>.Continuation) {
+        self.machine = machine
+        self.sealer = sealer
+        self.logger = logger
+        self.metrics = metrics
+        self.deliveries = deliveries
+        self.events = events
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        failEverything(TransportError(.closed, "the transport was closed"))
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        failEverything(TransportError(.closed, "the transport was closed"))
+        context.fireChannelInactive()
+    }
+
+    private func failEverything(_ error: TransportError) {
+        closed = true
+        timer?.cancel()
+        for (_, promise) in outcomes { promise.succeed(.failed(error)) }
+        outcomes.removeAll()
+        for (_, waiters) in backlogWaiters { for w in waiters { w.fail(error) } }
+        backlogWaiters.removeAll()
+        deliveries.finish()
+        events.finish()
+    }
+
+    // MARK: Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        let datagram = envelope.data
+        metrics.bytesIn.increment(by: datagram.readableBytes)
+        guard datagram.readableBytes <= machine.configuration.maxDatagramSize else {
+            noteRejected("oversized", envelope.remoteAddress)
+            metrics.malformed.increment()
+            return
+        }
+        switch sealer.open(datagram) {
+        case .failure(let rejection):
+            switch rejection {
+            case .malformed: metrics.malformed.increment()
+            case .unknownKey, .badTag: metrics.authFailures.increment()
+            }
+            noteRejected("\(rejection)", envelope.remoteAddress)
+        case .success(let (header, body)):
+            guard machine.isFresh(header) else {
+                metrics.replays.increment()
+                return
+            }
+            var body = body
+            guard let frames = Frame.readAll(from: &body) else {
+                metrics.malformed.increment()
+                noteRejected("malformed frames", envelope.remoteAddress)
+                return
+            }
+            machine.receive(header: header, frames: frames, from: envelope.remoteAddress, now: .now())
+            perform(machine.takeActions())
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flushNow()
+        context.fireChannelReadComplete()
+    }
+
+    /// Rejected datagrams are never answered; they are counted, and logged at most once a second.
+    private func noteRejected(_ why: String, _ from: SocketAddress) {
+        rejectsSinceLog += 1
+        let now = NIODeadline.now()
+        if let last = lastRejectLog, now - last < .seconds(1) { return }
+        logger.notice("dropped unauthenticated or malformed datagrams", metadata: [
+            "mesh.reason": "\(why)", "mesh.from": "\(from)", "mesh.count": "\(rejectsSinceLog)",
+        ])
+        lastRejectLog = now
+        rejectsSinceLog = 0
+    }
+
+    // MARK: API entry points (called on the event loop)
+
+    func send(_ payload: ByteBuffer, commandID: UInt16, to address: SocketAddress, reliability: Reliability,
+              promise: EventLoopPromise<MessageOutcome>) {
+        guard !closed else {
+            promise.succeed(.failed(TransportError(.closed, "the transport was closed")))
+            return
+        }
+        switch machine.send(payload, lane: commandID, reliability: reliability, to: address, now: .now()) {
+        case .failure(let error): promise.succeed(.failed(error))
+        case .success(let token): outcomes[token] = promise
+        }
+        perform(machine.takeActions())
+        scheduleFlush()
+    }
+
+    /// Succeeds when the peer's backlog is below the window (backpressure for `send`).
+    func waitForRoom(_ address: SocketAddress, promise: EventLoopPromise<Void>) {
+        if closed {
+            promise.fail(TransportError(.closed, "the transport was closed"))
+        } else if machine.backlogCount(address) < machine.configuration.windowMessages {
+            promise.succeed(())
+        } else {
+            backlogWaiters[address, default: []].append(promise)
+        }
+    }
+
+    func confirm(_ tokens: [DeliveryToken]) {
+        for token in tokens { machine.confirm(token) }
+        scheduleFlush()
+    }
+
+    func reject(_ token: DeliveryToken, reason: String) {
+        machine.reject(token, reason: reason)
+        scheduleFlush()
+    }
+
+    func shutdown() {
+        machine.shutdown()
+        flushNow()
+    }
+
+    var counters: TransportCounters { machine.counters }
+
+    // MARK: Carrying out actions
+
+    private func scheduleFlush() {
+        guard !flushScheduled, let context else { return }
+        flushScheduled = true
+        context.eventLoop.execute { [self] in
+            flushScheduled = false
+            flushNow()
+        }
+    }
+
+    private func flushNow() {
+        guard !closed else { return }
+        machine.flush(now: .now())
+        perform(machine.takeActions())
+        context?.flush()
+        releaseBacklogWaiters()
+        exportCounters()
+        rescheduleTimer()
+    }
+
+    private func perform(_ actions: [TransportAction]) {
+        guard let context else { return }
+        for action in actions {
+            switch action {
+            case .transmit(let address, let header, let body):
+                let datagram = sealer.seal(header: header, body: body, allocator: context.channel.allocator)
+                metrics.bytesOut.increment(by: datagram.readableBytes)
+                context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: address, data: datagram)), promise: nil)
+            case .deliver(let message):
+                deliveries.yield(message)
+            case .outcome(let token, let outcome):
+                outcomes.removeValue(forKey: token)?.succeed(outcome)
+            case .event(let event):
+                switch event {
+                case .peerDown(let address, let node, let reason):
+                    logger.info("peer down", metadata: ["mesh.peer": "\(address)", "mesh.node": "\(node?.description ?? "?")", "mesh.reason": "\(reason)"])
+                case .peerRestarted(let address, let node, let old, let new):
+                    logger.info("peer restarted", metadata: ["mesh.peer": "\(address)", "mesh.node": "\(node)", "mesh.epochs": "\(old)->\(new)"])
+                case .peerUp(let address, let node, let epoch):
+                    logger.debug("peer up", metadata: ["mesh.peer": "\(address)", "mesh.node": "\(node)", "mesh.epoch": "\(epoch)"])
+                }
+                events.yield(event)
+            }
+        }
+    }
+
+    private func releaseBacklogWaiters() {
+        guard !backlogWaiters.isEmpty else { return }
+        for (address, waiters) in backlogWaiters where machine.backlogCount(address) < machine.configuration.windowMessages {
+            backlogWaiters[address] = nil
+            for w in waiters { w.succeed(()) }
+        }
+    }
+
+    private func exportCounters() {
+        let c = machine.counters
+        metrics.datagramsIn.increment(by: c.datagramsIn - lastCounters.datagramsIn)
+        metrics.datagramsOut.increment(by: c.datagramsOut - lastCounters.datagramsOut)
+        metrics.retransmits.increment(by: c.retransmits - lastCounters.retransmits)
+        metrics.fastRetransmits.increment(by: c.fastRetransmits - lastCounters.fastRetransmits)
+        metrics.duplicates.increment(by: c.duplicates - lastCounters.duplicates)
+        metrics.replays.increment(by: c.replays - lastCounters.replays)
+        lastCounters = c
+    }
+
+    private func rescheduleTimer() {
+        guard let context, !closed else { return }
+        guard let deadline = machine.nextDeadline() else {
+            timer?.cancel()
+            timer = nil
+            timerDeadline = nil
+            return
+        }
+        if let current = timerDeadline, current <= deadline { return }
+        timer?.cancel()
+        timerDeadline = deadline
+        timer = context.eventLoop.scheduleTask(deadline: deadline) { [self] in
+            timerDeadline = nil
+            timer = nil
+            machine.tick(now: .now())
+            perform(machine.takeActions())
+            flushNow()
+        }
+    }
+}
+
+@available(*, unavailable)
+extension TransportHandler: Sendable {}

@@ -1,0 +1,142 @@
+import NIOCore
+@testable import MeshTransport
+
+/// Two transport state machines joined by an in-memory network with a manual clock: every datagram is
+/// encoded, optionally dropped, delayed by `latency`, then decoded and delivered. No sockets, no real time.
+final class InMemoryLink {
+    let addressA = try! SocketAddress(ipAddress: "10.0.0.1", port: 1000)
+    let addressB = try! SocketAddress(ipAddress: "10.0.0.2", port: 2000)
+    var a: TransportStateMachine
+    var b: TransportStateMachine
+    var now = NIODeadline.uptimeNanoseconds(1_000_000_000_000)
+    var latency: TimeAmount = .microseconds(100)
+    /// Return true to drop a datagram (from A when `fromA`).
+    var drop: (_ fromA: Bool, _ header: PacketHeader, _ frames: [Frame]) -> Bool = { _, _, _ in false }
+    /// Confirm reliable deliveries automatically.
+    var autoConfirm = true
+
+    private(set) var deliveredToB: [ReceivedMessage] = []
+    private(set) var deliveredToA: [ReceivedMessage] = []
+    private(set) var outcomesA: [UInt64: MessageOutcome] = [:]
+    private(set) var eventsA: [TransportEvent] = []
+    private(set) var eventsB: [TransportEvent] = []
+    private(set) var datagramsFromA = 0
+    private var inFlight: [(toB: Bool, at: NIODeadline, header: PacketHeader, body: ByteBuffer)] = []
+
+    init(configure: (inout TransportConfiguration) -> Void = { _ in }) {
+        let key = Keyring(ClusterKey.generate())
+        var ca = TransportConfiguration(bindAddress: addressA, nodeID: NodeID(high: 1, low: 1), epoch: 1, keyring: key)
+        var cb = TransportConfiguration(bindAddress: addressB, nodeID: NodeID(high: 2, low: 2), epoch: 1, keyring: key)
+        configure(&ca)
+        configure(&cb)
+        a = TransportStateMachine(configuration: ca)
+        b = TransportStateMachine(configuration: cb)
+    }
+
+    /// Replaces B with a fresh machine (a restart) with the given epoch.
+    func restartB(epoch: UInt32) {
+        var config = b.configuration
+        config.epoch = epoch
+        b = TransportStateMachine(configuration: config)
+        inFlight.removeAll { $0.toB }
+    }
+
+    @discardableResult
+    func send(_ text: String, lane: UInt16 = 1, reliability: Reliability = .reliable) -> UInt64 {
+        send(ByteBuffer(string: text), lane: lane, reliability: reliability)
+    }
+
+    @discardableResult
+    func send(_ payload: ByteBuffer, lane: UInt16 = 1, reliability: Reliability = .reliable) -> UInt64 {
+        let token = try! a.send(payload, lane: lane, reliability: reliability, to: addressB, now: now).get()
+        pump()
+        return token
+    }
+
+    /// Flushes both sides and routes their actions until nothing more happens at this instant.
+    func pump() {
+        for _ in 0..<10_000 {
+            a.flush(now: now)
+            b.flush(now: now)
+            let actionsA = a.takeActions()
+            let actionsB = b.takeActions()
+            if actionsA.isEmpty && actionsB.isEmpty { break }
+            route(actionsA, fromA: true)
+            route(actionsB, fromA: false)
+            deliverDue()
+        }
+    }
+
+    private func route(_ actions: [TransportAction], fromA: Bool) {
+        for action in actions {
+            switch action {
+            case .transmit(_, let header, let body):
+                var copy = body
+                let frames = Frame.readAll(from: &copy) ?? []
+                if fromA { datagramsFromA += 1 }
+                if drop(fromA, header, frames) { continue }
+                inFlight.append((toB: fromA, at: now + latency, header: header, body: body))
+            case .deliver(let message):
+                if fromA { deliveredToA.append(message) } else { deliveredToB.append(message) }
+                if autoConfirm && message.token.needsConfirmation {
+                    if fromA { a.confirm(message.token) } else { b.confirm(message.token) }
+                }
+            case .outcome(let token, let outcome):
+                if fromA { outcomesA[token] = outcome }
+            case .event(let event):
+                if fromA { eventsA.append(event) } else { eventsB.append(event) }
+            }
+        }
+    }
+
+    private func deliverDue() {
+        let due = inFlight.filter { $0.at <= now }
+        inFlight.removeAll { $0.at <= now }
+        for packet in due {
+            var body = packet.body
+            let frames = Frame.readAll(from: &body)!
+            if packet.toB {
+                b.receive(header: packet.header, frames: frames, from: addressA, now: now)
+            } else {
+                a.receive(header: packet.header, frames: frames, from: addressB, now: now)
+            }
+        }
+    }
+
+    /// Advances the clock in `step`s for `duration`, delivering packets and running timers.
+    func run(for duration: TimeAmount, step: TimeAmount = .microseconds(100)) {
+        let end = now + duration
+        while now < end {
+            now = now + step
+            deliverDue()
+            a.tick(now: now)
+            b.tick(now: now)
+            pump()
+        }
+    }
+
+    /// Advances until `condition` holds or `limit` passes. Returns whether it held.
+    @discardableResult
+    func run(until condition: () -> Bool, limit: TimeAmount = .seconds(30), step: TimeAmount = .microseconds(100)) -> Bool {
+        let end = now + limit
+        while now < end {
+            if condition() { return true }
+            now = now + step
+            deliverDue()
+            a.tick(now: now)
+            b.tick(now: now)
+            pump()
+        }
+        return condition()
+    }
+
+    func injectToB(_ header: PacketHeader, _ body: ByteBuffer) {
+        var copy = body
+        b.receive(header: header, frames: Frame.readAll(from: &copy)!, from: addressA, now: now)
+        pump()
+    }
+
+    func payloadsAtB(lane: UInt16? = nil) -> [String] {
+        deliveredToB.filter { lane == nil || $0.commandID == lane }.map { String(buffer: $0.payload) }
+    }
+}

@@ -1,0 +1,293 @@
+import NIOCore
+import Testing
+@testable import MeshTransport
+
+@Suite struct TransportStateMachineTests {
+    @Test func handshakeThenOrderedDeliveryAndConfirmation() {
+        let link = InMemoryLink()
+        let tokens = (0..<20).map { link.send("m\($0)") }
+        #expect(link.run(until: { link.outcomesA.count == 20 }))
+        #expect(link.payloadsAtB() == (0..<20).map { "m\($0)" })
+        #expect(tokens.allSatisfy { link.outcomesA[$0] == .confirmed })
+        #expect(link.eventsA.contains { if case .peerUp = $0 { true } else { false } })
+    }
+
+    @Test func outcomeWaitsForTheReceiversConfirmation() {
+        let link = InMemoryLink()
+        link.autoConfirm = false
+        let token = link.send("durable?")
+        link.run(for: .milliseconds(50))
+        #expect(link.payloadsAtB() == ["durable?"])
+        #expect(link.outcomesA[token] == nil)  // delivered, acked at packet level, but not yet durable
+        link.b.confirm(link.deliveredToB[0].token)
+        #expect(link.run(until: { link.outcomesA[token] != nil }))
+        #expect(link.outcomesA[token] == .confirmed)
+    }
+
+    @Test func lostPacketIsFastRetransmittedAndOrderKept() {
+        let link = InMemoryLink()
+        link.send("warm-up")
+        link.run(until: { link.outcomesA.count == 1 })
+        var dropped = false
+        link.drop = { fromA, _, frames in
+            guard fromA, !dropped, frames.contains(where: { if case .data(let d) = $0 { String(buffer: d.payload) == "m3" } else { false } }) else { return false }
+            dropped = true
+            return true
+        }
+        for i in 0..<10 { link.send("m\(i)") }
+        #expect(link.run(until: { link.outcomesA.count == 11 }, limit: .milliseconds(500)))
+        #expect(dropped)
+        #expect(link.payloadsAtB() == ["warm-up"] + (0..<10).map { "m\($0)" })
+        #expect(link.a.counters.fastRetransmits >= 1)
+        #expect(link.a.counters.retransmits >= 1)
+    }
+
+    @Test func retransmissionTimeoutBacksOffExponentially() {
+        let link = InMemoryLink { $0.minRetransmitTimeout = .milliseconds(10); $0.maxRetransmitTimeout = .milliseconds(1000) }
+        link.send("warm-up")
+        link.run(until: { link.outcomesA.count == 1 })
+        var sendTimes: [NIODeadline] = []
+        link.drop = { fromA, _, frames in
+            if fromA && frames.contains(where: { if case .data = $0 { true } else { false } }) {
+                sendTimes.append(link.now)
+                return true
+            }
+            return false
+        }
+        link.send("lost")
+        link.run(for: .milliseconds(400), step: .milliseconds(1))
+        #expect(sendTimes.count >= 4)
+        let gaps = zip(sendTimes.dropFirst(), sendTimes).map { ($0 - $1).nanoseconds }
+        for (later, earlier) in zip(gaps.dropFirst(), gaps) {
+            #expect(later >= earlier * 2 - 2_000_000, "gaps \(gaps)")  // each timeout doubles (±1 ms step)
+        }
+        link.drop = { _, _, _ in false }
+        #expect(link.run(until: { link.outcomesA.count == 2 }, limit: .seconds(3), step: .milliseconds(1)))
+    }
+
+    @Test func windowLimitsUnconfirmedMessages() {
+        let link = InMemoryLink { $0.windowMessages = 4 }
+        link.autoConfirm = false
+        for i in 0..<10 { link.send("m\(i)") }
+        link.run(for: .milliseconds(50))
+        #expect(link.deliveredToB.count == 4)
+        #expect(link.a.backlogCount(link.addressB) == 6)
+        for message in link.deliveredToB { link.b.confirm(message.token) }
+        link.run(for: .milliseconds(50))
+        #expect(link.deliveredToB.count == 8)
+    }
+
+    @Test func unconfirmedMessageTimesOutAndItsLaneMovesOn() {
+        let link = InMemoryLink { $0.retryTimeout = .milliseconds(300) }
+        link.send("first")
+        link.run(until: { link.outcomesA.count == 1 })
+        // Drop every copy of "stuck": it can never arrive.
+        link.drop = { fromA, _, frames in
+            fromA && frames.contains(where: { if case .data(let d) = $0 { String(buffer: d.payload) == "stuck" } else { false } })
+        }
+        let stuck = link.send("stuck")
+        let after = link.send("after")
+        #expect(link.run(until: { link.outcomesA[stuck] != nil }, limit: .seconds(2), step: .milliseconds(1)))
+        guard case .failed(let error) = link.outcomesA[stuck] else {
+            Issue.record("expected a failure, got \(String(describing: link.outcomesA[stuck]))")
+            return
+        }
+        #expect(error.code == .timeout)
+        // The receiver skips the abandoned message; "after" is delivered and confirmed.
+        #expect(link.run(until: { link.outcomesA[after] == .confirmed }, limit: .seconds(2), step: .milliseconds(1)))
+        #expect(link.payloadsAtB() == ["first", "after"])
+    }
+
+    @Test func silentPeerIsReportedDownAndItsMessagesFail() {
+        let link = InMemoryLink { $0.peerTimeout = .milliseconds(500); $0.retryTimeout = .seconds(10) }
+        link.send("hello")
+        link.run(until: { link.outcomesA.count == 1 })
+        link.drop = { _, _, _ in true }
+        let token = link.send("into the void")
+        #expect(link.run(until: { link.outcomesA[token] != nil }, limit: .seconds(3), step: .milliseconds(1)))
+        #expect(link.outcomesA[token] == .failed(TransportError(.peerDown, "\(link.addressB) sent nothing for 0.5 seconds")))
+        #expect(link.eventsA.contains { if case .peerDown = $0 { true } else { false } })
+        // The link heals: the peer is up again and new messages flow.
+        link.drop = { _, _, _ in false }
+        let later = link.send("back")
+        #expect(link.run(until: { link.outcomesA[later] == .confirmed }, limit: .seconds(3), step: .milliseconds(1)))
+        #expect(link.eventsA.filter { if case .peerUp = $0 { true } else { false } }.count == 2)
+    }
+
+    @Test func unreachablePeerFailsTheHandshake() {
+        let link = InMemoryLink { $0.retryTimeout = .milliseconds(500) }
+        link.drop = { _, _, _ in true }
+        let token = link.send("anyone?")
+        #expect(link.run(until: { link.outcomesA[token] != nil }, limit: .seconds(2), step: .milliseconds(1)))
+        guard case .failed(let error) = link.outcomesA[token] else { Issue.record("no failure"); return }
+        #expect(error.code == .unreachable)
+    }
+
+    @Test func peerRestartResendsUnconfirmedMessagesInANewSession() {
+        let link = InMemoryLink()
+        link.autoConfirm = false
+        link.send("a")
+        link.send("b")
+        link.run(for: .milliseconds(20))
+        #expect(link.payloadsAtB() == ["a", "b"])
+        // B crashes before confirming (nothing was made durable) and comes back with a new epoch.
+        link.restartB(epoch: 2)
+        link.autoConfirm = true
+        let c = link.send("c")
+        #expect(link.run(until: { link.outcomesA[c] == .confirmed }, limit: .seconds(3), step: .milliseconds(1)))
+        #expect(link.outcomesA.values.allSatisfy { $0 == .confirmed })
+        // The new incarnation received every unconfirmed message again, in order, then the new one.
+        #expect(link.payloadsAtB() == ["a", "b", "a", "b", "c"])
+        #expect(link.eventsA.contains { if case .peerRestarted(_, _, 1, 2) = $0 { true } else { false } })
+    }
+
+    @Test func replayedPacketsAreDropped() {
+        let link = InMemoryLink()
+        var captured: [(PacketHeader, ByteBuffer)] = []
+        link.drop = { fromA, header, frames in
+            if fromA, frames.contains(where: { if case .data = $0 { true } else { false } }) {
+                var body = ByteBufferAllocator().buffer(capacity: 256)
+                for f in frames { f.write(to: &body) }
+                captured.append((header, body))
+            }
+            return false
+        }
+        link.send("once")
+        link.run(until: { link.outcomesA.count == 1 })
+        let replaysBefore = link.b.counters.replays
+        for (header, body) in captured { link.injectToB(header, body) }
+        #expect(link.payloadsAtB() == ["once"])
+        #expect(link.b.counters.replays == replaysBefore + captured.count)
+    }
+
+    @Test func largeMessagesAreFragmentedAndReassembledUnderLoss() {
+        let link = InMemoryLink()
+        var counter = 0
+        link.drop = { _, _, _ in
+            counter += 1
+            return counter % 7 == 0
+        }
+        let payload = ByteBuffer(bytes: (0..<200_000).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+        let token = link.send(payload)
+        #expect(link.run(until: { link.outcomesA[token] != nil }, limit: .seconds(5), step: .milliseconds(1)))
+        #expect(link.outcomesA[token] == .confirmed)
+        #expect(link.deliveredToB.count == 1)
+        #expect(link.deliveredToB.first?.payload == payload)
+    }
+
+    @Test func oversizedMessageIsRefused() {
+        let link = InMemoryLink { $0.maxMessageSize = 1000 }
+        let result = link.a.send(ByteBuffer(bytes: [UInt8](repeating: 1, count: 1001)), lane: 1, reliability: .reliable,
+                                 to: link.addressB, now: link.now)
+        guard case .failure(let error) = result else { Issue.record("accepted"); return }
+        #expect(error.code == .tooLarge)
+    }
+
+    @Test func reassemblyIsCappedPerPeer() {
+        let link = InMemoryLink { $0.maxReassemblyBytesPerPeer = 50_000; $0.retryTimeout = .milliseconds(500) }
+        let token = link.send(ByteBuffer(bytes: [UInt8](repeating: 9, count: 120_000)))
+        #expect(link.run(until: { link.outcomesA[token] != nil }, limit: .seconds(3), step: .milliseconds(1)))
+        guard case .failed = link.outcomesA[token] else { Issue.record("should not fit the receiver's reassembly cap"); return }
+        #expect(link.deliveredToB.isEmpty)
+        #expect(link.b.counters.droppedOverLimit > 0)
+    }
+
+    @Test func unreliableMessagesAreSentOnceAndNeverRetransmitted() {
+        let link = InMemoryLink()
+        link.send("hi")
+        link.run(until: { link.outcomesA.count == 1 })
+        link.drop = { fromA, _, frames in
+            fromA && frames.contains(where: { if case .data(let d) = $0 { !d.reliable } else { false } })
+        }
+        let token = link.send("lost usend", reliability: .unreliable)
+        link.run(for: .seconds(1), step: .milliseconds(1))
+        #expect(link.outcomesA[token] == .sent)
+        #expect(link.payloadsAtB() == ["hi"])
+        #expect(link.a.counters.retransmits == 0)
+    }
+
+    @Test func lanesAreIndependent() {
+        let link = InMemoryLink { $0.retryTimeout = .seconds(5) }
+        link.send("x", lane: 1)
+        link.run(until: { link.outcomesA.count == 1 })
+        var blocked = true
+        link.drop = { fromA, _, frames in
+            blocked && fromA && frames.contains(where: { if case .data(let d) = $0 { d.lane == 7 } else { false } })
+        }
+        link.send("slow", lane: 7)
+        for i in 0..<5 { link.send("fast\(i)", lane: 8) }
+        link.run(for: .milliseconds(30))
+        #expect(link.payloadsAtB(lane: 8) == (0..<5).map { "fast\($0)" })  // lane 8 is not held up by lane 7
+        #expect(link.payloadsAtB(lane: 7).isEmpty)
+        blocked = false
+        #expect(link.run(until: { link.payloadsAtB(lane: 7) == ["slow"] }, limit: .seconds(3), step: .milliseconds(1)))
+    }
+}
+
+@Suite struct ProtocolPiecesTests {
+    @Test func rttEstimatorFollowsRFC6298() {
+        var rtt = RTTEstimator(configuration: .init(initialRTO: .milliseconds(1000), minRTO: .milliseconds(10), maxRTO: .milliseconds(1000)))
+        #expect(rtt.rto == .milliseconds(1000))
+        rtt.addSample(.milliseconds(100))
+        #expect(rtt.smoothed == .milliseconds(100))
+        #expect(rtt.variation == .milliseconds(50))
+        #expect(rtt.rto == .milliseconds(300))  // 100 + 4·50
+        rtt.addSample(.milliseconds(60))
+        #expect(rtt.variation == .milliseconds(47.5))  // ¾·50 + ¼·40
+        #expect(rtt.smoothed == .milliseconds(95))  // ⅞·100 + ⅛·60
+        rtt.timedOut()
+        #expect(rtt.rto == rtt.baseRTO * 2)
+        for _ in 0..<10 { rtt.timedOut() }
+        #expect(rtt.rto == .milliseconds(1000))  // capped
+        rtt.resetBackoff()
+        var fast = RTTEstimator(configuration: .init(minRTO: .milliseconds(10)))
+        fast.addSample(.microseconds(50))
+        #expect(fast.rto == .milliseconds(10))  // LAN floor
+    }
+
+    @Test func ackDelayIsSubtractedOnlyWhenPlausible() {
+        var rtt = RTTEstimator()
+        rtt.addSample(.milliseconds(10))
+        rtt.addSample(.milliseconds(12), ackDelay: .milliseconds(2))
+        #expect(rtt.latest == .milliseconds(10))
+        rtt.addSample(.milliseconds(11), ackDelay: .milliseconds(5))  // would go below the minimum: ignored
+        #expect(rtt.latest == .milliseconds(11))
+    }
+
+    @Test func ackRangesMergeAndEncode() {
+        var ranges = AckRanges()
+        for n: UInt64 in [1, 2, 3, 5, 6, 9, 4, 20] { ranges.insert(n) }
+        #expect(ranges.ranges == [1...6, 9...9, 20...20])
+        let inserted = ranges.insert(5)
+        #expect(!inserted)
+        let frame = Frame.ack(AckFrame(ranges: ranges.descending(limit: 32), delayMicros: 250))
+        var buffer = ByteBufferAllocator().buffer(capacity: 64)
+        frame.write(to: &buffer)
+        #expect(buffer.readableBytes == frame.encodedSize)
+        #expect(Frame.readAll(from: &buffer) == [frame])
+    }
+
+    @Test func replayWindowRejectsRepeatsAndOldPackets() {
+        var window = ReplayWindow()
+        #expect(window.check(1))
+        window.record(1)
+        #expect(!window.check(1))
+        window.record(10_000)
+        #expect(!window.check(2))  // below the window
+        #expect(window.check(9_999))
+        window.record(9_999)
+        #expect(!window.check(9_999))
+        #expect(!window.check(0))
+    }
+
+    @Test func malformedFramesAreRejectedNotTrapped() {
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<5000 {
+            var buffer = ByteBuffer(bytes: (0..<Int.random(in: 0..<40, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) })
+            _ = Frame.readAll(from: &buffer)
+        }
+        // A data frame claiming more payload than is present.
+        var lying = ByteBuffer(bytes: [0x10, 1, 0, 1, 1, 200, 1, 2, 3])
+        #expect(Frame.readAll(from: &lying) == nil)
+    }
+}
