@@ -26,10 +26,12 @@ public final class FaultProxy: Sendable {
         public var corrupt: Double
         /// Drop everything (a partition) while true.
         public var partitioned: Bool
+        /// Keep copies of up to this many datagrams sent toward the server (for replay tests); see ``recorded``.
+        public var record: Int
 
         /// No faults.
         public init(loss: Double = 0, burstContinuation: Double = 0, duplicate: Double = 0, reorder: Double = 0,
-                    delay: ClosedRange<Duration>? = nil, corrupt: Double = 0, partitioned: Bool = false) {
+                    delay: ClosedRange<Duration>? = nil, corrupt: Double = 0, partitioned: Bool = false, record: Int = 0) {
             self.loss = loss
             self.burstContinuation = burstContinuation
             self.duplicate = duplicate
@@ -37,15 +39,21 @@ public final class FaultProxy: Sendable {
             self.delay = delay
             self.corrupt = corrupt
             self.partitioned = partitioned
+            self.record = record
         }
     }
 
     /// Counts of what the proxy did.
     public struct Statistics: Sendable, Equatable {
+        /// Datagrams sent on (duplicates included).
         public var forwarded = 0
+        /// Datagrams dropped (loss or partition).
         public var dropped = 0
+        /// Extra copies sent.
         public var duplicated = 0
+        /// Datagrams held back and sent after a later one.
         public var reordered = 0
+        /// Datagrams with a flipped byte.
         public var corrupted = 0
     }
 
@@ -64,6 +72,7 @@ public final class FaultProxy: Sendable {
         var client: SocketAddress?
         var inBurst = false
         var held: [Direction: (SocketAddress, ByteBuffer)] = [:]
+        var recorded: [ByteBuffer] = []
     }
 
     enum Direction: Hashable { case toServer, toClient }
@@ -105,6 +114,9 @@ public final class FaultProxy: Sendable {
 
     /// The faults in force.
     public var faults: Faults { state.withLockedValue { $0.faults } }
+
+    /// Datagrams recorded on their way to the server (see ``Faults/record``), as received from the client.
+    public var recorded: [[UInt8]] { state.withLockedValue { $0.recorded.map { Array($0.readableBytesView) } } }
 
     /// What the proxy has done so far.
     public var statistics: Statistics { state.withLockedValue { $0.statistics } }
@@ -154,6 +166,7 @@ final class ProxyHandler: ChannelInboundHandler {
         var sends: [(ByteBuffer, Duration)] = []
         state.withLockedValue { s in
             let f = s.faults
+            if direction == .toServer && s.recorded.count < f.record { s.recorded.append(envelope.data) }
             if f.partitioned {
                 s.statistics.dropped += 1
                 return

@@ -137,6 +137,7 @@ public final class MeshTransport: Sendable {
                 "datagrams_in": c.datagramsIn, "datagrams_out": c.datagramsOut, "retransmits": c.retransmits,
                 "fast_retransmits": c.fastRetransmits, "timeouts": c.timeouts, "duplicates": c.duplicates,
                 "replays": c.replays, "stale": c.stale, "dropped_over_limit": c.droppedOverLimit,
+                "auth_failures": c.authFailures, "malformed": c.malformed,
             ]
         }.get()
     }
@@ -145,6 +146,11 @@ public final class MeshTransport: Sendable {
     public func close() async {
         let handler = self.handler
         try? await channel.eventLoop.submit { handler.value.shutdown() }.get()
+        try? await channel.close()
+    }
+
+    /// Closes the socket without a goodbye, as a crash would (for tests of peers' failure handling).
+    package func closeAbruptly() async {
         try? await channel.close()
     }
 }

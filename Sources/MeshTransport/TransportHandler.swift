@@ -68,23 +68,30 @@ final class TransportHandler: ChannelInboundHandler {
         guard datagram.readableBytes <= machine.configuration.maxDatagramSize else {
             noteRejected("oversized", envelope.remoteAddress)
             metrics.malformed.increment()
+            machine.counters.malformed += 1
             return
         }
         switch sealer.open(datagram) {
         case .failure(let rejection):
             switch rejection {
-            case .malformed: metrics.malformed.increment()
-            case .unknownKey, .badTag: metrics.authFailures.increment()
+            case .malformed:
+                metrics.malformed.increment()
+                machine.counters.malformed += 1
+            case .unknownKey, .badTag:
+                metrics.authFailures.increment()
+                machine.counters.authFailures += 1
             }
             noteRejected("\(rejection)", envelope.remoteAddress)
         case .success(let (header, body)):
             guard machine.isFresh(header) else {
                 metrics.replays.increment()
+                machine.counters.replays += 1
                 return
             }
             var body = body
             guard let frames = Frame.readAll(from: &body) else {
                 metrics.malformed.increment()
+                machine.counters.malformed += 1
                 noteRejected("malformed frames", envelope.remoteAddress)
                 return
             }

@@ -8,6 +8,9 @@ final class OutboundEntry {
     let payload: ByteBuffer
     let fragmentCount: Int
     let enqueuedAt: NIODeadline
+    /// When its first fragment went on the wire: the give-up clock (`retryTimeout`) starts here, so time spent
+    /// queued behind the window (backpressure) does not count.
+    var firstSentAt: NIODeadline?
     var seq: UInt64 = 0
     var acked: [Bool]
     var ackedCount = 0

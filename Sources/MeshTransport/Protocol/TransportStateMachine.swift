@@ -23,6 +23,8 @@ struct TransportCounters: Sendable, Equatable {
     var replays = 0
     var stale = 0
     var droppedOverLimit = 0
+    var authFailures = 0
+    var malformed = 0
 }
 
 /// The transport protocol as a pure state machine: no sockets, no clock of its own. Every entry point takes
@@ -40,7 +42,7 @@ final class TransportStateMachine {
     private var actions: [TransportAction] = []
     private let rttConfiguration: RTTEstimator.Configuration
     private let fragmentSize: Int
-    private(set) var counters = TransportCounters()
+    var counters = TransportCounters()
 
     private struct ReplayKey: Hashable {
         let node: NodeID
@@ -546,12 +548,16 @@ final class TransportStateMachine {
             // acknowledged) is only waiting for an earlier one or for the receiver's journal: it gets twice as
             // long, and is not abandoned with the others.
             for lane in s.outstanding.keys {
-                guard let entries = s.outstanding[lane], let first = entries.first,
-                      now - first.enqueuedAt >= configuration.retryTimeout else { continue }
+                guard let entries = s.outstanding[lane], let first = entries.first?.firstSentAt,
+                      now - first >= configuration.retryTimeout else { continue }
                 var kept: [OutboundEntry] = []
                 var abandoned: [UInt64] = []
                 for entry in entries {
-                    let age = now - entry.enqueuedAt
+                    guard let sentAt = entry.firstSentAt else {
+                        kept.append(entry)
+                        continue
+                    }
+                    let age = now - sentAt
                     let received = entry.ackedCount == entry.fragmentCount
                     if age >= configuration.retryTimeout * 2 || (!received && age >= configuration.retryTimeout) {
                         finish(s, entry, .failed(TransportError(.timeout,
@@ -638,7 +644,7 @@ final class TransportStateMachine {
             }
             if let oldest = s.oldestUnacked { consider(oldest.sentAt + s.rtt.rto) }
             for entries in s.outstanding.values {
-                if let first = entries.first { consider(first.enqueuedAt + configuration.retryTimeout) }
+                if let first = entries.first?.firstSentAt { consider(first + configuration.retryTimeout) }
             }
             let lastReceived = s.lastReceivedAt ?? .now()
             if !s.down, let lastSent = s.lastSentAt, lastSent > lastReceived { consider(lastReceived + configuration.peerTimeout) }
@@ -729,6 +735,7 @@ final class TransportStateMachine {
                     }
                     guard add(.data(entry.fragment(index, size: fragmentSize)), .fragment(entry, index)) else { break }
                     entry.queued[index] = false
+                    if entry.firstSentAt == nil { entry.firstSentAt = now }
                     if fromRetransmit { s.retransmitQueue.removeFirst() } else { s.freshHead += 1 }
                     if !entry.reliable && index == entry.fragmentCount - 1 {
                         entry.finished = true

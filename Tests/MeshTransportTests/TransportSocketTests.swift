@@ -1,0 +1,246 @@
+import MeshFaultProxy
+import NIOCore
+import Testing
+@testable import MeshTransport
+
+/// End-to-end tests over real UDP sockets on 127.0.0.1, faults injected by a real proxy.
+@Suite(.serialized) struct TransportSocketTests {
+    /// Encodes (lane, index) so the receiver can check exactly-once and per-lane order.
+    static func payload(_ lane: UInt16, _ index: Int, size: Int = 64) -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: size)
+        buffer.writeInteger(lane)
+        buffer.writeInteger(UInt32(index))
+        buffer.writeBytes([UInt8](repeating: UInt8(truncatingIfNeeded: index), count: max(0, size - 6)))
+        return buffer
+    }
+
+    static func decode(_ message: ReceivedMessage) -> (UInt16, Int) {
+        var p = message.payload
+        return (p.readInteger(as: UInt16.self)!, Int(p.readInteger(as: UInt32.self)!))
+    }
+
+    /// Sends `count` messages over `lanes` from `sender` to `address`, checks every outcome is confirmed, and
+    /// that `inbox` got each exactly once, in order per lane.
+    static func streamAndVerify(count: Int, lanes: [UInt16], from sender: MeshTransport, to address: SocketAddress,
+                                inbox: Inbox, size: Int = 64) async throws {
+        let already = await inbox.count
+        var receipts: [MeshTransport.Receipt] = []
+        receipts.reserveCapacity(count)
+        for i in 0..<count {
+            let lane = lanes[i % lanes.count]
+            receipts.append(try await sender.send(payload(lane, i / lanes.count, size: size), commandID: lane, to: address))
+        }
+        var failures: [MessageOutcome] = []
+        for receipt in receipts {
+            let outcome = await receipt.outcome()
+            if outcome != .confirmed { failures.append(outcome) }
+        }
+        if !failures.isEmpty {
+            let stats = try await sender.statistics()
+            Issue.record("\(failures.count) messages not confirmed, first: \(failures.first!); sender statistics: \(stats)")
+        }
+        await inbox.wait(for: already + count)
+        let received = await inbox.messages.dropFirst(already).map(decode)
+        #expect(received.count == count)
+        for lane in lanes {
+            let indexes = received.filter { $0.0 == lane }.map(\.1)
+            #expect(indexes == Array(0..<indexes.count), "lane \(lane) out of order or duplicated")
+            #expect(indexes.count == count / lanes.count + (lanes.firstIndex(of: lane)! < count % lanes.count ? 1 : 0))
+        }
+    }
+
+    @Test func tenThousandMessagesThroughLossDuplicationReorderingAndJitter() async throws {
+        try await withTimeout(120, "10,000 messages through faults") {
+            let key = ClusterKey.generate()
+            let receiver = try await makeTransport(key: key) { $0.retryTimeout = .seconds(30); $0.peerTimeout = .seconds(30) }
+            let proxy = try await FaultProxy.start(
+                listen: loopback, forward: receiver.localAddress,
+                faults: .init(loss: 0.20, duplicate: 0.05, reorder: 0.10, delay: .milliseconds(1) ... .milliseconds(5)), seed: 42)
+            let sender = try await makeTransport(key: key) { $0.retryTimeout = .seconds(30); $0.peerTimeout = .seconds(30) }
+            let (inbox, consumer) = Inbox.collecting(receiver)
+            try await Self.streamAndVerify(count: 10_000, lanes: [1, 2, 1024, 65535], from: sender, to: proxy.listenAddress, inbox: inbox)
+            let stats = proxy.statistics
+            #expect(stats.dropped > 1000 && stats.duplicated > 100 && stats.reordered > 100)
+            let senderStats = try await sender.statistics()
+            #expect(senderStats["retransmits"]! > 0)
+            await sender.close()
+            await receiver.close()
+            await proxy.close()
+            consumer.cancel()
+        }
+    }
+
+    @Test func corruptedDatagramsAreRejectedByTheMACAndTheStreamCompletes() async throws {
+        try await withTimeout(60, "stream through 1% corruption") {
+            let key = ClusterKey.generate()
+            let receiver = try await makeTransport(key: key)
+            let proxy = try await FaultProxy.start(listen: loopback, forward: receiver.localAddress,
+                                                   faults: .init(corrupt: 0.01), seed: 7)
+            let sender = try await makeTransport(key: key)
+            let (inbox, consumer) = Inbox.collecting(receiver)
+            try await Self.streamAndVerify(count: 5000, lanes: [10, 11], from: sender, to: proxy.listenAddress, inbox: inbox, size: 300)
+            #expect(proxy.statistics.corrupted > 10)
+            let receiverStats = try await receiver.statistics()
+            let senderStats = try await sender.statistics()
+            #expect(receiverStats["auth_failures"]! + receiverStats["malformed"]! + senderStats["auth_failures"]! + senderStats["malformed"]! > 0)
+            await sender.close()
+            await receiver.close()
+            await proxy.close()
+            consumer.cancel()
+        }
+    }
+
+    @Test func largeAndMaximumSizeMessagesUnderLoss() async throws {
+        try await withTimeout(120, "large messages under 5% loss") {
+            let key = ClusterKey.generate()
+            let maxSize = 3_000_000
+            let receiver = try await makeTransport(key: key) { $0.maxMessageSize = maxSize; $0.retryTimeout = .seconds(60) }
+            let proxy = try await FaultProxy.start(listen: loopback, forward: receiver.localAddress, faults: .init(loss: 0.05), seed: 3)
+            let sender = try await makeTransport(key: key) { $0.maxMessageSize = maxSize; $0.retryTimeout = .seconds(60) }
+            let (inbox, consumer) = Inbox.collecting(receiver)
+            let oneMB = ByteBuffer(bytes: (0..<1_000_000).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+            let maximum = ByteBuffer(bytes: (0..<maxSize).map { UInt8(truncatingIfNeeded: $0 &* 13) })
+            let first = try await sender.send(oneMB, commandID: 5, to: proxy.listenAddress)
+            let second = try await sender.send(maximum, commandID: 5, to: proxy.listenAddress)
+            #expect(await first.outcome() == .confirmed)
+            #expect(await second.outcome() == .confirmed)
+            await inbox.wait(for: 2)
+            let messages = await inbox.messages
+            #expect(messages[0].payload == oneMB)
+            #expect(messages[1].payload == maximum)
+            // One byte more than the maximum is refused at once with a clear error.
+            let tooBig = try await sender.send(ByteBuffer(bytes: [UInt8](repeating: 0, count: maxSize + 1)), commandID: 5, to: proxy.listenAddress)
+            guard case .failed(let error) = await tooBig.outcome() else { Issue.record("oversized message accepted"); return }
+            #expect(error.code == .tooLarge)
+            #expect(error.message.contains("\(maxSize)"))
+            await sender.close()
+            await receiver.close()
+            await proxy.close()
+            consumer.cancel()
+        }
+    }
+
+    @Test func wrongKeyDeliversNothingAndNeverGetsAnAnswer() async throws {
+        try await withTimeout(30, "wrong key") {
+            let receiver = try await makeTransport(key: .generate())
+            let sender = try await makeTransport(key: .generate()) { $0.retryTimeout = .milliseconds(800) }
+            let (inbox, consumer) = Inbox.collecting(receiver)
+            let receipt = try await sender.send(Self.payload(1, 0), commandID: 1, to: receiver.localAddress)
+            guard case .failed(let error) = await receipt.outcome() else { Issue.record("sent with a wrong key"); return }
+            #expect(error.code == .unreachable)
+            #expect(await inbox.count == 0)
+            let receiverStats = try await receiver.statistics()
+            let senderStats = try await sender.statistics()
+            #expect(receiverStats["auth_failures"]! > 0)
+            #expect(receiverStats["datagrams_out"] == 0)  // never answers an unauthenticated datagram
+            #expect(senderStats["datagrams_in"] == 0)
+            await sender.close()
+            await receiver.close()
+            consumer.cancel()
+        }
+    }
+
+    @Test func replayedCaptureIsDroppedAndRandomBytesAreHarmless() async throws {
+        try await withTimeout(30, "replay and random bytes") {
+            let key = ClusterKey.generate()
+            let receiver = try await makeTransport(key: key)
+            let proxy = try await FaultProxy.start(listen: loopback, forward: receiver.localAddress, faults: .init(record: 1000), seed: 1)
+            let sender = try await makeTransport(key: key)
+            let (inbox, consumer) = Inbox.collecting(receiver)
+            try await Self.streamAndVerify(count: 100, lanes: [3], from: sender, to: proxy.listenAddress, inbox: inbox)
+            let captured = proxy.recorded
+            #expect(captured.count > 10)
+
+            let attacker = try await rawSocket()
+            let before = try await receiver.statistics()
+            for datagram in captured { try await sendRaw(attacker, datagram, to: receiver.localAddress) }
+            var rng = SystemRandomNumberGenerator()
+            for _ in 0..<500 {
+                let junk = (0..<Int.random(in: 0..<1500, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                try await sendRaw(attacker, junk, to: receiver.localAddress)
+            }
+            // A datagram that is authentic in shape but 1 byte over the size limit.
+            try await sendRaw(attacker, [UInt8](repeating: 0xD1, count: 1401), to: receiver.localAddress)
+            // The node keeps working: a new stream completes after the attack (on a new lane, numbered from 0).
+            try await Self.streamAndVerify(count: 200, lanes: [4], from: sender, to: proxy.listenAddress, inbox: inbox)
+            let after = try await receiver.statistics()
+            #expect(after["replays"]! - before["replays"]! >= captured.count)
+            #expect(after["auth_failures"]! + after["malformed"]! - before["auth_failures"]! - before["malformed"]! >= 450)
+            #expect(await inbox.count == 300)  // nothing replayed was delivered twice
+            try await attacker.close()
+            await sender.close()
+            await receiver.close()
+            await proxy.close()
+            consumer.cancel()
+        }
+    }
+
+    @Test func peerRestartMidStreamResumesUnconfirmedMessages() async throws {
+        try await withTimeout(60, "peer restart") {
+            let key = ClusterKey.generate()
+            let node = NodeID.random()
+            let first = try await makeTransport(key: key, epoch: 1, node: node)
+            let port = first.localAddress.port!
+            let sender = try await makeTransport(key: key) { $0.retryTimeout = .seconds(20); $0.peerTimeout = .seconds(20) }
+            // The first incarnation confirms only what it receives before it "crashes".
+            let firstInbox = Inbox()
+            let crashAfter = 300
+            let firstConsumer = Task {
+                for await message in first.messages {
+                    if await firstInbox.count < crashAfter { first.confirm(message.token) }
+                    await firstInbox.add(message)
+                }
+            }
+            var receipts: [MeshTransport.Receipt] = []
+            for i in 0..<1000 {
+                receipts.append(try await sender.send(Self.payload(9, i), commandID: 9, to: first.localAddress))
+                if i == 600 {
+                    await firstInbox.wait(for: crashAfter)
+                    await first.closeAbruptly()
+                }
+            }
+            let second = try await makeTransport(key: key, epoch: 2, node: node, port: port)
+            let (secondInbox, secondConsumer) = Inbox.collecting(second)
+            var outcomes: [MessageOutcome] = []
+            for receipt in receipts { outcomes.append(await receipt.outcome()) }
+            #expect(outcomes.allSatisfy { $0 == .confirmed })
+            // The new incarnation gets, in order, everything the old one had not confirmed (and maybe a few it had,
+            // if their confirmation was in flight): together nothing is missing.
+            let firstIndexes = Set(await firstInbox.messages.prefix(crashAfter).map { Self.decode($0).1 })
+            let secondIndexes = await secondInbox.messages.map { Self.decode($0).1 }
+            #expect(secondIndexes == secondIndexes.sorted())
+            #expect(firstIndexes.union(secondIndexes) == Set(0..<1000))
+            await sender.close()
+            await second.close()
+            firstConsumer.cancel()
+            secondConsumer.cancel()
+        }
+    }
+
+    @Test func unreliableMessagesArriveAtMostOnce() async throws {
+        try await withTimeout(30, "usend") {
+            let key = ClusterKey.generate()
+            let receiver = try await makeTransport(key: key)
+            let proxy = try await FaultProxy.start(listen: loopback, forward: receiver.localAddress,
+                                                   faults: .init(loss: 0.3, duplicate: 0.3), seed: 11)
+            let sender = try await makeTransport(key: key)
+            let (inbox, consumer) = Inbox.collecting(receiver)
+            // A reliable message first, so the session exists, then unreliable ones.
+            #expect(await (try await sender.send(Self.payload(1, 0), commandID: 1, to: proxy.listenAddress)).outcome() == .confirmed)
+            var receipts: [MeshTransport.Receipt] = []
+            for i in 0..<500 {
+                receipts.append(try await sender.send(Self.payload(2, i), commandID: 2, to: proxy.listenAddress, reliability: .unreliable))
+            }
+            for receipt in receipts { #expect(await receipt.outcome() == .sent) }
+            // A final reliable message on the unreliable lane's neighbour marks the end of the stream.
+            #expect(await (try await sender.send(Self.payload(1, 1), commandID: 1, to: proxy.listenAddress)).outcome() == .confirmed)
+            let unreliable = await inbox.messages.filter { $0.reliability == .unreliable }.map { Self.decode($0).1 }
+            #expect(Set(unreliable).count == unreliable.count)  // never twice, despite 30% duplication
+            #expect(unreliable.count < 500 && unreliable.count > 200)  // ~30% lost, never retransmitted
+            await sender.close()
+            await receiver.close()
+            await proxy.close()
+            consumer.cancel()
+        }
+    }
+}
