@@ -22,9 +22,14 @@ public final class MeshTransport: Sendable {
     public let localAddress: SocketAddress
     /// The settings in force.
     public let configuration: TransportConfiguration
-    /// Messages received, in per-(sender, command ID) order for reliable ones. Reliable messages must be
-    /// passed to ``confirm(_:)`` (or ``reject(_:reason:)``); until then the sender keeps them in its window.
-    public let messages: AsyncStream<ReceivedMessage>
+    /// Messages received, one array per read batch, in per-(sender, command ID) order for reliable ones.
+    /// Reliable messages must be passed to ``confirm(_:)`` (or ``reject(_:reason:)``); until then the sender
+    /// keeps them in its window, which bounds what this stream can hold. Iterate either this or ``messages``,
+    /// not both (they share one stream).
+    public let inbound: AsyncStream<[ReceivedMessage]>
+
+    /// The same messages as ``inbound``, one at a time.
+    public var messages: FlattenedMessages { FlattenedMessages(base: inbound) }
     /// Peer events: up, restarted, down.
     public let events: AsyncStream<TransportEvent>
 
@@ -32,21 +37,24 @@ public final class MeshTransport: Sendable {
     private let handler: NIOLoopBound<TransportHandler>
 
     private init(channel: any Channel, handler: NIOLoopBound<TransportHandler>, configuration: TransportConfiguration,
-                 messages: AsyncStream<ReceivedMessage>, events: AsyncStream<TransportEvent>) {
+                 inbound: AsyncStream<[ReceivedMessage]>, events: AsyncStream<TransportEvent>) {
         self.channel = channel
         self.handler = handler
         self.configuration = configuration
         self.localAddress = channel.localAddress!
-        self.messages = messages
+        self.inbound = inbound
         self.events = events
     }
 
     /// Binds a UDP socket and starts the transport.
+    /// - Parameter inboundHandler: receives messages on the event loop instead of ``inbound`` (see
+    ///   ``TransportInboundHandler``); `nil` for the async stream.
     /// - Throws: ``TransportError`` (`invalidConfiguration`, `bindFailed`).
     public static func bind(configuration: TransportConfiguration, logger: Logger,
-                            group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> MeshTransport {
+                            group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+                            inboundHandler: (any TransportInboundHandler)? = nil) async throws -> MeshTransport {
         try configuration.validate()
-        let (messages, deliveryContinuation) = AsyncStream.makeStream(of: ReceivedMessage.self)
+        let (inbound, deliveryContinuation) = AsyncStream.makeStream(of: [ReceivedMessage].self)
         let (events, eventContinuation) = AsyncStream.makeStream(of: TransportEvent.self)
         let eventLoop = group.next()
         let slot = configuration.maxDatagramSize + 648
@@ -61,7 +69,8 @@ public final class MeshTransport: Sendable {
                     let handler = TransportHandler(
                         machine: TransportStateMachine(configuration: configuration),
                         sealer: DatagramSealer(keyring: configuration.keyring, encrypt: configuration.encrypt),
-                        logger: logger, metrics: TransportMetrics(), deliveries: deliveryContinuation, events: eventContinuation)
+                        logger: logger, metrics: TransportMetrics(), deliveries: deliveryContinuation, events: eventContinuation,
+                        inboundHandler: inboundHandler)
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
@@ -75,17 +84,18 @@ public final class MeshTransport: Sendable {
             NIOLoopBound(try channel.pipeline.syncOperations.handler(type: TransportHandler.self), eventLoop: channel.eventLoop)
         }.get()
         logger.debug("transport bound", metadata: ["mesh.address": "\(channel.localAddress!)", "mesh.node": "\(configuration.nodeID)"])
-        return MeshTransport(channel: channel, handler: handler, configuration: configuration, messages: messages, events: events)
+        return MeshTransport(channel: channel, handler: handler, configuration: configuration, inbound: inbound, events: events)
     }
 
     /// A message handed to ``send(_:commandID:to:reliability:)``: await ``outcome()`` for what became of it.
     public struct Receipt: Sendable {
-        let future: EventLoopFuture<MessageOutcome>
+        let box: OutcomeBox
 
         /// The message's final outcome: confirmed by the receiver, sent (unreliable), or failed.
-        public func outcome() async -> MessageOutcome {
-            (try? await future.get()) ?? .failed(TransportError(.closed, "the transport was closed"))
-        }
+        public func outcome() async -> MessageOutcome { await box.wait() }
+
+        /// The outcome if it is already known, without waiting.
+        public var currentOutcome: MessageOutcome? { box.value }
     }
 
     /// Queues a message for `address`. Suspends while the peer's backlog is full (backpressure); returns as
@@ -94,16 +104,22 @@ public final class MeshTransport: Sendable {
     @discardableResult
     public func send(_ payload: ByteBuffer, commandID: UInt16, to address: SocketAddress,
                      reliability: Reliability = .reliable) async throws -> Receipt {
+        try await send(batch: [(payload, commandID)], to: address, reliability: reliability)[0]
+    }
+
+    /// Queues several messages for `address` with one hop to the event loop (the node's path after a group
+    /// commit). Suspends while the peer's backlog is full. Receipts are in the order given.
+    public func send(batch messages: [(payload: ByteBuffer, commandID: UInt16)], to address: SocketAddress,
+                     reliability: Reliability = .reliable) async throws -> [Receipt] {
         let eventLoop = channel.eventLoop
         let room = eventLoop.makePromise(of: Void.self)
         let handler = self.handler
-        eventLoop.execute { handler.value.waitForRoom(address, promise: room) }
-        try await room.futureResult.get()
-        let promise = eventLoop.makePromise(of: MessageOutcome.self)
+        let promises = messages.map { _ in OutcomeBox() }
         eventLoop.execute {
-            handler.value.send(payload, commandID: commandID, to: address, reliability: reliability, promise: promise)
+            handler.value.sendOrPark(messages, to: address, reliability: reliability, outcomes: promises, room: room)
         }
-        return Receipt(future: promise.futureResult)
+        try await room.futureResult.get()
+        return promises.map { Receipt(box: $0) }
     }
 
     /// Queues a message given as bytes.
@@ -153,4 +169,32 @@ public final class MeshTransport: Sendable {
     package func closeAbruptly() async {
         try? await channel.close()
     }
+}
+
+/// ``MeshTransport/inbound`` flattened to single messages.
+public struct FlattenedMessages: AsyncSequence, Sendable {
+    /// Each element is one received message.
+    public typealias Element = ReceivedMessage
+    let base: AsyncStream<[ReceivedMessage]>
+
+    /// Iterates the messages of each batch in order.
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var base: AsyncStream<[ReceivedMessage]>.AsyncIterator
+        var buffer: [ReceivedMessage] = []
+        var index = 0
+
+        /// The next message, or `nil` once the transport is closed.
+        public mutating func next() async -> ReceivedMessage? {
+            while index >= buffer.count {
+                guard let batch = await base.next() else { return nil }
+                buffer = batch
+                index = 0
+            }
+            defer { index += 1 }
+            return buffer[index]
+        }
+    }
+
+    /// An iterator over the messages.
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator()) }
 }

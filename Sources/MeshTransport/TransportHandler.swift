@@ -13,11 +13,23 @@ final class TransportHandler: ChannelInboundHandler {
     let sealer: DatagramSealer
     let logger: Logger
     let metrics: TransportMetrics
-    let deliveries: AsyncStream<ReceivedMessage>.Continuation
+    let deliveries: AsyncStream<[ReceivedMessage]>.Continuation
+    let inboundHandler: (any TransportInboundHandler)?
+    private var pendingDeliveries: [ReceivedMessage] = []
     let events: AsyncStream<TransportEvent>.Continuation
     private var context: ChannelHandlerContext?
-    private var outcomes: [UInt64: EventLoopPromise<MessageOutcome>] = [:]
+    private var outcomes: [UInt64: OutcomeBox] = [:]
     private var backlogWaiters: [SocketAddress: [EventLoopPromise<Void>]] = [:]
+    /// Messages whose senders wait for window space: queued into the state machine as room appears.
+    private var parked: [SocketAddress: [ParkedSend]] = [:]
+
+    struct ParkedSend {
+        let payload: ByteBuffer
+        let commandID: UInt16
+        let reliability: Reliability
+        let outcome: OutcomeBox
+        let room: EventLoopPromise<Void>?
+    }
     private var timer: Scheduled<Void>?
     private var timerDeadline: NIODeadline?
     private var flushScheduled = false
@@ -27,7 +39,9 @@ final class TransportHandler: ChannelInboundHandler {
     private var rejectsSinceLog = 0
 
     init(machine: TransportStateMachine, sealer: DatagramSealer, logger: Logger, metrics: TransportMetrics,
-         deliveries: AsyncStream<ReceivedMessage>.Continuation, events: AsyncStream<TransportEvent>.Continuation) {
+         deliveries: AsyncStream<[ReceivedMessage]>.Continuation, events: AsyncStream<TransportEvent>.Continuation,
+         inboundHandler: (any TransportInboundHandler)?) {
+        self.inboundHandler = inboundHandler
         self.machine = machine
         self.sealer = sealer
         self.logger = logger
@@ -51,10 +65,17 @@ final class TransportHandler: ChannelInboundHandler {
     private func failEverything(_ error: TransportError) {
         closed = true
         timer?.cancel()
-        for (_, promise) in outcomes { promise.succeed(.failed(error)) }
+        for (_, promise) in outcomes { promise.complete(.failed(error)) }
         outcomes.removeAll()
         for (_, waiters) in backlogWaiters { for w in waiters { w.fail(error) } }
         backlogWaiters.removeAll()
+        for (_, sends) in parked {
+            for p in sends {
+                p.outcome.complete(.failed(error))
+                p.room?.fail(error)
+            }
+        }
+        parked.removeAll()
         deliveries.finish()
         events.finish()
     }
@@ -120,17 +141,53 @@ final class TransportHandler: ChannelInboundHandler {
     // MARK: API entry points (called on the event loop)
 
     func send(_ payload: ByteBuffer, commandID: UInt16, to address: SocketAddress, reliability: Reliability,
-              promise: EventLoopPromise<MessageOutcome>) {
+              promise: OutcomeBox) {
         guard !closed else {
-            promise.succeed(.failed(TransportError(.closed, "the transport was closed")))
+            promise.complete(.failed(TransportError(.closed, "the transport was closed")))
             return
         }
         switch machine.send(payload, lane: commandID, reliability: reliability, to: address, now: .now()) {
-        case .failure(let error): promise.succeed(.failed(error))
+        case .failure(let error): promise.complete(.failed(error))
         case .success(let token): outcomes[token] = promise
         }
         perform(machine.takeActions())
         scheduleFlush()
+    }
+
+    /// Queues messages in one hop. If the peer's backlog is full they are parked (in order) and `room` succeeds
+    /// only once they are queued, so a caller awaiting `room` is held back (backpressure) and memory stays
+    /// bounded by the callers waiting.
+    func sendOrPark(_ messages: [(payload: ByteBuffer, commandID: UInt16)], to address: SocketAddress, reliability: Reliability,
+                    outcomes: [OutcomeBox], room: EventLoopPromise<Void>) {
+        guard !closed else {
+            let error = TransportError(.closed, "the transport was closed")
+            for o in outcomes { o.complete(.failed(error)) }
+            room.fail(error)
+            return
+        }
+        if parked[address] == nil && machine.backlogCount(address) < machine.configuration.windowMessages {
+            for (message, promise) in zip(messages, outcomes) {
+                enqueue(message.payload, commandID: message.commandID, to: address, reliability: reliability, promise: promise)
+            }
+            room.succeed(())
+            perform(machine.takeActions())
+            scheduleFlush()
+            return
+        }
+        var list = parked[address] ?? []
+        for (i, (message, promise)) in zip(messages, outcomes).enumerated() {
+            list.append(ParkedSend(payload: message.payload, commandID: message.commandID, reliability: reliability,
+                                   outcome: promise, room: i == messages.count - 1 ? room : nil))
+        }
+        parked[address] = list
+    }
+
+    private func enqueue(_ payload: ByteBuffer, commandID: UInt16, to address: SocketAddress, reliability: Reliability,
+                         promise: OutcomeBox) {
+        switch machine.send(payload, lane: commandID, reliability: reliability, to: address, now: .now()) {
+        case .failure(let error): promise.complete(.failed(error))
+        case .success(let token): outcomes[token] = promise
+        }
     }
 
     /// Succeeds when the peer's backlog is below the window (backpressure for `send`).
@@ -142,6 +199,22 @@ final class TransportHandler: ChannelInboundHandler {
         } else {
             backlogWaiters[address, default: []].append(promise)
         }
+    }
+
+    func confirmOnLoop(_ tokens: [DeliveryToken]) {
+        for token in tokens { machine.confirm(token) }
+        scheduleFlush()
+    }
+
+    func rejectOnLoop(_ token: DeliveryToken, reason: String) {
+        machine.reject(token, reason: reason)
+        scheduleFlush()
+    }
+
+    func sendOnLoop(_ payload: ByteBuffer, commandID: UInt16, to address: SocketAddress, reliability: Reliability) {
+        guard !closed else { return }
+        _ = machine.send(payload, lane: commandID, reliability: reliability, to: address, now: .now())
+        scheduleFlush()
     }
 
     func confirm(_ tokens: [DeliveryToken]) {
@@ -174,6 +247,7 @@ final class TransportHandler: ChannelInboundHandler {
 
     private func flushNow() {
         guard !closed else { return }
+        deliverPending()
         machine.flush(now: .now())
         perform(machine.takeActions())
         context?.flush()
@@ -191,9 +265,9 @@ final class TransportHandler: ChannelInboundHandler {
                 metrics.bytesOut.increment(by: datagram.readableBytes)
                 context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: address, data: datagram)), promise: nil)
             case .deliver(let message):
-                deliveries.yield(message)
+                pendingDeliveries.append(message)
             case .outcome(let token, let outcome):
-                outcomes.removeValue(forKey: token)?.succeed(outcome)
+                outcomes.removeValue(forKey: token)?.complete(outcome)
             case .event(let event):
                 switch event {
                 case .peerDown(let address, let node, let reason):
@@ -208,7 +282,41 @@ final class TransportHandler: ChannelInboundHandler {
         }
     }
 
+    /// Hands what arrived in this read batch to the application: to the on-loop handler if there is one
+    /// (which may confirm and reply right here), otherwise as one element of the ``MeshTransport/inbound``
+    /// stream, so the consumer wakes once per batch, not once per message.
+    private func deliverPending() {
+        guard !pendingDeliveries.isEmpty else { return }
+        let batch = pendingDeliveries
+        pendingDeliveries.removeAll(keepingCapacity: true)
+        if let inboundHandler {
+            inboundHandler.received(batch, responder: TransportResponder(handler: self))
+            perform(machine.takeActions())
+        } else {
+            deliveries.yield(batch)
+        }
+    }
+
     private func releaseBacklogWaiters() {
+        if !parked.isEmpty {
+            var queuedAny = false
+            for (address, var list) in parked {
+                var taken = 0
+                while taken < list.count && machine.backlogCount(address) < machine.configuration.windowMessages {
+                    let p = list[taken]
+                    enqueue(p.payload, commandID: p.commandID, to: address, reliability: p.reliability, promise: p.outcome)
+                    p.room?.succeed(())
+                    taken += 1
+                    queuedAny = true
+                }
+                list.removeFirst(taken)
+                parked[address] = list.isEmpty ? nil : list
+            }
+            if queuedAny {
+                perform(machine.takeActions())
+                scheduleFlush()
+            }
+        }
         guard !backlogWaiters.isEmpty else { return }
         for (address, waiters) in backlogWaiters where machine.backlogCount(address) < machine.configuration.windowMessages {
             backlogWaiters[address] = nil

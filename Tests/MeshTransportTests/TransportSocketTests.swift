@@ -22,7 +22,7 @@ import Testing
     /// Sends `count` messages over `lanes` from `sender` to `address`, checks every outcome is confirmed, and
     /// that `inbox` got each exactly once, in order per lane.
     static func streamAndVerify(count: Int, lanes: [UInt16], from sender: MeshTransport, to address: SocketAddress,
-                                inbox: Inbox, size: Int = 64) async throws {
+                                inbox: Inbox, size: Int = 64, receiver: MeshTransport? = nil) async throws {
         let already = await inbox.count
         var receipts: [MeshTransport.Receipt] = []
         receipts.reserveCapacity(count)
@@ -37,7 +37,8 @@ import Testing
         }
         if !failures.isEmpty {
             let stats = try await sender.statistics()
-            Issue.record("\(failures.count) messages not confirmed, first: \(failures.first!); sender statistics: \(stats)")
+            let receiverStats = try await receiver?.statistics()
+            Issue.record("\(failures.count) messages not confirmed, first: \(failures.first!); sender statistics: \(stats); receiver: \(String(describing: receiverStats))")
         }
         await inbox.wait(for: already + count)
         let received = await inbox.messages.dropFirst(already).map(decode)
@@ -58,7 +59,7 @@ import Testing
                 faults: .init(loss: 0.20, duplicate: 0.05, reorder: 0.10, delay: .milliseconds(1) ... .milliseconds(5)), seed: 42)
             let sender = try await makeTransport(key: key) { $0.retryTimeout = .seconds(30); $0.peerTimeout = .seconds(30) }
             let (inbox, consumer) = Inbox.collecting(receiver)
-            try await Self.streamAndVerify(count: 10_000, lanes: [1, 2, 1024, 65535], from: sender, to: proxy.listenAddress, inbox: inbox)
+            try await Self.streamAndVerify(count: 10_000, lanes: [1, 2, 1024, 65535], from: sender, to: proxy.listenAddress, inbox: inbox, receiver: receiver)
             let stats = proxy.statistics
             #expect(stats.dropped > 1000 && stats.duplicated > 100 && stats.reordered > 100)
             let senderStats = try await sender.statistics()
@@ -78,7 +79,7 @@ import Testing
                                                    faults: .init(corrupt: 0.01), seed: 7)
             let sender = try await makeTransport(key: key)
             let (inbox, consumer) = Inbox.collecting(receiver)
-            try await Self.streamAndVerify(count: 5000, lanes: [10, 11], from: sender, to: proxy.listenAddress, inbox: inbox, size: 300)
+            try await Self.streamAndVerify(count: 5000, lanes: [10, 11], from: sender, to: proxy.listenAddress, inbox: inbox, size: 300, receiver: receiver)
             #expect(proxy.statistics.corrupted > 10)
             let receiverStats = try await receiver.statistics()
             let senderStats = try await sender.statistics()
@@ -147,7 +148,7 @@ import Testing
             let proxy = try await FaultProxy.start(listen: loopback, forward: receiver.localAddress, faults: .init(record: 1000), seed: 1)
             let sender = try await makeTransport(key: key)
             let (inbox, consumer) = Inbox.collecting(receiver)
-            try await Self.streamAndVerify(count: 100, lanes: [3], from: sender, to: proxy.listenAddress, inbox: inbox)
+            try await Self.streamAndVerify(count: 100, lanes: [3], from: sender, to: proxy.listenAddress, inbox: inbox, receiver: receiver)
             let captured = proxy.recorded
             #expect(captured.count > 10)
 
@@ -162,7 +163,7 @@ import Testing
             // A datagram that is authentic in shape but 1 byte over the size limit.
             try await sendRaw(attacker, [UInt8](repeating: 0xD1, count: 1401), to: receiver.localAddress)
             // The node keeps working: a new stream completes after the attack (on a new lane, numbered from 0).
-            try await Self.streamAndVerify(count: 200, lanes: [4], from: sender, to: proxy.listenAddress, inbox: inbox)
+            try await Self.streamAndVerify(count: 200, lanes: [4], from: sender, to: proxy.listenAddress, inbox: inbox, receiver: receiver)
             let after = try await receiver.statistics()
             #expect(after["replays"]! - before["replays"]! >= captured.count)
             #expect(after["auth_failures"]! + after["malformed"]! - before["auth_failures"]! - before["malformed"]! >= 450)

@@ -9,7 +9,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure Mesh against same-run ceilings (build with -c release).",
-        subcommands: [JournalBench.self, CodecBench.self]
+        subcommands: [JournalBench.self, CodecBench.self, TransportBench.self]
     )
 }
 
@@ -106,6 +106,54 @@ struct CodecBench: AsyncParsableCommand {
                 MeshCodec, typical message of \(result.messageBytes) bytes (median of \(runs) × \(iterations)):
                   encode: \(String(format: "%.0f", result.encodeMBps)) MB/s  (\(Int(result.encodeNanosPerMessage)) ns/message)
                   decode: \(String(format: "%.0f", result.decodeMBps)) MB/s  (\(Int(result.decodeNanosPerMessage)) ns/message)
+                """)
+        }
+    }
+}
+
+struct TransportBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "transport",
+        abstract: "MeshTransport one-way throughput and ping-pong RTT vs raw SwiftNIO UDP, same process, two event loops.")
+
+    @Option(help: "Messages per one-way run.") var messages = 200_000
+    @Option(help: "Message size in bytes.") var size = 1024
+    @Option(help: "Round trips per RTT run.") var pings = 5_000
+    @Option(help: "Messages per send call in the one-way run.") var batch = 64
+    @Option(help: "Runs (medians reported).") var runs = 5
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func validate() throws {
+        guard messages > 1, size > 0, pings > 0, batch > 0, runs > 0 else { throw ValidationError("all counts must be positive") }
+    }
+
+    func run() async throws {
+        let quiet = json
+        let r = try await TransportBenchmark.run(messages: messages, size: size, pings: pings, runs: runs, batch: batch,
+                                                 logger: Logger(label: "mesh.bench")) { line in
+            if !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        }
+        let mesh = BenchStatistics.median(r.oneWayMessagesPerSecond)
+        let raw = BenchStatistics.median(r.rawOneWayPacketsPerSecond)
+        let p50 = TransportBenchmark.percentile(r.rttMicros, 0.5)
+        let p99 = TransportBenchmark.percentile(r.rttMicros, 0.99)
+        let rawP50 = TransportBenchmark.percentile(r.rawRTTMicros, 0.5)
+        let rawP99 = TransportBenchmark.percentile(r.rawRTTMicros, 0.99)
+        if json {
+            let object: [String: Any] = [
+                "benchmark": "transport", "messages": messages, "size": size, "runs": runs, "batch": batch,
+                "msgs_per_s": mesh.rounded(), "raw_nio_pkts_per_s": raw.rounded(), "throughput_ratio": (mesh / raw * 1000).rounded() / 1000,
+                "raw_nio_loss": BenchStatistics.median(r.rawOneWayLoss),
+                "p50_us": p50.rounded(), "p99_us": p99.rounded(), "raw_nio_p50_us": rawP50.rounded(), "raw_nio_p99_us": rawP99.rounded(),
+                "rtt_ratio": (p50 / rawP50 * 1000).rounded() / 1000, "retransmits": r.retransmits,
+            ]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+        } else {
+            print("""
+                MeshTransport, \(size) B reliable messages, two event loops (median of \(runs) runs):
+                  one-way: \(Int(mesh)) msg/s confirmed   raw NIO UDP: \(Int(raw)) pkt/s (no acks)   ratio \(String(format: "%.2f", mesh / raw))×
+                  RTT p50/p99: \(Int(p50))/\(Int(p99)) µs   raw NIO: \(Int(rawP50))/\(Int(rawP99)) µs   ratio \(String(format: "%.2f", p50 / rawP50))×
+                  retransmits (all runs): \(r.retransmits)
                 """)
         }
     }

@@ -156,6 +156,9 @@ final class Session {
     var rejectsOwed: [(UInt16, UInt64, String)] = []
     var abandonsOwed: [(UInt16, UInt64, UInt64)] = []
     var lastSentAt: NIODeadline?
+    /// When the retransmission timer last fired: the next one is due an RTO (backed off) after this, not after
+    /// the oldest packet's send time, or one timeout would cascade through the whole flight.
+    var lastTimeoutAt: NIODeadline?
 
     // Receiving.
     var received = AckRanges(maxRanges: 32)
@@ -177,6 +180,13 @@ final class Session {
     var hasQueuedData: Bool { !retransmitQueue.isEmpty || freshHead < freshQueue.count }
 
     var confirmsOwed: Bool { lanes.values.contains { $0.confirmOwed } }
+
+    /// When the retransmission timer is due, if anything is unacknowledged.
+    var retransmitDeadline: NIODeadline? {
+        guard let oldest = oldestUnacked else { return nil }
+        let base = max(oldest.sentAt, lastTimeoutAt ?? oldest.sentAt)
+        return base + rtt.rtoAmount
+    }
 
     var oldestUnacked: SentPacket? {
         var i = sentOrderHead

@@ -339,12 +339,13 @@ final class TransportStateMachine {
         guard let newest = largestNewly else { return }
         s.largestAcked = max(s.largestAcked, newest.number)
         if newest.number == ack.largest && newest.ackEliciting {
-            s.rtt.addSample((now - newest.sentAt).duration, ackDelay: .microseconds(Int64(min(ack.delayMicros, 1_000_000))))
+            s.rtt.addSample(nanos: (now - newest.sentAt).nanoseconds, ackDelayNanos: Int64(min(ack.delayMicros, 1_000_000)) * 1000)
         }
         s.rtt.resetBackoff()
+        s.lastTimeoutAt = nil
         // Loss detection (RFC 9002 §6.1): 3 packets past, or older than 9/8 of the RTT.
-        let rtt = max(s.rtt.smoothed ?? configuration.retryInterval, s.rtt.latest ?? .zero)
-        let lossDelay = max(rtt * 9 / 8, .milliseconds(1))
+        let rttNanos = max(s.rtt.smoothedNanos ?? configuration.retryInterval.nanosecondsValue, s.rtt.latestNanos ?? 0)
+        let lossDelay = TimeAmount.nanoseconds(max(rttNanos * 9 / 8, 1_000_000))
         var lost: [SentPacket] = []
         i = s.sentOrderHead
         while i < s.sentOrder.count {
@@ -531,17 +532,13 @@ final class TransportStateMachine {
                 }
                 continue
             }
-            // Retransmission timeout.
-            if let oldest = s.oldestUnacked, now >= oldest.sentAt + s.rtt.rto {
-                let cutoff = now - s.rtt.rto
-                var lost: [SentPacket] = []
-                var i = s.sentOrderHead
-                while i < s.sentOrder.count {
-                    if let packet = s.sent[s.sentOrder[i]], packet.sentAt <= cutoff { lost.append(packet) }
-                    i += 1
-                }
-                for packet in lost { declareLost(s, packet) }
+            // Retransmission timeout: like QUIC's probe timeout, retransmit only the oldest unacknowledged packet
+            // and back off. Its acknowledgement (an ack range) settles everything behind it; declaring the whole
+            // flight lost would flood a receiver that is merely slow.
+            if let due = s.retransmitDeadline, now >= due, let oldest = s.oldestUnacked {
+                declareLost(s, oldest)
                 s.rtt.timedOut()
+                s.lastTimeoutAt = now
                 counters.timeouts += 1
             }
             // Give up on messages not confirmed in time. A message the receiver already holds (every fragment
@@ -642,7 +639,7 @@ final class TransportStateMachine {
                 }
                 continue
             }
-            if let oldest = s.oldestUnacked { consider(oldest.sentAt + s.rtt.rto) }
+            consider(s.retransmitDeadline)
             for entries in s.outstanding.values {
                 if let first = entries.first?.firstSentAt { consider(first + configuration.retryTimeout) }
             }

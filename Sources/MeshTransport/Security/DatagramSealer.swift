@@ -15,7 +15,9 @@ import NIOCore
 final class DatagramSealer {
     let keyring: Keyring
     let encrypt: Bool
-    private var macKeys: [UInt8: SymmetricKey] = [:]
+    /// Keyed HMAC states, copied per datagram (swift-crypto's HMAC is copy-on-write), so the key schedule is
+    /// computed once per key, not once per datagram.
+    private var macTemplates: [UInt8: HMAC<SHA256>] = [:]
     private var aeadKeys: [AEADKeyID: SymmetricKey] = [:]
 
     private struct AEADKeyID: Hashable {
@@ -28,9 +30,10 @@ final class DatagramSealer {
         self.keyring = keyring
         self.encrypt = encrypt
         for (id, key) in keyring.keys {
-            macKeys[id] = HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: key.bytes),
-                                                 salt: Array("mesh.transport".utf8), info: Array("mesh.mac.v1".utf8),
-                                                 outputByteCount: 32)
+            let macKey = HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: key.bytes),
+                                                salt: Array("mesh.transport".utf8), info: Array("mesh.mac.v1".utf8),
+                                                outputByteCount: 32)
+            macTemplates[id] = HMAC<SHA256>(key: macKey)
         }
     }
 
@@ -76,15 +79,15 @@ final class DatagramSealer {
         }
         var body = body
         out.writeBuffer(&body)
-        let tag = mac(out.readableBytesView, keyID: header.keyID)
-        out.writeBytes(tag)
+        let code = mac(out, keyID: header.keyID)
+        code.withUnsafeBytes { out.writeBytes(UnsafeRawBufferPointer(rebasing: $0.prefix(PacketHeader.tagSize))) }
         return out
     }
 
-    private func mac(_ bytes: ByteBufferView, keyID: UInt8) -> ArraySlice<UInt8> {
-        var hmac = HMAC<SHA256>(key: macKeys[keyID]!)
-        bytes.withUnsafeBytes { hmac.update(data: $0) }
-        return Array(hmac.finalize()).prefix(PacketHeader.tagSize)
+    private func mac(_ bytes: ByteBuffer, keyID: UInt8) -> HashedAuthenticationCode<SHA256> {
+        var hmac = macTemplates[keyID]!
+        bytes.withUnsafeReadableBytes { hmac.update(data: $0) }
+        return hmac.finalize()
     }
 
     /// Why a datagram was dropped before anything else looked at it.
@@ -115,9 +118,11 @@ final class DatagramSealer {
             body.writeBytes(plaintext)
             return .success((header, body))
         }
-        let expected = mac(headerAndBody.readableBytesView, keyID: header.keyID)
+        let expected = mac(headerAndBody, keyID: header.keyID)
         var difference: UInt8 = 0
-        for (a, b) in zip(expected, tag) { difference |= a ^ b }
+        expected.withUnsafeBytes { code in
+            for i in 0..<PacketHeader.tagSize { difference |= code[i] ^ tag[i] }
+        }
         guard difference == 0 else { return .failure(.badTag) }
         return .success((header, datagram.getSlice(at: datagram.readerIndex + PacketHeader.size, length: bodyLength)!))
     }

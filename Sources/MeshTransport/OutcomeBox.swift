@@ -1,0 +1,44 @@
+import NIOConcurrencyHelpers
+
+/// Where a message's outcome is left by the event loop and picked up by the sender. Reading an outcome that is
+/// already known takes a lock, not a hop to the event loop (an `EventLoopFuture` would schedule its callback
+/// there even when already completed).
+final class OutcomeBox: Sendable {
+    private enum State {
+        case pending([CheckedContinuation<MessageOutcome, Never>])
+        case done(MessageOutcome)
+    }
+
+    private let state = NIOLockedValueBox(State.pending([]))
+
+    init() {}
+
+    func complete(_ outcome: MessageOutcome) {
+        let waiters: [CheckedContinuation<MessageOutcome, Never>] = state.withLockedValue { state in
+            guard case .pending(let waiters) = state else { return [] }
+            state = .done(outcome)
+            return waiters
+        }
+        for waiter in waiters { waiter.resume(returning: outcome) }
+    }
+
+    var value: MessageOutcome? {
+        state.withLockedValue { if case .done(let o) = $0 { o } else { nil } }
+    }
+
+    func wait() async -> MessageOutcome {
+        if let done = value { return done }
+        return await withCheckedContinuation { continuation in
+            let ready: MessageOutcome? = state.withLockedValue { state in
+                switch state {
+                case .done(let outcome): return outcome
+                case .pending(var waiters):
+                    waiters.append(continuation)
+                    state = .pending(waiters)
+                    return nil
+                }
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+    }
+}
