@@ -35,6 +35,8 @@ final class TransportHandler: ChannelInboundHandler {
     private var flushScheduled = false
     private var closed = false
     private var lastCounters = TransportCounters()
+    private var rttRecorders: [SocketAddress: Recorder] = [:]
+    private var lastGaugeExport: NIODeadline?
     private var lastRejectLog: NIODeadline?
     private var rejectsSinceLog = 0
 
@@ -333,6 +335,22 @@ final class TransportHandler: ChannelInboundHandler {
         metrics.duplicates.increment(by: c.duplicates - lastCounters.duplicates)
         metrics.replays.increment(by: c.replays - lastCounters.replays)
         lastCounters = c
+        // Gauges at most ten times a second: they describe state, not events.
+        let now = NIODeadline.now()
+        if let last = lastGaugeExport, now - last < .milliseconds(100) { return }
+        lastGaugeExport = now
+        var inFlight = 0
+        for (address, session) in machine.sessions {
+            inFlight += session.bytesInFlight
+            if let srtt = session.rtt.smoothedNanos {
+                let recorder = rttRecorders[address] ?? TransportMetrics.rtt(peer: "\(address)")
+                rttRecorders[address] = recorder
+                recorder.record(Double(srtt) / 1e9)
+            }
+        }
+        metrics.inFlightBytes.record(inFlight)
+        metrics.reassemblyBytes.record(machine.reassemblyByteCount)
+        metrics.peers.record(machine.sessions.count)
     }
 
     private func rescheduleTimer() {

@@ -13,4 +13,12 @@ struct TransportMetrics: Sendable {
     let replays = Counter(label: "mesh_transport_replays_dropped_total")
     let authFailures = Counter(label: "mesh_transport_auth_failures_total")
     let malformed = Counter(label: "mesh_transport_malformed_total")
+    let inFlightBytes = Gauge(label: "mesh_transport_in_flight_bytes")
+    let reassemblyBytes = Gauge(label: "mesh_transport_reassembly_bytes")
+    let peers = Gauge(label: "mesh_transport_peers")
+
+    /// Smoothed RTT of one peer; created once per peer address and cached by the handler.
+    static func rtt(peer: String) -> Recorder {
+        Recorder(label: "mesh_transport_rtt_seconds", dimensions: [("peer", peer)], aggregate: false)
+    }
 }

@@ -218,6 +218,34 @@ import Testing
         }
     }
 
+    @Test func encryptedStreamCompletesAndTheWireCarriesNoPlaintext() async throws {
+        try await withTimeout(30, "encrypted stream") {
+            let key = ClusterKey.generate()
+            let receiver = try await makeTransport(key: key) { $0.encrypt = true }
+            let proxy = try await FaultProxy.start(listen: loopback, forward: receiver.localAddress,
+                                                   faults: .init(loss: 0.05, record: 2000), seed: 5)
+            let sender = try await makeTransport(key: key) { $0.encrypt = true }
+            let (inbox, consumer) = Inbox.collecting(receiver)
+            let marker = Array("PLAINTEXT-MARKER".utf8)
+            var receipts: [MeshTransport.Receipt] = []
+            for i in 0..<300 {
+                var payload = Self.payload(6, i)
+                payload.writeBytes(marker)
+                receipts.append(try await sender.send(payload, commandID: 6, to: proxy.listenAddress))
+            }
+            for receipt in receipts { #expect(await receipt.outcome() == .confirmed) }
+            await inbox.wait(for: 300)
+            #expect(await inbox.messages.map { Self.decode($0).1 } == Array(0..<300))
+            let wire = proxy.recorded
+            #expect(wire.count > 100)
+            #expect(!wire.contains { datagram in datagram.indices.contains { datagram[$0...].starts(with: marker) } })
+            await sender.close()
+            await receiver.close()
+            await proxy.close()
+            consumer.cancel()
+        }
+    }
+
     @Test func unreliableMessagesArriveAtMostOnce() async throws {
         try await withTimeout(30, "usend") {
             let key = ClusterKey.generate()

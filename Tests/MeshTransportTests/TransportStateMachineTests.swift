@@ -291,3 +291,88 @@ import Testing
         #expect(Frame.readAll(from: &lying) == nil)
     }
 }
+
+@Suite struct EpochAndKeyTests {
+    @Test func packetsFromAPeersOldEpochAreDropped() {
+        let link = InMemoryLink()
+        var captured: [(PacketHeader, ByteBuffer)] = []
+        link.drop = { fromA, header, frames in
+            if fromA, frames.contains(where: { if case .data = $0 { true } else { false } }) {
+                var body = ByteBufferAllocator().buffer(capacity: 256)
+                for f in frames { f.write(to: &body) }
+                captured.append((header, body))
+                return true  // held back: it will arrive late
+            }
+            return false
+        }
+        link.send("late")
+        link.run(for: .milliseconds(5))
+        #expect(!captured.isEmpty)
+        // A restarts (epoch 2) and talks to B again; then A's epoch-1 packet finally arrives.
+        var config = link.a.configuration
+        config.epoch = 2
+        link.a = TransportStateMachine(configuration: config)
+        link.drop = { _, _, _ in false }
+        let token = link.send("fresh")
+        #expect(link.run(until: { link.outcomesA[token] == .confirmed }, limit: .seconds(2), step: .milliseconds(1)))
+        for (header, body) in captured { link.injectToB(header, body) }
+        link.run(for: .milliseconds(50))
+        #expect(link.payloadsAtB() == ["fresh"])  // the old incarnation's message is not delivered
+    }
+
+    @Test func sealerRejectsUnknownKeysAndTamperingAndSupportsRotation() {
+        let old = ClusterKey.generate()
+        let new = ClusterKey.generate()
+        let header = PacketHeader(encrypted: false, keyID: 0, sender: NodeID(high: 1, low: 2), senderEpoch: 1,
+                                  destinationEpoch: 0, packetNumber: 7)
+        let body = ByteBuffer(bytes: Array("frames".utf8))
+        let allocator = ByteBufferAllocator()
+        // A sender that already switched to the new key (id 1) …
+        let rotated = DatagramSealer(keyring: try! Keyring(keys: [0: old, 1: new], primary: 1), encrypt: false)
+        let datagram = rotated.seal(header: header, body: body, allocator: allocator)
+        // … is understood by a node that has both keys, even with the old one primary,
+        let transitional = DatagramSealer(keyring: try! Keyring(keys: [0: old, 1: new], primary: 0), encrypt: false)
+        guard case .success(let (opened, plaintext)) = transitional.open(datagram) else {
+            Issue.record("rotation: the new key was not accepted")
+            return
+        }
+        #expect(opened.keyID == 1 && plaintext == body)
+        // … but not by a node that has only the old key.
+        let oldOnly = DatagramSealer(keyring: Keyring(old), encrypt: false)
+        #expect(oldOnly.open(datagram).failureValue == .unknownKey)
+        // Any flipped bit fails authentication.
+        for index in [0, 5, 30, datagram.readableBytes - 1] {
+            var tampered = datagram
+            let byte = tampered.getInteger(at: index, as: UInt8.self)!
+            tampered.setInteger(byte ^ 0x10, at: index)
+            #expect(transitional.open(tampered).failureValue != nil)
+        }
+    }
+
+    @Test func encryptionHidesTheBodyAndRoundTrips() {
+        let key = Keyring(ClusterKey.generate())
+        let header = PacketHeader(encrypted: false, keyID: 0, sender: NodeID(high: 9, low: 9), senderEpoch: 3,
+                                  destinationEpoch: 4, packetNumber: 99)
+        let secret = ByteBuffer(bytes: Array("myName=Jon; the schedule is secret".utf8))
+        let sealer = DatagramSealer(keyring: key, encrypt: true)
+        let datagram = sealer.seal(header: header, body: secret, allocator: ByteBufferAllocator())
+        let bytes = Array(datagram.readableBytesView)
+        #expect(!bytes.indices.contains { i in bytes[i...].starts(with: Array("Jon".utf8)) })
+        let receiver = DatagramSealer(keyring: key, encrypt: false)  // decryption follows the header's flag
+        guard case .success(let (opened, plaintext)) = receiver.open(datagram) else {
+            Issue.record("encrypted datagram did not open")
+            return
+        }
+        #expect(opened.encrypted && opened.packetNumber == 99)
+        #expect(plaintext == secret)
+        var tampered = datagram
+        tampered.setInteger(UInt8(0xFF), at: PacketHeader.size + 2)
+        #expect(receiver.open(tampered).failureValue == .badTag)
+    }
+}
+
+extension Result {
+    var failureValue: Failure? {
+        if case .failure(let f) = self { f } else { nil }
+    }
+}

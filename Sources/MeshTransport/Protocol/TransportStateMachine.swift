@@ -68,6 +68,9 @@ final class TransportStateMachine {
         return s
     }
 
+    /// Bytes of partly reassembled messages, all peers.
+    var reassemblyByteCount: Int { reassemblyBytes }
+
     /// Messages waiting for window space toward `address`.
     func backlogCount(_ address: SocketAddress) -> Int { sessions[address]?.backlogCount ?? 0 }
 
