@@ -139,6 +139,7 @@ let package = Package(
             dependencies: [
                 "MeshTransport",
                 "MeshFaultProxy",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

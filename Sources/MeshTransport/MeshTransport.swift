@@ -54,7 +54,8 @@ public final class MeshTransport: Sendable {
                             group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
                             inboundHandler: (any TransportInboundHandler)? = nil) async throws -> MeshTransport {
         try configuration.validate()
-        let (inbound, deliveryContinuation) = AsyncStream.makeStream(of: [ReceivedMessage].self)
+        let (inbound, deliveryContinuation) = AsyncStream.makeStream(
+            of: [ReceivedMessage].self, bufferingPolicy: .bufferingOldest(configuration.maxPendingDeliveryBatches))
         let (events, eventContinuation) = AsyncStream.makeStream(of: TransportEvent.self)
         let eventLoop = group.next()
         let slot = configuration.maxDatagramSize + 648

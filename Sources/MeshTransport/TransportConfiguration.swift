@@ -49,6 +49,10 @@ public struct TransportConfiguration: Sendable {
     public var socketBufferBytes: Int
     /// Datagrams read per system call (recvmmsg). Default 32; the receive allocator is sized to match.
     public var readBatch: Int
+    /// Delivery batches ``MeshTransport/inbound`` holds for a slow consumer. Beyond it new batches are dropped
+    /// and counted (`dropped_over_limit`); their reliable messages are never confirmed, so their senders see
+    /// them fail rather than vanish. Default 4096.
+    public var maxPendingDeliveryBatches: Int
 
     /// A configuration with the defaults above.
     public init(bindAddress: SocketAddress, nodeID: NodeID = .random(), epoch: UInt32 = 1, keyring: Keyring) {
@@ -72,6 +76,7 @@ public struct TransportConfiguration: Sendable {
         self.maxReassemblyBytes = 128 << 20
         self.socketBufferBytes = 4 << 20
         self.readBatch = 32
+        self.maxPendingDeliveryBatches = 4096
     }
 
     /// Checks every setting.
@@ -92,6 +97,7 @@ public struct TransportConfiguration: Sendable {
             throw fail("need 0 ≤ maxReassemblyBytesPerPeer ≤ maxReassemblyBytes")
         }
         guard (1...1024).contains(readBatch) else { throw fail("readBatch must be 1...1024") }
+        guard maxPendingDeliveryBatches >= 1 else { throw fail("maxPendingDeliveryBatches must be at least 1") }
     }
 
     /// Payload bytes per fragment: the datagram minus header, tag, and room for a data frame header and an ack.

@@ -294,8 +294,9 @@ final class TransportHandler: ChannelInboundHandler {
         if let inboundHandler {
             inboundHandler.received(batch, responder: TransportResponder(handler: self))
             perform(machine.takeActions())
-        } else {
-            deliveries.yield(batch)
+        } else if case .dropped = deliveries.yield(batch) {
+            machine.counters.droppedOverLimit += batch.count
+            logger.warning("inbound consumer too slow: dropped a delivery batch", metadata: ["mesh.messages": "\(batch.count)"])
         }
     }
 

@@ -246,6 +246,31 @@ import Testing
         }
     }
 
+    @Test func aStalledConsumerBoundsMemoryAndSendersSeeFailures() async throws {
+        try await withTimeout(30, "stalled consumer") {
+            let key = ClusterKey.generate()
+            // Nobody reads `inbound`: at most 2 batches are held, the rest is dropped and counted.
+            let receiver = try await makeTransport(key: key) { $0.maxPendingDeliveryBatches = 2 }
+            let sender = try await makeTransport(key: key) { $0.retryTimeout = .milliseconds(500) }
+            var receipts: [MeshTransport.Receipt] = []
+            for i in 0..<200 {
+                receipts.append(try await sender.send(Self.payload(1, i), commandID: 1, to: receiver.localAddress,
+                                                      reliability: i % 2 == 0 ? .reliable : .unreliable))
+            }
+            var failed = 0
+            for receipt in receipts {
+                if case .failed(let error) = await receipt.outcome() {
+                    #expect(error.code == .timeout)
+                    failed += 1
+                }
+            }
+            #expect(failed == 100)  // no reliable message is confirmed, each one fails visibly
+            #expect(try await receiver.statistics()["dropped_over_limit"]! > 0)
+            await sender.close()
+            await receiver.close()
+        }
+    }
+
     @Test func unreliableMessagesArriveAtMostOnce() async throws {
         try await withTimeout(30, "usend") {
             let key = ClusterKey.generate()

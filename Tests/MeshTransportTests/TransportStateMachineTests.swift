@@ -1,3 +1,4 @@
+import Crypto
 import NIOCore
 import Testing
 @testable import MeshTransport
@@ -374,5 +375,25 @@ import Testing
 extension Result {
     var failureValue: Failure? {
         if case .failure(let f) = self { f } else { nil }
+    }
+}
+
+@Suite struct MACCompatibilityTests {
+    /// The hand-rolled HMAC (precomputed pad states) must equal swift-crypto's HMAC-SHA256: a datagram sealed
+    /// here carries exactly the first 16 bytes of the standard HMAC over header and body.
+    @Test func tagIsStandardHMACSHA256() throws {
+        let key = ClusterKey.generate()
+        let sealer = DatagramSealer(keyring: Keyring(key), encrypt: false)
+        for size in [0, 1, 63, 64, 65, 1000, 1348] {
+            let header = PacketHeader(encrypted: false, keyID: 0, sender: NodeID(high: 5, low: 6), senderEpoch: 2,
+                                      destinationEpoch: 1, packetNumber: UInt64(size + 1))
+            let body = ByteBuffer(bytes: (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 17) })
+            let datagram = sealer.seal(header: header, body: body, allocator: ByteBufferAllocator())
+            let bytes = Array(datagram.readableBytesView)
+            let macKey = HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: key.bytes), salt: Array("mesh.transport".utf8),
+                                                info: Array("mesh.mac.v1".utf8), outputByteCount: 32)
+            let expected = Array(HMAC<SHA256>.authenticationCode(for: bytes.dropLast(16), using: macKey)).prefix(16)
+            #expect(Array(bytes.suffix(16)) == Array(expected), "size \(size)")
+        }
     }
 }

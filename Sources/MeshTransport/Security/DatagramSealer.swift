@@ -15,9 +15,10 @@ import NIOCore
 final class DatagramSealer {
     let keyring: Keyring
     let encrypt: Bool
-    /// Keyed HMAC states, copied per datagram (swift-crypto's HMAC is copy-on-write), so the key schedule is
-    /// computed once per key, not once per datagram.
-    private var macTemplates: [UInt8: HMAC<SHA256>] = [:]
+    /// HMAC-SHA256 as two SHA-256 states that have already absorbed the padded key (RFC 2104): per datagram
+    /// they are copied (swift-crypto's digests are copy-on-write) and fed raw pointers, so neither the key
+    /// schedule nor the generic `DataProtocol` path runs per datagram.
+    private var macTemplates: [UInt8: (inner: SHA256, outer: SHA256)] = [:]
     private var aeadKeys: [AEADKeyID: SymmetricKey] = [:]
 
     private struct AEADKeyID: Hashable {
@@ -33,7 +34,13 @@ final class DatagramSealer {
             let macKey = HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: key.bytes),
                                                 salt: Array("mesh.transport".utf8), info: Array("mesh.mac.v1".utf8),
                                                 outputByteCount: 32)
-            macTemplates[id] = HMAC<SHA256>(key: macKey)
+            var block = [UInt8](repeating: 0, count: 64)
+            macKey.withUnsafeBytes { raw in for i in 0..<raw.count { block[i] = raw[i] } }
+            var inner = SHA256()
+            var outer = SHA256()
+            inner.update(data: block.map { $0 ^ 0x36 })
+            outer.update(data: block.map { $0 ^ 0x5C })
+            macTemplates[id] = (inner, outer)
         }
     }
 
@@ -84,10 +91,12 @@ final class DatagramSealer {
         return out
     }
 
-    private func mac(_ bytes: ByteBuffer, keyID: UInt8) -> HashedAuthenticationCode<SHA256> {
-        var hmac = macTemplates[keyID]!
-        bytes.withUnsafeReadableBytes { hmac.update(data: $0) }
-        return hmac.finalize()
+    /// HMAC-SHA256 of the readable bytes of `bytes` (RFC 2104), from the precomputed states.
+    private func mac(_ bytes: ByteBuffer, keyID: UInt8) -> SHA256.Digest {
+        var (inner, outer) = macTemplates[keyID]!
+        bytes.withUnsafeReadableBytes { inner.update(bufferPointer: $0) }
+        inner.finalize().withUnsafeBytes { outer.update(bufferPointer: $0) }
+        return outer.finalize()
     }
 
     /// Why a datagram was dropped before anything else looked at it.
