@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "MeshJournal", targets: ["MeshJournal"]),
         .library(name: "MeshTransport", targets: ["MeshTransport"]),
         .library(name: "MeshFaultProxy", targets: ["MeshFaultProxy"]),
+        .library(name: "Mesh", targets: ["Mesh"]),
         .executable(name: "mesh", targets: ["mesh"]),
     ],
     dependencies: [
@@ -86,6 +87,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The node: journal-first messaging with the Diarkis mesh API, dispatcher, resume.
+        .target(
+            name: "Mesh",
+            dependencies: [
+                "MeshCore",
+                "MeshJournal",
+                "MeshTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Benchmark runners and their same-run ceilings (used by `mesh bench`). Not a product.
         .target(
             name: "MeshBench",
@@ -131,6 +145,17 @@ let package = Package(
                 "CSQLite",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MeshTests",
+            dependencies: [
+                "Mesh",
+                "MeshCore",
+                "MeshJournal",
+                "MeshTransport",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

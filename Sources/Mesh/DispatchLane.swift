@@ -1,0 +1,118 @@
+import Logging
+import MeshCore
+import MeshJournal
+
+/// Work for one command ID's dispatcher.
+enum DispatchWork: Sendable {
+    /// A journaled message to hand to the handlers.
+    case message(DispatchItem)
+    /// A handler was registered: dispatch the messages that arrived `unhandled`, in their order.
+    case catchUp
+}
+
+/// A journaled inbound message, as the dispatcher needs it.
+struct DispatchItem: Sendable {
+    let inboundID: Int64
+    let commandID: UInt16
+    let kind: MessageKind
+    let originNode: String
+    let originSeq: UInt64
+    let peer: String
+    let payload: [UInt8]
+    let correlationID: String?
+    /// Attempts already made (from the journal).
+    let attempts: Int
+}
+
+/// Runs one command ID's messages through its handlers, one message at a time, in arrival order: a slow or
+/// failing message holds up only its own command ID.
+final class DispatchLane: Sendable {
+    let commandID: UInt16
+    private let continuation: AsyncStream<DispatchWork>.Continuation
+    private let worker: Task<Void, Never>
+
+    init(commandID: UInt16, node: MeshNode) {
+        self.commandID = commandID
+        let (stream, continuation) = AsyncStream.makeStream(of: DispatchWork.self)
+        self.continuation = continuation
+        self.worker = Task {
+            for await work in stream { await node.dispatch(work, commandID: commandID) }
+        }
+    }
+
+    func enqueue(_ work: DispatchWork) { continuation.yield(work) }
+
+    func finish() { continuation.finish() }
+
+    func drained() async { await worker.value }
+}
+
+extension MeshNode {
+    func dispatch(_ work: DispatchWork, commandID: UInt16) async {
+        switch work {
+        case .message(let item):
+            await process(item)
+        case .catchUp:
+            var afterID: Int64 = 0
+            while let page = try? await journal.openInbound(commandID: commandID, afterID: afterID, limit: 500), !page.isEmpty {
+                for row in page {
+                    afterID = row.id
+                    guard row.status == .unhandled else { continue }
+                    await process(DispatchItem(
+                        inboundID: row.id, commandID: row.commandID, kind: row.kind, originNode: row.originNode,
+                        originSeq: row.originSeq, peer: row.peer, payload: row.payload, correlationID: row.correlationID,
+                        attempts: row.attempts))
+                }
+            }
+        }
+    }
+
+    /// Runs every handler of the message's command ID in registration order, journaling each invocation. A
+    /// throwing handler stops the chain; the message is retried (the whole chain) up to `maxHandlerAttempts`
+    /// times, then dead-lettered.
+    func process(_ item: DispatchItem) async {
+        let handlers = handlers(for: item.commandID)
+        guard !handlers.isEmpty else {
+            try? await journal.setInboundStatus(id: item.inboundID, .unhandled, attempts: item.attempts)
+            return
+        }
+        let data: MeshData
+        do {
+            data = try MeshCodec.decode(item.payload)
+        } catch {
+            logger.warning("dead-lettered an undecodable message", metadata: ["mesh.message": "\(item.originNode):\(item.originSeq)"])
+            try? await journal.setInboundStatus(id: item.inboundID, .dead, attempts: item.attempts + 1, error: "undecodable payload: \(error)")
+            return
+        }
+        var attempt = item.attempts
+        while true {
+            attempt += 1
+            let info = MessageInfo(messageID: "\(item.originNode):\(item.originSeq)", sender: item.peer, commandID: item.commandID,
+                                   kind: item.kind, attempt: attempt)
+            var failure: String?
+            for (index, handler) in handlers.enumerated() {
+                let invocation = try? await journal.startInvocation(inboundID: item.inboundID, handlerIndex: index, attempt: attempt)
+                do {
+                    let response = try await handler(data, info)
+                    if let invocation { try? await journal.finishInvocation(invocation, outcome: .ok, response: response) }
+                } catch {
+                    failure = "\(error)"
+                    if let invocation { try? await journal.finishInvocation(invocation, outcome: .error, error: failure) }
+                    break
+                }
+            }
+            guard let failure else {
+                try? await journal.setInboundStatus(id: item.inboundID, .handled, attempts: attempt)
+                return
+            }
+            if attempt >= configuration.maxHandlerAttempts {
+                logger.warning("dead-lettered a message whose handler keeps failing", metadata: [
+                    "mesh.message": "\(info.messageID)", "mesh.command": "\(item.commandID)", "mesh.error": "\(failure)",
+                ])
+                try? await journal.setInboundStatus(id: item.inboundID, .dead, attempts: attempt, error: failure)
+                return
+            }
+            try? await journal.setInboundStatus(id: item.inboundID, .failed, attempts: attempt, error: failure)
+        }
+    }
+}

@@ -1,0 +1,70 @@
+import MeshJournal
+import NIOCore
+
+/// The node-level header inside each transport message: what kind of message it is and its origin sequence
+/// (with the transport's sender node id, the globally unique message id), plus the optional correlation id
+/// (request/response) and replay origin.
+///
+/// ```
+/// u8 version (1) | u8 kind | varint originSeq | u8 flags (1: correlation, 2: replayOf)
+/// [varint length + correlation utf8] [varint length + replayOf utf8] | MeshCodec payload (rest)
+/// ```
+struct Envelope: Equatable, Sendable {
+    static let version: UInt8 = 1
+
+    var kind: MessageKind
+    var originSeq: UInt64
+    var correlationID: String?
+    var replayOf: String?
+    var payload: [UInt8]
+
+    func encode() -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: payload.count + 24 + (correlationID?.utf8.count ?? 0))
+        buffer.writeInteger(Self.version)
+        buffer.writeInteger(UInt8(kind.rawValue))
+        Self.writeVarint(originSeq, to: &buffer)
+        buffer.writeInteger(UInt8((correlationID != nil ? 1 : 0) | (replayOf != nil ? 2 : 0)))
+        for text in [correlationID, replayOf].compactMap({ $0 }) {
+            Self.writeVarint(UInt64(text.utf8.count), to: &buffer)
+            buffer.writeString(text)
+        }
+        buffer.writeBytes(payload)
+        return buffer
+    }
+
+    /// Decodes an envelope; `nil` for anything malformed (the message is then rejected, not journaled).
+    static func decode(_ buffer: ByteBuffer) -> Envelope? {
+        var b = buffer
+        guard b.readInteger(as: UInt8.self) == version, let kindByte = b.readInteger(as: UInt8.self),
+              let kind = MessageKind(rawValue: Int(kindByte)), let seq = readVarint(&b), seq > 0,
+              let flags = b.readInteger(as: UInt8.self), flags & ~3 == 0 else { return nil }
+        var texts: [String?] = [nil, nil]
+        for (i, bit) in [UInt8(1), 2].enumerated() where flags & bit != 0 {
+            guard let length = readVarint(&b), length <= 256, let text = b.readString(length: Int(length)) else { return nil }
+            texts[i] = text
+        }
+        return Envelope(kind: kind, originSeq: seq, correlationID: texts[0], replayOf: texts[1],
+                        payload: b.readBytes(length: b.readableBytes) ?? [])
+    }
+
+    private static func writeVarint(_ value: UInt64, to buffer: inout ByteBuffer) {
+        var v = value
+        while v >= 0x80 {
+            buffer.writeInteger(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        buffer.writeInteger(UInt8(v))
+    }
+
+    private static func readVarint(_ buffer: inout ByteBuffer) -> UInt64? {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while let byte = buffer.readInteger(as: UInt8.self) {
+            guard shift < 64 else { return nil }
+            result |= UInt64(byte & 0x7F) << shift
+            if byte < 0x80 { return result }
+            shift += 7
+        }
+        return nil
+    }
+}

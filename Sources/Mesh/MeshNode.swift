@@ -1,0 +1,345 @@
+import Logging
+import MeshCore
+import MeshJournal
+import MeshTransport
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// A Mesh node: the Diarkis mesh API on top of a journal and the authenticated UDP transport, where every
+/// message is committed to the node's SQLite journal before it moves.
+///
+/// - `send` commits the message (status `pending`) before the first datagram leaves; it is marked `acked` when
+///   the receiver confirms it — which the receiver does only after committing it to *its* journal — or `failed`
+///   with the error once the transport gives up.
+/// - A received message is committed before it is confirmed and before any handler runs; a duplicate (same
+///   origin node and sequence) is confirmed again but neither journaled nor dispatched twice.
+/// - Handlers run per command ID in arrival order, several per ID in registration order; every invocation is
+///   journaled (start, finish, outcome, error, response).
+/// - After a crash, ``start(configuration:logger:)`` on the same journal resends every pending outbound message
+///   (same message id, so the receiver deduplicates) and re-dispatches every message whose handlers had not all
+///   finished.
+///
+/// ```swift
+/// let node = try await MeshNode.start(configuration: .init(address: "127.0.0.1:8000", journalPath: "node.sqlite",
+///                                                          clusterKey: key), logger: logger)
+/// try node.handleCommand(1024) { data in print(try data.getString("myName")); return nil }
+/// try await node.send(1024, to: "127.0.0.1:8001", ["myName": "Jon"])
+/// await node.shutdown()
+/// ```
+public final class MeshNode: Sendable {
+    /// A handler: receives the message data, returns an optional response (for requests) or throws.
+    public typealias Handler = @Sendable (MeshData, MessageInfo) async throws -> MeshData?
+
+    /// Command IDs Mesh keeps for its own protocol (membership, health): 65000...65535. Registering one throws.
+    public static let reservedCommandIDs: ClosedRange<UInt16> = 65000...65535
+
+    /// The node's settings.
+    public let configuration: MeshConfiguration
+    /// The journal (for audits and tools; the node owns its lifecycle).
+    public let journal: Journal
+    /// The address the node listens on, `host:port`.
+    public let address: String
+    /// This node's id (the journal's) and boot epoch.
+    public var identity: JournalIdentity { journal.identity }
+
+    let transport: MeshTransport
+    let logger: Logger
+    private let state: NIOLockedValueBox<State>
+    private let outcomes = OutcomeQueue()
+
+    struct State {
+        var handlers: [UInt16: [Handler]] = [:]
+        var lanes: [UInt16: DispatchLane] = [:]
+        var tasks: [Task<Void, Never>] = []
+        var stopped = false
+    }
+
+    private init(configuration: MeshConfiguration, journal: Journal, transport: MeshTransport, logger: Logger) {
+        self.configuration = configuration
+        self.journal = journal
+        self.transport = transport
+        self.logger = logger
+        self.address = MeshAddress.text(transport.localAddress)
+        self.state = NIOLockedValueBox(State())
+    }
+
+    /// Opens the journal (a new boot epoch), binds the transport, resends what was never acknowledged and
+    /// re-dispatches what was never handled. Handlers can be registered before messages arrive: a message for
+    /// a command ID without handler is journaled `unhandled` and dispatched once a handler is registered.
+    public static func start(configuration: MeshConfiguration, logger: Logger) async throws -> MeshNode {
+        try configuration.validate()
+        let bind = try MeshAddress.parse(configuration.address)
+        let journal = try await Journal.open(path: configuration.journalPath,
+                                             configuration: .init(durability: configuration.durability), logger: logger)
+        let transport: MeshTransport
+        do {
+            var t = TransportConfiguration(bindAddress: bind, nodeID: NodeID(hex: journal.identity.nodeID)!,
+                                           epoch: UInt32(truncatingIfNeeded: journal.identity.bootEpoch), keyring: configuration.keyring)
+            t.retryInterval = configuration.retryInterval
+            t.retryTimeout = configuration.retryTimeout
+            t.encrypt = configuration.encrypt
+            transport = try await MeshTransport.bind(configuration: t, logger: logger)
+        } catch {
+            await journal.close()
+            throw error
+        }
+        let node = MeshNode(configuration: configuration, journal: journal, transport: transport, logger: logger)
+        let outcomeTask = Task { await node.recordOutcomes() }
+        do {
+            try await node.resume()
+        } catch {
+            await node.shutdown()
+            outcomeTask.cancel()
+            throw error
+        }
+        let inboundTask = Task { await node.receiveLoop() }
+        node.state.withLockedValue { $0.tasks += [outcomeTask, inboundTask] }
+        logger.info("mesh node started", metadata: [
+            "mesh.address": "\(node.address)", "mesh.node": "\(journal.identity.nodeID)", "mesh.epoch": "\(journal.identity.bootEpoch)",
+        ])
+        return node
+    }
+
+    /// Stops receiving, lets running handlers finish, and closes the transport and the journal.
+    public func shutdown() async {
+        let (tasks, lanes) = state.withLockedValue { state -> ([Task<Void, Never>], [DispatchLane]) in
+            state.stopped = true
+            return (state.tasks, Array(state.lanes.values))
+        }
+        await transport.close()
+        outcomes.finish()
+        for lane in lanes { lane.finish() }
+        for task in tasks { await task.value }
+        for lane in lanes { await lane.drained() }
+        await journal.close()
+    }
+
+    // MARK: - Handlers
+
+    /// Registers a handler for `commandID` (Diarkis `HandleCommand`). Several handlers may share an ID; they run
+    /// in registration order for each message. Registering after start works; messages that arrived without a
+    /// handler (`unhandled`) are then dispatched, in their original order.
+    /// - Throws: ``MeshError`` (`reservedCommand`) for an ID in ``reservedCommandIDs``.
+    public func handleCommand(_ commandID: UInt16, _ handler: @escaping Handler) throws(MeshError) {
+        guard !Self.reservedCommandIDs.contains(commandID) else {
+            throw MeshError(.reservedCommand, "command ID \(commandID) is reserved for Mesh (\(Self.reservedCommandIDs))")
+        }
+        let catchUp: DispatchLane? = state.withLockedValue { state in
+            let first = state.handlers[commandID]?.isEmpty ?? true
+            state.handlers[commandID, default: []].append(handler)
+            guard first else { return nil }
+            return lane(commandID, &state)
+        }
+        catchUp?.enqueue(.catchUp)
+    }
+
+    /// Registers a handler that takes only the data.
+    public func handleCommand(_ commandID: UInt16, _ handler: @escaping @Sendable (MeshData) async throws -> MeshData?) throws(MeshError) {
+        try handleCommand(commandID) { data, _ in try await handler(data) }
+    }
+
+    func handlers(for commandID: UInt16) -> [Handler] {
+        state.withLockedValue { $0.handlers[commandID] ?? [] }
+    }
+
+    private func lane(_ commandID: UInt16, _ state: inout State) -> DispatchLane {
+        if let lane = state.lanes[commandID] { return lane }
+        let lane = DispatchLane(commandID: commandID, node: self)
+        state.lanes[commandID] = lane
+        return lane
+    }
+
+    func lane(_ commandID: UInt16) -> DispatchLane {
+        state.withLockedValue { lane(commandID, &$0) }
+    }
+
+    // MARK: - Sending
+
+    /// A journaled message on its way: ``outcome()`` waits until the receiver's journal has it (or it failed).
+    public struct Delivery: Sendable {
+        /// The message id, `node_id:seq`, as in the audit views.
+        public let messageID: String
+        let receipt: MeshTransport.Receipt
+
+        /// `.confirmed` once the message is in the receiver's journal; `.failed` with the transport's error.
+        public func outcome() async -> MessageOutcome { await receipt.outcome() }
+    }
+
+    /// Sends `data` reliably to `address` for `commandID` (Diarkis `Send`). Returns once the message is
+    /// committed to this node's journal and queued; await ``Delivery/outcome()`` to know it reached the
+    /// receiver's journal.
+    @discardableResult
+    public func send(_ commandID: UInt16, to address: String, _ data: MeshData) async throws -> Delivery {
+        try await send(commandID, to: address, data, kind: .send)
+    }
+
+    /// Sends `data` once, unreliably (Diarkis `USend`), journaled all the same.
+    @discardableResult
+    public func usend(_ commandID: UInt16, to address: String, _ data: MeshData) async throws -> Delivery {
+        try await send(commandID, to: address, data, kind: .usend)
+    }
+
+    /// Sends a `Codable` value (encoded with ``MeshDataEncoder``).
+    @discardableResult
+    public func send<T: Encodable>(_ commandID: UInt16, to address: String, _ value: T) async throws -> Delivery {
+        try await send(commandID, to: address, try MeshDataEncoder().encode(value), kind: .send)
+    }
+
+    func send(_ commandID: UInt16, to address: String, _ data: MeshData, kind: MessageKind,
+              correlationID: String? = nil) async throws -> Delivery {
+        let target = try MeshAddress.parse(address)
+        let payload: [UInt8]
+        do {
+            payload = try MeshCodec.encode(data)
+        } catch {
+            throw MeshError(.encoding, "\(error)")
+        }
+        let peer = MeshAddress.text(target)
+        let seq = try await journal.appendOutbound(OutboundMessage(
+            commandID: commandID, kind: kind, peer: peer, payload: payload, payloadJSON: MeshJSON.string(from: data),
+            correlationID: correlationID))
+        return try await transmit(seq: seq, commandID: commandID, kind: kind, to: target, payload: payload, correlationID: correlationID)
+    }
+
+    private func transmit(seq: UInt64, commandID: UInt16, kind: MessageKind, to target: SocketAddress, payload: [UInt8],
+                          correlationID: String?, replayOf: String? = nil) async throws -> Delivery {
+        let envelope = Envelope(kind: kind, originSeq: seq, correlationID: correlationID, replayOf: replayOf, payload: payload)
+        let receipt = try await transport.send(envelope.encode(), commandID: commandID, to: target,
+                                               reliability: kind == .usend ? .unreliable : .reliable)
+        outcomes.push((seq, receipt))
+        return Delivery(messageID: "\(journal.identity.nodeID):\(seq)", receipt: receipt)
+    }
+
+    /// Journals outcomes as they arrive: everything queued is taken at once, its outcomes awaited in order,
+    /// and the acknowledgements journaled in one call (one group-commit job per batch, not per message).
+    private func recordOutcomes() async {
+        while let items = await outcomes.drain() {
+            var acked: [UInt64] = []
+            for (seq, receipt) in items {
+                switch await receipt.outcome() {
+                case .confirmed, .sent: acked.append(seq)
+                case .failed(let error):
+                    do {
+                        try await journal.markOutboundFailed(seq, error: error.description)
+                    } catch {
+                        logger.error("could not journal a send failure", metadata: ["mesh.seq": "\(seq)", "mesh.error": "\(error)"])
+                    }
+                }
+            }
+            guard !acked.isEmpty else { continue }
+            do {
+                try await journal.markOutboundAcked(acked)
+            } catch {
+                logger.error("could not journal acknowledgements", metadata: ["mesh.count": "\(acked.count)", "mesh.error": "\(error)"])
+            }
+        }
+    }
+
+    // MARK: - Receiving
+
+    private func receiveLoop() async {
+        for await batch in transport.inbound {
+            await receive(batch)
+        }
+    }
+
+    /// Journals a batch of received messages, confirms them, then dispatches the new ones.
+    func receive(_ batch: [ReceivedMessage]) async {
+        var rows: [InboundMessage] = []
+        var tokens: [DeliveryToken] = []
+        var envelopes: [Envelope] = []
+        var senders: [SocketAddress] = []
+        for message in batch {
+            guard let envelope = Envelope.decode(message.payload) else {
+                if message.token.needsConfirmation { transport.reject(message.token, reason: "malformed envelope") }
+                logger.notice("dropped a malformed message", metadata: ["mesh.peer": "\(message.address)"])
+                continue
+            }
+            let hasHandler = !handlers(for: message.commandID).isEmpty
+            rows.append(InboundMessage(
+                originNode: message.node.description, originSeq: envelope.originSeq, commandID: message.commandID,
+                kind: envelope.kind, peer: MeshAddress.text(message.address), payload: envelope.payload,
+                correlationID: envelope.correlationID, replayOf: envelope.replayOf, status: hasHandler ? .received : .unhandled))
+            tokens.append(message.token)
+            envelopes.append(envelope)
+            senders.append(message.address)
+        }
+        guard !rows.isEmpty else { return }
+        let results: [InboundAppendResult]
+        do {
+            results = try await journal.appendInbound(rows)
+        } catch {
+            // Not durable: refuse, so every sender sees a failure instead of a silent loss.
+            logger.error("could not journal received messages", metadata: ["mesh.count": "\(rows.count)", "mesh.error": "\(error)"])
+            for token in tokens where token.needsConfirmation { transport.reject(token, reason: "receiver journal: \(error)") }
+            return
+        }
+        transport.confirm(tokens.filter(\.needsConfirmation))
+        for (index, result) in results.enumerated() {
+            guard case .inserted(let id) = result, rows[index].status == .received else { continue }
+            lane(rows[index].commandID).enqueue(.message(DispatchItem(
+                inboundID: id, commandID: rows[index].commandID, kind: rows[index].kind, originNode: rows[index].originNode,
+                originSeq: rows[index].originSeq, peer: rows[index].peer, payload: rows[index].payload,
+                correlationID: rows[index].correlationID, attempts: 0)))
+        }
+    }
+
+    // MARK: - Resume
+
+    /// After a restart: resend pending outbound messages (same message ids) and re-dispatch unfinished inbound
+    /// ones, per command ID in their original order. Messages for command IDs without a handler are marked
+    /// `unhandled` until one is registered.
+    private func resume() async throws {
+        var after: UInt64 = 0
+        var resent = 0
+        while true {
+            let page = try await journal.pendingOutbound(afterSeq: after, limit: 1000)
+            guard !page.isEmpty else { break }
+            for row in page {
+                after = row.seq
+                guard let target = try? MeshAddress.parse(row.peer) else {
+                    try await journal.markOutboundFailed(row.seq, error: "unparseable peer address \(row.peer)")
+                    continue
+                }
+                _ = try await transmit(seq: row.seq, commandID: row.commandID, kind: row.kind, to: target, payload: row.payload,
+                                       correlationID: row.correlationID, replayOf: row.replayOf)
+                resent += 1
+            }
+        }
+        var afterID: Int64 = 0
+        var redispatched = 0
+        while true {
+            let page = try await journal.openInbound(afterID: afterID, limit: 1000)
+            guard !page.isEmpty else { break }
+            for row in page {
+                afterID = row.id
+                guard row.status != .unhandled else { continue }
+                if handlers(for: row.commandID).isEmpty {
+                    try await journal.setInboundStatus(id: row.id, .unhandled, attempts: row.attempts, error: row.error)
+                    continue
+                }
+                lane(row.commandID).enqueue(.message(DispatchItem(
+                    inboundID: row.id, commandID: row.commandID, kind: row.kind, originNode: row.originNode, originSeq: row.originSeq,
+                    peer: row.peer, payload: row.payload, correlationID: row.correlationID, attempts: row.attempts)))
+                redispatched += 1
+            }
+        }
+        if resent + redispatched > 0 {
+            logger.info("resumed from journal", metadata: ["mesh.resent": "\(resent)", "mesh.redispatched": "\(redispatched)"])
+        }
+    }
+}
+
+/// What a handler knows about the message it handles.
+public struct MessageInfo: Sendable {
+    /// `origin_node:origin_seq`, as in the audit views.
+    public let messageID: String
+    /// The sender's address, `host:port`.
+    public let sender: String
+    /// The command ID.
+    public let commandID: UInt16
+    /// Send, usend, request or response.
+    public let kind: MessageKind
+    /// 1 for the first attempt; more after a handler failure or a crash.
+    public let attempt: Int
+}

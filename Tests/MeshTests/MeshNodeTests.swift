@@ -1,0 +1,170 @@
+import Mesh
+import MeshCore
+import MeshJournal
+import MeshTransport
+import Testing
+
+@Suite struct MeshNodeTests {
+    @Test func seedScenarioArrivesIntactAndEveryStepIsJournaled() async throws {
+        let fixture = try NodeFixture()
+        defer { fixture.remove() }
+        let a = try await fixture.start("a")
+        let b = try await fixture.start("b")
+        let seen = Recorder<(String, [String])>()
+        try b.handleCommand(1024) { data in
+            let name = try data.getString("myName")
+            let schedule = try DataCapsule.unpack(data.getBytes("mySchedule"))
+            let titles = try schedule.getAsArray("appointments").map { try $0.getAsString("title") }
+            await seen.add((name, titles))
+            return nil
+        }
+        var schedule = DataCapsule()
+        schedule.setAsArray("appointments", [
+            DataCapsule(["date": "01/01/2022", "title": "New Year Party"]),
+            DataCapsule(["date": "25/12/2022", "title": "Christmas Party"]),
+        ])
+        let delivery = try await a.send(1024, to: b.address, ["myName": "Jon", "mySchedule": .bytes(try schedule.pack())])
+        #expect(await delivery.outcome() == .confirmed)
+        try await eventually { await seen.count == 1 }
+        let first = await seen.items[0]
+        #expect(first.0 == "Jon" && first.1 == ["New Year Party", "Christmas Party"])
+        // Sender: journaled and acked. Receiver: journaled, handled, one ok invocation.
+        try await eventually {
+            try await a.journal.rows("SELECT status FROM mesh_messages WHERE direction = 'out'") == [["acked"]]
+        }
+        try await eventually {
+            try await b.journal.rows("SELECT status, json_extract(payload_json, '$.myName') FROM mesh_messages WHERE direction = 'in'")
+                == [["handled", "Jon"]]
+        }
+        let invocations = try await b.journal.rows("SELECT message_id, handler_index, attempt, outcome FROM mesh_invocations")
+        #expect(invocations == [[delivery.messageID, "0", "1", "ok"]])
+        await a.shutdown()
+        await b.shutdown()
+    }
+
+    @Test func severalHandlersRunInRegistrationOrderAndFailuresDeadLetter() async throws {
+        let fixture = try NodeFixture()
+        defer { fixture.remove() }
+        let a = try await fixture.start("a")
+        let b = try await fixture.start("b") { $0.maxHandlerAttempts = 2 }
+        let calls = Recorder<String>()
+        struct Boom: Error, CustomStringConvertible { var description: String { "boom" } }
+        try b.handleCommand(7) { data in
+            await calls.add("first:\(try data.getInt("n"))")
+            return nil
+        }
+        try b.handleCommand(7) { data in
+            await calls.add("second:\(try data.getInt("n"))")
+            if try data.getInt("n") == 2 { throw Boom() }
+            return nil
+        }
+        for n in 1...3 { try await a.send(7, to: b.address, ["n": .int64(Int64(n))]) }
+        try await eventually { await calls.count == 8 }  // 2 + 2×2 (retried once) + 2
+        #expect(await calls.items == ["first:1", "second:1", "first:2", "second:2", "first:2", "second:2", "first:3", "second:3"])
+        try await eventually {
+            try await b.journal.rows("SELECT status, attempts, error FROM mesh_messages WHERE direction = 'in' ORDER BY id")
+                == [["handled", "1", nil], ["dead", "2", "boom"], ["handled", "1", nil]]
+        }
+        await a.shutdown()
+        await b.shutdown()
+    }
+
+    @Test func messagesWithoutHandlerWaitAsUnhandledThenDispatchInOrder() async throws {
+        let fixture = try NodeFixture()
+        defer { fixture.remove() }
+        let a = try await fixture.start("a")
+        let b = try await fixture.start("b")
+        for n in 1...5 { #expect(await (try await a.send(3000, to: b.address, ["n": .int64(Int64(n))])).outcome() == .confirmed) }
+        try await eventually {
+            try await b.journal.rows("SELECT count(*) FROM mesh_messages WHERE status = 'unhandled'") == [["5"]]
+        }
+        let order = Recorder<Int64>()
+        try b.handleCommand(3000) { data in
+            await order.add(try data.getInt64("n"))
+            return nil
+        }
+        for n in 6...7 { try await a.send(3000, to: b.address, ["n": .int64(Int64(n))]) }
+        try await eventually { await order.count == 7 }
+        #expect(await order.items == [1, 2, 3, 4, 5, 6, 7])
+        await a.shutdown()
+        await b.shutdown()
+    }
+
+    @Test func reservedCommandIDsAreRefused() async throws {
+        let fixture = try NodeFixture()
+        defer { fixture.remove() }
+        let node = try await fixture.start("a")
+        let error = #expect(throws: MeshError.self) { try node.handleCommand(65000) { _ in nil } }
+        #expect(error?.code == .reservedCommand)
+        await node.shutdown()
+    }
+
+    @Test func restartedSenderResendsPendingMessagesAndTheReceiverDeduplicates() async throws {
+        let fixture = try NodeFixture()
+        defer { fixture.remove() }
+        let b = try await fixture.start("b")
+        let handled = Recorder<Int64>()
+        try b.handleCommand(9) { data in
+            await handled.add(try data.getInt64("n"))
+            return nil
+        }
+        let a = try await fixture.start("a")
+        for n in 1...3 { #expect(await (try await a.send(9, to: b.address, ["n": .int64(Int64(n))])).outcome() == .confirmed) }
+        try await eventually { try await a.journal.rows("SELECT count(*) FROM mesh_outbound WHERE status = 1") == [["3"]] }
+        await a.shutdown()
+        // As if A had crashed before journaling the acknowledgements: its rows are pending again.
+        let journal = try await Journal.open(path: fixture.configuration("a").journalPath, logger: testLogger)
+        _ = try await journal.write { context in try context.db.execute("UPDATE mesh_outbound SET status = 0, completed_at = NULL") }
+        await journal.close()
+        let restarted = try await fixture.start("a")
+        // A resends all three with the same message ids; B confirms them again without journaling or handling twice.
+        try await eventually { try await restarted.journal.rows("SELECT count(*) FROM mesh_outbound WHERE status = 1") == [["3"]] }
+        #expect(try await b.journal.rows("SELECT count(*) FROM mesh_inbound") == [["3"]])
+        #expect(await handled.items == [1, 2, 3])
+        await restarted.shutdown()
+        await b.shutdown()
+    }
+
+    @Test func unfinishedInboundMessagesAreRedispatchedAtStart() async throws {
+        let fixture = try NodeFixture()
+        defer { fixture.remove() }
+        let path = fixture.configuration("b").journalPath
+        // A journal left by a crash: two messages received, one handler invocation started and never finished.
+        let journal = try await Journal.open(path: path, logger: testLogger)
+        let origin = "0123456789abcdef0123456789abcdef"
+        let rows = try await journal.appendInbound((1...2).map { n in
+            InboundMessage(originNode: origin, originSeq: UInt64(n), commandID: 5, kind: .send, peer: "127.0.0.1:1",
+                           payload: try! MeshCodec.encode(["n": .int64(Int64(n))]))
+        })
+        _ = try await journal.startInvocation(inboundID: rows[0].id, handlerIndex: 0, attempt: 1)
+        await journal.close()
+
+        let order = Recorder<Int64>()
+        let b = try await MeshNode.start(configuration: fixture.configuration("b"), logger: testLogger)
+        try b.handleCommand(5) { data in
+            await order.add(try data.getInt64("n"))
+            return nil
+        }
+        try await eventually { await order.count == 2 }
+        #expect(await order.items == [1, 2])
+        try await eventually {
+            try await b.journal.rows("SELECT status FROM mesh_messages WHERE direction = 'in' ORDER BY id") == [["handled"], ["handled"]]
+        }
+        await b.shutdown()
+    }
+
+    @Test func sendingToAnUnreachablePeerFailsAndIsJournaledAsFailed() async throws {
+        let fixture = try NodeFixture()
+        defer { fixture.remove() }
+        let a = try await fixture.start("a") { $0.retryTimeout = .milliseconds(500) }
+        let delivery = try await a.send(1, to: "127.0.0.1:9", ["x": 1])
+        guard case .failed(let error) = await delivery.outcome() else { Issue.record("delivered to nowhere"); return }
+        #expect(error.code == .unreachable)
+        try await eventually {
+            try await a.journal.rows("SELECT status, error IS NOT NULL FROM mesh_messages WHERE direction = 'out'") == [["failed", "1"]]
+        }
+        let bad = await #expect(throws: MeshError.self) { try await a.send(1, to: "not-an-address", ["x": 1]) }
+        #expect(bad?.code == .invalidAddress)
+        await a.shutdown()
+    }
+}

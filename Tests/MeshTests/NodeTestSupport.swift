@@ -1,0 +1,60 @@
+import Foundation
+import Logging
+import Mesh
+import MeshCore
+import MeshJournal
+import MeshTransport
+
+let testLogger: Logger = {
+    var logger = Logger(label: "mesh.node.test")
+    logger.logLevel = ProcessInfo.processInfo.environment["MESH_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+    return logger
+}()
+
+struct NodeTestTimeout: Error {}
+
+/// A folder of journals for one test, removed at the end.
+struct NodeFixture {
+    let dir: String
+    let key = ClusterKey.generate()
+
+    init() throws {
+        dir = FileManager.default.temporaryDirectory.path + "/mesh-node-test-" + UUID().uuidString.prefix(8).lowercased()
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+
+    func configuration(_ name: String, port: Int = 0) -> MeshConfiguration {
+        MeshConfiguration(address: "127.0.0.1:\(port)", journalPath: "\(dir)/\(name).sqlite", clusterKey: key)
+    }
+
+    func start(_ name: String, port: Int = 0, configure: (inout MeshConfiguration) -> Void = { _ in }) async throws -> MeshNode {
+        var c = configuration(name, port: port)
+        configure(&c)
+        return try await MeshNode.start(configuration: c, logger: testLogger)
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: dir) }
+}
+
+/// Polls `condition` until it holds or `seconds` pass (bounded, so a hang fails fast).
+func eventually(_ seconds: Double = 10, _ condition: @Sendable () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + .seconds(seconds)
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    throw NodeTestTimeout()
+}
+
+/// Collects what handlers saw.
+actor Recorder<T: Sendable> {
+    private(set) var items: [T] = []
+    func add(_ item: T) { items.append(item) }
+    var count: Int { items.count }
+}
+
+extension Journal {
+    func rows(_ sql: String) async throws -> [[String?]] {
+        try await read { db in try db.rows(sql) }
+    }
+}
