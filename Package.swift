@@ -119,8 +119,10 @@ let package = Package(
         .executableTarget(
             name: "mesh",
             dependencies: [
+                "Mesh",
                 "MeshCore",
                 "MeshJournal",
+                "MeshTransport",
                 "MeshBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -157,6 +159,11 @@ let package = Package(
                 "MeshTransport",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MeshCLITests",
+            dependencies: ["mesh"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

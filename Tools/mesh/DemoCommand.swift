@@ -1,65 +1,74 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Mesh
 import MeshCore
 import MeshJournal
+import MeshTransport
 
-/// `mesh demo`: the seed scenario, end to end, with the audit queries an operator would run.
-///
-/// Until the transport and node land, the demo plays both nodes' journals in one process: A journals the
-/// message before it would send it, B journals it before it would acknowledge it and records its handler's
-/// invocation, A marks it acknowledged. The journals and the SQL are the real ones.
+/// `mesh demo`: the seed scenario between two real nodes on loopback, then the audit queries an operator would
+/// run against their journals.
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "demo", abstract: "Run the seed scenario on fresh journals and print audit queries.")
+        commandName: "demo", abstract: "Run the seed scenario between two nodes on fresh journals and print audit queries.")
 
     @Option(help: "Directory for the journals (default: a new temporary folder).") var dir: String?
 
     func run() async throws {
         let folder = try dir ?? makeTemporaryFolder()
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        var logger = Logger(label: "mesh.demo")
-        logger.logLevel = .warning
+        let logger = Logger(label: "mesh.demo")
+        let key = ClusterKey.generate()
         print("journals in \(folder)")
 
-        let a = try await Journal.open(path: folder + "/a.sqlite", logger: logger)
-        let b = try await Journal.open(path: folder + "/b.sqlite", logger: logger)
-        defer { print("\njournals:\n  \(folder)/a.sqlite\n  \(folder)/b.sqlite\nquery them with: sqlite3 \(folder)/b.sqlite 'SELECT * FROM mesh_messages'") }
+        let a = try await MeshNode.start(
+            configuration: .init(address: "127.0.0.1:0", journalPath: folder + "/a.sqlite", clusterKey: key), logger: logger)
+        let b = try await MeshNode.start(
+            configuration: .init(address: "127.0.0.1:0", journalPath: folder + "/b.sqlite", clusterKey: key), logger: logger)
+        print("node A \(a.identity.nodeID) on \(a.address), node B \(b.identity.nodeID) on \(b.address)")
 
-        // Node A: the seed message, journaled before it moves.
+        // Node B's handler for command 1024, as in the Diarkis example.
+        let done = AsyncStream.makeStream(of: Void.self)
+        try b.handleCommand(1024) { data in
+            print("B handler: myName = \(try data.getString("myName"))")
+            let mySchedule = try DataCapsule.unpack(data.getBytes("mySchedule"))
+            for item in try mySchedule.getAsArray("appointments") {
+                print("B handler: Appointment: Date: \(try item.getAsString("date")) Title: \(try item.getAsString("title"))")
+            }
+            done.continuation.yield()
+            return nil
+        }
+
+        // Node A sends the seed message: journaled before it moves.
         var schedule = DataCapsule()
         schedule.setAsArray("appointments", [
             DataCapsule(["date": "01/01/2022", "title": "New Year Party"]),
             DataCapsule(["date": "25/12/2022", "title": "Christmas Party"]),
         ])
-        let data: MeshData = ["myName": "Jon", "mySchedule": .bytes(try schedule.pack())]
-        let message = try OutboundMessage(commandID: 1024, kind: .send, peer: "127.0.0.1:8001", data: data)
-        let seq = try await a.appendOutbound(message)
-        print("A journaled command 1024 as message \(a.identity.nodeID):\(seq) (pending)")
+        let delivery = try await a.send(1024, to: b.address, ["myName": "Jon", "mySchedule": .bytes(try schedule.pack())])
+        print("A journaled and sent command 1024 as message \(delivery.messageID)")
+        let outcome = await delivery.outcome()
+        print("A: outcome \(outcome) (B confirmed only after committing it to its journal)")
+        var handled = done.stream.makeAsyncIterator()
+        _ = await handled.next()
 
-        // Node B: journal before acknowledging, then run the handler and record the invocation.
-        let received = try await b.appendInbound([InboundMessage(
-            originNode: a.identity.nodeID, originSeq: seq, commandID: 1024, kind: .send, peer: "127.0.0.1:8000",
-            payload: message.payload)])
-        let inboundID = received[0].id
-        let invocation = try await b.startInvocation(inboundID: inboundID, handlerIndex: 0, attempt: 1)
-        let decoded = try MeshCodec.decode(message.payload)
-        print("B handler: myName = \(try decoded.getString("myName"))")
-        for item in try DataCapsule.unpack(decoded.getBytes("mySchedule")).getAsArray("appointments") {
-            print("B handler: Appointment: Date: \(try item.getAsString("date")) Title: \(try item.getAsString("title"))")
+        // Let the journals settle (acknowledgement and handler status are journaled asynchronously).
+        for _ in 0..<200 {
+            let acked = try await a.journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_outbound WHERE status = 1") }
+            let finished = try await b.journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_inbound WHERE status = 1") }
+            if acked == 1 && finished == 1 { break }
+            try await Task.sleep(for: .milliseconds(10))
         }
-        try await b.finishInvocation(invocation, outcome: .ok)
-        try await b.setInboundStatus(id: inboundID, .handled)
-        try await a.markOutboundAcked([seq])
-        print("A marked it acked after B's journal commit")
 
-        for (title, journal, sql) in Self.queries(a: a, b: b) {
+        for (title, journal, sql) in Self.queries(a: a.journal, b: b.journal) {
             print("\n-- \(title)\n\(sql)")
             let rows = try await journal.read { db in try db.rows(sql) }
             for row in rows { print("   " + row.map { $0 ?? "NULL" }.joined(separator: " | ")) }
         }
-        await a.close()
-        await b.close()
+        await a.shutdown()
+        await b.shutdown()
+        print("\njournals:\n  \(folder)/a.sqlite\n  \(folder)/b.sqlite\nquery them with: sqlite3 \(folder)/b.sqlite 'SELECT * FROM mesh_messages'")
+        guard outcome == .confirmed else { throw ExitCode.failure }
     }
 
     static func queries(a: Journal, b: Journal) -> [(String, Journal, String)] {
