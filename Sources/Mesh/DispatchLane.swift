@@ -90,10 +90,12 @@ extension MeshNode {
             let info = MessageInfo(messageID: "\(item.originNode):\(item.originSeq)", sender: item.peer, commandID: item.commandID,
                                    kind: item.kind, attempt: attempt)
             var failure: String?
+            var firstResponse: MeshData?
             for (index, handler) in handlers.enumerated() {
                 let invocation = try? await journal.startInvocation(inboundID: item.inboundID, handlerIndex: index, attempt: attempt)
                 do {
                     let response = try await handler(data, info)
+                    if firstResponse == nil { firstResponse = response }
                     if let invocation { try? await journal.finishInvocation(invocation, outcome: .ok, response: response) }
                 } catch {
                     failure = "\(error)"
@@ -103,6 +105,7 @@ extension MeshNode {
             }
             guard let failure else {
                 try? await journal.setInboundStatus(id: item.inboundID, .handled, attempts: attempt)
+                if item.kind == .request { await respond(to: item, with: .data(firstResponse ?? MeshData())) }
                 return
             }
             if attempt >= configuration.maxHandlerAttempts {
@@ -110,6 +113,7 @@ extension MeshNode {
                     "mesh.message": "\(info.messageID)", "mesh.command": "\(item.commandID)", "mesh.error": "\(failure)",
                 ])
                 try? await journal.setInboundStatus(id: item.inboundID, .dead, attempts: attempt, error: failure)
+                if item.kind == .request { await respond(to: item, with: .error(failure)) }
                 return
             }
             try? await journal.setInboundStatus(id: item.inboundID, .failed, attempts: attempt, error: failure)

@@ -6,7 +6,7 @@ import NIOCore
 /// (request/response) and replay origin.
 ///
 /// ```
-/// u8 version (1) | u8 kind | varint originSeq | u8 flags (1: correlation, 2: replayOf)
+/// u8 version (1) | u8 kind | varint originSeq | u8 flags (1: correlation, 2: replayOf, 4: error response)
 /// [varint length + correlation utf8] [varint length + replayOf utf8] | MeshCodec payload (rest)
 /// ```
 struct Envelope: Equatable, Sendable {
@@ -16,6 +16,8 @@ struct Envelope: Equatable, Sendable {
     var originSeq: UInt64
     var correlationID: String?
     var replayOf: String?
+    /// A response reporting that the request's handler failed; the payload is the error text (UTF-8).
+    var isError = false
     var payload: [UInt8]
 
     func encode() -> ByteBuffer {
@@ -23,7 +25,7 @@ struct Envelope: Equatable, Sendable {
         buffer.writeInteger(Self.version)
         buffer.writeInteger(UInt8(kind.rawValue))
         Self.writeVarint(originSeq, to: &buffer)
-        buffer.writeInteger(UInt8((correlationID != nil ? 1 : 0) | (replayOf != nil ? 2 : 0)))
+        buffer.writeInteger(UInt8((correlationID != nil ? 1 : 0) | (replayOf != nil ? 2 : 0) | (isError ? 4 : 0)))
         for text in [correlationID, replayOf].compactMap({ $0 }) {
             Self.writeVarint(UInt64(text.utf8.count), to: &buffer)
             buffer.writeString(text)
@@ -37,13 +39,13 @@ struct Envelope: Equatable, Sendable {
         var b = buffer
         guard b.readInteger(as: UInt8.self) == version, let kindByte = b.readInteger(as: UInt8.self),
               let kind = MessageKind(rawValue: Int(kindByte)), let seq = readVarint(&b), seq > 0,
-              let flags = b.readInteger(as: UInt8.self), flags & ~3 == 0 else { return nil }
+              let flags = b.readInteger(as: UInt8.self), flags & ~7 == 0 else { return nil }
         var texts: [String?] = [nil, nil]
         for (i, bit) in [UInt8(1), 2].enumerated() where flags & bit != 0 {
             guard let length = readVarint(&b), length <= 256, let text = b.readString(length: Int(length)) else { return nil }
             texts[i] = text
         }
-        return Envelope(kind: kind, originSeq: seq, correlationID: texts[0], replayOf: texts[1],
+        return Envelope(kind: kind, originSeq: seq, correlationID: texts[0], replayOf: texts[1], isError: flags & 4 != 0,
                         payload: b.readBytes(length: b.readableBytes) ?? [])
     }
 

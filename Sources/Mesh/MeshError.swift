@@ -1,9 +1,12 @@
+import MeshTransport
+
 /// Why a node operation failed.
 public struct MeshError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The category; compare with `==` against the statics.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: Hashable, Sendable {
             case reservedCommand, invalidAddress, invalidConfiguration, notStarted, encoding
+            case timeout, peerDown, handlerError, tooLarge, decode
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -18,6 +21,16 @@ public struct MeshError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let notStarted = Code(.notStarted)
         /// The data could not be encoded.
         public static let encoding = Code(.encoding)
+        /// No response (or confirmation) in time.
+        public static let timeout = Code(.timeout)
+        /// The peer is down, unreachable, or refused the message.
+        public static let peerDown = Code(.peerDown)
+        /// The remote handler threw; ``MeshError/message`` is its error text.
+        public static let handlerError = Code(.handlerError)
+        /// The message exceeds the maximum size.
+        public static let tooLarge = Code(.tooLarge)
+        /// A response could not be decoded.
+        public static let decode = Code(.decode)
 
         /// A short name.
         public var description: String {
@@ -27,6 +40,11 @@ public struct MeshError: Error, Hashable, Sendable, CustomStringConvertible {
             case .invalidConfiguration: "invalid configuration"
             case .notStarted: "node not started"
             case .encoding: "encoding failed"
+            case .timeout: "timeout"
+            case .peerDown: "peer down"
+            case .handlerError: "handler error"
+            case .tooLarge: "too large"
+            case .decode: "decode failed"
             }
         }
     }
@@ -40,6 +58,15 @@ public struct MeshError: Error, Hashable, Sendable, CustomStringConvertible {
     public init(_ code: Code, _ message: String) {
         self.code = code
         self.message = message
+    }
+
+    /// The node-level error for a transport failure.
+    public init(_ error: TransportError) {
+        switch error.code {
+        case .timeout: self.init(.timeout, error.message)
+        case .tooLarge: self.init(.tooLarge, error.message)
+        default: self.init(.peerDown, error.description)
+        }
     }
 
     /// `code: message`.

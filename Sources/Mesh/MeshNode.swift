@@ -52,6 +52,8 @@ public final class MeshNode: Sendable {
         var lanes: [UInt16: DispatchLane] = [:]
         var tasks: [Task<Void, Never>] = []
         var stopped = false
+        /// Requests waiting for their response, by request message id.
+        var pendingRequests: [String: CheckedContinuation<MeshData, any Error>] = [:]
     }
 
     private init(configuration: MeshConfiguration, journal: Journal, transport: MeshTransport, logger: Logger) {
@@ -100,12 +102,15 @@ public final class MeshNode: Sendable {
         return node
     }
 
-    /// Stops receiving, lets running handlers finish, and closes the transport and the journal.
+    /// Stops receiving, lets running handlers finish, and closes the transport and the journal. Requests
+    /// still waiting fail with `peerDown`.
     public func shutdown() async {
-        let (tasks, lanes) = state.withLockedValue { state -> ([Task<Void, Never>], [DispatchLane]) in
+        let (tasks, lanes, waiting) = state.withLockedValue { state in
             state.stopped = true
-            return (state.tasks, Array(state.lanes.values))
+            defer { state.pendingRequests.removeAll() }
+            return (state.tasks, Array(state.lanes.values), Array(state.pendingRequests.values))
         }
+        for waiter in waiting { waiter.resume(throwing: MeshError(.peerDown, "the node shut down")) }
         await transport.close()
         outcomes.finish()
         for lane in lanes { lane.finish() }
@@ -185,6 +190,80 @@ public final class MeshNode: Sendable {
         try await send(commandID, to: address, try MeshDataEncoder().encode(value), kind: .send)
     }
 
+    /// Sends a request and waits for its response (Diarkis `SendRequest` / `SendRPC`). The response is what the
+    /// remote handlers returned: the first non-nil return, in registration order, or an empty map.
+    /// - Throws: ``MeshError``: `handlerError` (with the remote error text) if a remote handler threw on every
+    ///   attempt, `timeout` without a response within `timeout`, `peerDown` if the request could not be
+    ///   delivered, `decode` for an undecodable response.
+    public func sendRequest(_ commandID: UInt16, to address: String, _ data: MeshData,
+                            timeout: Duration = .seconds(3)) async throws -> MeshData {
+        let target = try MeshAddress.parse(address)
+        let payload: [UInt8]
+        do {
+            payload = try MeshCodec.encode(data)
+        } catch {
+            throw MeshError(.encoding, "\(error)")
+        }
+        let seq = try await journal.appendOutbound(OutboundMessage(
+            commandID: commandID, kind: .request, peer: MeshAddress.text(target), payload: payload,
+            payloadJSON: MeshJSON.string(from: data)))
+        let requestID = "\(journal.identity.nodeID):\(seq)"
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<MeshData, any Error>) in
+            state.withLockedValue { $0.pendingRequests[requestID] = continuation }
+            Task {
+                do {
+                    let delivery = try await transmit(seq: seq, commandID: commandID, kind: .request, to: target, payload: payload,
+                                                      correlationID: nil)
+                    if case .failed(let error) = await delivery.outcome() { resolveRequest(requestID, .failure(MeshError(error))) }
+                } catch {
+                    resolveRequest(requestID, .failure(error))
+                }
+            }
+            Task {
+                try? await Task.sleep(for: timeout)
+                resolveRequest(requestID, .failure(MeshError(.timeout, "no response to \(requestID) within \(timeout)")))
+            }
+        }
+    }
+
+    /// Completes a waiting request once; later results (a late response, a timeout after it) are ignored.
+    func resolveRequest(_ requestID: String, _ result: Result<MeshData, any Error>) {
+        let waiter = state.withLockedValue { $0.pendingRequests.removeValue(forKey: requestID) }
+        waiter?.resume(with: result)
+    }
+
+    /// Sends the response to a request (kind `response`, correlated with the request's message id).
+    enum ResponseBody: Sendable {
+        case data(MeshData)
+        case error(String)
+    }
+
+    func respond(to item: DispatchItem, with response: ResponseBody) async {
+        guard let target = try? MeshAddress.parse(item.peer) else { return }
+        let requestID = "\(item.originNode):\(item.originSeq)"
+        do {
+            let data: MeshData
+            let isError: Bool
+            switch response {
+            case .data(let d):
+                data = d
+                isError = false
+            case .error(let text):
+                data = ["error": .string(text)]
+                isError = true
+            }
+            let payload = isError ? Array(((try? data.getString("error")) ?? "").utf8) : try MeshCodec.encode(data)
+            let seq = try await journal.appendOutbound(OutboundMessage(
+                commandID: item.commandID, kind: .response, peer: item.peer, payload: payload,
+                payloadJSON: MeshJSON.string(from: data), correlationID: requestID))
+            let envelope = Envelope(kind: .response, originSeq: seq, correlationID: requestID, isError: isError, payload: payload)
+            let receipt = try await transport.send(envelope.encode(), commandID: item.commandID, to: target)
+            outcomes.push((seq, receipt))
+        } catch {
+            logger.error("could not send a response", metadata: ["mesh.request": "\(requestID)", "mesh.error": "\(error)"])
+        }
+    }
+
     func send(_ commandID: UInt16, to address: String, _ data: MeshData, kind: MessageKind,
               correlationID: String? = nil) async throws -> Delivery {
         let target = try MeshAddress.parse(address)
@@ -255,7 +334,7 @@ public final class MeshNode: Sendable {
                 logger.notice("dropped a malformed message", metadata: ["mesh.peer": "\(message.address)"])
                 continue
             }
-            let hasHandler = !handlers(for: message.commandID).isEmpty
+            let hasHandler = envelope.kind == .response || !handlers(for: message.commandID).isEmpty
             rows.append(InboundMessage(
                 originNode: message.node.description, originSeq: envelope.originSeq, commandID: message.commandID,
                 kind: envelope.kind, peer: MeshAddress.text(message.address), payload: envelope.payload,
@@ -276,7 +355,23 @@ public final class MeshNode: Sendable {
         }
         transport.confirm(tokens.filter(\.needsConfirmation))
         for (index, result) in results.enumerated() {
-            guard case .inserted(let id) = result, rows[index].status == .received else { continue }
+            guard case .inserted(let id) = result else { continue }
+            if rows[index].kind == .response {
+                // A response is consumed by the request waiting for it (if any), not by handlers.
+                if let requestID = rows[index].correlationID {
+                    let envelope = envelopes[index]
+                    if envelope.isError {
+                        resolveRequest(requestID, .failure(MeshError(.handlerError, String(decoding: envelope.payload, as: UTF8.self))))
+                    } else if let data = try? MeshCodec.decode(envelope.payload) {
+                        resolveRequest(requestID, .success(data))
+                    } else {
+                        resolveRequest(requestID, .failure(MeshError(.decode, "undecodable response to \(requestID)")))
+                    }
+                }
+                try? await journal.setInboundStatus(id: id, .handled, attempts: 1)
+                continue
+            }
+            guard rows[index].status == .received else { continue }
             lane(rows[index].commandID).enqueue(.message(DispatchItem(
                 inboundID: id, commandID: rows[index].commandID, kind: rows[index].kind, originNode: rows[index].originNode,
                 originSeq: rows[index].originSeq, peer: rows[index].peer, payload: rows[index].payload,

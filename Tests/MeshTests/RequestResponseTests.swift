@@ -1,0 +1,83 @@
+import Mesh
+import MeshCore
+import MeshJournal
+import Testing
+
+@Suite struct RequestResponseTests {
+    @Test func requestGetsTheFirstNonNilResponseAndBothSidesJournalTheLink() async throws {
+        let fixture = try NodeFixture()
+        defer { fixture.remove() }
+        let a = try await fixture.start("a")
+        let b = try await fixture.start("b")
+        try b.handleCommand(2001) { _ in nil }  // observes, answers nothing
+        try b.handleCommand(2001) { data in ["greeting": .string("hello \(try data.getString("myName"))")] }
+        try b.handleCommand(2001) { _ in ["greeting": "ignored: a response was already given"] }
+        let response = try await a.sendRequest(2001, to: b.address, ["myName": "Jon"])
+        #expect(response == ["greeting": "hello Jon"])
+        // Requester: request out, response in, linked by correlation_id.
+        try await eventually {
+            try await a.journal.rows("""
+                SELECT req.kind, res.kind, res.status, json_extract(res.payload_json, '$.greeting')
+                FROM mesh_messages req JOIN mesh_messages res ON res.correlation_id = req.message_id
+                WHERE req.direction = 'out' AND res.direction = 'in'
+                """) == [["request", "response", "handled", "hello Jon"]]
+        }
+        // Responder: request in (handled, three invocations), response out (acked) with the same link.
+        try await eventually {
+            try await b.journal.rows("""
+                SELECT req.status, res.kind, res.status FROM mesh_messages req
+                JOIN mesh_messages res ON res.correlation_id = req.message_id
+                WHERE req.direction = 'in' AND res.direction = 'out'
+                """) == [["handled", "response", "acked"]]
+        }
+        #expect(try await b.journal.rows("SELECT handler_index, outcome, response_json FROM mesh_invocations ORDER BY handler_index")
+            == [["0", "ok", nil], ["1", "ok", #"{"greeting":"hello Jon"}"#], ["2", "ok", #"{"greeting":"ignored: a response was already given"}"#]])
+        await a.shutdown()
+        await b.shutdown()
+    }
+
+    @Test func aHandlerErrorReachesTheRequesterWithItsMessage() async throws {
+        let fixture = try NodeFixture()
+        defer { fixture.remove() }
+        let a = try await fixture.start("a")
+        let b = try await fixture.start("b") { $0.maxHandlerAttempts = 1 }
+        struct NotFound: Error, CustomStringConvertible { var description: String { "no such player" } }
+        try b.handleCommand(2002) { _ in throw NotFound() }
+        let error = await #expect(throws: MeshError.self) { try await a.sendRequest(2002, to: b.address, ["id": 7]) }
+        #expect(error?.code == .handlerError)
+        #expect(error?.message == "no such player")
+        await a.shutdown()
+        await b.shutdown()
+    }
+
+    @Test func aRequestNobodyAnswersTimesOut() async throws {
+        let fixture = try NodeFixture()
+        defer { fixture.remove() }
+        let a = try await fixture.start("a")
+        let b = try await fixture.start("b")  // no handler for 2003: the request waits, unhandled
+        let error = await #expect(throws: MeshError.self) {
+            try await a.sendRequest(2003, to: b.address, ["x": 1], timeout: .milliseconds(300))
+        }
+        #expect(error?.code == .timeout)
+        await a.shutdown()
+        await b.shutdown()
+    }
+
+    @Test func manyConcurrentRequestsEachGetTheirOwnResponse() async throws {
+        let fixture = try NodeFixture()
+        defer { fixture.remove() }
+        let a = try await fixture.start("a")
+        let b = try await fixture.start("b")
+        try b.handleCommand(2004) { data in ["double": .int64(try data.getInt64("n") * 2)] }
+        let results = try await withThrowingTaskGroup(of: (Int64, Int64).self) { group in
+            for n in 0..<200 {
+                group.addTask { (Int64(n), try await a.sendRequest(2004, to: b.address, ["n": .int64(Int64(n))]).getInt64("double")) }
+            }
+            return try await group.reduce(into: [(Int64, Int64)]()) { $0.append($1) }
+        }
+        #expect(results.count == 200)
+        #expect(results.allSatisfy { $0.1 == $0.0 * 2 })
+        await a.shutdown()
+        await b.shutdown()
+    }
+}
