@@ -105,6 +105,7 @@ let package = Package(
             name: "MeshBench",
             dependencies: [
                 "CSQLite",
+                "Mesh",
                 "MeshCore",
                 "MeshJournal",
                 "MeshTransport",

@@ -91,20 +91,24 @@ extension MeshNode {
                                    kind: item.kind, attempt: attempt)
             var failure: String?
             var firstResponse: MeshData?
+            // Invocation records and statuses are streamed to the journal writer (ordered, batched by group commit)
+            // rather than awaited one by one.
             for (index, handler) in handlers.enumerated() {
-                let invocation = try? await journal.startInvocation(inboundID: item.inboundID, handlerIndex: index, attempt: attempt)
+                journal.streamInvocationStart(inboundID: item.inboundID, handlerIndex: index, attempt: attempt)
                 do {
                     let response = try await handler(data, info)
                     if firstResponse == nil { firstResponse = response }
-                    if let invocation { try? await journal.finishInvocation(invocation, outcome: .ok, response: response) }
+                    journal.streamInvocationFinish(inboundID: item.inboundID, handlerIndex: index, attempt: attempt, outcome: .ok,
+                                                   response: response)
                 } catch {
                     failure = "\(error)"
-                    if let invocation { try? await journal.finishInvocation(invocation, outcome: .error, error: failure) }
+                    journal.streamInvocationFinish(inboundID: item.inboundID, handlerIndex: index, attempt: attempt, outcome: .error,
+                                                   error: failure)
                     break
                 }
             }
             guard let failure else {
-                try? await journal.setInboundStatus(id: item.inboundID, .handled, attempts: attempt)
+                journal.streamInboundStatus(id: item.inboundID, .handled, attempts: attempt)
                 if item.kind == .request { await respond(to: item, with: .data(firstResponse ?? MeshData())) }
                 return
             }
@@ -112,11 +116,11 @@ extension MeshNode {
                 logger.warning("dead-lettered a message whose handler keeps failing", metadata: [
                     "mesh.message": "\(info.messageID)", "mesh.command": "\(item.commandID)", "mesh.error": "\(failure)",
                 ])
-                try? await journal.setInboundStatus(id: item.inboundID, .dead, attempts: attempt, error: failure)
+                journal.streamInboundStatus(id: item.inboundID, .dead, attempts: attempt, error: failure)
                 if item.kind == .request { await respond(to: item, with: .error(failure)) }
                 return
             }
-            try? await journal.setInboundStatus(id: item.inboundID, .failed, attempts: attempt, error: failure)
+            journal.streamInboundStatus(id: item.inboundID, .failed, attempts: attempt, error: failure)
         }
     }
 }

@@ -316,18 +316,44 @@ public final class MeshNode: Sendable {
 
     // MARK: - Receiving
 
+    /// Journals received batches in a pipeline: up to 32 batches' appends are in flight at once (so group
+    /// commit can gather them), while confirmations and dispatch still happen batch by batch, in arrival order,
+    /// each only after its own batch committed.
     private func receiveLoop() async {
-        for await batch in transport.inbound {
-            await receive(batch)
+        await withTaskGroup(of: Void.self) { group in
+            let (ordered, queue) = AsyncStream.makeStream(of: Task<PreparedBatch?, Never>.self, bufferingPolicy: .unbounded)
+            let slots = AsyncSemaphore(32)
+            group.addTask {
+                for await task in ordered {
+                    if let prepared = await task.value { await self.finishReceive(prepared) }
+                    slots.signal()
+                }
+            }
+            for await batch in transport.inbound {
+                await slots.wait()
+                queue.yield(Task { await self.journalBatch(batch) })
+            }
+            queue.finish()
         }
+    }
+
+    /// A batch whose rows are journaled, ready to be confirmed and dispatched.
+    struct PreparedBatch: Sendable {
+        let rows: [InboundMessage]
+        let tokens: [DeliveryToken]
+        let envelopes: [Envelope]
+        let results: [InboundAppendResult]
     }
 
     /// Journals a batch of received messages, confirms them, then dispatches the new ones.
     func receive(_ batch: [ReceivedMessage]) async {
+        if let prepared = await journalBatch(batch) { await finishReceive(prepared) }
+    }
+
+    func journalBatch(_ batch: [ReceivedMessage]) async -> PreparedBatch? {
         var rows: [InboundMessage] = []
         var tokens: [DeliveryToken] = []
         var envelopes: [Envelope] = []
-        var senders: [SocketAddress] = []
         for message in batch {
             guard let envelope = Envelope.decode(message.payload) else {
                 if message.token.needsConfirmation { transport.reject(message.token, reason: "malformed envelope") }
@@ -341,9 +367,8 @@ public final class MeshNode: Sendable {
                 correlationID: envelope.correlationID, replayOf: envelope.replayOf, status: hasHandler ? .received : .unhandled))
             tokens.append(message.token)
             envelopes.append(envelope)
-            senders.append(message.address)
         }
-        guard !rows.isEmpty else { return }
+        guard !rows.isEmpty else { return nil }
         let results: [InboundAppendResult]
         do {
             results = try await journal.appendInbound(rows)
@@ -351,8 +376,13 @@ public final class MeshNode: Sendable {
             // Not durable: refuse, so every sender sees a failure instead of a silent loss.
             logger.error("could not journal received messages", metadata: ["mesh.count": "\(rows.count)", "mesh.error": "\(error)"])
             for token in tokens where token.needsConfirmation { transport.reject(token, reason: "receiver journal: \(error)") }
-            return
+            return nil
         }
+        return PreparedBatch(rows: rows, tokens: tokens, envelopes: envelopes, results: results)
+    }
+
+    func finishReceive(_ prepared: PreparedBatch) async {
+        let (rows, tokens, envelopes, results) = (prepared.rows, prepared.tokens, prepared.envelopes, prepared.results)
         transport.confirm(tokens.filter(\.needsConfirmation))
         for (index, result) in results.enumerated() {
             guard case .inserted(let id) = result else { continue }
@@ -368,7 +398,7 @@ public final class MeshNode: Sendable {
                         resolveRequest(requestID, .failure(MeshError(.decode, "undecodable response to \(requestID)")))
                     }
                 }
-                try? await journal.setInboundStatus(id: id, .handled, attempts: 1)
+                journal.streamInboundStatus(id: id, .handled, attempts: 1)
                 continue
             }
             guard rows[index].status == .received else { continue }

@@ -568,6 +568,88 @@ extension Journal {
         }
     }
 
+    // MARK: Streamed writes (the dispatcher's path)
+
+    /// Records the start of an invocation without waiting for the commit. The writer runs jobs in submission
+    /// order, so a later ``streamInvocationFinish(inboundID:handlerIndex:attempt:outcome:error:response:)`` or
+    /// ``streamInboundStatus(id:_:attempts:error:)`` lands after it; group commit batches them. A crash can lose
+    /// only the last, uncommitted writes — the message is then dispatched again (at-least-once). Failures are
+    /// logged.
+    public func streamInvocationStart(inboundID: Int64, handlerIndex: Int, attempt: Int) {
+        let now = WallClock.nowMs()
+        let logger = self.logger
+        writer.post(inTransaction: true) { context in
+            do {
+                let statement = try context.db.cached(
+                    "INSERT INTO mesh_invocation(inbound_id, handler_index, attempt, started_at) VALUES (?, ?, ?, ?)")
+                try statement.bind(1, inboundID)
+                try statement.bind(2, handlerIndex)
+                try statement.bind(3, attempt)
+                try statement.bind(4, now)
+                try statement.step()
+            } catch {
+                logger.error("journal: could not record an invocation start", metadata: ["journal.error": "\(error)"])
+            }
+        }
+    }
+
+    /// Records how a streamed invocation ended (matched by inbound id, handler index and attempt).
+    public func streamInvocationFinish(inboundID: Int64, handlerIndex: Int, attempt: Int, outcome: InvocationOutcome,
+                                       error: String? = nil, response: MeshData? = nil) {
+        let now = WallClock.nowMs()
+        let responseBytes = response.flatMap { try? MeshCodec.encode($0) }
+        let responseJSON = response.map { MeshJSON.string(from: $0) }
+        let logger = self.logger
+        writer.post(inTransaction: true) { context in
+            do {
+                let statement = try context.db.cached("""
+                    UPDATE mesh_invocation SET finished_at = ?, outcome = ?, error = ?, response = ?, response_json = ?
+                    WHERE inbound_id = ? AND handler_index = ? AND attempt = ? AND replay_run IS NULL AND finished_at IS NULL
+                    """)
+                try statement.bind(1, now)
+                try statement.bind(2, Int64(outcome.rawValue))
+                try statement.bind(3, error)
+                try statement.bind(4, blob: responseBytes)
+                try statement.bind(5, responseJSON)
+                try statement.bind(6, inboundID)
+                try statement.bind(7, handlerIndex)
+                try statement.bind(8, attempt)
+                try statement.step()
+            } catch {
+                logger.error("journal: could not record an invocation end", metadata: ["journal.error": "\(error)"])
+            }
+        }
+    }
+
+    /// Sets an inbound message's status without waiting for the commit (see ``streamInvocationStart(inboundID:handlerIndex:attempt:)``).
+    public func streamInboundStatus(id: Int64, _ status: InboundStatus, attempts: Int? = nil, error: String? = nil) {
+        let now = WallClock.nowMs()
+        let logger = self.logger
+        writer.post(inTransaction: true) { context in
+            do {
+                let statement = try context.db.cached("""
+                    UPDATE mesh_inbound SET status = ?, attempts = coalesce(?, attempts), error = ?,
+                           completed_at = CASE WHEN ? IN (1, 3) THEN ? ELSE NULL END
+                    WHERE id = ?
+                    """)
+                try statement.bind(1, Int64(status.rawValue))
+                try statement.bind(2, attempts.map(Int64.init))
+                try statement.bind(3, error)
+                try statement.bind(4, Int64(status.rawValue))
+                try statement.bind(5, now)
+                try statement.bind(6, id)
+                try statement.step()
+            } catch {
+                logger.error("journal: could not record an inbound status", metadata: ["journal.error": "\(error)"])
+            }
+        }
+    }
+
+    /// Waits until every write submitted before this call is committed.
+    public func barrier() async throws {
+        try await writer.submit { _ in }
+    }
+
     /// Starts a replay run and returns its id, for ``startInvocation(inboundID:handlerIndex:attempt:replayRun:)``.
     public func startReplayRun(commandID: UInt16?, description: String) async throws -> Int64 {
         let now = WallClock.nowMs()

@@ -98,8 +98,9 @@ final class SQLiteWorker: Sendable {
     }
 
     /// Queues `body` without waiting for it (fire and forget); dropped if the worker is closed.
-    func post(_ body: @escaping @Sendable (WorkerContext) -> Void) {
-        let job = PostedJob(body: body)
+    /// - Parameter inTransaction: run inside the group-commit transaction (a journal write) rather than alone.
+    func post(inTransaction: Bool = false, _ body: @escaping @Sendable (WorkerContext) -> Void) {
+        let job = PostedJob(outsideTransaction: !inTransaction, body: body)
         let (accepted, shouldWake) = state.withLock { state -> (Bool, Bool) in
             guard !state.closed else { return (false, false) }
             state.queue.append(job)
@@ -335,10 +336,13 @@ final class TypedJob<T: Sendable>: SQLiteJob, @unchecked Sendable {
 /// A job nobody waits for.
 final class PostedJob: SQLiteJob {
     let needsSavepoint = false
-    let outsideTransaction = true
+    let outsideTransaction: Bool
     private let body: @Sendable (WorkerContext) -> Void
 
-    init(body: @escaping @Sendable (WorkerContext) -> Void) { self.body = body }
+    init(outsideTransaction: Bool, body: @escaping @Sendable (WorkerContext) -> Void) {
+        self.outsideTransaction = outsideTransaction
+        self.body = body
+    }
     func execute(_ context: WorkerContext) throws { body(context) }
     func finish(_ error: (any Error)?) {}
 }

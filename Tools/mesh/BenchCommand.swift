@@ -9,7 +9,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure Mesh against same-run ceilings (build with -c release).",
-        subcommands: [JournalBench.self, CodecBench.self, TransportBench.self]
+        subcommands: [JournalBench.self, CodecBench.self, TransportBench.self, NodeBench.self]
     )
 }
 
@@ -154,6 +154,51 @@ struct TransportBench: AsyncParsableCommand {
                   one-way: \(Int(mesh)) msg/s confirmed   raw NIO UDP: \(Int(raw)) pkt/s (no acks)   ratio \(String(format: "%.2f", mesh / raw))×
                   RTT p50/p99: \(Int(p50))/\(Int(p99)) µs   raw NIO: \(Int(rawP50))/\(Int(rawP99)) µs   ratio \(String(format: "%.2f", p50 / rawP50))×
                   retransmits (all runs): \(r.retransmits)
+                """)
+        }
+    }
+}
+
+struct NodeBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "node",
+        abstract: "Two nodes in one process: journaled one-way throughput and request/response RTT (1 KiB, .normal).")
+
+    @Option(help: "Messages per one-way run.") var messages = 50_000
+    @Option(help: "Encoded message size in bytes.") var size = 1024
+    @Option(help: "Requests per RTT run (sequential).") var requests = 2_000
+    @Option(help: "Concurrent sending tasks.") var concurrency = 64
+    @Option(help: "Runs (medians reported).") var runs = 3
+    @Flag(help: "Register no handler for the one-way command (messages are journaled 'unhandled').") var noHandler = false
+    @Option(help: "Directory for the journals.") var dir = FileManager.default.temporaryDirectory.path
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func validate() throws {
+        guard messages > 0, size >= 32, requests > 0, concurrency > 0, runs > 0 else {
+            throw ValidationError("counts must be positive and size at least 32")
+        }
+    }
+
+    func run() async throws {
+        let quiet = json
+        let r = try await NodeBenchmark.run(messages: messages, size: size, requests: requests, runs: runs, concurrency: concurrency,
+                                            withHandler: !noHandler, directory: dir, logger: Logger(label: "mesh.bench")) { line in
+            if !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        }
+        let rate = BenchStatistics.median(r.oneWayMessagesPerSecond)
+        let p50 = TransportBenchmark.percentile(r.rttMicros, 0.5)
+        let p99 = TransportBenchmark.percentile(r.rttMicros, 0.99)
+        if json {
+            let object: [String: Any] = [
+                "benchmark": "node", "messages": messages, "size": size, "runs": runs, "handler": !noHandler,
+                "msgs_per_s": rate.rounded(), "p50_us": p50.rounded(), "p99_us": p99.rounded(), "requests": requests,
+            ]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+        } else {
+            print("""
+                MeshNode, \(size) B messages, .normal, \(noHandler ? "no handler" : "a no-op handler") (median of \(runs) runs):
+                  one-way (journaled at both ends, acked): \(Int(rate)) msg/s
+                  request/response RTT p50/p99: \(Int(p50))/\(Int(p99)) µs
                 """)
         }
     }

@@ -1,0 +1,71 @@
+import Foundation
+import Logging
+import Mesh
+import MeshCore
+import MeshTransport
+
+/// Two nodes in one process (each with its own journal and event loop): one-way journaled throughput
+/// (send → journaled at the sender → journaled at the receiver → acknowledged) and request/response RTT.
+package enum NodeBenchmark {
+    package struct Result: Sendable {
+        package var oneWayMessagesPerSecond: [Double] = []
+        package var rttMicros: [Double] = []
+    }
+
+    package static func run(messages: Int, size: Int, requests: Int, runs: Int, concurrency: Int, withHandler: Bool,
+                            directory: String, logger: Logger, progress: @Sendable (String) -> Void) async throws -> Result {
+        var result = Result()
+        for run in 1...runs {
+            let dir = directory + "/mesh-bench-node-\(getpid())-\(run)"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let key = ClusterKey.generate()
+            let a = try await MeshNode.start(configuration: .init(address: "127.0.0.1:0", journalPath: dir + "/a.sqlite", clusterKey: key),
+                                             logger: logger)
+            let b = try await MeshNode.start(configuration: .init(address: "127.0.0.1:0", journalPath: dir + "/b.sqlite", clusterKey: key),
+                                             logger: logger)
+            if withHandler { try b.handleCommand(1024) { _ in nil } }
+            try b.handleCommand(2000) { data in data }
+            let data: MeshData = ["seq": 0, "body": .bytes([UInt8](repeating: 0x5A, count: max(0, size - 24)))]
+            // Warm-up: handshake and first journal pages.
+            _ = await (try await a.send(1024, to: b.address, data)).outcome()
+
+            let clock = ContinuousClock()
+            let start = clock.now
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<concurrency {
+                    group.addTask {
+                        var deliveries: [Mesh.MeshNode.Delivery] = []
+                        var i = worker
+                        while i < messages {
+                            deliveries.append(try await a.send(1024, to: b.address, data))
+                            i += concurrency
+                        }
+                        for d in deliveries {
+                            let outcome = await d.outcome()
+                            guard outcome == .confirmed else { throw BenchmarkFailure("node message not confirmed: \(outcome)") }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let seconds = (clock.now - start).seconds
+            result.oneWayMessagesPerSecond.append(Double(messages) / seconds)
+
+            var samples: [Double] = []
+            for _ in 0..<requests {
+                let t = clock.now
+                _ = try await a.sendRequest(2000, to: b.address, ["ping": 1])
+                samples.append((clock.now - t).seconds * 1e6)
+            }
+            result.rttMicros += samples
+            samples.sort()
+            progress("run \(run)/\(runs): one-way \(Int(Double(messages) / seconds)) msg/s; request RTT p50 "
+                + "\(Int(TransportBenchmark.percentile(samples, 0.5))) µs p99 \(Int(TransportBenchmark.percentile(samples, 0.99))) µs")
+            await a.shutdown()
+            await b.shutdown()
+        }
+        result.rttMicros.sort()
+        return result
+    }
+}
