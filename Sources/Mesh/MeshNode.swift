@@ -72,7 +72,9 @@ public final class MeshNode: Sendable {
         try configuration.validate()
         let bind = try MeshAddress.parse(configuration.address)
         let journal = try await Journal.open(path: configuration.journalPath,
-                                             configuration: .init(durability: configuration.durability), logger: logger)
+                                             configuration: .init(durability: configuration.durability,
+                                                                  storesPayloadJSON: configuration.storesPayloadJSON),
+                                             logger: logger)
         let transport: MeshTransport
         do {
             var t = TransportConfiguration(bindAddress: bind, nodeID: NodeID(hex: journal.identity.nodeID)!,
@@ -275,8 +277,8 @@ public final class MeshNode: Sendable {
         }
         let peer = MeshAddress.text(target)
         let seq = try await journal.appendOutbound(OutboundMessage(
-            commandID: commandID, kind: kind, peer: peer, payload: payload, payloadJSON: MeshJSON.string(from: data),
-            correlationID: correlationID))
+            commandID: commandID, kind: kind, peer: peer, payload: payload,
+            payloadJSON: configuration.storesPayloadJSON ? MeshJSON.string(from: data) : nil, correlationID: correlationID))
         return try await transmit(seq: seq, commandID: commandID, kind: kind, to: target, payload: payload, correlationID: correlationID)
     }
 

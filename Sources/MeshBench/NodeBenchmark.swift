@@ -9,21 +9,26 @@ import MeshTransport
 package enum NodeBenchmark {
     package struct Result: Sendable {
         package var oneWayMessagesPerSecond: [Double] = []
+        /// Rate at which `send` returned (journaled at the sender and queued), before any outcome is awaited.
+        package var sendRatePerSecond: [Double] = []
         package var rttMicros: [Double] = []
     }
 
     package static func run(messages: Int, size: Int, requests: Int, runs: Int, concurrency: Int, withHandler: Bool,
-                            directory: String, logger: Logger, progress: @Sendable (String) -> Void) async throws -> Result {
+                            storesPayloadJSON: Bool = true, directory: String, logger: Logger,
+                            progress: @Sendable (String) -> Void) async throws -> Result {
         var result = Result()
         for run in 1...runs {
             let dir = directory + "/mesh-bench-node-\(getpid())-\(run)"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: dir) }
             let key = ClusterKey.generate()
-            let a = try await MeshNode.start(configuration: .init(address: "127.0.0.1:0", journalPath: dir + "/a.sqlite", clusterKey: key),
-                                             logger: logger)
-            let b = try await MeshNode.start(configuration: .init(address: "127.0.0.1:0", journalPath: dir + "/b.sqlite", clusterKey: key),
-                                             logger: logger)
+            var ca = MeshConfiguration(address: "127.0.0.1:0", journalPath: dir + "/a.sqlite", clusterKey: key)
+            var cb = MeshConfiguration(address: "127.0.0.1:0", journalPath: dir + "/b.sqlite", clusterKey: key)
+            ca.storesPayloadJSON = storesPayloadJSON
+            cb.storesPayloadJSON = storesPayloadJSON
+            let a = try await MeshNode.start(configuration: ca, logger: logger)
+            let b = try await MeshNode.start(configuration: cb, logger: logger)
             if withHandler { try b.handleCommand(1024) { _ in nil } }
             try b.handleCommand(2000) { data in data }
             let data: MeshData = ["seq": 0, "body": .bytes([UInt8](repeating: 0x5A, count: max(0, size - 24)))]
@@ -32,6 +37,7 @@ package enum NodeBenchmark {
 
             let clock = ContinuousClock()
             let start = clock.now
+            let sendsDone = SendCounter(total: concurrency)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for worker in 0..<concurrency {
                     group.addTask {
@@ -41,6 +47,7 @@ package enum NodeBenchmark {
                             deliveries.append(try await a.send(1024, to: b.address, data))
                             i += concurrency
                         }
+                        await sendsDone.finished(at: clock.now)
                         for d in deliveries {
                             let outcome = await d.outcome()
                             guard outcome == .confirmed else { throw BenchmarkFailure("node message not confirmed: \(outcome)") }
@@ -51,6 +58,8 @@ package enum NodeBenchmark {
             }
             let seconds = (clock.now - start).seconds
             result.oneWayMessagesPerSecond.append(Double(messages) / seconds)
+            let sendSeconds = (await sendsDone.last - start).seconds
+            result.sendRatePerSecond.append(Double(messages) / sendSeconds)
 
             var samples: [Double] = []
             for _ in 0..<requests {
@@ -60,12 +69,23 @@ package enum NodeBenchmark {
             }
             result.rttMicros += samples
             samples.sort()
-            progress("run \(run)/\(runs): one-way \(Int(Double(messages) / seconds)) msg/s; request RTT p50 "
+            progress("run \(run)/\(runs): one-way \(Int(Double(messages) / seconds)) msg/s (sends returned at \(Int(Double(messages) / sendSeconds)) msg/s); request RTT p50 "
                 + "\(Int(TransportBenchmark.percentile(samples, 0.5))) µs p99 \(Int(TransportBenchmark.percentile(samples, 0.99))) µs")
             await a.shutdown()
             await b.shutdown()
         }
         result.rttMicros.sort()
         return result
+    }
+}
+
+/// When the last sending task returned from its last `send`.
+actor SendCounter {
+    private var remaining: Int
+    private(set) var last: ContinuousClock.Instant = .now
+    init(total: Int) { remaining = total }
+    func finished(at instant: ContinuousClock.Instant) {
+        remaining -= 1
+        last = instant
     }
 }

@@ -170,6 +170,7 @@ struct NodeBench: AsyncParsableCommand {
     @Option(help: "Concurrent sending tasks.") var concurrency = 64
     @Option(help: "Runs (medians reported).") var runs = 3
     @Flag(help: "Register no handler for the one-way command (messages are journaled 'unhandled').") var noHandler = false
+    @Flag(help: "Do not store payload_json in the journals.") var noJSON = false
     @Option(help: "Directory for the journals.") var dir = FileManager.default.temporaryDirectory.path
     @Flag(help: "Print one JSON object.") var json = false
 
@@ -182,7 +183,8 @@ struct NodeBench: AsyncParsableCommand {
     func run() async throws {
         let quiet = json
         let r = try await NodeBenchmark.run(messages: messages, size: size, requests: requests, runs: runs, concurrency: concurrency,
-                                            withHandler: !noHandler, directory: dir, logger: Logger(label: "mesh.bench")) { line in
+                                            withHandler: !noHandler, storesPayloadJSON: !noJSON, directory: dir,
+                                            logger: Logger(label: "mesh.bench")) { line in
             if !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) }
         }
         let rate = BenchStatistics.median(r.oneWayMessagesPerSecond)
@@ -190,7 +192,7 @@ struct NodeBench: AsyncParsableCommand {
         let p99 = TransportBenchmark.percentile(r.rttMicros, 0.99)
         if json {
             let object: [String: Any] = [
-                "benchmark": "node", "messages": messages, "size": size, "runs": runs, "handler": !noHandler,
+                "benchmark": "node", "messages": messages, "size": size, "runs": runs, "handler": !noHandler, "payload_json": !noJSON,
                 "msgs_per_s": rate.rounded(), "p50_us": p50.rounded(), "p99_us": p99.rounded(), "requests": requests,
             ]
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
