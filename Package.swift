@@ -164,7 +164,14 @@ let package = Package(
         ),
         .testTarget(
             name: "MeshCLITests",
-            dependencies: ["mesh"],
+            dependencies: [
+                "mesh",
+                "Mesh",
+                "MeshCore",
+                "MeshJournal",
+                "MeshTransport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -18,6 +18,8 @@ public struct MeshConfiguration: Sendable {
     public var retryInterval: Duration
     /// Give-up time of a reliable message (Diarkis `retryTimeout`). Default 3000 ms.
     public var retryTimeout: Duration
+    /// Silence after which a peer is reported down and its unconfirmed messages fail. Default 3000 ms.
+    public var peerTimeout: Duration
     /// Attempts at a message whose handler throws before it is dead-lettered. Default 3.
     public var maxHandlerAttempts: Int
     /// Encrypt message bodies on the wire. Default `false` (authenticated only).
@@ -35,6 +37,7 @@ public struct MeshConfiguration: Sendable {
         self.durability = .normal
         self.retryInterval = .milliseconds(1000)
         self.retryTimeout = .milliseconds(3000)
+        self.peerTimeout = .milliseconds(3000)
         self.maxHandlerAttempts = 3
         self.encrypt = false
         self.storesPayloadJSON = true

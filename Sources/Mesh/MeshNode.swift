@@ -81,6 +81,7 @@ public final class MeshNode: Sendable {
                                            epoch: UInt32(truncatingIfNeeded: journal.identity.bootEpoch), keyring: configuration.keyring)
             t.retryInterval = configuration.retryInterval
             t.retryTimeout = configuration.retryTimeout
+            t.peerTimeout = configuration.peerTimeout
             t.encrypt = configuration.encrypt
             transport = try await MeshTransport.bind(configuration: t, logger: logger)
         } catch {
