@@ -36,7 +36,10 @@ final class DispatchLane: Sendable {
         let (stream, continuation) = AsyncStream.makeStream(of: DispatchWork.self)
         self.continuation = continuation
         self.worker = Task {
-            for await work in stream { await node.dispatch(work, commandID: commandID) }
+            for await work in stream {
+                if Task.isCancelled { break }
+                await node.dispatch(work, commandID: commandID)
+            }
         }
     }
 
@@ -45,6 +48,9 @@ final class DispatchLane: Sendable {
     func finish() { continuation.finish() }
 
     func drained() async { await worker.value }
+
+    /// Cancels the worker (a handler that honours cancellation stops; the rest of the queue is dropped).
+    func cancel() { worker.cancel() }
 }
 
 extension MeshNode {

@@ -20,6 +20,9 @@ public struct MeshConfiguration: Sendable {
     public var retryTimeout: Duration
     /// Silence after which a peer is reported down and its unconfirmed messages fail. Default 3000 ms.
     public var peerTimeout: Duration
+    /// How long ``MeshNode/shutdown()`` waits for running handlers before cancelling them (what did not finish
+    /// stays open in the journal and is dispatched again at the next start). Default 10 s.
+    public var shutdownTimeout: Duration
     /// Attempts at a message whose handler throws before it is dead-lettered. Default 3.
     public var maxHandlerAttempts: Int
     /// Encrypt message bodies on the wire. Default `false` (authenticated only).
@@ -38,6 +41,7 @@ public struct MeshConfiguration: Sendable {
         self.retryInterval = .milliseconds(1000)
         self.retryTimeout = .milliseconds(3000)
         self.peerTimeout = .milliseconds(3000)
+        self.shutdownTimeout = .seconds(10)
         self.maxHandlerAttempts = 3
         self.encrypt = false
         self.storesPayloadJSON = true

@@ -118,8 +118,33 @@ public final class MeshNode: Sendable {
         outcomes.finish()
         for lane in lanes { lane.finish() }
         for task in tasks { await task.value }
-        for lane in lanes { await lane.drained() }
+        // Let running handlers finish, within the shutdown timeout.
+        let timeout = configuration.shutdownTimeout
+        let drainedInTime = await Self.race(timeout: timeout) {
+            for lane in lanes { await lane.drained() }
+        }
+        if !drainedInTime {
+            logger.warning("handlers still running after the shutdown timeout; cancelling them", metadata: ["mesh.timeout": "\(timeout)"])
+            for lane in lanes { lane.cancel() }
+        }
         await journal.close()
+    }
+
+    /// Runs `work` and returns true if it finished within `timeout`, false otherwise — without waiting for it
+    /// past the timeout (a task group would join it), so a hung handler cannot hang the caller.
+    static func race(timeout: Duration, _ work: @escaping @Sendable () async -> Void) async -> Bool {
+        let once = NIOLockedValueBox<CheckedContinuation<Bool, Never>?>(nil)
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            once.withLockedValue { $0 = continuation }
+            Task {
+                await work()
+                once.withLockedValue { $0.take() }?.resume(returning: true)
+            }
+            Task {
+                try? await Task.sleep(for: timeout)
+                once.withLockedValue { $0.take() }?.resume(returning: false)
+            }
+        }
     }
 
     // MARK: - Handlers

@@ -168,3 +168,31 @@ import Testing
         await a.shutdown()
     }
 }
+
+@Suite struct ShutdownTests {
+    @Test func aHungHandlerDoesNotHangShutdownAndItsMessageStaysOpen() async throws {
+        let fixture = try NodeFixture()
+        defer { fixture.remove() }
+        let a = try await fixture.start("a")
+        let b = try await fixture.start("b") { $0.shutdownTimeout = .milliseconds(300) }
+        let entered = Recorder<Int>()
+        try b.handleCommand(11) { _ in
+            await entered.add(1)
+            // Hangs (ignores cancellation) far longer than the shutdown timeout.
+            let until = ContinuousClock.now + .seconds(30)
+            while ContinuousClock.now < until { try? await Task.sleep(for: .milliseconds(50)) }
+            return nil
+        }
+        #expect(await (try await a.send(11, to: b.address, ["x": 1])).outcome() == .confirmed)
+        try await eventually { await entered.count == 1 }
+        let clock = ContinuousClock()
+        let start = clock.now
+        await b.shutdown()
+        #expect(clock.now - start < .seconds(10))
+        // The message was not handled: it is still open in the journal, for the next start.
+        let journal = try await Journal.open(path: fixture.configuration("b").journalPath, logger: testLogger)
+        #expect(try await journal.openInbound(commandID: 11).count == 1)
+        await journal.close()
+        await a.shutdown()
+    }
+}
