@@ -179,7 +179,7 @@ import Testing
         try b.handleCommand(11) { _ in
             await entered.add(1)
             // Hangs (ignores cancellation) far longer than the shutdown timeout.
-            let until = ContinuousClock.now + .seconds(30)
+            let until = ContinuousClock.now + .seconds(5)
             while ContinuousClock.now < until { try? await Task.sleep(for: .milliseconds(50)) }
             return nil
         }

@@ -23,8 +23,12 @@ struct NodeFixture {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     }
 
+    /// Generous give-up times (tests check outcomes, not speed); tests about timeouts set short ones.
     func configuration(_ name: String, port: Int = 0) -> MeshConfiguration {
-        MeshConfiguration(address: "127.0.0.1:\(port)", journalPath: "\(dir)/\(name).sqlite", clusterKey: key)
+        var c = MeshConfiguration(address: "127.0.0.1:\(port)", journalPath: "\(dir)/\(name).sqlite", clusterKey: key)
+        c.retryTimeout = .seconds(30)
+        c.peerTimeout = .seconds(30)
+        return c
     }
 
     func start(_ name: String, port: Int = 0, configure: (inout MeshConfiguration) -> Void = { _ in }) async throws -> MeshNode {

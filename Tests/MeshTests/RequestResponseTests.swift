@@ -12,7 +12,7 @@ import Testing
         try b.handleCommand(2001) { _ in nil }  // observes, answers nothing
         try b.handleCommand(2001) { data in ["greeting": .string("hello \(try data.getString("myName"))")] }
         try b.handleCommand(2001) { _ in ["greeting": "ignored: a response was already given"] }
-        let response = try await a.sendRequest(2001, to: b.address, ["myName": "Jon"])
+        let response = try await a.sendRequest(2001, to: b.address, ["myName": "Jon"], timeout: .seconds(30))
         #expect(response == ["greeting": "hello Jon"])
         // Requester: request out, response in, linked by correlation_id.
         try await eventually {
@@ -43,7 +43,7 @@ import Testing
         let b = try await fixture.start("b") { $0.maxHandlerAttempts = 1 }
         struct NotFound: Error, CustomStringConvertible { var description: String { "no such player" } }
         try b.handleCommand(2002) { _ in throw NotFound() }
-        let error = await #expect(throws: MeshError.self) { try await a.sendRequest(2002, to: b.address, ["id": 7]) }
+        let error = await #expect(throws: MeshError.self) { try await a.sendRequest(2002, to: b.address, ["id": 7], timeout: .seconds(30)) }
         #expect(error?.code == .handlerError)
         #expect(error?.message == "no such player")
         await a.shutdown()
@@ -71,7 +71,9 @@ import Testing
         try b.handleCommand(2004) { data in ["double": .int64(try data.getInt64("n") * 2)] }
         let results = try await withThrowingTaskGroup(of: (Int64, Int64).self) { group in
             for n in 0..<200 {
-                group.addTask { (Int64(n), try await a.sendRequest(2004, to: b.address, ["n": .int64(Int64(n))]).getInt64("double")) }
+                group.addTask {
+                    (Int64(n), try await a.sendRequest(2004, to: b.address, ["n": .int64(Int64(n))], timeout: .seconds(60)).getInt64("double"))
+                }
             }
             return try await group.reduce(into: [(Int64, Int64)]()) { $0.append($1) }
         }

@@ -37,6 +37,10 @@ func makeTransport(key: ClusterKey, epoch: UInt32 = 1, node: NodeID = .random(),
                    configure: (inout TransportConfiguration) -> Void = { _ in }) async throws -> MeshTransport {
     var configuration = TransportConfiguration(bindAddress: try SocketAddress(ipAddress: "127.0.0.1", port: port),
                                                nodeID: node, epoch: epoch, keyring: Keyring(key))
+    // Tests check outcomes, not speed: generous give-up times keep them correct on a loaded 2-core machine.
+    // Tests about timeouts set short values themselves.
+    configuration.retryTimeout = .seconds(30)
+    configuration.peerTimeout = .seconds(30)
     configure(&configuration)
     return try await MeshTransport.bind(configuration: configuration, logger: quietLogger)
 }

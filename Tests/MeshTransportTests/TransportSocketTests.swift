@@ -239,7 +239,7 @@ import Testing
             await inbox.wait(for: 300)
             #expect(await inbox.messages.map { Self.decode($0).1 } == Array(0..<300))
             let wire = proxy.recorded
-            #expect(wire.count > 100)
+            #expect(wire.count >= 10)  // small messages are coalesced: a few datagrams carry all 300
             #expect(!wire.contains { datagram in datagram.indices.contains { datagram[$0...].starts(with: marker) } })
             await sender.close()
             await receiver.close()
