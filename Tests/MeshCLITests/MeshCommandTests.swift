@@ -51,7 +51,51 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: dir + "/a.sqlite") && FileManager.default.fileExists(atPath: dir + "/b.sqlite"))
     }
 
+    @Test func journalStatsAndVerifyReadADemoJournal() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary))
+        let dir = FileManager.default.temporaryDirectory.path + "/mesh-cli-journal-" + UUID().uuidString.prefix(8).lowercased()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(try Self.run(["demo", "--dir", dir]).status == 0)
+        let before = FileManager.default.contents(atPath: dir + "/b.sqlite")
+        let stats = try Self.run(["journal", "stats", dir + "/b.sqlite", "--json"])
+        #expect(stats.status == 0, "\(stats.stderr)")
+        let object = try JSONSerialization.jsonObject(with: Data(stats.stdout.utf8)) as? [String: Any]
+        #expect((object?["counts"] as? [String: Int])?["in.handled"] == 1)
+        let verify = try Self.run(["journal", "verify", dir + "/b.sqlite"])
+        #expect(verify.status == 0 && verify.stdout.hasPrefix("ok"), "\(verify.stderr)")
+        #expect(FileManager.default.contents(atPath: dir + "/b.sqlite") == before)  // read-only
+    }
+
+    @Test func foreignAndGarbageFilesAreRefusedInOneLineAndLeftUnchanged() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary))
+        let dir = FileManager.default.temporaryDirectory.path + "/mesh-cli-bad-" + UUID().uuidString.prefix(8).lowercased()
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let garbage = Data((0..<5000).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+        FileManager.default.createFile(atPath: dir + "/garbage.sqlite", contents: garbage)
+        for arguments in [["journal", "verify", dir + "/garbage.sqlite"], ["journal", "stats", dir + "/garbage.sqlite"],
+                          ["node", "--bind", "127.0.0.1:0", "--journal", dir + "/garbage.sqlite", "--insecure"]] {
+            let result = try Self.run(arguments)
+            #expect(result.status != 0)
+            #expect(result.stderr.hasPrefix("Error: ") && result.stderr.contains("not an SQLite database"), "\(result.stderr)")
+            #expect(result.stderr.split(separator: "\n").count == 1, "more than one line: \(result.stderr)")
+        }
+        #expect(FileManager.default.contents(atPath: dir + "/garbage.sqlite") == garbage)
+        let missing = try Self.run(["journal", "stats", dir + "/absent.sqlite"])
+        #expect(missing.status != 0 && missing.stderr.contains("no such file"))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/absent.sqlite"))
+        let badKey = dir + "/bad.key"
+        try "not-a-key".write(toFile: badKey, atomically: true, encoding: .utf8)
+        let keyResult = try Self.run(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/n.sqlite", "--key-file", badKey])
+        #expect(keyResult.status != 0 && keyResult.stderr.contains("64 hex digits"), "\(keyResult.stderr)")
+    }
+
     @Test(arguments: [
+        ["node", "--bind", "127.0.0.1:0", "--journal", "/tmp/never.sqlite"],
+        ["node", "--bind", "nonsense", "--journal", "/tmp/never.sqlite", "--insecure"],
+        ["chaos-proxy", "--listen", "127.0.0.1:0", "--forward", "127.0.0.1:9", "--loss", "2"],
+        ["chaos-proxy", "--listen", "127.0.0.1:0", "--forward", "127.0.0.1:9", "--delay", "5..1"],
+        ["chaos-proxy", "--listen", "somewhere", "--forward", "127.0.0.1:9"],
         ["bench", "journal", "--rows", "0"],
         ["bench", "journal", "--durability", "sometimes"],
         ["no-such-command"],
@@ -62,5 +106,14 @@ import Testing
         #expect(result.status != 0)
         #expect(result.stderr.hasPrefix("Error: "), "stderr: \(result.stderr)")
         #expect(!result.stderr.contains("Fatal error"))
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/never.sqlite"))
+    }
+
+    @Test func keygenPrintsAUsableKey() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary))
+        let result = try Self.run(["keygen"])
+        #expect(result.status == 0)
+        let key = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(key.count == 64 && key.allSatisfy(\.isHexDigit))
     }
 }

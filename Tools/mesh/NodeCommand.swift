@@ -32,12 +32,12 @@ struct NodeCommand: AsyncParsableCommand {
         let key: ClusterKey
         if let keyFile {
             guard let text = try? String(contentsOfFile: keyFile, encoding: .utf8) else {
-                throw ValidationError("cannot read the key file \(keyFile)")
+                throw CLIError("cannot read the key file \(keyFile)")
             }
             do {
                 key = try ClusterKey(hex: text)
             } catch {
-                throw ValidationError("\(keyFile): \(error.message)")
+                throw CLIError("\(keyFile): \(error.message)")
             }
         } else {
             key = try ClusterKey(bytes: [UInt8](repeating: 0, count: 32))
@@ -45,7 +45,12 @@ struct NodeCommand: AsyncParsableCommand {
         var configuration = MeshConfiguration(address: bind, nodeType: type, journalPath: journal, clusterKey: key)
         configuration.retryTimeout = .seconds(30)
         configuration.peerTimeout = .seconds(30)
-        let node = try await MeshNode.start(configuration: configuration, logger: Logger(label: "mesh.node"))
+        let node: MeshNode
+        do {
+            node = try await MeshNode.start(configuration: configuration, logger: Logger(label: "mesh.node"))
+        } catch {
+            throw CLIError("cannot start the node: \(error)")
+        }
         for command in echo { try node.handleCommand(command) { data in data } }
         for command in sink { try node.handleCommand(command) { _ in nil } }
         // Written straight to the stdout file descriptor so a supervising process sees it at once.

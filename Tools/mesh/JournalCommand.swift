@@ -1,0 +1,85 @@
+import ArgumentParser
+import Foundation
+import Logging
+import MeshJournal
+
+/// `mesh journal …`: inspection of a journal file (read-only).
+struct JournalCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "journal", abstract: "Inspect a journal (read-only).", subcommands: [JournalStats.self, JournalVerify.self])
+}
+
+/// Opens a journal read-only after checking it is a Mesh journal, never creating or changing it.
+func openForInspection(_ path: String) throws -> SQLiteConnection {
+    guard FileManager.default.fileExists(atPath: path) else { throw CLIError("\(path): no such file") }
+    let db: SQLiteConnection
+    do {
+        db = try SQLiteConnection(path: path, mode: .readOnly)
+        try db.execute("PRAGMA busy_timeout = 5000")
+    } catch {
+        throw CLIError("\(path): cannot open: \(error.message)")
+    }
+    do {
+        _ = try Migrator().status(db)
+    } catch {
+        throw CLIError(error.description)
+    }
+    return db
+}
+
+struct JournalStats: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "stats", abstract: "Counts per direction and status, per command, and the oldest pending message.")
+
+    @Argument(help: "The journal file.") var file: String
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() async throws {
+        let db = try openForInspection(file)
+        var counts: [String: Int] = [:]
+        for row in try db.rows("SELECT direction || '.' || status, count(*) FROM mesh_messages GROUP BY 1") {
+            counts[row[0] ?? "?"] = Int(row[1] ?? "0") ?? 0
+        }
+        let perCommand = try db.rows("SELECT direction, command_id, count(*) FROM mesh_messages GROUP BY 1, 2 ORDER BY 1, 2")
+        let oldestPending = try db.scalarText("SELECT min(created_at) FROM mesh_messages WHERE direction = 'out' AND status = 'pending'")
+        let node = try db.rows("SELECT node_id, boot_epoch FROM mesh_node").first
+        if json {
+            let object: [String: Any] = [
+                "node_id": node?[0] ?? "", "boot_epoch": Int(node?[1] ?? "0") ?? 0, "counts": counts,
+                "oldest_pending": oldestPending ?? NSNull(),
+                "per_command": perCommand.map { ["direction": $0[0] ?? "", "command_id": Int($0[1] ?? "0") ?? 0, "messages": Int($0[2] ?? "0") ?? 0] },
+            ]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+            return
+        }
+        print("node \(node?[0] ?? "?") epoch \(node?[1] ?? "?")")
+        for key in counts.keys.sorted() { print("  \(key): \(counts[key]!)") }
+        for row in perCommand { print("  \(row[0] ?? "?") command \(row[1] ?? "?"): \(row[2] ?? "0")") }
+        print("  oldest pending: \(oldestPending ?? "none")")
+    }
+}
+
+struct JournalVerify: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "verify", abstract: "SQLite integrity check plus Mesh invariants.")
+
+    @Argument(help: "The journal file.") var file: String
+
+    func run() async throws {
+        let db = try openForInspection(file)
+        var problems: [String] = []
+        let integrity = try db.rows("PRAGMA integrity_check").compactMap { $0[0] }
+        if integrity != ["ok"] { problems.append("integrity_check: " + integrity.prefix(5).joined(separator: "; ")) }
+        if !(try db.rows("PRAGMA foreign_key_check")).isEmpty { problems.append("foreign keys violated") }
+        let maxSeq = try db.scalarInt("SELECT max(seq) FROM mesh_outbound") ?? 0
+        let lastSeq = try db.scalarInt("SELECT last_out_seq FROM mesh_node") ?? 0
+        if maxSeq > lastSeq { problems.append("outbound sequence \(maxSeq) above the node's last_out_seq \(lastSeq): ids could be reused") }
+        let unfinished = try db.scalarInt("SELECT count(*) FROM mesh_invocation WHERE finished_at IS NULL") ?? 0
+        let badAcks = try db.scalarInt("SELECT count(*) FROM mesh_outbound WHERE status <> 0 AND completed_at IS NULL") ?? 0
+        if badAcks > 0 { problems.append("\(badAcks) finished outbound messages without completed_at") }
+        if problems.isEmpty {
+            print("ok (\(unfinished) invocations in flight or interrupted; they are re-run at the next start)")
+        } else {
+            for p in problems { FileHandle.standardError.write(Data("problem: \(p)\n".utf8)) }
+            throw ExitCode.failure
+        }
+    }
+}
