@@ -24,6 +24,14 @@ struct DispatchItem: Sendable {
     let attempts: Int
 }
 
+extension DispatchItem {
+    /// The dispatch view of a journaled inbound row.
+    init(_ row: StoredInbound) {
+        self.init(inboundID: row.id, commandID: row.commandID, kind: row.kind, originNode: row.originNode, originSeq: row.originSeq,
+                  peer: row.peer, payload: row.payload, correlationID: row.correlationID, attempts: row.attempts)
+    }
+}
+
 /// Runs one command ID's messages through its handlers, one message at a time, in arrival order: a slow or
 /// failing message holds up only its own command ID.
 final class DispatchLane: Sendable {
@@ -64,10 +72,7 @@ extension MeshNode {
                 for row in page {
                     afterID = row.id
                     guard row.status == .unhandled else { continue }
-                    await process(DispatchItem(
-                        inboundID: row.id, commandID: row.commandID, kind: row.kind, originNode: row.originNode,
-                        originSeq: row.originSeq, peer: row.peer, payload: row.payload, correlationID: row.correlationID,
-                        attempts: row.attempts))
+                    await process(DispatchItem(row))
                 }
             }
         }

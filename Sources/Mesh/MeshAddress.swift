@@ -1,8 +1,10 @@
 import NIOCore
 
 /// Parsing of `host:port` mesh addresses.
-enum MeshAddress {
-    static func parse(_ text: String) throws(MeshError) -> SocketAddress {
+public enum MeshAddress {
+    /// A socket address from `host:port` (numeric IPv4, `[IPv6]`, or `localhost`).
+    /// - Throws: ``MeshError`` (`invalidAddress`) naming what is wrong.
+    public static func parse(_ text: String) throws(MeshError) -> SocketAddress {
         var host: Substring
         let portText: Substring
         if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
@@ -28,7 +30,7 @@ enum MeshAddress {
     }
 
     /// `host:port` text for a socket address (what the journal's `peer` column holds).
-    static func text(_ address: SocketAddress) -> String {
+    public static func text(_ address: SocketAddress) -> String {
         guard let ip = address.ipAddress, let port = address.port else { return "\(address)" }
         return address.protocol == .inet6 ? "[\(ip)]:\(port)" : "\(ip):\(port)"
     }

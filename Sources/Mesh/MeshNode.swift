@@ -471,9 +471,7 @@ public final class MeshNode: Sendable {
                     try await journal.setInboundStatus(id: row.id, .unhandled, attempts: row.attempts, error: row.error)
                     continue
                 }
-                lane(row.commandID).enqueue(.message(DispatchItem(
-                    inboundID: row.id, commandID: row.commandID, kind: row.kind, originNode: row.originNode, originSeq: row.originSeq,
-                    peer: row.peer, payload: row.payload, correlationID: row.correlationID, attempts: row.attempts)))
+                lane(row.commandID).enqueue(.message(DispatchItem(row)))
                 redispatched += 1
             }
         }

@@ -79,15 +79,8 @@ public final class Journal: Sendable {
             return (context, Opened(identity: identity, applied: applied.map(\.id)))
         }
         do {
-            _ = try await checkpointer.start { () throws -> (WorkerContext, Bool) in
-                let db: SQLiteConnection
-                do {
-                    db = try SQLiteConnection(path: path, mode: .readWrite)
-                    try db.execute("PRAGMA busy_timeout = \(configuration.busyTimeoutMilliseconds)")
-                } catch let error as SQLiteError {
-                    throw JournalError(error, context: "opening the checkpoint connection to \(path)")
-                }
-                return (WorkerContext(db: db, lastOutSeq: 0, storesPayloadJSON: false), true)
+            _ = try await checkpointer.start {
+                (try auxiliaryConnection(path: path, mode: .readWrite, configuration: configuration, purpose: "checkpoint"), true)
             }
         } catch {
             await writer.close()
@@ -95,16 +88,8 @@ public final class Journal: Sendable {
         }
         let reader = SQLiteWorker(name: "mesh-journal-r", role: .reader, logger: logger)
         do {
-            _ = try await reader.start { () throws -> (WorkerContext, Bool) in
-                let db: SQLiteConnection
-                do {
-                    db = try SQLiteConnection(path: path, mode: .readOnly)
-                    try db.execute("PRAGMA busy_timeout = \(configuration.busyTimeoutMilliseconds)")
-                    try db.execute("PRAGMA cache_size = -\(configuration.cacheSizeKiB)")
-                } catch let error as SQLiteError {
-                    throw JournalError(error, context: "opening a read connection to \(path)")
-                }
-                return (WorkerContext(db: db, lastOutSeq: 0, storesPayloadJSON: false), true)
+            _ = try await reader.start {
+                (try auxiliaryConnection(path: path, mode: .readOnly, configuration: configuration, purpose: "read"), true)
             }
         } catch {
             await writer.close()
@@ -131,6 +116,19 @@ public final class Journal: Sendable {
     }
 
     // MARK: - Opening
+
+    /// A connection for the reader or the checkpointer (the writer's is ``openWriteConnection(path:configuration:)``).
+    private static func auxiliaryConnection(path: String, mode: SQLiteConnection.Mode, configuration: JournalConfiguration,
+                                            purpose: String) throws(JournalError) -> WorkerContext {
+        do {
+            let db = try SQLiteConnection(path: path, mode: mode)
+            try db.execute("PRAGMA busy_timeout = \(configuration.busyTimeoutMilliseconds)")
+            try db.execute("PRAGMA cache_size = -\(configuration.cacheSizeKiB)")
+            return WorkerContext(db: db, lastOutSeq: 0, storesPayloadJSON: false)
+        } catch {
+            throw JournalError(error, context: "opening the \(purpose) connection to \(path)")
+        }
+    }
 
     private static func openWriteConnection(path: String, configuration: JournalConfiguration) throws(JournalError) -> SQLiteConnection {
         let db: SQLiteConnection
@@ -433,19 +431,24 @@ extension Journal {
     public func setInboundStatus(id: Int64, _ status: InboundStatus, attempts: Int? = nil, error: String? = nil) async throws {
         let now = WallClock.nowMs()
         try await writer.submit { context in
-            let statement = try context.db.cached("""
-                UPDATE mesh_inbound SET status = ?, attempts = coalesce(?, attempts), error = ?,
-                       completed_at = CASE WHEN ? IN (1, 3) THEN ? ELSE NULL END
-                WHERE id = ?
-                """)
-            try statement.bind(1, Int64(status.rawValue))
-            try statement.bind(2, attempts.map(Int64.init))
-            try statement.bind(3, error)
-            try statement.bind(4, Int64(status.rawValue))
-            try statement.bind(5, now)
-            try statement.bind(6, id)
-            try statement.step()
+            try Self.updateInboundStatus(context.db, id: id, status, attempts: attempts, error: error, now: now)
         }
+    }
+
+    static func updateInboundStatus(_ db: SQLiteConnection, id: Int64, _ status: InboundStatus, attempts: Int?, error: String?,
+                                    now: Int64) throws {
+        let statement = try db.cached("""
+            UPDATE mesh_inbound SET status = ?, attempts = coalesce(?, attempts), error = ?,
+                   completed_at = CASE WHEN ? IN (1, 3) THEN ? ELSE NULL END
+            WHERE id = ?
+            """)
+        try statement.bind(1, Int64(status.rawValue))
+        try statement.bind(2, attempts.map(Int64.init))
+        try statement.bind(3, error)
+        try statement.bind(4, Int64(status.rawValue))
+        try statement.bind(5, now)
+        try statement.bind(6, id)
+        try statement.step()
     }
 
     /// Inbound messages whose handlers have not all finished (`received`, `failed`, `unhandled`), in arrival
@@ -627,18 +630,7 @@ extension Journal {
         let logger = self.logger
         writer.post(inTransaction: true) { context in
             do {
-                let statement = try context.db.cached("""
-                    UPDATE mesh_inbound SET status = ?, attempts = coalesce(?, attempts), error = ?,
-                           completed_at = CASE WHEN ? IN (1, 3) THEN ? ELSE NULL END
-                    WHERE id = ?
-                    """)
-                try statement.bind(1, Int64(status.rawValue))
-                try statement.bind(2, attempts.map(Int64.init))
-                try statement.bind(3, error)
-                try statement.bind(4, Int64(status.rawValue))
-                try statement.bind(5, now)
-                try statement.bind(6, id)
-                try statement.step()
+                try Self.updateInboundStatus(context.db, id: id, status, attempts: attempts, error: error, now: now)
             } catch {
                 logger.error("journal: could not record an inbound status", metadata: ["journal.error": "\(error)"])
             }

@@ -80,27 +80,12 @@ final class SQLiteWorker: Sendable {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let job = TypedJob(needsSavepoint: savepoint, outsideTransaction: outsideTransaction, body: body,
                                continuation: continuation)
-            let (accepted, shouldWake) = state.withLock { state -> (Bool, Bool) in
-                guard !state.closed else { return (false, false) }
-                state.queue.append(job)
-                if state.idle {
-                    state.idle = false
-                    return (true, true)
-                }
-                return (true, false)
-            }
-            if !accepted {
-                continuation.resume(throwing: JournalError(.closed, "the journal is closed"))
-            } else if shouldWake {
-                wakeup.signal()
-            }
+            if !enqueue(job) { continuation.resume(throwing: JournalError(.closed, "the journal is closed")) }
         }
     }
 
-    /// Queues `body` without waiting for it (fire and forget); dropped if the worker is closed.
-    /// - Parameter inTransaction: run inside the group-commit transaction (a journal write) rather than alone.
-    func post(inTransaction: Bool = false, _ body: @escaping @Sendable (WorkerContext) -> Void) {
-        let job = PostedJob(outsideTransaction: !inTransaction, body: body)
+    /// Appends `job` to the queue and wakes the thread if it sleeps. False if the worker is closed.
+    private func enqueue(_ job: any SQLiteJob) -> Bool {
         let (accepted, shouldWake) = state.withLock { state -> (Bool, Bool) in
             guard !state.closed else { return (false, false) }
             state.queue.append(job)
@@ -110,7 +95,14 @@ final class SQLiteWorker: Sendable {
             }
             return (true, false)
         }
-        if accepted && shouldWake { wakeup.signal() }
+        if shouldWake { wakeup.signal() }
+        return accepted
+    }
+
+    /// Queues `body` without waiting for it (fire and forget); dropped if the worker is closed.
+    /// - Parameter inTransaction: run inside the group-commit transaction (a journal write) rather than alone.
+    func post(inTransaction: Bool = false, _ body: @escaping @Sendable (WorkerContext) -> Void) {
+        _ = enqueue(PostedJob(outsideTransaction: !inTransaction, body: body))
     }
 
     /// Stops accepting jobs, lets the queued ones finish, closes the connection and waits for the thread.

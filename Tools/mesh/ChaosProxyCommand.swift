@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Mesh
 import MeshFaultProxy
 import NIOCore
 
@@ -37,16 +38,10 @@ struct ChaosProxyCommand: AsyncParsableCommand {
     }
 
     static func address(_ text: String, _ option: String) throws -> SocketAddress {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
-            throw ValidationError("\(option): \"\(text)\" is not HOST:PORT")
-        }
-        var host = String(text[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        if host == "localhost" { host = "127.0.0.1" }
         do {
-            return try SocketAddress(ipAddress: host, port: port)
+            return try MeshAddress.parse(text)
         } catch {
-            throw ValidationError("\(option): \"\(host)\" is not a numeric IPv4 or IPv6 address")
+            throw ValidationError("\(option): \(error.message)")
         }
     }
 
@@ -62,21 +57,10 @@ struct ChaosProxyCommand: AsyncParsableCommand {
             throw CLIError("cannot listen on \(listen): \(error)")
         }
         FileHandle.standardOutput.write(Data("proxying \(proxy.listenAddress) -> \(proxy.forwardAddress)\n".utf8))
-        let (signals, continuation) = AsyncStream.makeStream(of: Int32.self)
-        var sources: [any DispatchSourceSignal] = []
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig)
-            source.setEventHandler { continuation.yield(sig) }
-            source.resume()
-            sources.append(source)
-        }
-        var iterator = signals.makeAsyncIterator()
-        _ = await iterator.next()
+        _ = await waitForTerminationSignal()
         let s = proxy.statistics
         FileHandle.standardError.write(Data(
             "forwarded \(s.forwarded), dropped \(s.dropped), duplicated \(s.duplicated), reordered \(s.reordered), corrupted \(s.corrupted)\n".utf8))
         await proxy.close()
-        _ = sources
     }
 }

@@ -56,21 +56,9 @@ struct NodeCommand: AsyncParsableCommand {
         // Written straight to the stdout file descriptor so a supervising process sees it at once.
         FileHandle.standardOutput.write(Data("listening on \(node.address) node \(node.identity.nodeID) epoch \(node.identity.bootEpoch)\n".utf8))
 
-        // Wait for SIGINT or SIGTERM, then shut down gracefully.
-        let (signals, continuation) = AsyncStream.makeStream(of: Int32.self)
-        var sources: [any DispatchSourceSignal] = []
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig)
-            source.setEventHandler { continuation.yield(sig) }
-            source.resume()
-            sources.append(source)
-        }
-        var iterator = signals.makeAsyncIterator()
-        let received = await iterator.next() ?? SIGTERM
+        let received = await waitForTerminationSignal()
         FileHandle.standardError.write(Data("signal \(received): shutting down\n".utf8))
         await node.shutdown()
-        _ = sources
     }
 }
 
