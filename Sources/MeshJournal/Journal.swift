@@ -531,17 +531,23 @@ extension Journal {
     public func startInvocation(inboundID: Int64, handlerIndex: Int, attempt: Int, replayRun: Int64? = nil) async throws -> Int64 {
         let now = WallClock.nowMs()
         return try await writer.submit { context in
-            let statement = try context.db.cached("""
-                INSERT INTO mesh_invocation(inbound_id, handler_index, attempt, replay_run, started_at) VALUES (?, ?, ?, ?, ?)
-                """)
-            try statement.bind(1, inboundID)
-            try statement.bind(2, handlerIndex)
-            try statement.bind(3, attempt)
-            try statement.bind(4, replayRun)
-            try statement.bind(5, now)
-            try statement.step()
+            try Self.insertInvocation(context.db, inboundID: inboundID, handlerIndex: handlerIndex, attempt: attempt,
+                                      replayRun: replayRun, now: now)
             return context.db.lastInsertRowID
         }
+    }
+
+    static func insertInvocation(_ db: SQLiteConnection, inboundID: Int64, handlerIndex: Int, attempt: Int, replayRun: Int64?,
+                                 now: Int64) throws {
+        let statement = try db.cached("""
+            INSERT INTO mesh_invocation(inbound_id, handler_index, attempt, replay_run, started_at) VALUES (?, ?, ?, ?, ?)
+            """)
+        try statement.bind(1, inboundID)
+        try statement.bind(2, handlerIndex)
+        try statement.bind(3, attempt)
+        try statement.bind(4, replayRun)
+        try statement.bind(5, now)
+        try statement.step()
     }
 
     /// The result of a handler invocation.
@@ -583,13 +589,8 @@ extension Journal {
         let logger = self.logger
         writer.post(inTransaction: true) { context in
             do {
-                let statement = try context.db.cached(
-                    "INSERT INTO mesh_invocation(inbound_id, handler_index, attempt, started_at) VALUES (?, ?, ?, ?)")
-                try statement.bind(1, inboundID)
-                try statement.bind(2, handlerIndex)
-                try statement.bind(3, attempt)
-                try statement.bind(4, now)
-                try statement.step()
+                try Self.insertInvocation(context.db, inboundID: inboundID, handlerIndex: handlerIndex, attempt: attempt,
+                                          replayRun: nil, now: now)
             } catch {
                 logger.error("journal: could not record an invocation start", metadata: ["journal.error": "\(error)"])
             }

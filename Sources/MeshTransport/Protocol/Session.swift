@@ -197,6 +197,17 @@ final class Session {
         return nil
     }
 
+    /// Forgets everything in flight and queued for transmission (a reset or a peer declared down).
+    func clearInFlight() {
+        retransmitQueue = []
+        freshQueue = []
+        freshHead = 0
+        sent = [:]
+        sentOrder = []
+        sentOrderHead = 0
+        bytesInFlight = 0
+    }
+
     func compactSentOrder() {
         while sentOrderHead < sentOrder.count, sent[sentOrder[sentOrderHead]] == nil { sentOrderHead += 1 }
         if sentOrderHead > 1024 && sentOrderHead * 2 > sentOrder.count {

@@ -123,6 +123,17 @@ final class TransportStateMachine {
         s.compactSentOrder()
     }
 
+    /// Fails every message still waiting in the backlog. Returns whether there was any.
+    @discardableResult
+    private func failBacklog(_ s: Session, _ error: TransportError) -> Bool {
+        let any = s.backlogHead < s.backlog.count
+        while s.backlogHead < s.backlog.count {
+            finish(s, s.backlog[s.backlogHead], .failed(error))
+            s.backlogHead += 1
+        }
+        return any
+    }
+
     private func finish(_ s: Session, _ entry: OutboundEntry, _ outcome: MessageOutcome) {
         guard !entry.finished else { return }
         entry.finished = true
@@ -277,13 +288,7 @@ final class TransportStateMachine {
         s.backlogHead = 0
         s.outstanding = [:]
         s.outstandingCount = 0
-        s.retransmitQueue = []
-        s.freshQueue = []
-        s.freshHead = 0
-        s.sent = [:]
-        s.sentOrder = []
-        s.sentOrderHead = 0
-        s.bytesInFlight = 0
+        s.clearInFlight()
         s.largestAcked = 0
         s.nextPacketNumber = 1
         s.nextSeq = [:]
@@ -522,12 +527,7 @@ final class TransportStateMachine {
                 guard let started = s.connectStartedAt else { continue }
                 if now - started >= configuration.retryTimeout {
                     let error = TransportError(.unreachable, "\(s.address) did not answer the handshake within \(configuration.retryTimeout)")
-                    var failed = false
-                    while s.backlogHead < s.backlog.count {
-                        finish(s, s.backlog[s.backlogHead], .failed(error))
-                        s.backlogHead += 1
-                        failed = true
-                    }
+                    let failed = failBacklog(s, error)
                     s.connectStartedAt = nil
                     s.nextHelloAt = nil
                     s.compactSentOrder()
@@ -612,17 +612,8 @@ final class TransportStateMachine {
         }
         s.outstanding = [:]
         s.outstandingCount = 0
-        while s.backlogHead < s.backlog.count {
-            finish(s, s.backlog[s.backlogHead], .failed(reason))
-            s.backlogHead += 1
-        }
-        s.retransmitQueue = []
-        s.freshQueue = []
-        s.freshHead = 0
-        s.sent = [:]
-        s.sentOrder = []
-        s.sentOrderHead = 0
-        s.bytesInFlight = 0
+        failBacklog(s, reason)
+        s.clearInFlight()
         s.compactSentOrder()
         actions.append(.event(.peerDown(address: s.address, node: s.peerNode, reason: reason)))
     }
