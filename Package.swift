@@ -44,7 +44,8 @@ let package = Package(
             path: "Migrations",
             exclude: ["README.md"],
             resources: [
-                .embedInCode("0001_journal_v1.sql")
+                .embedInCode("0001_journal_v1.sql"),
+                .embedInCode("0002_narrow_state.sql")
             ],
             swiftSettings: swiftSettings
         ),

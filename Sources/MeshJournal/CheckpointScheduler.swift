@@ -8,7 +8,8 @@ import Synchronization
 /// a commit that leaves at least ``Limits/backgroundPages`` pages in the WAL, a PASSIVE checkpoint is posted to
 /// a separate connection on its own thread, which runs concurrently with further writes. If the WAL still
 /// reaches ``Limits/hardPages`` (the background checkpoint cannot keep up, or is blocked by a reader), the
-/// writer checkpoints inline before its next batch, so the WAL stays bounded.
+/// writer runs a RESTART checkpoint inline, waiting up to the busy timeout for the background checkpoint and
+/// for readers, so the WAL stays bounded (a reader holding a snapshot longer than that can still delay it).
 final class CheckpointScheduler: Sendable {
     struct Limits: Sendable {
         var backgroundPages: Int32
@@ -33,7 +34,9 @@ final class CheckpointScheduler: Sendable {
         if pages >= limits.hardPages {
             var log: Int32 = 0
             var done: Int32 = 0
-            sqlite3_wal_checkpoint_v2(db, nil, SQLITE_CHECKPOINT_PASSIVE, &log, &done)
+            // RESTART waits (up to the busy timeout) for a running background checkpoint and for readers, so
+            // the next commit starts the WAL from its beginning: backpressure instead of unbounded growth.
+            sqlite3_wal_checkpoint_v2(db, nil, SQLITE_CHECKPOINT_RESTART, &log, &done)
             counters.withLock { $0.inline += 1 }
             return
         }

@@ -45,6 +45,9 @@ public final class Journal: Sendable {
         self.logger = logger
     }
 
+    /// The oldest SQLite library (as `sqlite3_libversion_number`) the journal schema works with: 3.37.0.
+    public static let minimumSQLiteVersion: Int32 = 3_037_000
+
     /// Opens (creating if allowed) the journal at `path`, applies pending migrations, and starts a new boot
     /// epoch.
     ///
@@ -53,6 +56,11 @@ public final class Journal: Sendable {
     /// - Throws: ``JournalError``.
     public static func open(path: String, configuration: JournalConfiguration = .init(), logger: Logger) async throws -> Journal {
         try configuration.validate()
+        // The schema uses STRICT tables (3.37) and ALTER TABLE DROP COLUMN (3.35).
+        guard sqlite3_libversion_number() >= minimumSQLiteVersion else {
+            throw JournalError(.invalidConfiguration,
+                "SQLite \(String(cString: sqlite3_libversion())) is too old: Mesh needs 3.37.0 or newer")
+        }
         let writer = SQLiteWorker(
             name: "mesh-journal-w",
             role: .writer(maxBatchSize: configuration.maxBatchSize, maxBatchDelayMicroseconds: configuration.maxBatchDelayMicroseconds),
@@ -246,9 +254,10 @@ extension Journal {
         let now = WallClock.nowMs()
         return try await writer.submit(savepoint: rows.count > 1) { context in
             let statement = try context.db.cached("""
-                INSERT INTO mesh_outbound(seq, command_id, kind, peer, status, attempts, created_at, correlation_id, replay_of, payload, payload_json)
-                VALUES (?, ?, ?, ?, 0, 0, ?, ?, ?, ?, ?)
+                INSERT INTO mesh_outbound(seq, command_id, kind, peer, created_at, correlation_id, replay_of, payload, payload_json)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
+            let state = try context.db.cached("INSERT INTO mesh_outbound_state(seq, command_id) VALUES (?, ?)")
             var seqs: [UInt64] = []
             seqs.reserveCapacity(rows.count)
             let firstSeq = context.lastOutSeq
@@ -266,11 +275,16 @@ extension Journal {
                     try statement.bind(9, row.payloadJSON)
                     try statement.step()
                     statement.reset()
+                    try state.bind(1, seq)
+                    try state.bind(2, Int64(row.commandID))
+                    try state.step()
+                    state.reset()
                     context.lastOutSeq = seq
                     seqs.append(UInt64(seq))
                 }
             } catch {
                 statement.reset()
+                state.reset()
                 context.lastOutSeq = firstSeq
                 throw error
             }
@@ -285,7 +299,7 @@ extension Journal {
         guard !seqs.isEmpty else { return 0 }
         let now = WallClock.nowMs()
         return try await writer.submit { context in
-            let statement = try context.db.cached("UPDATE mesh_outbound SET status = 1, completed_at = ? WHERE seq = ? AND status = 0")
+            let statement = try context.db.cached("UPDATE mesh_outbound_state SET status = 1, completed_at = ? WHERE seq = ? AND status = 0")
             var changed = 0
             for seq in seqs {
                 try statement.bind(1, now)
@@ -304,7 +318,7 @@ extension Journal {
         let now = WallClock.nowMs()
         return try await writer.submit { context in
             let statement = try context.db.cached(
-                "UPDATE mesh_outbound SET status = 2, completed_at = ?, error = ? WHERE seq = ? AND status = 0")
+                "UPDATE mesh_outbound_state SET status = 2, completed_at = ?, error = ? WHERE seq = ? AND status = 0")
             try statement.bind(1, now)
             try statement.bind(2, error)
             try statement.bind(3, Int64(bitPattern: seq))
@@ -317,7 +331,7 @@ extension Journal {
     public func recordOutboundAttempts(_ seqs: [UInt64]) async throws {
         guard !seqs.isEmpty else { return }
         try await writer.submit { context in
-            let statement = try context.db.cached("UPDATE mesh_outbound SET attempts = attempts + 1 WHERE seq = ?")
+            let statement = try context.db.cached("UPDATE mesh_outbound_state SET attempts = attempts + 1 WHERE seq = ?")
             for seq in seqs {
                 try statement.bind(1, Int64(bitPattern: seq))
                 try statement.step()
@@ -334,8 +348,8 @@ extension Journal {
     public func pendingOutbound(commandID: UInt16? = nil, afterSeq: UInt64 = 0, limit: Int = 1000) async throws -> [StoredOutbound] {
         try await read { db in
             let sql = commandID == nil
-                ? "SELECT \(Self.outboundColumns) FROM mesh_outbound WHERE status = 0 AND seq > ? ORDER BY seq LIMIT ?"
-                : "SELECT \(Self.outboundColumns) FROM mesh_outbound WHERE status = 0 AND command_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+                ? "SELECT \(Self.outboundColumns) FROM \(Self.outboundSource) WHERE s.status = 0 AND s.seq > ? ORDER BY s.seq LIMIT ?"
+                : "SELECT \(Self.outboundColumns) FROM \(Self.outboundSource) WHERE s.status = 0 AND s.command_id = ? AND s.seq > ? ORDER BY s.seq LIMIT ?"
             let statement = try db.cached(sql)
             var index: Int32 = 1
             if let commandID {
@@ -353,14 +367,17 @@ extension Journal {
     /// The outbound message with sequence `seq`, or `nil`.
     public func outbound(seq: UInt64) async throws -> StoredOutbound? {
         try await read { db in
-            let statement = try db.cached("SELECT \(Self.outboundColumns) FROM mesh_outbound WHERE seq = ?")
+            let statement = try db.cached("SELECT \(Self.outboundColumns) FROM \(Self.outboundSource) WHERE o.seq = ?")
             try statement.bind(1, Int64(bitPattern: seq))
             return try statement.step() ? Self.readOutbound(statement) : nil
         }
     }
 
-    static let outboundColumns =
-        "seq, command_id, kind, peer, status, attempts, created_at, completed_at, correlation_id, replay_of, error, payload"
+    static let outboundColumns = """
+        o.seq, o.command_id, o.kind, o.peer, s.status, s.attempts, o.created_at, s.completed_at, o.correlation_id,
+        o.replay_of, s.error, o.payload
+        """
+    static let outboundSource = "mesh_outbound_state s JOIN mesh_outbound o ON o.seq = s.seq"
 
     static func readOutbound(_ s: SQLiteStatement) -> StoredOutbound {
         StoredOutbound(
@@ -389,11 +406,12 @@ extension Journal {
         return try await writer.submit(savepoint: rows.count > 1) { context in
             let db = context.db
             let insert = try db.cached("""
-                INSERT INTO mesh_inbound(origin, origin_seq, command_id, kind, peer, status, attempts, created_at,
+                INSERT INTO mesh_inbound(origin, origin_seq, command_id, kind, peer, created_at,
                                          correlation_id, replay_of, payload, payload_json)
-                VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(origin, origin_seq) DO NOTHING
                 """)
+            let state = try db.cached("INSERT INTO mesh_inbound_state(id, command_id, status) VALUES (?, ?, ?)")
             var results: [InboundAppendResult] = []
             results.reserveCapacity(rows.count)
             for row in rows {
@@ -403,19 +421,27 @@ extension Journal {
                 try insert.bind(3, Int64(row.commandID))
                 try insert.bind(4, Int64(row.kind.rawValue))
                 try insert.bind(5, row.peer)
-                try insert.bind(6, Int64(row.status.rawValue))
-                try insert.bind(7, now)
-                try insert.bind(8, row.correlationID)
-                try insert.bind(9, row.replayOf)
-                try insert.bind(10, blob: row.payload)
-                try insert.bind(11, row.payloadJSON)
+                try insert.bind(6, now)
+                try insert.bind(7, row.correlationID)
+                try insert.bind(8, row.replayOf)
+                try insert.bind(9, blob: row.payload)
+                try insert.bind(10, row.payloadJSON)
                 try insert.step()
                 let inserted = db.changes == 1
                 insert.reset()
                 if inserted {
-                    results.append(.inserted(id: db.lastInsertRowID))
+                    let id = db.lastInsertRowID
+                    try state.bind(1, id)
+                    try state.bind(2, Int64(row.commandID))
+                    try state.bind(3, Int64(row.status.rawValue))
+                    try state.step()
+                    state.reset()
+                    results.append(.inserted(id: id))
                 } else {
-                    let existing = try db.cached("SELECT id, status FROM mesh_inbound WHERE origin = ? AND origin_seq = ?")
+                    let existing = try db.cached("""
+                        SELECT i.id, s.status FROM mesh_inbound i JOIN mesh_inbound_state s ON s.id = i.id
+                        WHERE i.origin = ? AND i.origin_seq = ?
+                        """)
                     try existing.bind(1, origin)
                     try existing.bind(2, Int64(bitPattern: row.originSeq))
                     guard try existing.step() else { throw JournalError(.sqlite, "inbound row vanished during dedupe") }
@@ -438,7 +464,7 @@ extension Journal {
     static func updateInboundStatus(_ db: SQLiteConnection, id: Int64, _ status: InboundStatus, attempts: Int?, error: String?,
                                     now: Int64) throws {
         let statement = try db.cached("""
-            UPDATE mesh_inbound SET status = ?, attempts = coalesce(?, attempts), error = ?,
+            UPDATE mesh_inbound_state SET status = ?, attempts = coalesce(?, attempts), error = ?,
                    completed_at = CASE WHEN ? IN (1, 3) THEN ? ELSE NULL END
             WHERE id = ?
             """)
@@ -456,8 +482,8 @@ extension Journal {
     public func openInbound(commandID: UInt16? = nil, afterID: Int64 = 0, limit: Int = 1000) async throws -> [StoredInbound] {
         try await read { db in
             let sql = commandID == nil
-                ? "SELECT \(Self.inboundColumns) FROM mesh_inbound i JOIN mesh_peer p ON p.id = i.origin WHERE i.status IN (0, 2, 4) AND i.id > ? ORDER BY i.id LIMIT ?"
-                : "SELECT \(Self.inboundColumns) FROM mesh_inbound i JOIN mesh_peer p ON p.id = i.origin WHERE i.status IN (0, 2, 4) AND i.command_id = ? AND i.id > ? ORDER BY i.id LIMIT ?"
+                ? "SELECT \(Self.inboundColumns) FROM \(Self.inboundSource) WHERE s.status IN (0, 2, 4) AND s.id > ? ORDER BY s.id LIMIT ?"
+                : "SELECT \(Self.inboundColumns) FROM \(Self.inboundSource) WHERE s.status IN (0, 2, 4) AND s.command_id = ? AND s.id > ? ORDER BY s.id LIMIT ?"
             let statement = try db.cached(sql)
             var index: Int32 = 1
             if let commandID {
@@ -475,15 +501,18 @@ extension Journal {
     /// The inbound message with row id `id`, or `nil`.
     public func inbound(id: Int64) async throws -> StoredInbound? {
         try await read { db in
-            let statement = try db.cached("SELECT \(Self.inboundColumns) FROM mesh_inbound i JOIN mesh_peer p ON p.id = i.origin WHERE i.id = ?")
+            let statement = try db.cached("SELECT \(Self.inboundColumns) FROM \(Self.inboundSource) WHERE i.id = ?")
             try statement.bind(1, id)
             return try statement.step() ? Self.readInbound(statement) : nil
         }
     }
 
     static let inboundColumns = """
-        i.id, p.node_id, i.origin_seq, i.command_id, i.kind, i.peer, i.status, i.attempts, i.created_at, i.completed_at,
-        i.correlation_id, i.replay_of, i.error, i.payload
+        i.id, p.node_id, i.origin_seq, i.command_id, i.kind, i.peer, s.status, s.attempts, i.created_at, s.completed_at,
+        i.correlation_id, i.replay_of, s.error, i.payload
+        """
+    static let inboundSource = """
+        mesh_inbound_state s JOIN mesh_inbound i ON i.id = s.id JOIN mesh_peer p ON p.id = i.origin
         """
 
     static func readInbound(_ s: SQLiteStatement) -> StoredInbound {

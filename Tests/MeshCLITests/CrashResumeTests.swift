@@ -95,7 +95,7 @@ import Glibc
         let killDeadline = ContinuousClock.now + .seconds(60)
         var ackedAtKill: Int64 = 0
         while ContinuousClock.now < killDeadline {
-            ackedAtKill = try await a.journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_outbound WHERE status = 1") } ?? 0
+            ackedAtKill = try await a.journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status = 1") } ?? 0
             if ackedAtKill >= 1000 { break }
             try await Task.sleep(for: .milliseconds(5))
         }
@@ -114,7 +114,7 @@ import Glibc
         let b = try SQLiteConnection(path: journalB, mode: .readOnly)
         #expect(try b.scalarInt("SELECT count(*) FROM mesh_inbound") == Int64(total))
         #expect(try b.scalarInt("SELECT count(DISTINCT origin_seq) FROM mesh_inbound") == Int64(total))
-        #expect(try b.scalarInt("SELECT count(*) FROM mesh_inbound WHERE status <> 1") == 0)  // every chain completed
+        #expect(try b.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE status <> 1") == 0)  // every chain completed
         #expect(try b.scalarText("PRAGMA integrity_check") == "ok")
         let rerun = try b.scalarInt("SELECT count(*) FROM (SELECT inbound_id FROM mesh_invocation GROUP BY inbound_id HAVING count(*) > 1)") ?? -1
         print("crash test: killed after \(ackedAtKill) of \(total) acknowledged; handler chains re-run after the kill: \(rerun)")

@@ -94,16 +94,20 @@ import Testing
         try await withJournal { journal, _ in
             let plans = try await journal.read { db in
                 [
-                    try db.rows("EXPLAIN QUERY PLAN SELECT seq FROM mesh_outbound WHERE status = 0 AND command_id = 5 AND seq > 0 ORDER BY seq LIMIT 10"),
-                    try db.rows("EXPLAIN QUERY PLAN SELECT id FROM mesh_inbound WHERE status IN (0, 2, 4) AND command_id = 5 AND id > 0 ORDER BY id LIMIT 10"),
-                    try db.rows("EXPLAIN QUERY PLAN SELECT id, status FROM mesh_inbound WHERE origin = 1 AND origin_seq = 2"),
-                    try db.rows("EXPLAIN QUERY PLAN UPDATE mesh_outbound SET status = 1 WHERE seq = 3 AND status = 0"),
+                    try db.rows("EXPLAIN QUERY PLAN SELECT \(Journal.outboundColumns) FROM \(Journal.outboundSource) WHERE s.status = 0 AND s.command_id = 5 AND s.seq > 0 ORDER BY s.seq LIMIT 10"),
+                    try db.rows("EXPLAIN QUERY PLAN SELECT \(Journal.inboundColumns) FROM \(Journal.inboundSource) WHERE s.status IN (0, 2, 4) AND s.command_id = 5 AND s.id > 0 ORDER BY s.id LIMIT 10"),
+                    try db.rows("EXPLAIN QUERY PLAN SELECT i.id, s.status FROM mesh_inbound i JOIN mesh_inbound_state s ON s.id = i.id WHERE i.origin = 1 AND i.origin_seq = 2"),
+                    try db.rows("EXPLAIN QUERY PLAN UPDATE mesh_outbound_state SET status = 1 WHERE seq = 3 AND status = 0"),
+                    try db.rows("EXPLAIN QUERY PLAN SELECT \(Journal.outboundColumns) FROM \(Journal.outboundSource) WHERE s.status = 0 AND s.seq > 0 ORDER BY s.seq LIMIT 10"),
+                    try db.rows("EXPLAIN QUERY PLAN SELECT \(Journal.inboundColumns) FROM \(Journal.inboundSource) WHERE s.status IN (0, 2, 4) AND s.id > 0 ORDER BY s.id LIMIT 10"),
                 ].map { $0.map { $0.last!! }.joined(separator: " | ") }
             }
             #expect(plans[0].contains("mesh_outbound_pending"), "\(plans[0])")
             #expect(plans[1].contains("mesh_inbound_open"), "\(plans[1])")
             #expect(plans[2].contains("sqlite_autoindex_mesh_inbound"), "\(plans[2])")
             #expect(plans[3].contains("INTEGER PRIMARY KEY"), "\(plans[3])")
+            #expect(plans[4].contains("mesh_outbound_pending_seq"), "\(plans[4])")
+            #expect(plans[5].contains("mesh_inbound_open_id"), "\(plans[5])")
             for plan in plans { #expect(!plan.contains("TEMP B-TREE"), "sorts instead of using an index: \(plan)") }
         }
     }

@@ -110,15 +110,15 @@ import Testing
         }
         let a = try await fixture.start("a")
         for n in 1...3 { #expect(await (try await a.send(9, to: b.address, ["n": .int64(Int64(n))])).outcome() == .confirmed) }
-        try await eventually { try await a.journal.rows("SELECT count(*) FROM mesh_outbound WHERE status = 1") == [["3"]] }
+        try await eventually { try await a.journal.rows("SELECT count(*) FROM mesh_outbound_state WHERE status = 1") == [["3"]] }
         await a.shutdown()
         // As if A had crashed before journaling the acknowledgements: its rows are pending again.
         let journal = try await Journal.open(path: fixture.configuration("a").journalPath, logger: testLogger)
-        _ = try await journal.write { context in try context.db.execute("UPDATE mesh_outbound SET status = 0, completed_at = NULL") }
+        _ = try await journal.write { context in try context.db.execute("UPDATE mesh_outbound_state SET status = 0, completed_at = NULL") }
         await journal.close()
         let restarted = try await fixture.start("a")
         // A resends all three with the same message ids; B confirms them again without journaling or handling twice.
-        try await eventually { try await restarted.journal.rows("SELECT count(*) FROM mesh_outbound WHERE status = 1") == [["3"]] }
+        try await eventually { try await restarted.journal.rows("SELECT count(*) FROM mesh_outbound_state WHERE status = 1") == [["3"]] }
         #expect(try await b.journal.rows("SELECT count(*) FROM mesh_inbound") == [["3"]])
         #expect(await handled.items == [1, 2, 3])
         await restarted.shutdown()

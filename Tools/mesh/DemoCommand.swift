@@ -54,8 +54,8 @@ struct DemoCommand: AsyncParsableCommand {
 
         // Let the journals settle (acknowledgement and handler status are journaled asynchronously).
         for _ in 0..<200 {
-            let acked = try await a.journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_outbound WHERE status = 1") }
-            let finished = try await b.journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_inbound WHERE status = 1") }
+            let acked = try await a.journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status = 1") }
+            let finished = try await b.journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE status = 1") }
             if acked == 1 && finished == 1 { break }
             try await Task.sleep(for: .milliseconds(10))
         }

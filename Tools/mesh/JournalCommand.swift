@@ -73,8 +73,13 @@ struct JournalVerify: AsyncParsableCommand {
         let lastSeq = try db.scalarInt("SELECT last_out_seq FROM mesh_node") ?? 0
         if maxSeq > lastSeq { problems.append("outbound sequence \(maxSeq) above the node's last_out_seq \(lastSeq): ids could be reused") }
         let unfinished = try db.scalarInt("SELECT count(*) FROM mesh_invocation WHERE finished_at IS NULL") ?? 0
-        let badAcks = try db.scalarInt("SELECT count(*) FROM mesh_outbound WHERE status <> 0 AND completed_at IS NULL") ?? 0
+        let badAcks = try db.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status <> 0 AND completed_at IS NULL") ?? 0
         if badAcks > 0 { problems.append("\(badAcks) finished outbound messages without completed_at") }
+        let stateless = try db.scalarInt("""
+            SELECT (SELECT count(*) FROM mesh_outbound o WHERE NOT EXISTS (SELECT 1 FROM mesh_outbound_state s WHERE s.seq = o.seq))
+                 + (SELECT count(*) FROM mesh_inbound i WHERE NOT EXISTS (SELECT 1 FROM mesh_inbound_state s WHERE s.id = i.id))
+            """) ?? 0
+        if stateless > 0 { problems.append("\(stateless) messages without a state row") }
         if problems.isEmpty {
             print("ok (\(unfinished) invocations in flight or interrupted; they are re-run at the next start)")
         } else {
