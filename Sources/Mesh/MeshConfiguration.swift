@@ -1,3 +1,4 @@
+import MeshCore
 import MeshJournal
 import MeshTransport
 
@@ -27,6 +28,22 @@ public struct MeshConfiguration: Sendable {
     public var maxHandlerAttempts: Int
     /// Encrypt message bodies on the wire. Default `false` (authenticated only).
     public var encrypt: Bool
+    /// Addresses (`host:port`) of nodes to join through. Any one reachable member is enough; a node restarted
+    /// on the same journal also rejoins through the members it remembers. Default none (a cluster of one
+    /// until another node names this one as a seed).
+    public var seeds: [String]
+    /// The node's role (Diarkis: the protocol it serves clients with). Default `"UDP"`.
+    public var nodeRole: String
+    /// The address other nodes should use, when it differs from ``address`` (a NAT, or binding `0.0.0.0`).
+    /// Default `nil`: ``address`` with the actual port; an unspecified host is replaced by the address the
+    /// gossip arrived from.
+    public var advertisedAddress: String?
+    /// How often the node sends membership heartbeats to each member and seed. Default 500 ms.
+    public var heartbeatInterval: Duration
+    /// Silence after which a member is reported down. Default 3 s.
+    public var memberTimeout: Duration
+    /// Values published about this node from the start (Diarkis `SetNodeValue`). Default none.
+    public var nodeValues: MeshData
     /// Store each message's JSON rendering in the journal's `payload_json` (for `json_extract` in audits).
     /// Default `true`; turning it off roughly halves the bytes journaled for payload-heavy messages.
     public var storesPayloadJSON: Bool
@@ -45,12 +62,30 @@ public struct MeshConfiguration: Sendable {
         self.maxHandlerAttempts = 3
         self.encrypt = false
         self.storesPayloadJSON = true
+        self.seeds = []
+        self.nodeRole = "UDP"
+        self.advertisedAddress = nil
+        self.heartbeatInterval = .milliseconds(500)
+        self.memberTimeout = .seconds(3)
+        self.nodeValues = [:]
     }
 
     /// Checks every setting.
     public func validate() throws(MeshError) {
         _ = try MeshAddress.parse(address)
         guard !journalPath.isEmpty else { throw MeshError(.invalidConfiguration, "journalPath is empty") }
+        for seed in seeds {
+            do {
+                _ = try MeshAddress.parse(seed)
+            } catch {
+                throw MeshError(.invalidConfiguration, "seed \"\(seed)\": \(error.message)")
+            }
+        }
+        if let advertisedAddress { _ = try MeshAddress.parse(advertisedAddress) }
+        guard heartbeatInterval >= .milliseconds(10), memberTimeout >= heartbeatInterval * 2 else {
+            throw MeshError(.invalidConfiguration,
+                "heartbeatInterval must be at least 10 ms and memberTimeout at least twice it (got \(heartbeatInterval), \(memberTimeout))")
+        }
         guard (1...100).contains(maxHandlerAttempts) else {
             throw MeshError(.invalidConfiguration, "maxHandlerAttempts must be 1...100 (got \(maxHandlerAttempts))")
         }

@@ -46,12 +46,17 @@ public final class MeshNode: Sendable {
     let logger: Logger
     private let state: NIOLockedValueBox<State>
     private let outcomes = OutcomeQueue()
+    /// What this node knows about the cluster (see `MeshNode+Membership.swift`).
+    let membership: NIOLockedValueBox<MembershipTable>
+    let subscribers = NIOLockedValueBox(Subscribers())
 
     struct State {
         var handlers: [UInt16: [Handler]] = [:]
         var lanes: [UInt16: DispatchLane] = [:]
         var tasks: [Task<Void, Never>] = []
         var stopped = false
+        /// Tasks that only sleep between rounds: cancelled at shutdown.
+        var cancelOnStop: [Task<Void, Never>] = []
         /// Requests waiting for their response, by request message id.
         var pendingRequests: [String: CheckedContinuation<MeshData, any Error>] = [:]
     }
@@ -61,9 +66,13 @@ public final class MeshNode: Sendable {
         self.journal = journal
         self.transport = transport
         self.logger = logger
-        self.address = MeshAddress.text(transport.localAddress)
+        let address = MeshAddress.text(transport.localAddress)
+        self.address = address
         self.state = NIOLockedValueBox(State())
+        self.membership = NIOLockedValueBox(Self.makeMembershipTable(configuration: configuration, identity: journal.identity, address: address))
     }
+
+    var isStopped: Bool { state.withLockedValue { $0.stopped } }
 
     /// Opens the journal (a new boot epoch), binds the transport, resends what was never acknowledged and
     /// re-dispatches what was never handled. Handlers can be registered before messages arrive: a message for
@@ -98,7 +107,13 @@ public final class MeshNode: Sendable {
             throw error
         }
         let inboundTask = Task { await node.receiveLoop() }
-        node.state.withLockedValue { $0.tasks += [outcomeTask, inboundTask] }
+        await node.loadKnownPeers()
+        let eventsTask = Task { await node.watchTransportEvents() }
+        let membershipTask = Task { await node.membershipLoop() }
+        node.state.withLockedValue {
+            $0.tasks += [outcomeTask, inboundTask, eventsTask]
+            $0.cancelOnStop.append(membershipTask)
+        }
         logger.info("mesh node started", metadata: [
             "mesh.address": "\(node.address)", "mesh.node": "\(journal.identity.nodeID)", "mesh.epoch": "\(journal.identity.bootEpoch)",
         ])
@@ -108,16 +123,20 @@ public final class MeshNode: Sendable {
     /// Stops receiving, lets running handlers finish, and closes the transport and the journal. Requests
     /// still waiting fail with `peerDown`.
     public func shutdown() async {
-        let (tasks, lanes, waiting) = state.withLockedValue { state in
+        let (tasks, lanes, waiting, sleepers, wasStopped) = state.withLockedValue { state in
+            let wasStopped = state.stopped
             state.stopped = true
             defer { state.pendingRequests.removeAll() }
-            return (state.tasks, Array(state.lanes.values), Array(state.pendingRequests.values))
+            return (state.tasks, Array(state.lanes.values), Array(state.pendingRequests.values), state.cancelOnStop, wasStopped)
         }
+        for sleeper in sleepers { sleeper.cancel() }
+        if !wasStopped { await announceLeaving() }
+        finishMembershipEvents()
         for waiter in waiting { waiter.resume(throwing: MeshError(.peerDown, "the node shut down")) }
         await transport.close()
         outcomes.finish()
         for lane in lanes { lane.finish() }
-        for task in tasks { await task.value }
+        for task in tasks + sleepers { await task.value }
         // Let running handlers finish, within the shutdown timeout.
         let timeout = configuration.shutdownTimeout
         let drainedInTime = await Self.race(timeout: timeout) {
@@ -383,6 +402,10 @@ public final class MeshNode: Sendable {
         var tokens: [DeliveryToken] = []
         var envelopes: [Envelope] = []
         for message in batch {
+            if Self.reservedCommandIDs.contains(message.commandID) {
+                receiveControl(message)
+                continue
+            }
             guard let envelope = Envelope.decode(message.payload) else {
                 if message.token.needsConfirmation { transport.reject(message.token, reason: "malformed envelope") }
                 logger.notice("dropped a malformed message", metadata: ["mesh.peer": "\(message.address)"])

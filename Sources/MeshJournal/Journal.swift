@@ -28,7 +28,7 @@ public final class Journal: Sendable {
     /// The migrations applied by this open (empty if the journal was up to date).
     public let appliedMigrations: [Int]
 
-    private let writer: SQLiteWorker
+    let writer: SQLiteWorker
     private let reader: SQLiteWorker
     private let checkpoints: CheckpointScheduler
     private let logger: Logger

@@ -1,0 +1,208 @@
+import MeshCore
+
+/// The membership protocol as a pure state machine: it takes gossip and the current time and returns events;
+/// ``MeshNode`` carries out the sends on a timer. Unit-tested with a manual clock.
+///
+/// Protocol: every heartbeat interval a node sends each known member (and each seed) one unreliable gossip
+/// datagram on reserved command ``MeshNode/membershipCommand``: its own record plus up to ``fanout`` records of
+/// members it currently hears from, rotating through them. A member becomes *reachable* only when its own
+/// gossip arrives directly (a rumour about a third node makes it a heartbeat target, never reachable by
+/// hearsay), and *down* after ``memberTimeout`` without one. A node's record is authoritative when it comes
+/// from the node itself; rumours apply only with a higher incarnation.
+struct MembershipTable: Sendable {
+    struct Entry: Sendable {
+        var member: Member
+        var lastHeard: ContinuousClock.Instant
+    }
+
+    /// One gossip datagram.
+    struct Gossip: Sendable, Equatable {
+        var sender: Member
+        var leaving: Bool
+        var members: [Member]
+    }
+
+    private(set) var me: Member
+    private var entries: [String: Entry] = [:]
+    let memberTimeout: Duration
+    /// Members never heard from directly (or down) are forgotten after this long.
+    let forgetAfter: Duration
+    /// Third-party records per gossip datagram.
+    let fanout: Int
+    private var rotation = 0
+
+    init(me: Member, memberTimeout: Duration, forgetAfter: Duration = .seconds(3600), fanout: Int = 32) {
+        var me = me
+        me.isSelf = true
+        me.isReachable = true
+        self.me = me
+        self.memberTimeout = memberTimeout
+        self.forgetAfter = forgetAfter
+        self.fanout = fanout
+    }
+
+    /// Every member, this node first, then by address.
+    var members: [Member] { [me] + entries.values.map(\.member).sorted { ($0.address, $0.nodeID) < ($1.address, $1.nodeID) } }
+
+    func member(nodeID: String) -> Member? { nodeID == me.nodeID ? me : entries[nodeID]?.member }
+
+    /// The member at `address`, preferring a reachable one (a replaced node can leave a stale record behind).
+    func member(address: String) -> Member? {
+        if me.address == address { return me }
+        let candidates = entries.values.map(\.member).filter { $0.address == address }
+        return candidates.first(where: \.isReachable) ?? candidates.max { $0.incarnation < $1.incarnation }
+    }
+
+    /// Changes this node's own record and bumps its incarnation so the change wins everywhere.
+    mutating func updateSelf(_ change: (inout Member) -> Void) {
+        change(&me)
+        me.incarnation += 1
+    }
+
+    /// Adds a member known from elsewhere (the journal's peer table) as a heartbeat target, not reachable
+    /// until it answers.
+    mutating func remember(_ member: Member, now: ContinuousClock.Instant) {
+        guard member.nodeID != me.nodeID, entries[member.nodeID] == nil else { return }
+        var m = member
+        m.isReachable = false
+        m.isSelf = false
+        entries[m.nodeID] = Entry(member: m, lastHeard: now)
+    }
+
+    /// Applies a gossip datagram received from `observedHost` (the datagram's source IP, used when the
+    /// sender advertises an unspecified host such as `0.0.0.0`).
+    mutating func receive(_ gossip: Gossip, observedHost: String?, now: ContinuousClock.Instant) -> [MembershipEvent] {
+        guard gossip.sender.nodeID != me.nodeID else { return [] }
+        var events: [MembershipEvent] = []
+        var sender = gossip.sender
+        sender.isSelf = false
+        if let observedHost, let fixed = Self.replacingUnspecifiedHost(sender.address, with: observedHost) { sender.address = fixed }
+        if var entry = entries[sender.nodeID] {
+            let wasReachable = entry.member.isReachable
+            let changed = sender.incarnation > entry.member.incarnation && !Self.sameDeclaration(entry.member, sender)
+            if sender.incarnation >= entry.member.incarnation {
+                entry.member = sender
+            }
+            entry.lastHeard = now
+            entry.member.isReachable = !gossip.leaving
+            entries[sender.nodeID] = entry
+            if gossip.leaving {
+                if wasReachable { events.append(.left(entry.member)) }
+            } else if !wasReachable {
+                events.append(.joined(entry.member))
+            } else if changed {
+                events.append(.updated(entry.member))
+            }
+        } else {
+            sender.isReachable = !gossip.leaving
+            entries[sender.nodeID] = Entry(member: sender, lastHeard: now)
+            if !gossip.leaving { events.append(.joined(sender)) }
+        }
+        for var rumour in gossip.members where rumour.nodeID != me.nodeID && rumour.nodeID != sender.nodeID {
+            rumour.isSelf = false
+            if var entry = entries[rumour.nodeID] {
+                guard rumour.incarnation > entry.member.incarnation else { continue }
+                let changed = !Self.sameDeclaration(entry.member, rumour)
+                rumour.isReachable = entry.member.isReachable
+                entry.member = rumour
+                entries[rumour.nodeID] = entry
+                if changed && rumour.isReachable { events.append(.updated(rumour)) }
+            } else {
+                rumour.isReachable = false
+                entries[rumour.nodeID] = Entry(member: rumour, lastHeard: now)
+            }
+        }
+        return events
+    }
+
+    /// Marks members silent for longer than the member timeout down, and forgets long-gone ones.
+    mutating func expire(now: ContinuousClock.Instant) -> [MembershipEvent] {
+        var events: [MembershipEvent] = []
+        for (id, entry) in entries {
+            let silence = now - entry.lastHeard
+            if entry.member.isReachable, silence > memberTimeout {
+                entries[id]?.member.isReachable = false
+                events.append(.down(entries[id]!.member))
+            } else if !entry.member.isReachable, silence > forgetAfter {
+                entries[id] = nil
+            }
+        }
+        return events.sorted { $0.member.address < $1.member.address }
+    }
+
+    /// Marks a member down at once (the transport saw it stop answering).
+    mutating func markDown(nodeID: String) -> [MembershipEvent] {
+        guard var entry = entries[nodeID], entry.member.isReachable else { return [] }
+        entry.member.isReachable = false
+        entries[nodeID] = entry
+        return [.down(entry.member)]
+    }
+
+    /// Addresses to send heartbeats to: every remembered member (reachable or not, so a down member that comes
+    /// back is noticed), plus the seeds that are not already a known member's address.
+    func heartbeatTargets(seeds: [String]) -> [String] {
+        var targets = Set(entries.values.map(\.member.address))
+        for seed in seeds where seed != me.address { targets.insert(seed) }
+        return targets.sorted()
+    }
+
+    /// The next gossip datagram: this node's record plus a rotating window of reachable members.
+    mutating func nextGossip(leaving: Bool = false) -> Gossip {
+        let reachable = entries.values.map(\.member).filter(\.isReachable).sorted { $0.nodeID < $1.nodeID }
+        var window: [Member] = []
+        if !reachable.isEmpty {
+            let count = min(fanout, reachable.count)
+            for i in 0..<count { window.append(reachable[(rotation + i) % reachable.count]) }
+            rotation = (rotation + count) % reachable.count
+        }
+        return Gossip(sender: me, leaving: leaving, members: window)
+    }
+
+    static func sameDeclaration(_ a: Member, _ b: Member) -> Bool {
+        a.address == b.address && a.nodeType == b.nodeType && a.nodeRole == b.nodeRole && a.status == b.status && a.values == b.values
+    }
+
+    /// `0.0.0.0:8000` seen from 10.0.0.5 → `10.0.0.5:8000`; `nil` when the host is already specific.
+    static func replacingUnspecifiedHost(_ address: String, with host: String) -> String? {
+        guard let colon = address.lastIndex(of: ":") else { return nil }
+        let advertisedHost = address[..<colon]
+        guard advertisedHost == "0.0.0.0" || advertisedHost == "[::]" || advertisedHost == "::" else { return nil }
+        let port = address[address.index(after: colon)...]
+        return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+}
+
+// MARK: - Wire form
+
+extension MembershipTable.Gossip {
+    /// `{"v":1, "from": record, "leaving": bool, "members": [record]}` in ``MeshCodec``.
+    func encode() throws -> [UInt8] {
+        try MeshCodec.encode([
+            "v": .uint8(1), "from": .map(Self.record(sender)), "leaving": .bool(leaving),
+            "members": .array(members.map { .map(Self.record($0)) }),
+        ])
+    }
+
+    static func decode(_ bytes: [UInt8]) -> Self? {
+        guard let data = try? MeshCodec.decode(bytes), data.uint8("v") == 1, let from = data.map("from").flatMap(member),
+              let leaving = data.bool("leaving"), let list = data.array("members") else { return nil }
+        var members: [Member] = []
+        for value in list.prefix(256) {
+            guard let record = value.mapValue, let member = member(record) else { return nil }
+            members.append(member)
+        }
+        return Self(sender: from, leaving: leaving, members: members)
+    }
+
+    private static func record(_ m: Member) -> MeshData {
+        ["id": .string(m.nodeID), "addr": .string(m.address), "type": .string(m.nodeType), "role": .string(m.nodeRole),
+         "status": .uint8(UInt8(m.status.rawValue)), "inc": .uint64(m.incarnation), "values": .map(m.values)]
+    }
+
+    private static func member(_ d: MeshData) -> Member? {
+        guard let id = d.string("id"), id.utf8.count == 32, let addr = d.string("addr"), let type = d.string("type"),
+              let role = d.string("role"), let status = d.uint8("status").flatMap({ MemberStatus(rawValue: Int($0)) }),
+              let inc = d.uint64("inc"), let values = d.map("values") else { return nil }
+        return Member(nodeID: id, address: addr, nodeType: type, nodeRole: role, status: status, values: values, incarnation: inc)
+    }
+}

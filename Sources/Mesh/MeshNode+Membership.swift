@@ -1,0 +1,227 @@
+import Foundation
+import Logging
+import MeshCore
+import MeshJournal
+import MeshTransport
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// Membership and discovery: no directory server. Nodes find each other through any seed address, exchange
+/// records (id, address, type, role, status, values, incarnation) by heartbeat gossip over the authenticated
+/// transport, mark silent members down, and persist what they know in the journal's `mesh_peer` table so a
+/// restarted node rejoins without seeds. Gossip is control traffic: it is not journaled as messages.
+extension MeshNode {
+    /// The reserved command ID membership gossip travels on.
+    public static let membershipCommand: UInt16 = 65000
+
+    /// Every member this node knows, itself first (reachable or not; see ``Member/isReachable``).
+    public func members() -> [Member] { membership.withLockedValue { $0.members } }
+
+    /// Addresses of reachable members of `nodeType`, this node included when it matches (Diarkis
+    /// `GetNodeAddressesByType`; like Diarkis the list includes members that declared themselves offline or
+    /// taken — ``onlineNodeAddresses(ofType:)`` does not). Empty, never a crash, when there is none.
+    public func nodeAddresses(ofType nodeType: String) -> [String] {
+        members().filter { $0.isReachable && $0.nodeType == nodeType }.map(\.address).sorted()
+    }
+
+    /// Addresses of reachable members declared online, of `nodeType`: where new work may go.
+    public func onlineNodeAddresses(ofType nodeType: String) -> [String] {
+        members().filter { $0.isOnline && $0.nodeType == nodeType }.map(\.address).sorted()
+    }
+
+    /// Addresses of reachable members of `nodeRole` (Diarkis `GetNodeAddressesByRole`).
+    public func nodeAddresses(ofRole nodeRole: String) -> [String] {
+        members().filter { $0.isReachable && $0.nodeRole == nodeRole }.map(\.address).sorted()
+    }
+
+    /// Addresses of every reachable member except those in `ignored` (Diarkis `GetNodeAddresses`).
+    public func nodeAddresses(excluding ignored: [String] = []) -> [String] {
+        let skip = Set(ignored)
+        return members().filter { $0.isReachable && !skip.contains($0.address) }.map(\.address).sorted()
+    }
+
+    /// A random online member of `nodeType` other than this node, or `nil` when there is none.
+    public func randomOnlineNodeAddress(ofType nodeType: String) -> String? {
+        members().filter { $0.isOnline && !$0.isSelf && $0.nodeType == nodeType }.randomElement()?.address
+    }
+
+    /// The member at `address` (Diarkis `GetNode`), or `nil`.
+    public func member(at address: String) -> Member? { membership.withLockedValue { $0.member(address: address) } }
+
+    /// This node's declared status.
+    public var status: MemberStatus { membership.withLockedValue { $0.me.status } }
+
+    /// Declares this node online, offline or taken (Diarkis `SetStatus`) and gossips it at once.
+    public func setStatus(_ status: MemberStatus) {
+        membership.withLockedValue { $0.updateSelf { $0.status = status } }
+        gossipNow()
+    }
+
+    /// Publishes a value about this node (Diarkis `SetNodeValue`), e.g. its player count; `nil` removes it.
+    public func setNodeValue(_ name: String, _ value: MeshValue?) {
+        membership.withLockedValue { $0.updateSelf { $0.values[name] = value } }
+        gossipNow()
+    }
+
+    /// A value published by the member at `address` (Diarkis `GetNodeValue`), this node's own included.
+    public func nodeValue(_ name: String, at address: String) -> MeshValue? { member(at: address)?.values[name] }
+
+    /// Every value published by the member at `address` (Diarkis `GetNodeValues`).
+    public func nodeValues(at address: String) -> MeshData? { member(at: address)?.values }
+
+    /// Membership changes from now on: joined, updated, down, left. Each call returns a new stream; it buffers
+    /// the newest 1024 events if not consumed, and ends when the node shuts down.
+    public func membershipEvents() -> AsyncStream<MembershipEvent> {
+        let (stream, continuation) = AsyncStream.makeStream(of: MembershipEvent.self, bufferingPolicy: .bufferingNewest(1024))
+        let id = UUID()
+        let added = subscribers.withLockedValue { subscribers -> Bool in
+            guard !subscribers.closed else { return false }
+            subscribers.continuations[id] = continuation
+            return true
+        }
+        if added {
+            continuation.onTermination = { [weak self] _ in self?.subscribers.withLockedValue { _ = $0.continuations.removeValue(forKey: id) } }
+        } else {
+            continuation.finish()
+        }
+        return stream
+    }
+
+    // MARK: - Internals
+
+    struct Subscribers: Sendable {
+        var continuations: [UUID: AsyncStream<MembershipEvent>.Continuation] = [:]
+        var closed = false
+    }
+
+    static func makeMembershipTable(configuration: MeshConfiguration, identity: JournalIdentity, address: String) -> MembershipTable {
+        let me = Member(nodeID: identity.nodeID, address: configuration.advertisedAddress ?? address, nodeType: configuration.nodeType,
+                        nodeRole: configuration.nodeRole, status: .online, values: configuration.nodeValues,
+                        incarnation: UInt64(UInt32(truncatingIfNeeded: identity.bootEpoch)) << 32)
+        return MembershipTable(me: me, memberTimeout: configuration.memberTimeout)
+    }
+
+    /// Loads the members the journal remembers (heard from within a day) as heartbeat targets.
+    func loadKnownPeers() async {
+        do {
+            let peers = try await journal.knownPeers(maxAgeMs: 24 * 3600 * 1000)
+            let now = ContinuousClock.now
+            membership.withLockedValue { table in
+                for peer in peers {
+                    table.remember(Member(nodeID: peer.nodeID, address: peer.address, nodeType: peer.nodeType, nodeRole: peer.nodeRole,
+                                          status: MemberStatus(rawValue: peer.status) ?? .online,
+                                          values: (try? MeshCodec.decode(peer.values)) ?? [:], incarnation: peer.incarnation),
+                                   now: now)
+                }
+            }
+        } catch {
+            logger.warning("could not load known peers from the journal", metadata: ["mesh.error": "\(error)"])
+        }
+    }
+
+    /// Heartbeats until shutdown: expire silent members, gossip to every target, persist changes.
+    func membershipLoop() async {
+        var tick = 0
+        while !isStopped {
+            let events = membership.withLockedValue { $0.expire(now: .now) }
+            publish(events)
+            await gossipRound()
+            tick += 1
+            if tick % 60 == 0 { await persistMembers(members().filter { $0.isReachable && !$0.isSelf }) }
+            try? await Task.sleep(for: configuration.heartbeatInterval)
+        }
+    }
+
+    /// Sends one gossip datagram to every heartbeat target; returns the receipts.
+    @discardableResult
+    func gossipRound(leaving: Bool = false) async -> [MeshTransport.Receipt] {
+        let seeds = configuration.seeds
+        let (gossip, targets) = membership.withLockedValue { ($0.nextGossip(leaving: leaving), $0.heartbeatTargets(seeds: seeds)) }
+        guard !targets.isEmpty, let bytes = try? gossip.encode() else { return [] }
+        var receipts: [MeshTransport.Receipt] = []
+        for target in targets {
+            guard let address = try? MeshAddress.parse(target) else { continue }
+            if let receipt = try? await transport.send(bytes, commandID: Self.membershipCommand, to: address, reliability: .unreliable) {
+                receipts.append(receipt)
+            }
+        }
+        return receipts
+    }
+
+    func gossipNow() {
+        guard !isStopped else { return }
+        Task { await gossipRound() }
+    }
+
+    /// Handles a datagram on a reserved command ID (never journaled, never dispatched to handlers).
+    func receiveControl(_ message: ReceivedMessage) {
+        if message.token.needsConfirmation { transport.confirm(message.token) }
+        guard message.commandID == Self.membershipCommand,
+              let gossip = MembershipTable.Gossip.decode(Array(message.payload.readableBytesView)) else { return }
+        // A record must come from the node it describes (the transport authenticated the sender's id).
+        guard gossip.sender.nodeID == message.node.description else { return }
+        let events = membership.withLockedValue { $0.receive(gossip, observedHost: message.address.ipAddress, now: .now) }
+        publish(events)
+        if !events.isEmpty { Task { await persistMembers(events.map(\.member)) } }
+    }
+
+    /// The transport saw a peer stop answering: mark it down without waiting for the member timeout.
+    func watchTransportEvents() async {
+        for await event in transport.events {
+            guard case .peerDown(_, let node?, _) = event else { continue }
+            publish(membership.withLockedValue { $0.markDown(nodeID: node.description) })
+        }
+    }
+
+    func publish(_ events: [MembershipEvent]) {
+        guard !events.isEmpty else { return }
+        for event in events {
+            logger.info("membership", metadata: [
+                "mesh.event": "\(Self.eventName(event))", "mesh.peer": "\(event.member.address)", "mesh.peer.node": "\(event.member.nodeID)",
+            ])
+        }
+        let continuations = subscribers.withLockedValue { Array($0.continuations.values) }
+        for continuation in continuations {
+            for event in events { continuation.yield(event) }
+        }
+    }
+
+    func finishMembershipEvents() {
+        let continuations = subscribers.withLockedValue { subscribers in
+            subscribers.closed = true
+            defer { subscribers.continuations.removeAll() }
+            return Array(subscribers.continuations.values)
+        }
+        for continuation in continuations { continuation.finish() }
+    }
+
+    /// Announces the shutdown (status offline, leaving) and waits briefly for the datagrams to go out.
+    func announceLeaving() async {
+        membership.withLockedValue { $0.updateSelf { $0.status = .offline } }
+        let receipts = await gossipRound(leaving: true)
+        _ = await Self.race(timeout: .milliseconds(200)) {
+            for receipt in receipts { _ = await receipt.outcome() }
+        }
+    }
+
+    func persistMembers(_ members: [Member]) async {
+        let records = members.filter { !$0.isSelf }.map {
+            PeerRecord(nodeID: $0.nodeID, address: $0.address, nodeType: $0.nodeType, nodeRole: $0.nodeRole, status: $0.status.rawValue,
+                       incarnation: $0.incarnation, values: (try? MeshCodec.encode($0.values)) ?? [])
+        }
+        do {
+            try await journal.savePeers(records)
+        } catch {
+            logger.warning("could not persist members", metadata: ["mesh.error": "\(error)"])
+        }
+    }
+
+    static func eventName(_ event: MembershipEvent) -> String {
+        switch event {
+        case .joined: "joined"
+        case .updated: "updated"
+        case .down: "down"
+        case .left: "left"
+        }
+    }
+}

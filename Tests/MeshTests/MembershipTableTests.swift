@@ -1,0 +1,125 @@
+import MeshCore
+import Testing
+@testable import Mesh
+
+/// The membership state machine with a manual clock: no sockets, no sleeping.
+@Suite struct MembershipTableTests {
+    static func member(_ n: Int, type: String = "UDP", status: MemberStatus = .online, incarnation: UInt64 = 1 << 32) -> Member {
+        Member(nodeID: String(repeating: String(n, radix: 16), count: 32), address: "10.0.0.\(n):8000", nodeType: type,
+               nodeRole: "UDP", status: status, incarnation: incarnation)
+    }
+
+    let t0 = ContinuousClock.now
+
+    func table() -> MembershipTable { MembershipTable(me: Self.member(1), memberTimeout: .seconds(3), forgetAfter: .seconds(60), fanout: 2) }
+
+    @Test func directGossipJoinsAndSilenceMarksDown() {
+        var table = table()
+        let b = Self.member(2)
+        #expect(table.receive(.init(sender: b, leaving: false, members: []), observedHost: nil, now: t0) == [.joined(b)])
+        // Heard again: no event.
+        #expect(table.receive(.init(sender: b, leaving: false, members: []), observedHost: nil, now: t0 + .seconds(1)).isEmpty)
+        #expect(table.expire(now: t0 + .seconds(3)).isEmpty)
+        var down = b
+        down.isReachable = false
+        #expect(table.expire(now: t0 + .seconds(4) + .milliseconds(1)) == [.down(down)])
+        #expect(table.expire(now: t0 + .seconds(5)).isEmpty)  // reported once
+        // It answers again: joined again.
+        #expect(table.receive(.init(sender: b, leaving: false, members: []), observedHost: nil, now: t0 + .seconds(6)) == [.joined(b)])
+        // Forgotten after a long silence.
+        _ = table.expire(now: t0 + .seconds(10))
+        _ = table.expire(now: t0 + .seconds(100))
+        #expect(table.members.map(\.nodeID) == [Self.member(1).nodeID])
+    }
+
+    @Test func rumoursMakeTargetsNotReachableMembers() {
+        var table = table()
+        let b = Self.member(2), c = Self.member(3)
+        _ = table.receive(.init(sender: b, leaving: false, members: [c]), observedHost: nil, now: t0)
+        #expect(table.heartbeatTargets(seeds: []) == [b.address, c.address])
+        #expect(table.member(nodeID: c.nodeID)?.isReachable == false)
+        #expect(table.receive(.init(sender: c, leaving: false, members: []), observedHost: nil, now: t0) == [.joined(c)])
+    }
+
+    @Test func higherIncarnationWinsAndChangesAreReported() {
+        var table = table()
+        let b = Self.member(2)
+        _ = table.receive(.init(sender: b, leaving: false, members: []), observedHost: nil, now: t0)
+        var taken = b
+        taken.status = .taken
+        taken.incarnation += 1
+        #expect(table.receive(.init(sender: taken, leaving: false, members: []), observedHost: nil, now: t0) == [.updated(taken)])
+        // A reordered older record does not undo it.
+        #expect(table.receive(.init(sender: b, leaving: false, members: []), observedHost: nil, now: t0).isEmpty)
+        #expect(table.member(nodeID: b.nodeID)?.status == .taken)
+        // A rumour with an older incarnation is ignored; a newer one applies.
+        let c = Self.member(3)
+        #expect(table.receive(.init(sender: c, leaving: false, members: [b]), observedHost: nil, now: t0) == [.joined(c)])
+        #expect(table.member(nodeID: b.nodeID)?.status == .taken)
+        var valued = taken
+        valued.values = ["ccu": .int64(10)]
+        valued.incarnation += 1
+        #expect(table.receive(.init(sender: c, leaving: false, members: [valued]), observedHost: nil, now: t0) == [.updated(valued)])
+    }
+
+    @Test func leavingIsReportedOnceAndRestartSupersedes() {
+        var table = table()
+        let b = Self.member(2)
+        _ = table.receive(.init(sender: b, leaving: false, members: []), observedHost: nil, now: t0)
+        var gone = b
+        gone.status = .offline
+        gone.incarnation += 1
+        gone.isReachable = false
+        #expect(table.receive(.init(sender: gone, leaving: true, members: []), observedHost: nil, now: t0) == [.left(gone)])
+        #expect(table.receive(.init(sender: gone, leaving: true, members: []), observedHost: nil, now: t0).isEmpty)
+        let restarted = Self.member(2, incarnation: 2 << 32)
+        #expect(table.receive(.init(sender: restarted, leaving: false, members: []), observedHost: nil, now: t0) == [.joined(restarted)])
+    }
+
+    @Test func unspecifiedHostIsReplacedByTheObservedOne() {
+        var table = table()
+        var b = Self.member(2)
+        b.address = "0.0.0.0:9000"
+        _ = table.receive(.init(sender: b, leaving: false, members: []), observedHost: "192.168.1.7", now: t0)
+        #expect(table.member(nodeID: b.nodeID)?.address == "192.168.1.7:9000")
+        #expect(MembershipTable.replacingUnspecifiedHost("[::]:9000", with: "fe80::1") == "[fe80::1]:9000")
+        #expect(MembershipTable.replacingUnspecifiedHost("10.0.0.1:9000", with: "fe80::1") == nil)
+    }
+
+    @Test func gossipRotatesThroughReachableMembersWithinTheFanout() {
+        var table = table()
+        for n in 2...4 { _ = table.receive(.init(sender: Self.member(n), leaving: false, members: []), observedHost: nil, now: t0) }
+        var seen: Set<String> = []
+        for _ in 0..<3 {
+            let gossip = table.nextGossip()
+            #expect(gossip.members.count == 2)
+            #expect(gossip.sender.nodeID == Self.member(1).nodeID)
+            seen.formUnion(gossip.members.map(\.nodeID))
+        }
+        #expect(seen.count == 3)
+    }
+
+    @Test func ownRecordsAndSelfUpdatesBumpTheIncarnation() {
+        var table = table()
+        let before = table.me.incarnation
+        table.updateSelf { $0.status = .taken }
+        #expect(table.me.incarnation == before + 1)
+        // Gossip about ourselves from others is ignored.
+        var fake = table.me
+        fake.status = .offline
+        fake.incarnation += 10
+        #expect(table.receive(.init(sender: Self.member(2), leaving: false, members: [fake]), observedHost: nil, now: t0).count == 1)
+        #expect(table.me.status == .taken)
+    }
+
+    @Test func gossipRoundTripsAndMalformedIsRejected() throws {
+        var b = Self.member(2)
+        b.values = ["rooms": .int64(3), "name": .string("b")]
+        let gossip = MembershipTable.Gossip(sender: b, leaving: true, members: [Self.member(3, status: .taken)])
+        let bytes = try gossip.encode()
+        #expect(MembershipTable.Gossip.decode(bytes) == gossip)
+        #expect(MembershipTable.Gossip.decode(Array(bytes.dropLast())) == nil)
+        #expect(MembershipTable.Gossip.decode(try MeshCodec.encode(["v": .uint8(2)])) == nil)
+        #expect(MembershipTable.Gossip.decode([]) == nil)
+    }
+}
