@@ -52,11 +52,16 @@ ALTER TABLE mesh_inbound DROP COLUMN attempts;
 ALTER TABLE mesh_inbound DROP COLUMN completed_at;
 ALTER TABLE mesh_inbound DROP COLUMN error;
 
--- Retention deletes acked/handled rows by age; these find them without touching open ones.
+-- Retention deletes finished outbound rows and handled inbound rows by age (dead ones stay until re-queued
+-- or pruned explicitly); these find them without touching open ones.
 CREATE INDEX mesh_outbound_state_done ON mesh_outbound_state(completed_at) WHERE status <> 0;
-CREATE INDEX mesh_inbound_state_done ON mesh_inbound_state(completed_at) WHERE status IN (1, 3);
+CREATE INDEX mesh_inbound_state_done ON mesh_inbound_state(completed_at) WHERE status = 1;
 
--- The audit interface: one row per journaled message, both directions (columns as in v1).
+-- SendMany relay trees: the branch a message's receiver forwards it to, as "limit;addr,addr,...".
+ALTER TABLE mesh_outbound ADD COLUMN relay TEXT;
+ALTER TABLE mesh_inbound ADD COLUMN relay TEXT;
+
+-- The audit interface: one row per journaled message, both directions (the v1 columns, then relay).
 CREATE VIEW mesh_messages AS
 SELECT
     o.seq AS id,
@@ -77,7 +82,8 @@ SELECT
     (SELECT node_id FROM mesh_node) AS origin_node,
     o.seq AS origin_seq,
     o.created_at AS created_at_ms,
-    s.completed_at AS completed_at_ms
+    s.completed_at AS completed_at_ms,
+    o.relay
 FROM mesh_outbound o JOIN mesh_outbound_state s ON s.seq = o.seq
 UNION ALL
 SELECT
@@ -100,7 +106,8 @@ SELECT
     p.node_id,
     i.origin_seq,
     i.created_at,
-    s.completed_at
+    s.completed_at,
+    i.relay
 FROM mesh_inbound i JOIN mesh_inbound_state s ON s.id = i.id JOIN mesh_peer p ON p.id = i.origin;
 
 -- The audit interface: one row per handler invocation (unchanged from v1).

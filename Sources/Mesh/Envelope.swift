@@ -6,8 +6,9 @@ import NIOCore
 /// (request/response) and replay origin.
 ///
 /// ```
-/// u8 version (1) | u8 kind | varint originSeq | u8 flags (1: correlation, 2: replayOf, 4: error response)
-/// [varint length + correlation utf8] [varint length + replayOf utf8] | MeshCodec payload (rest)
+/// u8 version (1) | u8 kind | varint originSeq | u8 flags (1: correlation, 2: replayOf, 4: error response, 8: relay)
+/// [varint length + correlation utf8] [varint length + replayOf utf8] [varint length + relay utf8]
+/// | MeshCodec payload (rest)
 /// ```
 struct Envelope: Equatable, Sendable {
     static let version: UInt8 = 1
@@ -18,15 +19,20 @@ struct Envelope: Equatable, Sendable {
     var replayOf: String?
     /// A response reporting that the request's handler failed; the payload is the error text (UTF-8).
     var isError = false
+    /// SendMany: the branch the receiver forwards this message to, `"limit;addr,addr"`.
+    var relay: String? = nil
     var payload: [UInt8]
 
+    /// Longest relay branch text accepted (about 2,900 IPv4 addresses).
+    static let maxRelayBytes = 65536
+
     func encode() -> ByteBuffer {
-        var buffer = ByteBufferAllocator().buffer(capacity: payload.count + 24 + (correlationID?.utf8.count ?? 0))
+        var buffer = ByteBufferAllocator().buffer(capacity: payload.count + 24 + (correlationID?.utf8.count ?? 0) + (relay?.utf8.count ?? 0))
         buffer.writeInteger(Self.version)
         buffer.writeInteger(UInt8(kind.rawValue))
         Self.writeVarint(originSeq, to: &buffer)
-        buffer.writeInteger(UInt8((correlationID != nil ? 1 : 0) | (replayOf != nil ? 2 : 0) | (isError ? 4 : 0)))
-        for text in [correlationID, replayOf].compactMap({ $0 }) {
+        buffer.writeInteger(UInt8((correlationID != nil ? 1 : 0) | (replayOf != nil ? 2 : 0) | (isError ? 4 : 0) | (relay != nil ? 8 : 0)))
+        for text in [correlationID, replayOf, relay].compactMap({ $0 }) {
             Self.writeVarint(UInt64(text.utf8.count), to: &buffer)
             buffer.writeString(text)
         }
@@ -39,14 +45,15 @@ struct Envelope: Equatable, Sendable {
         var b = buffer
         guard b.readInteger(as: UInt8.self) == version, let kindByte = b.readInteger(as: UInt8.self),
               let kind = MessageKind(rawValue: Int(kindByte)), let seq = readVarint(&b), seq > 0,
-              let flags = b.readInteger(as: UInt8.self), flags & ~7 == 0 else { return nil }
-        var texts: [String?] = [nil, nil]
-        for (i, bit) in [UInt8(1), 2].enumerated() where flags & bit != 0 {
-            guard let length = readVarint(&b), length <= 256, let text = b.readString(length: Int(length)) else { return nil }
+              let flags = b.readInteger(as: UInt8.self), flags & ~15 == 0 else { return nil }
+        var texts: [String?] = [nil, nil, nil]
+        for (i, bit) in [UInt8(1), 2, 8].enumerated() where flags & bit != 0 {
+            let maxLength = bit == 8 ? UInt64(maxRelayBytes) : 256
+            guard let length = readVarint(&b), length <= maxLength, let text = b.readString(length: Int(length)) else { return nil }
             texts[i] = text
         }
         return Envelope(kind: kind, originSeq: seq, correlationID: texts[0], replayOf: texts[1], isError: flags & 4 != 0,
-                        payload: b.readBytes(length: b.readableBytes) ?? [])
+                        relay: texts[2], payload: b.readBytes(length: b.readableBytes) ?? [])
     }
 
     private static func writeVarint(_ value: UInt64, to buffer: inout ByteBuffer) {

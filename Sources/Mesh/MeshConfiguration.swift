@@ -42,6 +42,15 @@ public struct MeshConfiguration: Sendable {
     public var heartbeatInterval: Duration
     /// Silence after which a member is reported down. Default 3 s.
     public var memberTimeout: Duration
+    /// How long finished messages stay in the journal: acked/failed outbound and handled inbound rows (with
+    /// their invocations) that completed longer ago are pruned in the background, in small batches. Pending,
+    /// open and dead messages are never pruned. `nil` keeps everything. Default 7 days.
+    public var retention: Duration?
+    /// How often retention runs. Default 60 s.
+    public var pruneInterval: Duration
+    /// Below this much free space on the journal's file system, sends fail with `diskFull` instead of
+    /// journaling (checked every second; 0 disables the check). Default 64 MiB.
+    public var minFreeDiskBytes: Int64
     /// Values published about this node from the start (Diarkis `SetNodeValue`). Default none.
     public var nodeValues: MeshData
     /// Store each message's JSON rendering in the journal's `payload_json` (for `json_extract` in audits).
@@ -68,6 +77,9 @@ public struct MeshConfiguration: Sendable {
         self.heartbeatInterval = .milliseconds(500)
         self.memberTimeout = .seconds(3)
         self.nodeValues = [:]
+        self.retention = .seconds(7 * 24 * 3600)
+        self.pruneInterval = .seconds(60)
+        self.minFreeDiskBytes = 64 << 20
     }
 
     /// Checks every setting.
@@ -85,6 +97,12 @@ public struct MeshConfiguration: Sendable {
         guard heartbeatInterval >= .milliseconds(10), memberTimeout >= heartbeatInterval * 2 else {
             throw MeshError(.invalidConfiguration,
                 "heartbeatInterval must be at least 10 ms and memberTimeout at least twice it (got \(heartbeatInterval), \(memberTimeout))")
+        }
+        if let retention, retention < .seconds(1) {
+            throw MeshError(.invalidConfiguration, "retention must be at least 1 s (got \(retention))")
+        }
+        guard pruneInterval >= .milliseconds(10), minFreeDiskBytes >= 0 else {
+            throw MeshError(.invalidConfiguration, "pruneInterval must be at least 10 ms and minFreeDiskBytes not negative")
         }
         guard (1...100).contains(maxHandlerAttempts) else {
             throw MeshError(.invalidConfiguration, "maxHandlerAttempts must be 1...100 (got \(maxHandlerAttempts))")

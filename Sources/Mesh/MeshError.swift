@@ -6,7 +6,7 @@ public struct MeshError: Error, Hashable, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: Hashable, Sendable {
             case reservedCommand, invalidAddress, invalidConfiguration, notStarted, encoding
-            case timeout, peerDown, handlerError, tooLarge, decode
+            case timeout, peerDown, handlerError, tooLarge, decode, diskFull, notMember
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -31,6 +31,10 @@ public struct MeshError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let tooLarge = Code(.tooLarge)
         /// A response could not be decoded.
         public static let decode = Code(.decode)
+        /// The journal's disk is (nearly) full: the message was not journaled, so it was not sent.
+        public static let diskFull = Code(.diskFull)
+        /// No reachable member matches (e.g. no online node of the requested type).
+        public static let notMember = Code(.notMember)
 
         /// A short name.
         public var description: String {
@@ -45,6 +49,8 @@ public struct MeshError: Error, Hashable, Sendable, CustomStringConvertible {
             case .handlerError: "handler error"
             case .tooLarge: "too large"
             case .decode: "decode failed"
+            case .diskFull: "disk full"
+            case .notMember: "not a member"
             }
         }
     }

@@ -4,6 +4,7 @@ import MeshJournal
 import MeshTransport
 import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
 /// A Mesh node: the Diarkis mesh API on top of a journal and the authenticated UDP transport, where every
 /// message is committed to the node's SQLite journal before it moves.
@@ -49,6 +50,8 @@ public final class MeshNode: Sendable {
     /// What this node knows about the cluster (see `MeshNode+Membership.swift`).
     let membership: NIOLockedValueBox<MembershipTable>
     let subscribers = NIOLockedValueBox(Subscribers())
+    /// Set by the maintenance loop while the journal's disk is below ``MeshConfiguration/minFreeDiskBytes``.
+    let lowDisk = Atomic<Bool>(false)
 
     struct State {
         var handlers: [UInt16: [Handler]] = [:]
@@ -110,9 +113,11 @@ public final class MeshNode: Sendable {
         await node.loadKnownPeers()
         let eventsTask = Task { await node.watchTransportEvents() }
         let membershipTask = Task { await node.membershipLoop() }
+        node.updateDiskState()
+        let maintenanceTask = Task { await node.maintenanceLoop() }
         node.state.withLockedValue {
             $0.tasks += [outcomeTask, inboundTask, eventsTask]
-            $0.cancelOnStop.append(membershipTask)
+            $0.cancelOnStop += [membershipTask, maintenanceTask]
         }
         logger.info("mesh node started", metadata: [
             "mesh.address": "\(node.address)", "mesh.node": "\(journal.identity.nodeID)", "mesh.epoch": "\(journal.identity.bootEpoch)",
@@ -146,6 +151,8 @@ public final class MeshNode: Sendable {
             logger.warning("handlers still running after the shutdown timeout; cancelling them", metadata: ["mesh.timeout": "\(timeout)"])
             for lane in lanes { lane.cancel() }
         }
+        // The last view of the cluster, so the next start rejoins through it.
+        await persistMembers(membership.withLockedValue { $0.members }.filter { $0.isReachable })
         await journal.close()
     }
 
@@ -251,6 +258,7 @@ public final class MeshNode: Sendable {
         } catch {
             throw MeshError(.encoding, "\(error)")
         }
+        try checkDiskSpace()
         let seq = try await journal.appendOutbound(OutboundMessage(
             commandID: commandID, kind: .request, peer: MeshAddress.text(target), payload: payload,
             payloadJSON: MeshJSON.string(from: data)))
@@ -321,15 +329,16 @@ public final class MeshNode: Sendable {
             throw MeshError(.encoding, "\(error)")
         }
         let peer = MeshAddress.text(target)
+        try checkDiskSpace()
         let seq = try await journal.appendOutbound(OutboundMessage(
             commandID: commandID, kind: kind, peer: peer, payload: payload,
             payloadJSON: configuration.storesPayloadJSON ? MeshJSON.string(from: data) : nil, correlationID: correlationID))
         return try await transmit(seq: seq, commandID: commandID, kind: kind, to: target, payload: payload, correlationID: correlationID)
     }
 
-    private func transmit(seq: UInt64, commandID: UInt16, kind: MessageKind, to target: SocketAddress, payload: [UInt8],
-                          correlationID: String?, replayOf: String? = nil) async throws -> Delivery {
-        let envelope = Envelope(kind: kind, originSeq: seq, correlationID: correlationID, replayOf: replayOf, payload: payload)
+    func transmit(seq: UInt64, commandID: UInt16, kind: MessageKind, to target: SocketAddress, payload: [UInt8],
+                  correlationID: String?, replayOf: String? = nil, relay: String? = nil) async throws -> Delivery {
+        let envelope = Envelope(kind: kind, originSeq: seq, correlationID: correlationID, replayOf: replayOf, relay: relay, payload: payload)
         let receipt = try await transport.send(envelope.encode(), commandID: commandID, to: target,
                                                reliability: kind == .usend ? .unreliable : .reliable)
         outcomes.push((seq, receipt))
@@ -390,6 +399,8 @@ public final class MeshNode: Sendable {
         let tokens: [DeliveryToken]
         let envelopes: [Envelope]
         let results: [InboundAppendResult]
+        /// Sequence numbers of the relay forwards journaled with each row.
+        let forwards: [[UInt64]]
     }
 
     /// Journals a batch of received messages, confirms them, then dispatches the new ones.
@@ -403,7 +414,7 @@ public final class MeshNode: Sendable {
         var envelopes: [Envelope] = []
         for message in batch {
             if Self.reservedCommandIDs.contains(message.commandID) {
-                receiveControl(message)
+                await receiveControl(message)
                 continue
             }
             guard let envelope = Envelope.decode(message.payload) else {
@@ -412,29 +423,38 @@ public final class MeshNode: Sendable {
                 continue
             }
             let hasHandler = envelope.kind == .response || !handlers(for: message.commandID).isEmpty
-            rows.append(InboundMessage(
+            var row = InboundMessage(
                 originNode: message.node.description, originSeq: envelope.originSeq, commandID: message.commandID,
                 kind: envelope.kind, peer: MeshAddress.text(message.address), payload: envelope.payload,
-                correlationID: envelope.correlationID, replayOf: envelope.replayOf, status: hasHandler ? .received : .unhandled))
+                correlationID: envelope.correlationID, replayOf: envelope.replayOf, status: hasHandler ? .received : .unhandled)
+            if let relay = envelope.relay {
+                row.relay = relay
+                row.forwards = relayForwards(relay, commandID: message.commandID, kind: envelope.kind, payload: envelope.payload)
+            }
+            rows.append(row)
             tokens.append(message.token)
             envelopes.append(envelope)
         }
         guard !rows.isEmpty else { return nil }
         let results: [InboundAppendResult]
+        let forwards: [[UInt64]]
         do {
-            results = try await journal.appendInbound(rows)
+            (results, forwards) = try await journal.appendInboundRelaying(rows)
         } catch {
             // Not durable: refuse, so every sender sees a failure instead of a silent loss.
             logger.error("could not journal received messages", metadata: ["mesh.count": "\(rows.count)", "mesh.error": "\(error)"])
             for token in tokens where token.needsConfirmation { transport.reject(token, reason: "receiver journal: \(error)") }
             return nil
         }
-        return PreparedBatch(rows: rows, tokens: tokens, envelopes: envelopes, results: results)
+        return PreparedBatch(rows: rows, tokens: tokens, envelopes: envelopes, results: results, forwards: forwards)
     }
 
     func finishReceive(_ prepared: PreparedBatch) async {
         let (rows, tokens, envelopes, results) = (prepared.rows, prepared.tokens, prepared.envelopes, prepared.results)
         transport.confirm(tokens.filter(\.needsConfirmation))
+        for (index, seqs) in prepared.forwards.enumerated() where !seqs.isEmpty {
+            await transmitForwards(rows[index], seqs: seqs)
+        }
         for (index, result) in results.enumerated() {
             guard case .inserted(let id) = result else { continue }
             if rows[index].kind == .response {
@@ -478,7 +498,7 @@ public final class MeshNode: Sendable {
                     continue
                 }
                 _ = try await transmit(seq: row.seq, commandID: row.commandID, kind: row.kind, to: target, payload: row.payload,
-                                       correlationID: row.correlationID, replayOf: row.replayOf)
+                                       correlationID: row.correlationID, replayOf: row.replayOf, relay: row.relay)
                 resent += 1
             }
         }
@@ -516,4 +536,16 @@ public struct MessageInfo: Sendable {
     public let kind: MessageKind
     /// 1 for the first attempt; more after a handler failure or a crash.
     public let attempt: Int
+    /// The replay run when the handler is being replayed (``MeshNode/replay(commandID:from:to:limit:sendResponses:)``),
+    /// `nil` for live traffic: a handler can skip side effects that must not happen twice.
+    public let replayRun: Int64?
+
+    init(messageID: String, sender: String, commandID: UInt16, kind: MessageKind, attempt: Int, replayRun: Int64? = nil) {
+        self.messageID = messageID
+        self.sender = sender
+        self.commandID = commandID
+        self.kind = kind
+        self.attempt = attempt
+        self.replayRun = replayRun
+    }
 }

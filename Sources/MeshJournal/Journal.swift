@@ -253,43 +253,49 @@ extension Journal {
         let rows = prepared
         let now = WallClock.nowMs()
         return try await writer.submit(savepoint: rows.count > 1) { context in
-            let statement = try context.db.cached("""
-                INSERT INTO mesh_outbound(seq, command_id, kind, peer, created_at, correlation_id, replay_of, payload, payload_json)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """)
-            let state = try context.db.cached("INSERT INTO mesh_outbound_state(seq, command_id) VALUES (?, ?)")
-            var seqs: [UInt64] = []
-            seqs.reserveCapacity(rows.count)
-            let firstSeq = context.lastOutSeq
-            do {
-                for row in rows {
-                    let seq = context.lastOutSeq + 1
-                    try statement.bind(1, seq)
-                    try statement.bind(2, Int64(row.commandID))
-                    try statement.bind(3, Int64(row.kind.rawValue))
-                    try statement.bind(4, row.peer)
-                    try statement.bind(5, now)
-                    try statement.bind(6, row.correlationID)
-                    try statement.bind(7, row.replayOf)
-                    try statement.bind(8, blob: row.payload)
-                    try statement.bind(9, row.payloadJSON)
-                    try statement.step()
-                    statement.reset()
-                    try state.bind(1, seq)
-                    try state.bind(2, Int64(row.commandID))
-                    try state.step()
-                    state.reset()
-                    context.lastOutSeq = seq
-                    seqs.append(UInt64(seq))
-                }
-            } catch {
-                statement.reset()
-                state.reset()
-                context.lastOutSeq = firstSeq
-                throw error
-            }
-            return seqs
+            try Self.insertOutbound(rows, context: context, now: now)
         }
+    }
+
+    /// Inserts outbound rows (payload and state) with consecutive new sequence numbers.
+    static func insertOutbound(_ rows: [OutboundMessage], context: WorkerContext, now: Int64) throws -> [UInt64] {
+        let statement = try context.db.cached("""
+            INSERT INTO mesh_outbound(seq, command_id, kind, peer, created_at, correlation_id, replay_of, payload, payload_json, relay)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        let state = try context.db.cached("INSERT INTO mesh_outbound_state(seq, command_id) VALUES (?, ?)")
+        var seqs: [UInt64] = []
+        seqs.reserveCapacity(rows.count)
+        let firstSeq = context.lastOutSeq
+        do {
+            for row in rows {
+                let seq = context.lastOutSeq + 1
+                try statement.bind(1, seq)
+                try statement.bind(2, Int64(row.commandID))
+                try statement.bind(3, Int64(row.kind.rawValue))
+                try statement.bind(4, row.peer)
+                try statement.bind(5, now)
+                try statement.bind(6, row.correlationID)
+                try statement.bind(7, row.replayOf)
+                try statement.bind(8, blob: row.payload)
+                try statement.bind(9, row.payloadJSON)
+                try statement.bind(10, row.relay)
+                try statement.step()
+                statement.reset()
+                try state.bind(1, seq)
+                try state.bind(2, Int64(row.commandID))
+                try state.step()
+                state.reset()
+                context.lastOutSeq = seq
+                seqs.append(UInt64(seq))
+            }
+        } catch {
+            statement.reset()
+            state.reset()
+            context.lastOutSeq = firstSeq
+            throw error
+        }
+        return seqs
     }
 
     /// Marks outbound messages acknowledged (the receiver journaled them). Rows already acked or failed are
@@ -375,7 +381,7 @@ extension Journal {
 
     static let outboundColumns = """
         o.seq, o.command_id, o.kind, o.peer, s.status, s.attempts, o.created_at, s.completed_at, o.correlation_id,
-        o.replay_of, s.error, o.payload
+        o.replay_of, s.error, o.payload, o.relay
         """
     static let outboundSource = "mesh_outbound_state s JOIN mesh_outbound o ON o.seq = s.seq"
 
@@ -385,7 +391,7 @@ extension Journal {
             kind: MessageKind(rawValue: s.int(2)) ?? .send, peer: s.text(3),
             status: OutboundStatus(rawValue: s.int(4)) ?? .pending, attempts: s.int(5), createdAtMs: s.int64(6),
             completedAtMs: s.optionalInt64(7), correlationID: s.optionalText(8), replayOf: s.optionalText(9),
-            error: s.optionalText(10), payload: s.blob(11))
+            error: s.optionalText(10), payload: s.blob(11), relay: s.optionalText(12))
     }
 }
 
@@ -395,25 +401,39 @@ extension Journal {
     /// Journals received messages, deduplicating on (origin node, origin sequence). Returns, per message in
     /// order, whether it was inserted or was already there (then: acknowledge again, do not dispatch again).
     public func appendInbound(_ messages: [InboundMessage]) async throws -> [InboundAppendResult] {
-        guard !messages.isEmpty else { return [] }
+        try await appendInboundRelaying(messages).results
+    }
+
+    /// ``appendInbound(_:)`` that also journals each new message's ``InboundMessage/forwards`` as outbound rows
+    /// in the same transaction, and returns their sequence numbers (empty for a duplicate).
+    public func appendInboundRelaying(_ messages: [InboundMessage]) async throws -> (results: [InboundAppendResult], forwards: [[UInt64]]) {
+        guard !messages.isEmpty else { return ([], []) }
         for message in messages where !Self.isValidNodeID(message.originNode) {
             throw JournalError(.invalidArgument, "origin node id \"\(message.originNode)\" is not 32 lowercase hex digits")
         }
         var prepared = messages
-        for i in prepared.indices { prepared[i].payloadJSON = renderJSON(prepared[i].payload, prepared[i].payloadJSON) }
+        for i in prepared.indices {
+            prepared[i].payloadJSON = renderJSON(prepared[i].payload, prepared[i].payloadJSON)
+            for j in prepared[i].forwards.indices {
+                prepared[i].forwards[j].payloadJSON = renderJSON(prepared[i].forwards[j].payload, prepared[i].forwards[j].payloadJSON)
+            }
+        }
         let rows = prepared
         let now = WallClock.nowMs()
-        return try await writer.submit(savepoint: rows.count > 1) { context in
+        let hasForwards = rows.contains { !$0.forwards.isEmpty }
+        return try await writer.submit(savepoint: rows.count > 1 || hasForwards) { context in
             let db = context.db
             let insert = try db.cached("""
                 INSERT INTO mesh_inbound(origin, origin_seq, command_id, kind, peer, created_at,
-                                         correlation_id, replay_of, payload, payload_json)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                         correlation_id, replay_of, payload, payload_json, relay)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(origin, origin_seq) DO NOTHING
                 """)
             let state = try db.cached("INSERT INTO mesh_inbound_state(id, command_id, status) VALUES (?, ?, ?)")
             var results: [InboundAppendResult] = []
             results.reserveCapacity(rows.count)
+            var forwards: [[UInt64]] = []
+            forwards.reserveCapacity(rows.count)
             for row in rows {
                 let origin = try Self.originID(row.originNode, context: context, now: now)
                 try insert.bind(1, origin)
@@ -426,6 +446,7 @@ extension Journal {
                 try insert.bind(8, row.replayOf)
                 try insert.bind(9, blob: row.payload)
                 try insert.bind(10, row.payloadJSON)
+                try insert.bind(11, row.relay)
                 try insert.step()
                 let inserted = db.changes == 1
                 insert.reset()
@@ -437,6 +458,7 @@ extension Journal {
                     try state.step()
                     state.reset()
                     results.append(.inserted(id: id))
+                    forwards.append(row.forwards.isEmpty ? [] : try Self.insertOutbound(row.forwards, context: context, now: now))
                 } else {
                     let existing = try db.cached("""
                         SELECT i.id, s.status FROM mesh_inbound i JOIN mesh_inbound_state s ON s.id = i.id
@@ -447,9 +469,10 @@ extension Journal {
                     guard try existing.step() else { throw JournalError(.sqlite, "inbound row vanished during dedupe") }
                     results.append(.duplicate(id: existing.int64(0), status: InboundStatus(rawValue: existing.int(1)) ?? .received))
                     existing.reset()
+                    forwards.append([])
                 }
             }
-            return results
+            return (results, forwards)
         }
     }
 
@@ -509,7 +532,7 @@ extension Journal {
 
     static let inboundColumns = """
         i.id, p.node_id, i.origin_seq, i.command_id, i.kind, i.peer, s.status, s.attempts, i.created_at, s.completed_at,
-        i.correlation_id, i.replay_of, s.error, i.payload
+        i.correlation_id, i.replay_of, s.error, i.payload, i.relay
         """
     static let inboundSource = """
         mesh_inbound_state s JOIN mesh_inbound i ON i.id = s.id JOIN mesh_peer p ON p.id = i.origin
@@ -521,7 +544,7 @@ extension Journal {
             commandID: UInt16(truncatingIfNeeded: s.int64(3)), kind: MessageKind(rawValue: s.int(4)) ?? .send,
             peer: s.text(5), status: InboundStatus(rawValue: s.int(6)) ?? .received, attempts: s.int(7),
             createdAtMs: s.int64(8), completedAtMs: s.optionalInt64(9), correlationID: s.optionalText(10),
-            replayOf: s.optionalText(11), error: s.optionalText(12), payload: s.blob(13))
+            replayOf: s.optionalText(11), error: s.optionalText(12), payload: s.blob(13), relay: s.optionalText(14))
     }
 
     static func isValidNodeID(_ id: String) -> Bool {

@@ -91,10 +91,13 @@ public struct OutboundMessage: Sendable, Hashable {
     public var correlationID: String?
     /// The original message id when this message re-drives recorded traffic.
     public var replayOf: String?
+    /// For a SendMany relay hop: the branch the receiver forwards the message to, `"limit;addr,addr"`.
+    public var relay: String?
 
     /// A message whose payload is already encoded.
     public init(commandID: UInt16, kind: MessageKind, peer: String, payload: [UInt8], payloadJSON: String? = nil,
-                correlationID: String? = nil, replayOf: String? = nil) {
+                correlationID: String? = nil, replayOf: String? = nil, relay: String? = nil) {
+        self.relay = relay
         self.commandID = commandID
         self.kind = kind
         self.peer = peer
@@ -134,6 +137,11 @@ public struct InboundMessage: Sendable, Hashable {
     public var replayOf: String?
     /// `received` (a handler exists) or `unhandled` (none registered yet).
     public var status: InboundStatus
+    /// For a SendMany relay hop: the branch this node forwards the message to, `"limit;addr,addr"`.
+    public var relay: String?
+    /// Messages to journal as outbound in the same transaction, only if this message is new: the relay
+    /// forwards, so a crash can never keep the message but lose its forwarding.
+    public var forwards: [OutboundMessage] = []
 
     /// Creates an inbound message.
     public init(originNode: String, originSeq: UInt64, commandID: UInt16, kind: MessageKind, peer: String,
@@ -194,6 +202,8 @@ public struct StoredOutbound: Sendable, Hashable {
     public let error: String?
     /// The MeshCodec-encoded message data.
     public let payload: [UInt8]
+    /// The SendMany branch carried by the message (`"limit;addr,addr"`), if any.
+    public var relay: String? = nil
 }
 
 /// An inbound row read back from the journal.
@@ -226,4 +236,6 @@ public struct StoredInbound: Sendable, Hashable {
     public let error: String?
     /// The MeshCodec-encoded message data.
     public let payload: [UInt8]
+    /// The SendMany branch carried by the message (`"limit;addr,addr"`), if any.
+    public var relay: String? = nil
 }

@@ -208,7 +208,12 @@ final class SQLiteWorker: Sendable {
             }
         case .reader:
             while let jobs = take(max: 64) {
-                for job in jobs { runAlone(job, context) }
+                for job in jobs {
+                    runAlone(job, context)
+                    // A statement left on a row keeps its read transaction open: later reads would see an old
+                    // snapshot and checkpoints could not finish. End it after every job.
+                    context.db.resetBusyStatements()
+                }
             }
         }
         context.close()

@@ -62,3 +62,25 @@ extension Journal {
         try await read { db in try db.rows(sql) }
     }
 }
+
+/// The first element of `sequence` matching `predicate`, or `nil` after `seconds` (bounded, so a missing event
+/// fails the test instead of hanging it).
+func first<S: AsyncSequence & Sendable>(_ sequence: S, within seconds: Double = 10,
+                                       where predicate: @escaping @Sendable (S.Element) -> Bool) async -> S.Element?
+    where S.Element: Sendable {
+    await withTaskGroup(of: S.Element?.self) { group in
+        group.addTask {
+            do {
+                for try await element in sequence where predicate(element) { return element }
+            } catch {}
+            return nil
+        }
+        group.addTask {
+            try? await Task.sleep(for: .seconds(seconds))
+            return nil
+        }
+        let result = await group.next() ?? nil
+        group.cancelAll()
+        return result
+    }
+}

@@ -20,6 +20,8 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "File holding the cluster key (64 hex digits; `mesh keygen` makes one).") var keyFile: String?
     @Flag(help: "Run without a cluster key (a fixed, public key: no authentication). For local experiments only.") var insecure = false
     @Option(help: "Node type.") var type = "UDP"
+    @Option(help: "Node role.") var role = "UDP"
+    @Option(name: .customLong("seed"), help: "Address of a node to join through, HOST:PORT (repeatable).") var seeds: [String] = []
     @Option(help: "Command ID answered with the request's own data.") var echo: [UInt16] = []
     @Option(help: "Command ID accepted and ignored.") var sink: [UInt16] = []
 
@@ -45,6 +47,8 @@ struct NodeCommand: AsyncParsableCommand {
         var configuration = MeshConfiguration(address: bind, nodeType: type, journalPath: journal, clusterKey: key)
         configuration.retryTimeout = .seconds(30)
         configuration.peerTimeout = .seconds(30)
+        configuration.nodeRole = role
+        configuration.seeds = seeds
         let node: MeshNode
         do {
             node = try await MeshNode.start(configuration: configuration, logger: Logger(label: "mesh.node"))

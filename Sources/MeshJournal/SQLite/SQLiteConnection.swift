@@ -65,6 +65,16 @@ package final class SQLiteConnection {
     }
 
     /// A cached, reset statement for `sql`. Call ``SQLiteStatement/reset()`` is done for you before return.
+    /// Resets every statement of this connection that is still mid-result, ending its implicit read
+    /// transaction.
+    package func resetBusyStatements() {
+        var statement = sqlite3_next_stmt(handle, nil)
+        while let current = statement {
+            if sqlite3_stmt_busy(current) != 0 { sqlite3_reset(current) }
+            statement = sqlite3_next_stmt(handle, current)
+        }
+    }
+
     package func cached(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
         if let statement = statementCache[sql] {
             statement.reset()

@@ -1,0 +1,143 @@
+import MeshCore
+
+/// What a message's live handler chain produced, as recorded: the basis of a replay comparison.
+public enum RecordedResult: Sendable, Hashable {
+    /// Every handler of the last attempt returned; `response` is the first non-nil return (nil: none did).
+    case ok(response: MeshData?)
+    /// A handler of the last attempt threw this error.
+    case failed(error: String)
+}
+
+/// How many rows a pruning pass deleted.
+public struct PruneResult: Sendable, Hashable {
+    /// Acked or failed outbound messages.
+    public var outbound: Int
+    /// Handled inbound messages (their invocations went with them).
+    public var inbound: Int
+
+    /// Creates a result.
+    public init(outbound: Int, inbound: Int) {
+        self.outbound = outbound
+        self.inbound = inbound
+    }
+}
+
+extension Journal {
+    /// Recorded inbound messages of `commandID` (every status), in arrival order, journaled between `fromMs`
+    /// and `toMs` (Unix ms, inclusive), after row `afterID`: the input of a replay.
+    public func inboundHistory(commandID: UInt16, fromMs: Int64 = 0, toMs: Int64 = .max, afterID: Int64 = 0,
+                               limit: Int = 1000) async throws -> [StoredInbound] {
+        try await read { db in
+            let statement = try db.cached("""
+                SELECT \(Self.inboundColumns) FROM \(Self.inboundSource)
+                WHERE s.command_id = ? AND i.id > ? AND i.created_at BETWEEN ? AND ? AND i.kind <> 3
+                ORDER BY i.id LIMIT ?
+                """)
+            try statement.bind(1, Int64(commandID))
+            try statement.bind(2, afterID)
+            try statement.bind(3, fromMs)
+            try statement.bind(4, toMs)
+            try statement.bind(5, limit)
+            var rows: [StoredInbound] = []
+            while try statement.step() { rows.append(Self.readInbound(statement)) }
+            return rows
+        }
+    }
+
+    /// The recorded result of the live (non-replay) handler chain of inbound message `inboundID`, from its
+    /// last attempt; `nil` if no handler ever finished.
+    public func recordedResult(inboundID: Int64) async throws -> RecordedResult? {
+        try await read { db in
+            // The last chain: the invocations from the most recent finished first handler on (attempt numbers
+            // restart after a re-queue, so order by id rather than attempt).
+            let statement = try db.cached("""
+                SELECT v.outcome, v.error, v.response FROM mesh_invocation v
+                WHERE v.inbound_id = ?1 AND v.replay_run IS NULL AND v.finished_at IS NOT NULL
+                  AND v.id >= (SELECT max(id) FROM mesh_invocation
+                               WHERE inbound_id = ?1 AND replay_run IS NULL AND handler_index = 0 AND finished_at IS NOT NULL)
+                ORDER BY v.handler_index, v.id
+                """)
+            try statement.bind(1, inboundID)
+            var any = false
+            var response: MeshData?
+            while try statement.step() {
+                any = true
+                if statement.int(0) == 1 { return .failed(error: statement.optionalText(1) ?? "") }
+                if response == nil, let bytes = statement.optionalBlob(2) { response = try? MeshCodec.decode(bytes) }
+            }
+            return any ? .ok(response: response) : nil
+        }
+    }
+
+    /// Records the end of a replay run.
+    public func finishReplayRun(_ id: Int64, description: String? = nil) async throws {
+        let now = WallClock.nowMs()
+        try await writer.submit { context in
+            let statement = try context.db.cached(
+                "UPDATE mesh_replay_run SET finished_at = ?, description = coalesce(?, description) WHERE id = ?")
+            try statement.bind(1, now)
+            try statement.bind(2, description)
+            try statement.bind(3, id)
+            try statement.step()
+        }
+    }
+
+    /// Dead-lettered inbound messages, oldest first (optionally of one command ID).
+    public func deadInbound(commandID: UInt16? = nil, limit: Int = 1000) async throws -> [StoredInbound] {
+        try await read { db in
+            let statement = try db.cached("""
+                SELECT \(Self.inboundColumns) FROM \(Self.inboundSource)
+                WHERE s.status = 3 AND (?1 IS NULL OR s.command_id = ?1) ORDER BY s.id LIMIT ?2
+                """)
+            try statement.bind(1, commandID.map { Int64($0) })
+            try statement.bind(2, limit)
+            var rows: [StoredInbound] = []
+            while try statement.step() { rows.append(Self.readInbound(statement)) }
+            return rows
+        }
+    }
+
+    /// Moves dead-lettered messages back to `received` with their attempt count reset, so the dispatcher
+    /// runs them again (the earlier invocations stay recorded). Returns the ids that changed.
+    @discardableResult
+    public func requeueDead(ids: [Int64]) async throws -> [Int64] {
+        guard !ids.isEmpty else { return [] }
+        return try await writer.submit { context in
+            let statement = try context.db.cached(
+                "UPDATE mesh_inbound_state SET status = 0, attempts = 0, completed_at = NULL, error = NULL WHERE id = ? AND status = 3")
+            var changed: [Int64] = []
+            for id in ids {
+                try statement.bind(1, id)
+                try statement.step()
+                if context.db.changes == 1 { changed.append(id) }
+                statement.reset()
+            }
+            return changed
+        }
+    }
+
+    /// Deletes up to `batchSize` finished messages per direction that completed before `cutoffMs`: acked or
+    /// failed outbound rows, handled inbound rows with their invocations. Pending, open and dead messages
+    /// are never pruned. One short transaction per call, so sends interleave; call until it returns zeros.
+    public func pruneFinished(completedBeforeMs cutoffMs: Int64, batchSize: Int = 1000) async throws -> PruneResult {
+        try await writer.submit { context in
+            let db = context.db
+            let outbound = try db.cached("""
+                DELETE FROM mesh_outbound WHERE seq IN (
+                    SELECT seq FROM mesh_outbound_state WHERE status <> 0 AND completed_at < ? LIMIT ?)
+                """)
+            try outbound.bind(1, cutoffMs)
+            try outbound.bind(2, batchSize)
+            try outbound.step()
+            let outCount = db.changes
+            let inbound = try db.cached("""
+                DELETE FROM mesh_inbound WHERE id IN (
+                    SELECT id FROM mesh_inbound_state WHERE status = 1 AND completed_at < ? LIMIT ?)
+                """)
+            try inbound.bind(1, cutoffMs)
+            try inbound.bind(2, batchSize)
+            try inbound.step()
+            return PruneResult(outbound: outCount, inbound: db.changes)
+        }
+    }
+}
