@@ -353,6 +353,9 @@ public final class MeshNode: Sendable {
             for (seq, receipt) in items {
                 switch await receipt.outcome() {
                 case .confirmed, .sent: acked.append(seq)
+                case .failed(let error) where error.code == .closed:
+                    // This node is shutting down: the message stays pending and the next start resends it.
+                    continue
                 case .failed(let error):
                     do {
                         try await journal.markOutboundFailed(seq, error: error.description)

@@ -57,25 +57,32 @@ import Glibc
         init(_ description: String) { self.description = description }
     }
 
-    @Test func receiverKilledMidStreamLosesNothingAndJournalsNothingTwice() async throws {
+    /// Both directions at once: this process's node A streams 20,000 messages to child B while B's traffic
+    /// generator streams 20,000 to A. B is SIGKILLed mid-stream and restarted on the same journal.
+    @Test func nodeKilledMidStreamInBothDirectionsLosesNothingAndJournalsNothingTwice() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: MeshCommandTests.binary))
         let dir = FileManager.default.temporaryDirectory.path + "/mesh-crash-" + UUID().uuidString.prefix(8).lowercased()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let key = ClusterKey.generate()
         try key.hex.write(toFile: dir + "/cluster.key", atomically: true, encoding: .utf8)
-        let journalB = dir + "/b.sqlite"
-        let first = try ChildNode(arguments: ["node", "--bind", "127.0.0.1:0", "--journal", journalB, "--key-file", dir + "/cluster.key",
-                                              "--sink", "1024"])
-        let port = first.address.split(separator: ":").last.map(String.init)!
+        let total = 20_000
 
         var logger = Logger(label: "crash-test")
         logger.logLevel = .critical
         var config = MeshConfiguration(address: "127.0.0.1:0", journalPath: dir + "/a.sqlite", clusterKey: key)
-        config.retryTimeout = .seconds(60)
-        config.peerTimeout = .seconds(60)
+        config.retryTimeout = .seconds(120)
+        config.peerTimeout = .seconds(120)
         let a = try await MeshNode.start(configuration: config, logger: logger)
-        let total = 10_000
+        try a.handleCommand(2048) { _ in nil }
+
+        let journalB = dir + "/b.sqlite"
+        func childArguments(port: String) -> [String] {
+            ["node", "--bind", "127.0.0.1:\(port)", "--journal", journalB, "--key-file", dir + "/cluster.key", "--sink", "1024",
+             "--send-to", a.address, "--send-command", "2048", "--send-count", "\(total)"]
+        }
+        let first = try ChildNode(arguments: childArguments(port: "0"))
+        let port = first.address.split(separator: ":").last.map(String.init)!
         let target = first.address
         let sender = Task {
             try await withThrowingTaskGroup(of: [MeshNode.Delivery].self) { group in
@@ -91,23 +98,39 @@ import Glibc
                 return try await group.reduce(into: [MeshNode.Delivery]()) { $0 += $1 }
             }
         }
-        // Kill the receiver once part of the stream is acknowledged (in A's journal).
-        let killDeadline = ContinuousClock.now + .seconds(60)
+        // Kill B once part of both streams went through (acknowledged by B, received from B).
+        let killDeadline = ContinuousClock.now + .seconds(120)
         var ackedAtKill: Int64 = 0
+        var receivedAtKill: Int64 = 0
         while ContinuousClock.now < killDeadline {
-            ackedAtKill = try await a.journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status = 1") } ?? 0
-            if ackedAtKill >= 1000 { break }
+            (ackedAtKill, receivedAtKill) = try await a.journal.read { db in
+                (try db.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status = 1") ?? 0,
+                 try db.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE command_id = 2048") ?? 0)
+            }
+            if ackedAtKill >= 2000 && receivedAtKill >= 2000 { break }
             try await Task.sleep(for: .milliseconds(5))
         }
         first.kill()
-        #expect(ackedAtKill >= 1000 && ackedAtKill < Int64(total), "killed after \(ackedAtKill) acknowledgements")
+        #expect(ackedAtKill >= 2000 && ackedAtKill < Int64(total), "killed after \(ackedAtKill) acknowledgements")
+        #expect(receivedAtKill >= 2000 && receivedAtKill < Int64(total), "killed after receiving \(receivedAtKill)")
 
-        let second = try ChildNode(arguments: ["node", "--bind", "127.0.0.1:\(port)", "--journal", journalB,
-                                               "--key-file", dir + "/cluster.key", "--sink", "1024"])
+        let second = try ChildNode(arguments: childArguments(port: port))
         let deliveries = try await sender.value
         var failures = 0
         for delivery in deliveries where await delivery.outcome() != .confirmed { failures += 1 }
         #expect(failures == 0)
+        // Everything B generated (before and after the kill) reaches A, each message once, every chain done.
+        let streamDeadline = ContinuousClock.now + .seconds(120)
+        var handledAtA: Int64 = 0
+        while ContinuousClock.now < streamDeadline {
+            handledAtA = try await a.journal.read { db in
+                try db.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE command_id = 2048 AND status = 1") ?? 0
+            }
+            if handledAtA >= Int64(total) { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(handledAtA == Int64(total))
+        #expect(try await a.journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_inbound") } == Int64(total))
         #expect(second.terminate() == 0)
         await a.shutdown()
 
@@ -115,9 +138,11 @@ import Glibc
         #expect(try b.scalarInt("SELECT count(*) FROM mesh_inbound") == Int64(total))
         #expect(try b.scalarInt("SELECT count(DISTINCT origin_seq) FROM mesh_inbound") == Int64(total))
         #expect(try b.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE status <> 1") == 0)  // every chain completed
+        #expect(try b.scalarInt("SELECT count(*) FROM mesh_outbound WHERE command_id = 2048") == Int64(total))
         #expect(try b.scalarText("PRAGMA integrity_check") == "ok")
-        let rerun = try b.scalarInt("SELECT count(*) FROM (SELECT inbound_id FROM mesh_invocation GROUP BY inbound_id HAVING count(*) > 1)") ?? -1
-        print("crash test: killed after \(ackedAtKill) of \(total) acknowledged; handler chains re-run after the kill: \(rerun)")
-        #expect(rerun >= 0)
+        let rerunB = try b.scalarInt("SELECT count(*) FROM (SELECT inbound_id FROM mesh_invocation GROUP BY inbound_id HAVING count(*) > 1)") ?? -1
+        print("crash test: B killed after \(ackedAtKill) acknowledged and \(receivedAtKill) sent of \(total) each way; "
+            + "handler chains re-run at B after the kill: \(rerunB)")
+        #expect(rerunB >= 0)
     }
 }

@@ -15,40 +15,50 @@ struct NodeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "node", abstract: "Run a reference node until SIGINT/SIGTERM (graceful); it resumes its journal at start.")
 
-    @Option(help: "Address to listen on, HOST:PORT (port 0: any free port).") var bind: String
-    @Option(help: "Journal file (created if missing).") var journal: String
+    @Option(help: "Address to listen on, HOST:PORT (port 0: any free port).") var bind: String?
+    @Option(help: "Journal file (created if missing).") var journal: String?
+    @Option(help: "A JSON configuration file (Diarkis mesh.json keys plus Mesh's; see the README). Flags override it.")
+    var config: String?
     @Option(help: "File holding the cluster key (64 hex digits; `mesh keygen` makes one).") var keyFile: String?
     @Flag(help: "Run without a cluster key (a fixed, public key: no authentication). For local experiments only.") var insecure = false
-    @Option(help: "Node type.") var type = "UDP"
-    @Option(help: "Node role.") var role = "UDP"
+    @Option(help: "Node type (default UDP).") var type: String?
+    @Option(help: "Node role (default UDP).") var role: String?
     @Option(name: .customLong("seed"), help: "Address of a node to join through, HOST:PORT (repeatable).") var seeds: [String] = []
     @Option(help: "Command ID answered with the request's own data.") var echo: [UInt16] = []
     @Option(help: "Command ID accepted and ignored.") var sink: [UInt16] = []
+    @Option(help: "Traffic generator: also send to this address, HOST:PORT (with --send-command and --send-count).")
+    var sendTo: String?
+    @Option(help: "Command ID of the generated traffic.") var sendCommand: UInt16 = 1024
+    @Option(help: "Messages the journal should hold for --send-to: those already journaled (resent if unacked) count, the rest are sent, each {\"i\": n}.")
+    var sendCount: Int = 0
 
     func validate() throws {
+        if config == nil && (bind == nil || journal == nil) { throw ValidationError("--bind and --journal are required without --config") }
+        if config != nil { return }
         if keyFile == nil && !insecure { throw ValidationError("a cluster key is required: pass --key-file FILE (or --insecure)") }
         if keyFile != nil && insecure { throw ValidationError("--key-file and --insecure exclude each other") }
     }
 
     func run() async throws {
-        let key: ClusterKey
-        if let keyFile {
-            guard let text = try? String(contentsOfFile: keyFile, encoding: .utf8) else {
-                throw CLIError("cannot read the key file \(keyFile)")
-            }
+        var configuration: MeshConfiguration
+        if let config {
             do {
-                key = try ClusterKey(hex: text)
+                configuration = try MeshConfiguration.load(jsonFile: config)
             } catch {
-                throw CLIError("\(keyFile): \(error.message)")
+                throw CLIError(error.message)
             }
+            if let bind { configuration.address = bind }
+            if let journal { configuration.journalPath = journal }
+            if let keyFile { configuration.keyring = Keyring(try Self.readKey(keyFile)) }
         } else {
-            key = try ClusterKey(bytes: [UInt8](repeating: 0, count: 32))
+            let key = insecure ? try ClusterKey(bytes: [UInt8](repeating: 0, count: 32)) : try Self.readKey(keyFile!)
+            configuration = MeshConfiguration(address: bind!, journalPath: journal!, clusterKey: key)
+            configuration.retryTimeout = .seconds(30)
+            configuration.peerTimeout = .seconds(30)
         }
-        var configuration = MeshConfiguration(address: bind, nodeType: type, journalPath: journal, clusterKey: key)
-        configuration.retryTimeout = .seconds(30)
-        configuration.peerTimeout = .seconds(30)
-        configuration.nodeRole = role
-        configuration.seeds = seeds
+        if let type { configuration.nodeType = type }
+        if let role { configuration.nodeRole = role }
+        if !seeds.isEmpty { configuration.seeds = seeds }
         let node: MeshNode
         do {
             node = try await MeshNode.start(configuration: configuration, logger: Logger(label: "mesh.node"))
@@ -60,9 +70,51 @@ struct NodeCommand: AsyncParsableCommand {
         // Written straight to the stdout file descriptor so a supervising process sees it at once.
         FileHandle.standardOutput.write(Data("listening on \(node.address) node \(node.identity.nodeID) epoch \(node.identity.bootEpoch)\n".utf8))
 
+        let generator = sendTo.map { target in
+            Task { await Self.generate(node: node, to: target, command: sendCommand, count: sendCount) }
+        }
         let received = await waitForTerminationSignal()
+        generator?.cancel()
         FileHandle.standardError.write(Data("signal \(received): shutting down\n".utf8))
         await node.shutdown()
+    }
+
+    /// Sends `{"i": n}` for every n from the number already journaled for (`target`, `command`) up to `count`,
+    /// eight at a time, so a restarted generator continues where its journal stopped.
+    static func generate(node: MeshNode, to target: String, command: UInt16, count: Int) async {
+        do {
+            let peer = MeshAddress.text(try MeshAddress.parse(target))
+            let existing = try await node.journal.read { db in
+                try db.scalarInt("SELECT count(*) FROM mesh_outbound WHERE command_id = \(command) AND peer = '\(peer)'")
+            } ?? 0
+            let start = Int(existing)
+            guard start < count else { return }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<8 {
+                    group.addTask {
+                        for i in stride(from: start + worker, to: count, by: 8) {
+                            try Task.checkCancellation()
+                            _ = try await node.send(command, to: peer, ["i": .int64(Int64(i))])
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        } catch is CancellationError {
+        } catch {
+            FileHandle.standardError.write(Data("traffic generator stopped: \(error)\n".utf8))
+        }
+    }
+
+    static func readKey(_ keyFile: String) throws -> ClusterKey {
+        guard let text = try? String(contentsOfFile: keyFile, encoding: .utf8) else {
+            throw CLIError("cannot read the key file \(keyFile)")
+        }
+        do {
+            return try ClusterKey(hex: text)
+        } catch {
+            throw CLIError("\(keyFile): \(error.message)")
+        }
     }
 }
 
