@@ -128,11 +128,11 @@ public final class MeshNode: Sendable {
     /// Stops receiving, lets running handlers finish, and closes the transport and the journal. Requests
     /// still waiting fail with `peerDown`.
     public func shutdown() async {
-        let (tasks, lanes, waiting, sleepers, wasStopped) = state.withLockedValue { state in
+        let (tasks, waiting, sleepers, wasStopped) = state.withLockedValue { state in
             let wasStopped = state.stopped
             state.stopped = true
             defer { state.pendingRequests.removeAll() }
-            return (state.tasks, Array(state.lanes.values), Array(state.pendingRequests.values), state.cancelOnStop, wasStopped)
+            return (state.tasks, Array(state.pendingRequests.values), state.cancelOnStop, wasStopped)
         }
         for sleeper in sleepers { sleeper.cancel() }
         if !wasStopped { await announceLeaving() }
@@ -140,8 +140,10 @@ public final class MeshNode: Sendable {
         for waiter in waiting { waiter.resume(throwing: MeshError(.peerDown, "the node shut down")) }
         await transport.close()
         outcomes.finish()
-        for lane in lanes { lane.finish() }
+        // The receive loop ends with the transport; once it has, every journaled message is in its lane.
         for task in tasks + sleepers { await task.value }
+        let lanes = state.withLockedValue { Array($0.lanes.values) }
+        for lane in lanes { lane.finish() }
         // Let running handlers finish, within the shutdown timeout.
         let timeout = configuration.shutdownTimeout
         let drainedInTime = await Self.race(timeout: timeout) {
