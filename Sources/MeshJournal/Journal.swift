@@ -64,7 +64,7 @@ public final class Journal: Sendable {
         let writer = SQLiteWorker(
             name: "mesh-journal-w",
             role: .writer(maxBatchSize: configuration.maxBatchSize, maxBatchDelayMicroseconds: configuration.maxBatchDelayMicroseconds),
-            logger: logger)
+            logger: logger, spinMicroseconds: configuration.idleSpinMicroseconds)
         struct Opened: Sendable {
             let identity: JournalIdentity
             let applied: [Int]

@@ -34,6 +34,10 @@ public struct JournalConfiguration: Sendable, Hashable {
     /// WAL size (in pages) at which the writer checkpoints inline because the background checkpoints did not
     /// keep up. Bounds the WAL. Default 16000 pages (64 MiB).
     public var walLimitPages: Int
+    /// How long the idle writer thread polls for the next job before sleeping, in microseconds. Polling saves
+    /// the sleep/wake-up latency on request/response paths at the cost of that much CPU per idle period.
+    /// Default 50; 0 sleeps at once.
+    public var idleSpinMicroseconds: Int
 
     /// Creates a configuration; every parameter has the documented default.
     public init(
@@ -45,7 +49,8 @@ public struct JournalConfiguration: Sendable, Hashable {
         createIfMissing: Bool = true,
         cacheSizeKiB: Int = 8192,
         checkpointPages: Int = 1000,
-        walLimitPages: Int = 16000
+        walLimitPages: Int = 16000,
+        idleSpinMicroseconds: Int = 50
     ) {
         self.durability = durability
         self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
@@ -56,6 +61,7 @@ public struct JournalConfiguration: Sendable, Hashable {
         self.cacheSizeKiB = cacheSizeKiB
         self.checkpointPages = checkpointPages
         self.walLimitPages = walLimitPages
+        self.idleSpinMicroseconds = idleSpinMicroseconds
     }
 
     /// Checks every setting, so a bad value fails at open with a message naming it.
@@ -72,6 +78,9 @@ public struct JournalConfiguration: Sendable, Hashable {
         guard checkpointPages >= 1, walLimitPages > checkpointPages, walLimitPages <= Int(Int32.max) else {
             throw JournalError(.invalidConfiguration,
                 "need 1 ≤ checkpointPages < walLimitPages (got \(checkpointPages) and \(walLimitPages))")
+        }
+        guard (0...10_000).contains(idleSpinMicroseconds) else {
+            throw JournalError(.invalidConfiguration, "idleSpinMicroseconds must be 0...10000 (got \(idleSpinMicroseconds))")
         }
         guard cacheSizeKiB >= 0 else {
             throw JournalError(.invalidConfiguration, "cacheSizeKiB must be ≥ 0 (got \(cacheSizeKiB))")

@@ -38,11 +38,14 @@ final class SQLiteWorker: Sendable {
     /// Group-commit counters: transactions committed and jobs they carried.
     private let counters = Mutex((transactions: 0, jobs: 0))
     private let wakeup = DispatchSemaphore(value: 0)
+    /// How long an idle worker polls its queue before sleeping (0: sleep at once).
+    private let spinMicroseconds: Int
 
-    init(name: String, role: Role, logger: Logger) {
+    init(name: String, role: Role, logger: Logger, spinMicroseconds: Int = 0) {
         self.name = name
         self.role = role
         self.logger = logger
+        self.spinMicroseconds = spinMicroseconds
     }
 
     /// Starts the thread and runs `setup` on it (open the connection, migrate, ...). Returns what `setup`
@@ -128,11 +131,13 @@ final class SQLiteWorker: Sendable {
 
     /// Takes up to `max` queued jobs; blocks while the queue is empty. `nil` once closed and drained.
     private func take(max: Int) -> [any SQLiteJob]? {
+        var spun = false
         while true {
             let taken: [any SQLiteJob]? = state.withLock { state in
                 let available = state.queue.count - state.head
                 if available == 0 {
                     if state.closed { return nil }
+                    if !spun { return [] }
                     state.queue.removeAll(keepingCapacity: true)
                     state.head = 0
                     state.idle = true
@@ -153,7 +158,24 @@ final class SQLiteWorker: Sendable {
             }
             guard let taken else { return nil }
             if !taken.isEmpty { return taken }
+            if !spun {
+                // Poll briefly before sleeping: a request/response exchange submits its next job within tens of
+                // microseconds, and a futex sleep plus wake-up costs about as much again on a busy machine.
+                spun = true
+                spinUntilWork()
+                continue
+            }
             wakeup.wait()
+        }
+    }
+
+    /// Returns when a job is queued or `spinMicroseconds` passed.
+    private func spinUntilWork() {
+        guard spinMicroseconds > 0 else { return }
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(spinMicroseconds) * 1000
+        while DispatchTime.now().uptimeNanoseconds < deadline {
+            if state.withLock({ $0.queue.count > $0.head || $0.closed }) { return }
+            sched_yield()
         }
     }
 
