@@ -71,7 +71,7 @@ extension MeshConfiguration {
         }
         let key: ClusterKey
         do {
-            key = try ClusterKey(hex: keyText)
+            key = try ClusterKey(hex: keyText.trimmingCharacters(in: .whitespacesAndNewlines))
         } catch {
             throw MeshError(.invalidConfiguration, "\"clusterKeyFile\" \(keyPath): \(error.message)")
         }

@@ -321,6 +321,22 @@ public final class MeshNode: Sendable {
         }
     }
 
+    /// Re-drives a recorded message (`mesh replay`): new traffic from this node, journaled with `replay_of`
+    /// set to the original message id so audits tell live from replayed. `payload` is the recorded MeshCodec
+    /// encoding; responses cannot be re-driven.
+    /// - Throws: ``MeshError`` (`invalidAddress`, `invalidConfiguration` for a response, `diskFull`), journal errors.
+    @discardableResult
+    public func redrive(_ commandID: UInt16, kind: MessageKind, payload: [UInt8], replayOf: String,
+                        to address: String) async throws -> Delivery {
+        guard kind != .response else { throw MeshError(.invalidConfiguration, "responses cannot be re-driven") }
+        let target = try MeshAddress.parse(address)
+        try checkDiskSpace()
+        let seq = try await journal.appendOutbound(OutboundMessage(
+            commandID: commandID, kind: kind, peer: MeshAddress.text(target), payload: payload, replayOf: replayOf))
+        return try await transmit(seq: seq, commandID: commandID, kind: kind, to: target, payload: payload, correlationID: nil,
+                                  replayOf: replayOf)
+    }
+
     func send(_ commandID: UInt16, to address: String, _ data: MeshData, kind: MessageKind,
               correlationID: String? = nil) async throws -> Delivery {
         let target = try MeshAddress.parse(address)
@@ -477,7 +493,12 @@ public final class MeshNode: Sendable {
                 journal.streamInboundStatus(id: id, .handled, attempts: 1)
                 continue
             }
-            guard rows[index].status == .received else { continue }
+            guard rows[index].status == .received else {
+                // Journaled `unhandled`, but a handler may have been registered since: its catch-up pass could
+                // have read the open rows before this one committed, so ask for another (claims prevent doubles).
+                if !handlers(for: rows[index].commandID).isEmpty { lane(rows[index].commandID).enqueue(.catchUp) }
+                continue
+            }
             lane(rows[index].commandID).enqueue(.message(DispatchItem(
                 inboundID: id, commandID: rows[index].commandID, kind: rows[index].kind, originNode: rows[index].originNode,
                 originSeq: rows[index].originSeq, peer: rows[index].peer, payload: rows[index].payload,
@@ -496,6 +517,7 @@ public final class MeshNode: Sendable {
         while true {
             let page = try await journal.pendingOutbound(afterSeq: after, limit: 1000)
             guard !page.isEmpty else { break }
+            try await journal.recordOutboundAttempts(page.map(\.seq))
             for row in page {
                 after = row.seq
                 guard let target = try? MeshAddress.parse(row.peer) else {

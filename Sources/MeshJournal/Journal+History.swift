@@ -82,6 +82,17 @@ extension Journal {
         }
     }
 
+    /// Moves an `unhandled` message to `received` if it still is `unhandled`; returns whether it did. The
+    /// dispatcher claims each message this way before running it, so two catch-up passes cannot both run it.
+    public func claimUnhandled(id: Int64) async throws -> Bool {
+        try await writer.submit { context in
+            let statement = try context.db.cached("UPDATE mesh_inbound_state SET status = 0 WHERE id = ? AND status = 4")
+            try statement.bind(1, id)
+            try statement.step()
+            return context.db.changes == 1
+        }
+    }
+
     /// Dead-lettered inbound messages, oldest first (optionally of one command ID).
     public func deadInbound(commandID: UInt16? = nil, limit: Int = 1000) async throws -> [StoredInbound] {
         try await read { db in
@@ -102,42 +113,48 @@ extension Journal {
     @discardableResult
     public func requeueDead(ids: [Int64]) async throws -> [Int64] {
         guard !ids.isEmpty else { return [] }
-        return try await writer.submit { context in
-            let statement = try context.db.cached(
-                "UPDATE mesh_inbound_state SET status = 0, attempts = 0, completed_at = NULL, error = NULL WHERE id = ? AND status = 3")
-            var changed: [Int64] = []
-            for id in ids {
-                try statement.bind(1, id)
-                try statement.step()
-                if context.db.changes == 1 { changed.append(id) }
-                statement.reset()
-            }
-            return changed
+        return try await writer.submit { context in try Self.requeueDead(context.db, ids: ids) }
+    }
+
+    /// ``requeueDead(ids:)`` on a connection the caller holds (the CLI's maintenance connection).
+    package static func requeueDead(_ db: SQLiteConnection, ids: [Int64]) throws -> [Int64] {
+        let statement = try db.cached(
+            "UPDATE mesh_inbound_state SET status = 0, attempts = 0, completed_at = NULL, error = NULL WHERE id = ? AND status = 3")
+        var changed: [Int64] = []
+        for id in ids {
+            try statement.bind(1, id)
+            try statement.step()
+            if db.changes == 1 { changed.append(id) }
+            statement.reset()
         }
+        return changed
     }
 
     /// Deletes up to `batchSize` finished messages per direction that completed before `cutoffMs`: acked or
     /// failed outbound rows, handled inbound rows with their invocations. Pending, open and dead messages
     /// are never pruned. One short transaction per call, so sends interleave; call until it returns zeros.
     public func pruneFinished(completedBeforeMs cutoffMs: Int64, batchSize: Int = 1000) async throws -> PruneResult {
-        try await writer.submit { context in
-            let db = context.db
-            let outbound = try db.cached("""
-                DELETE FROM mesh_outbound WHERE seq IN (
-                    SELECT seq FROM mesh_outbound_state WHERE status <> 0 AND completed_at < ? LIMIT ?)
-                """)
-            try outbound.bind(1, cutoffMs)
-            try outbound.bind(2, batchSize)
-            try outbound.step()
-            let outCount = db.changes
-            let inbound = try db.cached("""
-                DELETE FROM mesh_inbound WHERE id IN (
-                    SELECT id FROM mesh_inbound_state WHERE status = 1 AND completed_at < ? LIMIT ?)
-                """)
-            try inbound.bind(1, cutoffMs)
-            try inbound.bind(2, batchSize)
-            try inbound.step()
-            return PruneResult(outbound: outCount, inbound: db.changes)
-        }
+        try await writer.submit { context in try Self.pruneFinished(context.db, completedBeforeMs: cutoffMs, batchSize: batchSize) }
+    }
+
+    /// ``pruneFinished(completedBeforeMs:batchSize:)`` on a connection the caller holds, inside its transaction
+    /// (`foreign_keys` must be on so state rows and invocations go with their messages).
+    package static func pruneFinished(_ db: SQLiteConnection, completedBeforeMs cutoffMs: Int64, batchSize: Int) throws -> PruneResult {
+        let outbound = try db.cached("""
+            DELETE FROM mesh_outbound WHERE seq IN (
+                SELECT seq FROM mesh_outbound_state WHERE status <> 0 AND completed_at < ? LIMIT ?)
+            """)
+        try outbound.bind(1, cutoffMs)
+        try outbound.bind(2, batchSize)
+        try outbound.step()
+        let outCount = db.changes
+        let inbound = try db.cached("""
+            DELETE FROM mesh_inbound WHERE id IN (
+                SELECT id FROM mesh_inbound_state WHERE status = 1 AND completed_at < ? LIMIT ?)
+            """)
+        try inbound.bind(1, cutoffMs)
+        try inbound.bind(2, batchSize)
+        try inbound.step()
+        return PruneResult(outbound: outCount, inbound: db.changes)
     }
 }

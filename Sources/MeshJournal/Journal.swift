@@ -263,7 +263,8 @@ extension Journal {
             INSERT INTO mesh_outbound(seq, command_id, kind, peer, created_at, correlation_id, replay_of, payload, payload_json, relay)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
-        let state = try context.db.cached("INSERT INTO mesh_outbound_state(seq, command_id) VALUES (?, ?)")
+        // attempts = 1: the node transmits right after the commit (resends after a restart add one each).
+        let state = try context.db.cached("INSERT INTO mesh_outbound_state(seq, command_id, attempts) VALUES (?, ?, 1)")
         var seqs: [UInt64] = []
         seqs.reserveCapacity(rows.count)
         let firstSeq = context.lastOutSeq

@@ -76,7 +76,7 @@ import Testing
             let pending = try #require(try await journal.outbound(seq: seqs[2]))
             #expect(acked.status == .acked && acked.completedAtMs != nil)
             #expect(failed.status == .failed && failed.error == "peer down")
-            #expect(pending.status == .pending && pending.attempts == 2)
+            #expect(pending.status == .pending && pending.attempts == 3)  // 1 at the first send, +2
             #expect(try await journal.pendingOutbound().map(\.seq) == [seqs[2]])
         }
     }

@@ -6,7 +6,9 @@ import MeshJournal
 /// `mesh journal …`: inspection of a journal file (read-only).
 struct JournalCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "journal", abstract: "Inspect a journal (read-only).", subcommands: [JournalStats.self, JournalVerify.self])
+        commandName: "journal", abstract: "Inspect and maintain a journal (read-only unless the subcommand's purpose is to change it).",
+        subcommands: [JournalStats.self, JournalTail.self, JournalShow.self, JournalDead.self, JournalRequeue.self, JournalPrune.self,
+                      JournalVerify.self, JournalMigrate.self])
 }
 
 /// Opens a journal read-only after checking it is a Mesh journal, never creating or changing it.

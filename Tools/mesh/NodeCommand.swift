@@ -111,7 +111,7 @@ struct NodeCommand: AsyncParsableCommand {
             throw CLIError("cannot read the key file \(keyFile)")
         }
         do {
-            return try ClusterKey(hex: text)
+            return try ClusterKey(hex: text.trimmingCharacters(in: .whitespacesAndNewlines))
         } catch {
             throw CLIError("\(keyFile): \(error.message)")
         }
