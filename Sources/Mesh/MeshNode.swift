@@ -321,6 +321,10 @@ public final class MeshNode: Sendable {
         }
     }
 
+    /// The transport's counters since start (`datagrams_in`, `datagrams_out`, `retransmits`, `fast_retransmits`,
+    /// `timeouts`, `duplicates`, `replays`, `stale`, `dropped_over_limit`, `auth_failures`, `malformed`).
+    public func transportStatistics() async throws -> [String: Int] { try await transport.statistics() }
+
     /// Re-drives a recorded message (`mesh replay`): new traffic from this node, journaled with `replay_of`
     /// set to the original message id so audits tell live from replayed. `payload` is the recorded MeshCodec
     /// encoding; responses cannot be re-driven.

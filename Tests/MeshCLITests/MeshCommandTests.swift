@@ -109,6 +109,17 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: "/tmp/never.sqlite"))
     }
 
+    @Test(arguments: ["oneway", "request"])
+    func benchRunsTwoProcessesAndPrintsTheJSONContract(mode: String) throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary))
+        let result = try Self.run(["bench", "--mode", mode, "--messages", "200", "--json"], timeout: 120)
+        #expect(result.status == 0, "\(result.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        for key in ["messages", "seconds", "msgs_per_s", "p50_us", "p99_us", "retransmits"] { #expect(object[key] != nil, "missing \(key)") }
+        #expect(object["messages"] as? Int == 200)
+        #expect((object["p50_us"] as? Int ?? 0) > 0 && (object["p99_us"] as? Int ?? 0) >= (object["p50_us"] as? Int ?? 0))
+    }
+
     @Test func keygenPrintsAUsableKey() throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary))
         let result = try Self.run(["keygen"])

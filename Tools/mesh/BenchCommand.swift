@@ -9,8 +9,60 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure Mesh against same-run ceilings (build with -c release).",
-        subcommands: [JournalBench.self, CodecBench.self, TransportBench.self, NodeBench.self]
+        subcommands: [PairBench.self, JournalBench.self, CodecBench.self, TransportBench.self, NodeBench.self],
+        defaultSubcommand: PairBench.self
     )
+}
+
+extension ProcessPairBenchmark.Mode: ExpressibleByArgument {}
+
+/// `mesh bench [--messages N] [--size BYTES] [--durability normal|full] [--mode oneway|request] [--json]`.
+struct PairBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pair",
+        abstract: "Two nodes on loopback in separate processes (the default): throughput, latency percentiles, retransmits, journal sizes.")
+
+    @Option(help: "Messages (oneway) or round trips (request).") var messages = 20_000
+    @Option(help: "Encoded message size in bytes.") var size = 1024
+    @Option(help: "normal or full, on both nodes.") var durability: JournalConfiguration.Durability = .normal
+    @Option(help: "oneway (send → journaled at both ends → acknowledged) or request (sequential request/response).")
+    var mode: ProcessPairBenchmark.Mode = .oneway
+    @Option(help: "Concurrent sending tasks in oneway mode.") var concurrency = 64
+    @Option(help: "Directory for the journals.") var dir = FileManager.default.temporaryDirectory.path
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func validate() throws {
+        guard messages > 0, size >= 32, concurrency > 0 else {
+            throw ValidationError("messages and concurrency must be positive, size at least 32")
+        }
+    }
+
+    func run() async throws {
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        var logger = Logger(label: "mesh.bench")
+        logger.logLevel = .error
+        let r: ProcessPairBenchmark.Result
+        do {
+            r = try await ProcessPairBenchmark.run(executable: executable, mode: mode, messages: messages, size: size,
+                                                   concurrency: concurrency, durability: durability, directory: dir, logger: logger)
+        } catch {
+            throw CLIError("benchmark failed: \(error)")
+        }
+        if json {
+            let object: [String: Any] = [
+                "mode": mode.rawValue, "messages": r.messages, "size": size, "durability": durability.rawValue,
+                "seconds": r.seconds, "msgs_per_s": r.messagesPerSecond, "p50_us": r.p50Micros, "p90_us": r.p90Micros,
+                "p99_us": r.p99Micros, "max_us": r.maxMicros, "retransmits": r.retransmits,
+                "sender_journal_bytes": r.senderJournalBytes, "receiver_journal_bytes": r.receiverJournalBytes,
+            ]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+            return
+        }
+        print("mesh bench: \(mode.rawValue), \(r.messages) messages of \(size) B, durability \(durability.rawValue), two processes on loopback")
+        print(String(format: "  throughput: %.0f msgs/s (%.2f s)", r.messagesPerSecond, r.seconds))
+        print("  latency µs: p50 \(r.p50Micros)  p90 \(r.p90Micros)  p99 \(r.p99Micros)  max \(r.maxMicros)")
+        print("  retransmits: \(r.retransmits); journals: sender \(r.senderJournalBytes / 1024) KiB, receiver \(r.receiverJournalBytes / 1024) KiB")
+    }
 }
 
 extension JournalConfiguration.Durability: ExpressibleByArgument {}

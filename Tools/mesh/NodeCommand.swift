@@ -23,6 +23,7 @@ struct NodeCommand: AsyncParsableCommand {
     @Flag(help: "Run without a cluster key (a fixed, public key: no authentication). For local experiments only.") var insecure = false
     @Option(help: "Node type (default UDP).") var type: String?
     @Option(help: "Node role (default UDP).") var role: String?
+    @Option(help: "Journal durability: normal or full (default normal).") var durability: JournalConfiguration.Durability?
     @Option(name: .customLong("seed"), help: "Address of a node to join through, HOST:PORT (repeatable).") var seeds: [String] = []
     @Option(help: "Command ID answered with the request's own data.") var echo: [UInt16] = []
     @Option(help: "Command ID accepted and ignored.") var sink: [UInt16] = []
@@ -58,6 +59,7 @@ struct NodeCommand: AsyncParsableCommand {
         }
         if let type { configuration.nodeType = type }
         if let role { configuration.nodeRole = role }
+        if let durability { configuration.durability = durability }
         if !seeds.isEmpty { configuration.seeds = seeds }
         let node: MeshNode
         do {

@@ -1,0 +1,143 @@
+import Foundation
+import Histogram
+import Logging
+import Mesh
+import MeshCore
+import MeshJournal
+import MeshTransport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `mesh bench`: this process's node sends to a `mesh node` child process on loopback (separate processes, as
+/// in production), both journaling every message. One-way: each latency sample is send → journaled here →
+/// sent → journaled by the receiver → confirmed. Request: sequential request/response round trips.
+package enum ProcessPairBenchmark {
+    package enum Mode: String, Sendable, CaseIterable {
+        case oneway, request
+    }
+
+    package struct Result: Sendable {
+        package var messages: Int
+        package var seconds: Double
+        package var messagesPerSecond: Double
+        package var p50Micros: UInt64
+        package var p90Micros: UInt64
+        package var p99Micros: UInt64
+        package var maxMicros: UInt64
+        package var retransmits: Int
+        package var senderJournalBytes: Int64
+        package var receiverJournalBytes: Int64
+    }
+
+    package static func run(executable: String, mode: Mode, messages: Int, size: Int, concurrency: Int,
+                            durability: JournalConfiguration.Durability, directory: String, logger: Logger) async throws -> Result {
+        let dir = directory + "/mesh-bench-pair-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let key = ClusterKey.generate()
+        try key.hex.write(toFile: dir + "/cluster.key", atomically: true, encoding: .utf8)
+        let child = try ChildProcess(executable: executable, arguments: [
+            "node", "--bind", "127.0.0.1:0", "--journal", dir + "/b.sqlite", "--key-file", dir + "/cluster.key",
+            "--sink", "1024", "--echo", "2000", "--durability", durability.rawValue,
+        ])
+        defer { child.stop() }
+        var configuration = MeshConfiguration(address: "127.0.0.1:0", journalPath: dir + "/a.sqlite", clusterKey: key)
+        configuration.durability = durability
+        configuration.retryTimeout = .seconds(60)
+        configuration.peerTimeout = .seconds(60)
+        let node = try await MeshNode.start(configuration: configuration, logger: logger)
+        let data: MeshData = ["seq": 0, "body": .bytes([UInt8](repeating: 0x5A, count: max(0, size - 24)))]
+        // Warm-up: handshake and first journal pages.
+        guard await (try await node.send(1024, to: child.address, data)).outcome() == .confirmed else {
+            throw BenchmarkFailure("the receiver did not confirm the warm-up message")
+        }
+        _ = try await node.sendRequest(2000, to: child.address, data)
+
+        let target = child.address
+        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+        let clock = ContinuousClock()
+        let start = clock.now
+        switch mode {
+        case .oneway:
+            let samples = try await withThrowingTaskGroup(of: [UInt64].self) { group in
+                for worker in 0..<concurrency {
+                    group.addTask {
+                        var pending: [(ContinuousClock.Instant, MeshNode.Delivery)] = []
+                        for _ in stride(from: worker, to: messages, by: concurrency) {
+                            let sent = clock.now
+                            pending.append((sent, try await node.send(1024, to: target, data)))
+                        }
+                        var micros: [UInt64] = []
+                        micros.reserveCapacity(pending.count)
+                        for (sent, delivery) in pending {
+                            guard await delivery.outcome() == .confirmed else { throw BenchmarkFailure("a message was not confirmed") }
+                            micros.append(UInt64((clock.now - sent).microseconds))
+                        }
+                        return micros
+                    }
+                }
+                return try await group.reduce(into: [UInt64]()) { $0 += $1 }
+            }
+            for value in samples { _ = histogram.record(max(1, value)) }
+        case .request:
+            for _ in 0..<messages {
+                let sent = clock.now
+                _ = try await node.sendRequest(2000, to: target, data, timeout: .seconds(30))
+                _ = histogram.record(max(1, UInt64((clock.now - sent).microseconds)))
+            }
+        }
+        let seconds = (clock.now - start).seconds
+        let retransmits = (try? await node.transportStatistics())?["retransmits"] ?? 0
+        await node.shutdown()
+        child.stop()
+        func fileBytes(_ path: String) -> Int64 {
+            ["", "-wal"].reduce(0) { total, suffix in
+                total + ((try? FileManager.default.attributesOfItem(atPath: path + suffix)[.size] as? Int64) ?? 0)
+            }
+        }
+        return Result(messages: messages, seconds: seconds, messagesPerSecond: Double(messages) / seconds,
+                      p50Micros: histogram.valueAtPercentile(50), p90Micros: histogram.valueAtPercentile(90),
+                      p99Micros: histogram.valueAtPercentile(99), maxMicros: histogram.max, retransmits: retransmits,
+                      senderJournalBytes: fileBytes(dir + "/a.sqlite"), receiverJournalBytes: fileBytes(dir + "/b.sqlite"))
+    }
+
+    /// A `mesh node` child process; its first stdout line gives the address.
+    final class ChildProcess {
+        let process = Process()
+        let address: String
+
+        init(executable: String, arguments: [String]) throws {
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+            let out = Pipe()
+            process.standardOutput = out
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            var line = Data()
+            let deadline = Date().addingTimeInterval(30)
+            while !line.contains(UInt8(ascii: "\n")) && Date() < deadline {
+                let chunk = out.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                line.append(chunk)
+            }
+            let text = String(decoding: line, as: UTF8.self)
+            guard let range = text.range(of: "listening on "), let end = text[range.upperBound...].firstIndex(of: " ") else {
+                process.terminate()
+                throw BenchmarkFailure("the receiver node did not start: \(text)")
+            }
+            address = String(text[range.upperBound..<end])
+        }
+
+        func stop() {
+            guard process.isRunning else { return }
+            process.terminate()
+            process.waitUntilExit()
+        }
+    }
+}
+
+extension Duration {
+    var microseconds: Int64 { components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000 }
+}
