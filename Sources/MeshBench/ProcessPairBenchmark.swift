@@ -104,11 +104,11 @@ package enum ProcessPairBenchmark {
     }
 
     /// A `mesh node` child process; its first stdout line gives the address.
-    final class ChildProcess {
-        let process = Process()
-        let address: String
+    package final class ChildProcess {
+        package let process = Process()
+        package let address: String
 
-        init(executable: String, arguments: [String]) throws {
+        package init(executable: String, arguments: [String]) throws {
             process.executableURL = URL(fileURLWithPath: executable)
             process.arguments = arguments
             let out = Pipe()
@@ -130,7 +130,7 @@ package enum ProcessPairBenchmark {
             address = String(text[range.upperBound..<end])
         }
 
-        func stop() {
+        package func stop() {
             guard process.isRunning else { return }
             process.terminate()
             process.waitUntilExit()

@@ -4,7 +4,12 @@ import Logging
 import Mesh
 import MeshCore
 import MeshJournal
+import MeshBench
 import MeshTransport
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `mesh demo`: the seed scenario between two real nodes on loopback, then the audit queries an operator would
 /// run against their journals.
@@ -52,6 +57,11 @@ struct DemoCommand: AsyncParsableCommand {
         var handled = done.stream.makeAsyncIterator()
         _ = await handled.next()
 
+        // A request gets a response (Diarkis SendRequest): journaled on both sides, linked by correlation_id.
+        try b.handleCommand(2001) { data in ["greeting": .string("Hello \(try data.getString("myName"))"), "from": "B"] }
+        let reply = try await a.sendRequest(2001, to: b.address, ["myName": "Jon"], timeout: .seconds(5))
+        print("A: request 2001 answered: \(MeshJSON.string(from: reply))")
+
         // Let the journals settle (acknowledgement and handler status are journaled asynchronously).
         for _ in 0..<200 {
             let acked = try await a.journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status = 1") }
@@ -65,10 +75,62 @@ struct DemoCommand: AsyncParsableCommand {
             let rows = try await journal.read { db in try db.rows(sql) }
             for row in rows { print("   " + row.map { $0 ?? "NULL" }.joined(separator: " | ")) }
         }
-        await a.shutdown()
         await b.shutdown()
-        print("\njournals:\n  \(folder)/a.sqlite\n  \(folder)/b.sqlite\nquery them with: sqlite3 \(folder)/b.sqlite 'SELECT * FROM mesh_messages'")
-        guard outcome == .confirmed else { throw ExitCode.failure }
+        let resumed = try await crashAndResume(a: a, key: key, folder: folder)
+        await a.shutdown()
+        print("\njournals:\n  \(folder)/a.sqlite\n  \(folder)/b.sqlite\n  \(folder)/c.sqlite")
+        print("query them with: sqlite3 \(folder)/b.sqlite 'SELECT * FROM mesh_messages'")
+        guard outcome == .confirmed, resumed else { throw ExitCode.failure }
+    }
+
+    /// Node C, a separate `mesh node` process, receives a stream from A, is SIGKILLed halfway and restarted on
+    /// the same journal and port: A resends what C never confirmed, C keeps exactly one copy of each message.
+    func crashAndResume(a: MeshNode, key: ClusterKey, folder: String) async throws -> Bool {
+        let total = 2000
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        try key.hex.write(toFile: folder + "/cluster.key", atomically: true, encoding: .utf8)
+        func startC(port: String) throws -> ProcessPairBenchmark.ChildProcess {
+            try ProcessPairBenchmark.ChildProcess(executable: executable, arguments: [
+                "node", "--bind", "127.0.0.1:\(port)", "--journal", folder + "/c.sqlite", "--key-file", folder + "/cluster.key", "--sink", "1500",
+            ])
+        }
+        print("\n-- resume after a crash: A streams \(total) messages (command 1500) to node C, a separate `mesh node` process")
+        let first = try startC(port: "0")
+        let target = first.address
+        let sender = Task {
+            try await withThrowingTaskGroup(of: [MeshNode.Delivery].self) { group in
+                for worker in 0..<8 {
+                    group.addTask {
+                        var mine: [MeshNode.Delivery] = []
+                        for i in stride(from: worker, to: total, by: 8) { mine.append(try await a.send(1500, to: target, ["i": .int64(Int64(i))])) }
+                        return mine
+                    }
+                }
+                return try await group.reduce(into: [MeshNode.Delivery]()) { $0 += $1 }
+            }
+        }
+        var ackedAtKill: Int64 = 0
+        for _ in 0..<3000 {
+            ackedAtKill = try await a.journal.read { db in
+                try db.scalarInt("SELECT count(*) FROM mesh_messages WHERE direction = 'out' AND command_id = 1500 AND status = 'acked'") ?? 0
+            }
+            if ackedAtKill >= Int64(total / 4) { break }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        kill(first.process.processIdentifier, SIGKILL)
+        first.process.waitUntilExit()
+        print("C killed with SIGKILL after \(ackedAtKill) of \(total) were acknowledged")
+        let second = try startC(port: String(target.split(separator: ":").last!))
+        print("C restarted on the same journal and port")
+        var confirmed = 0
+        for delivery in try await sender.value where await delivery.outcome() == .confirmed { confirmed += 1 }
+        second.stop()
+        let c = try SQLiteConnection(path: folder + "/c.sqlite", mode: .readOnly)
+        let journaled = try c.scalarInt("SELECT count(*) FROM mesh_messages WHERE direction = 'in' AND command_id = 1500") ?? 0
+        let distinct = try c.scalarInt("SELECT count(DISTINCT message_id) FROM mesh_messages WHERE direction = 'in' AND command_id = 1500") ?? 0
+        let handled = try c.scalarInt("SELECT count(*) FROM mesh_messages WHERE direction = 'in' AND command_id = 1500 AND status = 'handled'") ?? 0
+        print("A: \(confirmed) of \(total) confirmed; C journaled \(journaled) messages, \(distinct) distinct, \(handled) handled")
+        return confirmed == total && journaled == Int64(total) && distinct == Int64(total) && handled == Int64(total)
     }
 
     static func queries(a: Journal, b: Journal) -> [(String, Journal, String)] {
@@ -77,6 +139,8 @@ struct DemoCommand: AsyncParsableCommand {
              "SELECT message_id, command_id, kind, peer, status, created_at FROM mesh_messages WHERE direction = 'out';"),
             ("B: what did B receive for command 1024, with the sender's name?", b,
              "SELECT message_id, status, json_extract(payload_json, '$.myName') AS my_name FROM mesh_messages WHERE direction = 'in' AND command_id = 1024;"),
+            ("A: the request and its response, linked by correlation_id", a,
+             "SELECT direction, message_id, kind, correlation_id, json_extract(payload_json, '$.greeting') AS greeting FROM mesh_messages WHERE command_id = 2001 ORDER BY created_at_ms, direction DESC;"),
             ("B: what did the handler do?", b,
              "SELECT message_id, handler_index, attempt, outcome, error, started_at, finished_at FROM mesh_invocations;"),
         ]
