@@ -1,5 +1,6 @@
 import Logging
 import MeshCore
+import Metrics
 import MeshJournal
 
 /// Work for one command ID's dispatcher.
@@ -124,7 +125,9 @@ extension MeshNode {
                 if item.kind == .request { await respond(to: item, with: .data(firstResponse ?? MeshData())) }
                 return
             }
+            metrics.handlerErrors.increment()
             if attempt >= configuration.maxHandlerAttempts {
+                metrics.deadLetters.increment()
                 logger.warning("dead-lettered a message whose handler keeps failing", metadata: [
                     "mesh.message": "\(info.messageID)", "mesh.command": "\(item.commandID)", "mesh.error": "\(failure)",
                 ])

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MeshCore
+import Metrics
 import MeshJournal
 import MeshTransport
 import NIOConcurrencyHelpers
@@ -123,8 +124,9 @@ extension MeshNode {
     func membershipLoop() async {
         var tick = 0
         while !isStopped {
-            let events = membership.withLockedValue { $0.expire(now: .now) }
+            let (events, reachable) = membership.withLockedValue { ($0.expire(now: .now), $0.members.filter(\.isReachable).count) }
             publish(events)
+            metrics.members.record(reachable)
             await gossipRound()
             tick += 1
             if tick % 60 == 0 { await persistMembers(members().filter { $0.isReachable && !$0.isSelf }) }

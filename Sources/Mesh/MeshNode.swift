@@ -1,5 +1,6 @@
 import Logging
 import MeshCore
+import Metrics
 import MeshJournal
 import MeshTransport
 import NIOConcurrencyHelpers
@@ -52,6 +53,7 @@ public final class MeshNode: Sendable {
     let subscribers = NIOLockedValueBox(Subscribers())
     /// Set by the maintenance loop while the journal's disk is below ``MeshConfiguration/minFreeDiskBytes``.
     let lowDisk = Atomic<Bool>(false)
+    let metrics = NodeMetrics()
 
     struct State {
         var handlers: [UInt16: [Handler]] = [:]
@@ -364,6 +366,7 @@ public final class MeshNode: Sendable {
         let receipt = try await transport.send(envelope.encode(), commandID: commandID, to: target,
                                                reliability: kind == .usend ? .unreliable : .reliable)
         outcomes.push((seq, receipt))
+        metrics.transmitted.increment()
         return Delivery(messageID: "\(journal.identity.nodeID):\(seq)", receipt: receipt)
     }
 
@@ -379,6 +382,7 @@ public final class MeshNode: Sendable {
                     // This node is shutting down: the message stays pending and the next start resends it.
                     continue
                 case .failed(let error):
+                    metrics.failed.increment()
                     do {
                         try await journal.markOutboundFailed(seq, error: error.description)
                     } catch {
@@ -481,7 +485,11 @@ public final class MeshNode: Sendable {
             await transmitForwards(rows[index], seqs: seqs)
         }
         for (index, result) in results.enumerated() {
-            guard case .inserted(let id) = result else { continue }
+            guard case .inserted(let id) = result else {
+                metrics.duplicates.increment()
+                continue
+            }
+            metrics.received.increment()
             if rows[index].kind == .response {
                 // A response is consumed by the request waiting for it (if any), not by handlers.
                 if let requestID = rows[index].correlationID {

@@ -17,6 +17,8 @@ import Glibc
     final class ChildNode {
         let process = Process()
         let address: String
+        /// The first line the node printed.
+        let firstLine: String
 
         init(arguments: [String]) throws {
             process.executableURL = URL(fileURLWithPath: MeshCommandTests.binary)
@@ -38,6 +40,7 @@ import Glibc
                 throw CrashTestError("child node did not start: \(text)")
             }
             address = String(text[range.upperBound..<end])
+            firstLine = text
         }
 
         func kill() {

@@ -5,6 +5,9 @@ import Mesh
 import MeshCore
 import MeshJournal
 import MeshTransport
+import Metrics
+import NIOCore
+import Prometheus
 
 #if canImport(Glibc)
 import Glibc
@@ -27,6 +30,8 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(name: .customLong("seed"), help: "Address of a node to join through, HOST:PORT (repeatable).") var seeds: [String] = []
     @Option(help: "Command ID answered with the request's own data.") var echo: [UInt16] = []
     @Option(help: "Command ID accepted and ignored.") var sink: [UInt16] = []
+    @Option(help: "Serve Prometheus metrics on http://METRICS_HOST:PORT/metrics (0 picks a port).") var metricsPort: Int?
+    @Option(help: "Address the metrics endpoint binds.") var metricsHost = "127.0.0.1"
     @Option(help: "Traffic generator: also send to this address, HOST:PORT (with --send-command and --send-count).")
     var sendTo: String?
     @Option(help: "Command ID of the generated traffic.") var sendCommand: UInt16 = 1024
@@ -34,6 +39,7 @@ struct NodeCommand: AsyncParsableCommand {
     var sendCount: Int = 0
 
     func validate() throws {
+        if let metricsPort, !(0...65535).contains(metricsPort) { throw ValidationError("--metrics-port must be 0...65535") }
         if config == nil && (bind == nil || journal == nil) { throw ValidationError("--bind and --journal are required without --config") }
         if config != nil { return }
         if keyFile == nil && !insecure { throw ValidationError("a cluster key is required: pass --key-file FILE (or --insecure)") }
@@ -61,6 +67,19 @@ struct NodeCommand: AsyncParsableCommand {
         if let role { configuration.nodeRole = role }
         if let durability { configuration.durability = durability }
         if !seeds.isEmpty { configuration.seeds = seeds }
+        var metricsSuffix = ""
+        var metricsChannel: (any Channel)?
+        if let metricsPort {
+            let registry = PrometheusCollectorRegistry()
+            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+            do {
+                let channel = try await MetricsServer.start(host: metricsHost, port: metricsPort, registry: registry)
+                metricsChannel = channel
+                metricsSuffix = " metrics \(metricsHost):\(channel.localAddress?.port ?? metricsPort)"
+            } catch {
+                throw CLIError("cannot serve metrics on \(metricsHost):\(metricsPort): \(error)")
+            }
+        }
         let node: MeshNode
         do {
             node = try await MeshNode.start(configuration: configuration, logger: Logger(label: "mesh.node"))
@@ -70,7 +89,7 @@ struct NodeCommand: AsyncParsableCommand {
         for command in echo { try node.handleCommand(command) { data in data } }
         for command in sink { try node.handleCommand(command) { _ in nil } }
         // Written straight to the stdout file descriptor so a supervising process sees it at once.
-        FileHandle.standardOutput.write(Data("listening on \(node.address) node \(node.identity.nodeID) epoch \(node.identity.bootEpoch)\n".utf8))
+        FileHandle.standardOutput.write(Data("listening on \(node.address) node \(node.identity.nodeID) epoch \(node.identity.bootEpoch)\(metricsSuffix)\n".utf8))
 
         let generator = sendTo.map { target in
             Task { await Self.generate(node: node, to: target, command: sendCommand, count: sendCount) }
@@ -79,6 +98,7 @@ struct NodeCommand: AsyncParsableCommand {
         generator?.cancel()
         FileHandle.standardError.write(Data("signal \(received): shutting down\n".utf8))
         await node.shutdown()
+        try? await metricsChannel?.close()
     }
 
     /// Sends `{"i": n}` for every n from the number already journaled for (`target`, `command`) up to `count`,
