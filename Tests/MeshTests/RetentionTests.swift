@@ -42,8 +42,8 @@ import Testing
         let b = try await fixture.start("b") { $0.retention = .seconds(1); $0.pruneInterval = .milliseconds(100) }
         try b.handleCommand(1) { _ in nil }
         for n in 0..<5 { #expect(await (try a.send(1, to: b.address, ["n": .int64(Int64(n))])).outcome() == .confirmed) }
-        try await eventually { try await a.journal.rows("SELECT count(*) FROM mesh_messages") == [["0"]] }
-        try await eventually { try await b.journal.rows("SELECT count(*) FROM mesh_messages") == [["0"]] }
+        try await eventually(60) { try await a.journal.rows("SELECT count(*) FROM mesh_messages") == [["0"]] }
+        try await eventually(60) { try await b.journal.rows("SELECT count(*) FROM mesh_messages") == [["0"]] }
         // Sequence numbers are never reused after pruning.
         let next = try await a.send(1, to: b.address, ["n": 5])
         #expect(next.messageID.hasSuffix(":6"))

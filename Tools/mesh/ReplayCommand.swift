@@ -84,8 +84,10 @@ struct ReplayCommand: AsyncParsableCommand {
         let factor = try Self.speedFactor(speed)
         let node = try await client.startNode(journal: try senderJournal ?? ClientOptions.temporaryJournal("replay"))
         let started = ContinuousClock.now
+        var progress = Progress("re-driving", total: messages.count, quiet: client.quiet || client.json)
         do {
-            for message in messages {
+            for (index, message) in messages.enumerated() {
+                progress.update(index)
                 if let factor, let first = messages.first {
                     let due = started + .milliseconds(Int64(Double(message.createdAtMs - first.createdAtMs) / factor))
                     if due > .now { try await Task.sleep(until: due) }
@@ -93,9 +95,11 @@ struct ReplayCommand: AsyncParsableCommand {
                 _ = try await node.redrive(message.commandID, kind: message.kind, payload: message.payload, replayOf: message.messageID, to: to)
             }
         } catch {
+            progress.finish()
             await node.shutdown()
             throw CLIError("re-driving stopped: \(error)")
         }
+        progress.finish()
         let drained = try await ClientOptions.waitForNoPending(node, timeout: client.timeout)
         let (acked, failed) = try await node.journal.read { db in
             (try db.scalarInt("SELECT count(*) FROM mesh_messages WHERE direction = 'out' AND replay_of IS NOT NULL AND status = 'acked'") ?? 0,

@@ -41,8 +41,10 @@ struct SendCommand: AsyncParsableCommand {
         var failures: [String] = []
         var responses: [String] = []
         var sent = 0
+        var progress = Progress("sending", total: count, quiet: client.quiet || client.json)
         do {
             for i in 0..<count {
+                progress.update(i)
                 if let rate {
                     let due = started + .milliseconds(Int64(Double(i) * 1000 / rate))
                     if due > .now { try await Task.sleep(until: due) }
@@ -61,9 +63,11 @@ struct SendCommand: AsyncParsableCommand {
                 sent += 1
             }
         } catch {
+            progress.finish()
             await node.shutdown()
             throw CLIError("sending stopped after \(sent) messages: \(error)")
         }
+        progress.finish()
         let drained = try await ClientOptions.waitForNoPending(node, timeout: client.timeout)
         let (acked, failed) = try await node.journal.read { db in
             (try db.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status = 1") ?? 0,
