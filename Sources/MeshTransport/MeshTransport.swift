@@ -59,8 +59,9 @@ public final class MeshTransport: Sendable {
         let (events, eventContinuation) = AsyncStream.makeStream(of: TransportEvent.self)
         let eventLoop = group.next()
         let slot = configuration.maxDatagramSize + 648
+        // No SO_REUSEADDR: on Linux it lets a second UDP socket bind the same port and silently take part of
+        // the traffic. UDP has no TIME_WAIT, so a restarted node rebinds its port without it.
         let bootstrap = DatagramBootstrap(group: eventLoop)
-            .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(configuration.socketBufferBytes))
             .channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(configuration.socketBufferBytes))
             .channelOption(.datagramVectorReadMessageCount, value: configuration.readBatch)

@@ -123,6 +123,19 @@ import Testing
         #expect((object["p50_us"] as? Int ?? 0) > 0 && (object["p99_us"] as? Int ?? 0) >= (object["p50_us"] as? Int ?? 0))
     }
 
+    @Test func aPortInUseIsAOneLineError() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary))
+        let dir = FileManager.default.temporaryDirectory.path + "/mesh-cli-port-" + UUID().uuidString.prefix(8).lowercased()
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let first = try CrashResumeTests.ChildNode(arguments: ["node", "--bind", "127.0.0.1:0", "--journal", dir + "/a.sqlite", "--insecure"])
+        defer { _ = first.terminate() }
+        let second = try Self.run(["node", "--bind", first.address, "--journal", dir + "/b.sqlite", "--insecure"], timeout: 30)
+        #expect(second.status != 0)
+        #expect(second.stderr.hasPrefix("Error: ") && second.stderr.split(separator: "\n").count == 1, "\(second.stderr)")
+        #expect(second.stderr.lowercased().contains("address already in use") || second.stderr.contains("bind"), "\(second.stderr)")
+    }
+
     @Test func keygenPrintsAUsableKey() throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary))
         let result = try Self.run(["keygen"])
