@@ -20,9 +20,9 @@ import Testing
         let c = try await fixture.start("c") { Self.fast(&$0); $0.seeds = [a.address]; $0.nodeType = "ROOM" }
         let events = a.membershipEvents()
         // B and C never named each other: they learn of each other through A's gossip.
-        try await eventually { b.nodeAddresses(ofType: "ROOM") == [b.address, c.address].sorted() }
-        try await eventually { c.nodeAddresses(ofType: "ROOM") == [b.address, c.address].sorted() }
-        try await eventually { a.nodeAddresses(excluding: []).count == 3 }
+        try await eventually(30) { b.nodeAddresses(ofType: "ROOM") == [b.address, c.address].sorted() }
+        try await eventually(30) { c.nodeAddresses(ofType: "ROOM") == [b.address, c.address].sorted() }
+        try await eventually(30) { a.nodeAddresses(excluding: []).count == 3 }
         #expect(a.nodeAddresses(ofType: "MATCH") == [a.address])
         #expect(a.nodeAddresses(ofType: "NONE").isEmpty)
         #expect(a.randomOnlineNodeAddress(ofType: "NONE") == nil)
@@ -30,16 +30,16 @@ import Testing
 
         c.setStatus(.taken)
         b.setNodeValue("ccu", .int64(42))
-        try await eventually { a.onlineNodeAddresses(ofType: "ROOM") == [b.address] }
+        try await eventually(30) { a.onlineNodeAddresses(ofType: "ROOM") == [b.address] }
         #expect(a.nodeAddresses(ofType: "ROOM") == [b.address, c.address].sorted())  // Diarkis: includes taken
-        try await eventually { a.nodeValue("ccu", at: b.address) == .int64(42) }
-        try await eventually { c.nodeValue("ccu", at: b.address) == .int64(42) }  // via gossip or directly
+        try await eventually(30) { a.nodeValue("ccu", at: b.address) == .int64(42) }
+        try await eventually(30) { c.nodeValue("ccu", at: b.address) == .int64(42) }  // via gossip or directly
         #expect(a.randomOnlineNodeAddress(ofType: "ROOM") == b.address)
         #expect(b.nodeValue("ccu", at: b.address) == .int64(42))
 
         // C leaves gracefully: A hears it at once, not after the member timeout.
         await c.shutdown()
-        try await eventually { a.nodeAddresses(ofType: "ROOM") == [b.address] }
+        try await eventually(30) { a.nodeAddresses(ofType: "ROOM") == [b.address] }
         // Leaving is announced by an unreliable datagram; if it were lost, the member timeout reports it down.
         let gone = await first(events) { event in
             switch event {
@@ -61,7 +61,7 @@ import Testing
         let a = try await fixture.start("a") { Self.fast(&$0) }
         let b = try await fixture.start("b") { Self.fast(&$0); $0.seeds = [a.address] }
         let events = a.membershipEvents()
-        try await eventually { a.nodeAddresses(excluding: []).count == 2 }
+        try await eventually(30) { a.nodeAddresses(excluding: []).count == 2 }
         // B vanishes without a word (its socket closes; no leave announcement).
         await b.transport.closeAbruptly()
         let down = await first(events) { event in
@@ -79,15 +79,15 @@ import Testing
         defer { fixture.remove() }
         let a = try await fixture.start("a") { Self.fast(&$0) }
         let b = try await fixture.start("b") { Self.fast(&$0); $0.seeds = [a.address] }
-        try await eventually { a.nodeAddresses(excluding: []).count == 2 && b.nodeAddresses(excluding: []).count == 2 }
+        try await eventually(30) { a.nodeAddresses(excluding: []).count == 2 && b.nodeAddresses(excluding: []).count == 2 }
         let bAddress = b.address
         await b.shutdown()
-        try await eventually { a.nodeAddresses(excluding: []).count == 1 }
+        try await eventually(30) { a.nodeAddresses(excluding: []).count == 1 }
         // Same journal, same port, no seeds.
         let port = Int(bAddress.split(separator: ":").last!)!
         let restarted = try await fixture.start("b", port: port) { Self.fast(&$0) }
-        try await eventually { restarted.nodeAddresses(excluding: []).count == 2 }
-        try await eventually { a.nodeAddresses(excluding: []).count == 2 }
+        try await eventually(30) { restarted.nodeAddresses(excluding: []).count == 2 }
+        try await eventually(30) { a.nodeAddresses(excluding: []).count == 2 }
         #expect(a.member(at: bAddress)?.incarnation ?? 0 >= 2 << 32)  // the new boot epoch supersedes
         await restarted.shutdown()
         await a.shutdown()

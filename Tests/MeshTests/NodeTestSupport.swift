@@ -11,7 +11,12 @@ let testLogger: Logger = {
     return logger
 }()
 
-struct NodeTestTimeout: Error {}
+/// An `eventually` condition that never held; names where it was awaited.
+struct NodeTestTimeout: Error, CustomStringConvertible {
+    var file: String = ""
+    var line: Int = 0
+    var description: String { "condition at \(file):\(line) did not hold in time" }
+}
 
 /// A folder of journals for one test, removed at the end.
 struct NodeFixture {
@@ -41,13 +46,14 @@ struct NodeFixture {
 }
 
 /// Polls `condition` until it holds or `seconds` pass (bounded, so a hang fails fast).
-func eventually(_ seconds: Double = 10, _ condition: @Sendable () async throws -> Bool) async throws {
+func eventually(_ seconds: Double = 10, file: String = #fileID, line: Int = #line,
+                _ condition: @Sendable () async throws -> Bool) async throws {
     let deadline = ContinuousClock.now + .seconds(seconds)
     while ContinuousClock.now < deadline {
         if try await condition() { return }
         try await Task.sleep(for: .milliseconds(10))
     }
-    throw NodeTestTimeout()
+    throw NodeTestTimeout(file: file, line: line)
 }
 
 /// Collects what handlers saw.

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Recovery after a crash with 100,000 pending outbound messages: time for `mesh send --count 0` to resume them all.
+set -euo pipefail
+M="${MESH_BIN:-$(cd "$(dirname "$0")/.." && pwd)/.build/release/mesh}"
+D=$(mktemp -d /tmp/mesh-recovery.XXXX)
+$M keygen > $D/k
+$M node --bind 127.0.0.1:0 --journal $D/r.sqlite --key-file $D/k --sink 1024 > $D/node.out 2>/dev/null &
+NODE=$!
+for i in $(seq 50); do [ -s $D/node.out ] && break; sleep 0.1; done
+ADDR=$(awk '{print $3}' $D/node.out)
+$M send --to $ADDR --command 1024 --data '{"body":"'$(head -c 700 /dev/zero | tr '\0' 'x')'"}' --count 1 --key-file $D/k --journal $D/s.sqlite --quiet
+sqlite3 $D/s.sqlite <<SQL
+PRAGMA foreign_keys=ON;
+BEGIN;
+WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i+1 FROM n WHERE i < 100001)
+INSERT INTO mesh_outbound(seq, command_id, kind, peer, created_at, payload, payload_json)
+  SELECT i, 1024, 0, (SELECT peer FROM mesh_outbound WHERE seq = 1), (SELECT created_at FROM mesh_outbound WHERE seq = 1),
+         (SELECT payload FROM mesh_outbound WHERE seq = 1), (SELECT payload_json FROM mesh_outbound WHERE seq = 1) FROM n;
+INSERT INTO mesh_outbound_state(seq, command_id, status, attempts) SELECT seq, 1024, 0, 1 FROM mesh_outbound WHERE seq > 1;
+UPDATE mesh_node SET last_out_seq = 100001;
+COMMIT;
+SQL
+echo "pending: $(sqlite3 $D/s.sqlite 'SELECT count(*) FROM mesh_outbound_state WHERE status = 0')"
+START=$(date +%s.%N)
+$M send --to $ADDR --command 1024 --count 0 --key-file $D/k --journal $D/s.sqlite --timeout 300 --json
+END=$(date +%s.%N)
+echo "wall seconds: $(echo "$END - $START" | bc)"
+echo "receiver journaled: $(sqlite3 $D/r.sqlite 'SELECT count(*) FROM mesh_inbound')"
+kill $NODE; wait $NODE || true
+rm -rf $D
