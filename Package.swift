@@ -171,6 +171,8 @@ let package = Package(
                 "MeshCore",
                 "MeshJournal",
                 "MeshTransport",
+                "MeshFaultProxy",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
