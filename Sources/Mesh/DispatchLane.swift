@@ -72,7 +72,7 @@ extension MeshNode {
             while let page = try? await journal.openInbound(commandID: commandID, afterID: afterID, limit: 500), !page.isEmpty {
                 for row in page {
                     afterID = row.id
-                    guard row.status == .unhandled, handlers(for: commandID).isEmpty == false,
+                    guard row.status == .unhandled, !handlers(for: commandID).isEmpty,
                           (try? await journal.claimUnhandled(id: row.id)) == true else { continue }
                     await process(DispatchItem(row))
                 }

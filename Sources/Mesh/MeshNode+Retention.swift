@@ -16,7 +16,7 @@ extension MeshNode {
     /// none is left, then checkpoints. Returns how many rows went.
     @discardableResult
     public func prune(completedBeforeMs cutoff: Int64? = nil) async throws -> PruneResult {
-        guard let cutoff = cutoff ?? configuration.retention.map({ Self.nowMs() - Self.milliseconds($0) }) else {
+        guard let cutoff = cutoff ?? configuration.retention.map({ WallClock.nowMs() - Self.milliseconds($0) }) else {
             return PruneResult(outbound: 0, inbound: 0)
         }
         var total = PruneResult(outbound: 0, inbound: 0)
@@ -82,11 +82,5 @@ extension MeshNode {
 
     static func milliseconds(_ d: Duration) -> Int64 {
         d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
-    }
-
-    static func nowMs() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
     }
 }

@@ -29,12 +29,7 @@ extension MeshNode {
             if seen.insert(normalized).inserted { targets.append(normalized) }
         }
         guard !targets.isEmpty else { return [] }
-        let payload: [UInt8]
-        do {
-            payload = try MeshCodec.encode(data)
-        } catch {
-            throw MeshError(.encoding, "\(error)")
-        }
+        let payload = try Self.encodePayload(data)
         let json = configuration.storesPayloadJSON ? MeshJSON.string(from: data) : nil
         let hops = RelayTree.split(targets, limit: limit)
         let messages = hops.map {

@@ -256,12 +256,7 @@ public final class MeshNode: Sendable {
     public func sendRequest(_ commandID: UInt16, to address: String, _ data: MeshData,
                             timeout: Duration = .seconds(3)) async throws -> MeshData {
         let target = try MeshAddress.parse(address)
-        let payload: [UInt8]
-        do {
-            payload = try MeshCodec.encode(data)
-        } catch {
-            throw MeshError(.encoding, "\(error)")
-        }
+        let payload = try Self.encodePayload(data)
         try checkDiskSpace()
         let seq = try await journal.appendOutbound(OutboundMessage(
             commandID: commandID, kind: .request, peer: MeshAddress.text(target), payload: payload,
@@ -282,6 +277,15 @@ public final class MeshNode: Sendable {
                 try? await Task.sleep(for: timeout)
                 resolveRequest(requestID, .failure(MeshError(.timeout, "no response to \(requestID) within \(timeout)")))
             }
+        }
+    }
+
+    /// The MeshCodec bytes of `data`, or an `encoding` error.
+    static func encodePayload(_ data: MeshData) throws(MeshError) -> [UInt8] {
+        do {
+            return try MeshCodec.encode(data)
+        } catch {
+            throw MeshError(.encoding, "\(error)")
         }
     }
 
@@ -346,12 +350,7 @@ public final class MeshNode: Sendable {
     func send(_ commandID: UInt16, to address: String, _ data: MeshData, kind: MessageKind,
               correlationID: String? = nil) async throws -> Delivery {
         let target = try MeshAddress.parse(address)
-        let payload: [UInt8]
-        do {
-            payload = try MeshCodec.encode(data)
-        } catch {
-            throw MeshError(.encoding, "\(error)")
-        }
+        let payload = try Self.encodePayload(data)
         let peer = MeshAddress.text(target)
         try checkDiskSpace()
         let seq = try await journal.appendOutbound(OutboundMessage(
@@ -484,6 +483,8 @@ public final class MeshNode: Sendable {
         for (index, seqs) in prepared.forwards.enumerated() where !seqs.isEmpty {
             await transmitForwards(rows[index], seqs: seqs)
         }
+        var catchUps: Set<UInt16> = []  // one catch-up pass per command ID and batch is enough
+        defer { for commandID in catchUps { lane(commandID).enqueue(.catchUp) } }
         for (index, result) in results.enumerated() {
             guard case .inserted(let id) = result else {
                 metrics.duplicates.increment()
@@ -508,7 +509,7 @@ public final class MeshNode: Sendable {
             guard rows[index].status == .received else {
                 // Journaled `unhandled`, but a handler may have been registered since: its catch-up pass could
                 // have read the open rows before this one committed, so ask for another (claims prevent doubles).
-                if !handlers(for: rows[index].commandID).isEmpty { lane(rows[index].commandID).enqueue(.catchUp) }
+                if !handlers(for: rows[index].commandID).isEmpty { catchUps.insert(rows[index].commandID) }
                 continue
             }
             lane(rows[index].commandID).enqueue(.message(DispatchItem(

@@ -203,16 +203,6 @@ final class TransportHandler: ChannelInboundHandler {
         }
     }
 
-    func confirmOnLoop(_ tokens: [DeliveryToken]) {
-        for token in tokens { machine.confirm(token) }
-        scheduleFlush()
-    }
-
-    func rejectOnLoop(_ token: DeliveryToken, reason: String) {
-        machine.reject(token, reason: reason)
-        scheduleFlush()
-    }
-
     func sendOnLoop(_ payload: ByteBuffer, commandID: UInt16, to address: SocketAddress, reliability: Reliability) {
         guard !closed else { return }
         _ = machine.send(payload, lane: commandID, reliability: reliability, to: address, now: .now())

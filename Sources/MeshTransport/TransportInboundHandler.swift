@@ -15,10 +15,10 @@ public struct TransportResponder {
     let handler: TransportHandler
 
     /// Confirms delivered reliable messages (they are durable).
-    public func confirm(_ tokens: [DeliveryToken]) { handler.confirmOnLoop(tokens) }
+    public func confirm(_ tokens: [DeliveryToken]) { handler.confirm(tokens) }
 
     /// Refuses a delivered reliable message; the sender's send fails with `rejected`.
-    public func reject(_ token: DeliveryToken, reason: String) { handler.rejectOnLoop(token, reason: reason) }
+    public func reject(_ token: DeliveryToken, reason: String) { handler.reject(token, reason: reason) }
 
     /// Queues a message (ignoring the window: replies should not wait behind the backlog). The outcome is
     /// not reported.

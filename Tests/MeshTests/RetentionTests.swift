@@ -19,7 +19,7 @@ import Testing
         try await eventually { try await a.journal.rows("SELECT count(*) FROM mesh_messages WHERE status = 'acked'") == [["20"]] }
         // A message to nowhere stays pending at A.
         _ = try await a.send(1, to: "127.0.0.1:9", ["n": 99])
-        let future = MeshNode.nowMs() + 60_000
+        let future = WallClock.nowMs() + 60_000
         let prunedA = try await a.prune(completedBeforeMs: future)
         let prunedB = try await b.prune(completedBeforeMs: future)
         #expect(prunedA == PruneResult(outbound: 20, inbound: 0))
