@@ -184,6 +184,7 @@ let package = Package(
             dependencies: [
                 "mesh",
                 "Mesh",
+                "MeshBench",
                 "MeshCore",
                 "MeshJournal",
                 "MeshTransport",

@@ -38,11 +38,11 @@ package enum ProcessPairBenchmark {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let key = ClusterKey.generate()
         try key.hex.write(toFile: dir + "/cluster.key", atomically: true, encoding: .utf8)
-        let child = try ChildProcess(executable: executable, arguments: [
+        let child = try ChildNodeProcess(executable: executable, arguments: [
             "node", "--bind", "127.0.0.1:0", "--journal", dir + "/b.sqlite", "--key-file", dir + "/cluster.key",
             "--sink", "1024", "--echo", "2000", "--durability", durability.rawValue,
         ])
-        defer { child.stop() }
+        defer { child.terminate() }
         var configuration = MeshConfiguration(address: "127.0.0.1:0", journalPath: dir + "/a.sqlite", clusterKey: key)
         configuration.durability = durability
         configuration.retryTimeout = .seconds(60)
@@ -91,7 +91,7 @@ package enum ProcessPairBenchmark {
         let seconds = (clock.now - start).seconds
         let retransmits = (try? await node.transportStatistics())?["retransmits"] ?? 0
         await node.shutdown()
-        child.stop()
+        child.terminate()
         func fileBytes(_ path: String) -> Int64 {
             ["", "-wal"].reduce(0) { total, suffix in
                 total + ((try? FileManager.default.attributesOfItem(atPath: path + suffix)[.size] as? Int64) ?? 0)
@@ -101,40 +101,6 @@ package enum ProcessPairBenchmark {
                       p50Micros: histogram.valueAtPercentile(50), p90Micros: histogram.valueAtPercentile(90),
                       p99Micros: histogram.valueAtPercentile(99), maxMicros: histogram.max, retransmits: retransmits,
                       senderJournalBytes: fileBytes(dir + "/a.sqlite"), receiverJournalBytes: fileBytes(dir + "/b.sqlite"))
-    }
-
-    /// A `mesh node` child process; its first stdout line gives the address.
-    package final class ChildProcess {
-        package let process = Process()
-        package let address: String
-
-        package init(executable: String, arguments: [String]) throws {
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = arguments
-            let out = Pipe()
-            process.standardOutput = out
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            var line = Data()
-            let deadline = Date().addingTimeInterval(30)
-            while !line.contains(UInt8(ascii: "\n")) && Date() < deadline {
-                let chunk = out.fileHandleForReading.availableData
-                if chunk.isEmpty { break }
-                line.append(chunk)
-            }
-            let text = String(decoding: line, as: UTF8.self)
-            guard let range = text.range(of: "listening on "), let end = text[range.upperBound...].firstIndex(of: " ") else {
-                process.terminate()
-                throw BenchmarkFailure("the receiver node did not start: \(text)")
-            }
-            address = String(text[range.upperBound..<end])
-        }
-
-        package func stop() {
-            guard process.isRunning else { return }
-            process.terminate()
-            process.waitUntilExit()
-        }
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Mesh
+import MeshBench
 import MeshCore
 import MeshJournal
 import MeshTransport
@@ -34,7 +35,7 @@ import Glibc
         let dir = try Self.tempDir("send")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let key = try Self.keygen(dir)
-        let b = try CrashResumeTests.ChildNode(arguments: ["node", "--bind", "127.0.0.1:0", "--journal", dir + "/b.sqlite", "--key-file", key,
+        let b = try MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/b.sqlite", "--key-file", key,
                                                            "--sink", "1024", "--echo", "2001"])
         let sent = try MeshCommandTests.run(["send", "--to", b.address, "--command", "1024", "--data", #"{"myName": "Jon", "n": 1}"#,
                                              "--count", "20", "--key-file", key, "--journal", dir + "/a.sqlite", "--json"])
@@ -55,7 +56,7 @@ import Glibc
         #expect(unknown.status != 0 && unknown.stderr.contains("no message"))
 
         // Re-drive what B received to a fresh node C: a dry run first (sends nothing), then for real.
-        let c = try CrashResumeTests.ChildNode(arguments: ["node", "--bind", "127.0.0.1:0", "--journal", dir + "/c.sqlite", "--key-file", key,
+        let c = try MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/c.sqlite", "--key-file", key,
                                                            "--sink", "1024", "--echo", "2001"])
         let dry = try MeshCommandTests.run(["replay", "--journal", dir + "/b.sqlite", "--to", c.address, "--dry-run", "--json", "--key-file", key])
         #expect(dry.status == 0, "\(dry.stderr)")
@@ -77,7 +78,7 @@ import Glibc
         let dir = try Self.tempDir("resume")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let key = try Self.keygen(dir)
-        let b = try CrashResumeTests.ChildNode(arguments: ["node", "--bind", "127.0.0.1:0", "--journal", dir + "/b.sqlite", "--key-file", key,
+        let b = try MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/b.sqlite", "--key-file", key,
                                                            "--sink", "1024"])
         let sender = Process()
         sender.executableURL = URL(fileURLWithPath: MeshCommandTests.binary)

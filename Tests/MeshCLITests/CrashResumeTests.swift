@@ -1,65 +1,15 @@
 import Foundation
 import Logging
 import Mesh
+import MeshBench
 import MeshCore
 import MeshJournal
 import MeshTransport
 import Testing
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// A real `mesh node` child process is SIGKILLed while messages stream to it, then restarted on the same
 /// journal: nothing acknowledged is lost, nothing is journaled twice, every handler chain completes.
 @Suite(.serialized) struct CrashResumeTests {
-    /// A child `mesh node` with its stdout first line ("listening on HOST:PORT …") read.
-    final class ChildNode {
-        let process = Process()
-        let address: String
-        /// The first line the node printed.
-        let firstLine: String
-
-        init(arguments: [String]) throws {
-            process.executableURL = URL(fileURLWithPath: MeshCommandTests.binary)
-            process.arguments = arguments
-            let out = Pipe()
-            process.standardOutput = out
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            var line = Data()
-            let deadline = Date().addingTimeInterval(30)
-            while !line.contains(UInt8(ascii: "\n")) && Date() < deadline {
-                let chunk = out.fileHandleForReading.availableData
-                if chunk.isEmpty { break }
-                line.append(chunk)
-            }
-            let text = String(decoding: line, as: UTF8.self)
-            guard let range = text.range(of: "listening on "), let end = text[range.upperBound...].firstIndex(of: " ") else {
-                process.terminate()
-                throw CrashTestError("child node did not start: \(text)")
-            }
-            address = String(text[range.upperBound..<end])
-            firstLine = text
-        }
-
-        func kill() {
-            Glibc.kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
-
-        func terminate() -> Int32 {
-            process.terminate()  // SIGTERM: graceful
-            process.waitUntilExit()
-            return process.terminationStatus
-        }
-    }
-
-    struct CrashTestError: Error, CustomStringConvertible {
-        let description: String
-        init(_ description: String) { self.description = description }
-    }
-
     /// Both directions at once: this process's node A streams 20,000 messages to child B while B's traffic
     /// generator streams 20,000 to A. B is SIGKILLed mid-stream and restarted on the same journal.
     @Test func nodeKilledMidStreamInBothDirectionsLosesNothingAndJournalsNothingTwice() async throws {
@@ -84,7 +34,7 @@ import Glibc
             ["node", "--bind", "127.0.0.1:\(port)", "--journal", journalB, "--key-file", dir + "/cluster.key", "--sink", "1024",
              "--send-to", a.address, "--send-command", "2048", "--send-count", "\(total)"]
         }
-        let first = try ChildNode(arguments: childArguments(port: "0"))
+        let first = try MeshCommandTests.startNode( childArguments(port: "0"))
         let port = first.address.split(separator: ":").last.map(String.init)!
         let target = first.address
         let sender = Task {
@@ -117,7 +67,7 @@ import Glibc
         #expect(ackedAtKill >= 2000 && ackedAtKill < Int64(total), "killed after \(ackedAtKill) acknowledgements")
         #expect(receivedAtKill >= 2000 && receivedAtKill < Int64(total), "killed after receiving \(receivedAtKill)")
 
-        let second = try ChildNode(arguments: childArguments(port: port))
+        let second = try MeshCommandTests.startNode( childArguments(port: port))
         let deliveries = try await sender.value
         var failures = 0
         for delivery in deliveries where await delivery.outcome() != .confirmed { failures += 1 }

@@ -1,4 +1,5 @@
 import Foundation
+import MeshBench
 import Testing
 
 /// Runs the built `mesh` binary, as a user would.
@@ -12,6 +13,11 @@ import Testing
         }
         return products.appendingPathComponent("mesh").path
     }()
+
+    /// A `mesh node` child process of the built binary (see ``ChildNodeProcess``).
+    static func startNode(_ arguments: [String]) throws -> ChildNodeProcess {
+        try ChildNodeProcess(executable: binary, arguments: arguments)
+    }
 
     struct Run {
         let status: Int32
@@ -128,7 +134,7 @@ import Testing
         let dir = FileManager.default.temporaryDirectory.path + "/mesh-cli-port-" + UUID().uuidString.prefix(8).lowercased()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let first = try CrashResumeTests.ChildNode(arguments: ["node", "--bind", "127.0.0.1:0", "--journal", dir + "/a.sqlite", "--insecure"])
+        let first = try MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/a.sqlite", "--insecure"])
         defer { _ = first.terminate() }
         let second = try Self.run(["node", "--bind", first.address, "--journal", dir + "/b.sqlite", "--insecure"], timeout: 30)
         #expect(second.status != 0)

@@ -1,4 +1,5 @@
 import Foundation
+import MeshBench
 import Testing
 
 #if canImport(Glibc)
@@ -39,7 +40,7 @@ import Glibc
         let dir = FileManager.default.temporaryDirectory.path + "/mesh-cli-metrics-" + UUID().uuidString.prefix(8).lowercased()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let node = try CrashResumeTests.ChildNode(arguments: ["node", "--bind", "127.0.0.1:0", "--journal", dir + "/m.sqlite", "--insecure",
+        let node = try MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/m.sqlite", "--insecure",
                                                               "--sink", "1", "--metrics-port", "0"])
         defer { _ = node.terminate() }
         let line = node.firstLine

@@ -55,7 +55,7 @@ struct PairBench: AsyncParsableCommand {
                 "p99_us": r.p99Micros, "max_us": r.maxMicros, "retransmits": r.retransmits,
                 "sender_journal_bytes": r.senderJournalBytes, "receiver_journal_bytes": r.receiverJournalBytes,
             ]
-            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+            try printJSON(object)
             return
         }
         print("mesh bench: \(mode.rawValue), \(r.messages) messages of \(size) B, durability \(durability.rawValue), two processes on loopback")
@@ -115,8 +115,7 @@ struct JournalBench: AsyncParsableCommand {
                 "journal_runs": result.journalRowsPerSecond.map { $0.rounded() },
                 "ceiling_runs": result.ceilingRowsPerSecond.map { $0.rounded() },
             ]
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
+            try printJSON(object)
         } else {
             print("""
                 journal append, \(size) B messages, \(durability), \(concurrency) concurrent callers, \(perCall)/call, \
@@ -151,8 +150,7 @@ struct CodecBench: AsyncParsableCommand {
                 "encode_mb_per_s": (result.encodeMBps * 10).rounded() / 10, "decode_mb_per_s": (result.decodeMBps * 10).rounded() / 10,
                 "encode_ns_per_msg": result.encodeNanosPerMessage.rounded(), "decode_ns_per_msg": result.decodeNanosPerMessage.rounded(),
             ]
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
+            try printJSON(object)
         } else {
             print("""
                 MeshCodec, typical message of \(result.messageBytes) bytes (median of \(runs) × \(iterations)):
@@ -199,7 +197,7 @@ struct TransportBench: AsyncParsableCommand {
                 "p50_us": p50.rounded(), "p99_us": p99.rounded(), "raw_nio_p50_us": rawP50.rounded(), "raw_nio_p99_us": rawP99.rounded(),
                 "rtt_ratio": (p50 / rawP50 * 1000).rounded() / 1000, "retransmits": r.retransmits,
             ]
-            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+            try printJSON(object)
         } else {
             print("""
                 MeshTransport, \(size) B reliable messages, two event loops (median of \(runs) runs):
@@ -247,7 +245,7 @@ struct NodeBench: AsyncParsableCommand {
                 "benchmark": "node", "messages": messages, "size": size, "runs": runs, "handler": !noHandler, "payload_json": !noJSON,
                 "msgs_per_s": rate.rounded(), "p50_us": p50.rounded(), "p99_us": p99.rounded(), "requests": requests,
             ]
-            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+            try printJSON(object)
         } else {
             print("""
                 MeshNode, \(size) B messages, .normal, \(noHandler ? "no handler" : "a no-op handler") (median of \(runs) runs):

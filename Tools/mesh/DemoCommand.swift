@@ -7,10 +7,6 @@ import MeshJournal
 import MeshBench
 import MeshTransport
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// `mesh demo`: the seed scenario between two real nodes on loopback, then the audit queries an operator would
 /// run against their journals.
 struct DemoCommand: AsyncParsableCommand {
@@ -89,8 +85,8 @@ struct DemoCommand: AsyncParsableCommand {
         let total = 2000
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
         try key.hex.write(toFile: folder + "/cluster.key", atomically: true, encoding: .utf8)
-        func startC(port: String) throws -> ProcessPairBenchmark.ChildProcess {
-            try ProcessPairBenchmark.ChildProcess(executable: executable, arguments: [
+        func startC(port: String) throws -> ChildNodeProcess {
+            try ChildNodeProcess(executable: executable, arguments: [
                 "node", "--bind", "127.0.0.1:\(port)", "--journal", folder + "/c.sqlite", "--key-file", folder + "/cluster.key", "--sink", "1500",
             ])
         }
@@ -117,14 +113,13 @@ struct DemoCommand: AsyncParsableCommand {
             if ackedAtKill >= Int64(total / 4) { break }
             try await Task.sleep(for: .milliseconds(2))
         }
-        kill(first.process.processIdentifier, SIGKILL)
-        first.process.waitUntilExit()
+        first.kill()
         print("C killed with SIGKILL after \(ackedAtKill) of \(total) were acknowledged")
         let second = try startC(port: String(target.split(separator: ":").last!))
         print("C restarted on the same journal and port")
         var confirmed = 0
         for delivery in try await sender.value where await delivery.outcome() == .confirmed { confirmed += 1 }
-        second.stop()
+        second.terminate()
         let c = try SQLiteConnection(path: folder + "/c.sqlite", mode: .readOnly)
         let journaled = try c.scalarInt("SELECT count(*) FROM mesh_messages WHERE direction = 'in' AND command_id = 1500") ?? 0
         let distinct = try c.scalarInt("SELECT count(DISTINCT message_id) FROM mesh_messages WHERE direction = 'in' AND command_id = 1500") ?? 0

@@ -11,8 +11,9 @@ struct JournalCommand: AsyncParsableCommand {
                       JournalVerify.self, JournalMigrate.self])
 }
 
-/// Opens a journal read-only after checking it is a Mesh journal, never creating or changing it.
-func openForInspection(_ path: String) throws -> SQLiteConnection {
+/// Opens a journal read-only after checking it is a Mesh journal, never creating or changing it, and returns
+/// its migration state.
+func inspectJournal(_ path: String) throws -> (db: SQLiteConnection, status: Migrator.Status) {
     guard FileManager.default.fileExists(atPath: path) else { throw CLIError("\(path): no such file") }
     let db: SQLiteConnection
     do {
@@ -22,11 +23,15 @@ func openForInspection(_ path: String) throws -> SQLiteConnection {
         throw CLIError("\(path): cannot open: \(error.message)")
     }
     do {
-        _ = try Migrator().status(db)
+        return (db, try Migrator().status(db))
     } catch {
         throw CLIError(error.description)
     }
-    return db
+}
+
+/// ``inspectJournal(_:)`` for the commands that only read.
+func openForInspection(_ path: String) throws -> SQLiteConnection {
+    try inspectJournal(path).db
 }
 
 struct JournalStats: AsyncParsableCommand {
@@ -50,7 +55,7 @@ struct JournalStats: AsyncParsableCommand {
                 "oldest_pending": oldestPending ?? NSNull(),
                 "per_command": perCommand.map { ["direction": $0[0] ?? "", "command_id": Int($0[1] ?? "0") ?? 0, "messages": Int($0[2] ?? "0") ?? 0] },
             ]
-            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+            try printJSON(object)
             return
         }
         print("node \(node?[0] ?? "?") epoch \(node?[1] ?? "?")")

@@ -6,13 +6,7 @@ import MeshMigrations
 /// Opens a journal for a maintenance write after the same checks as ``openForInspection(_:)``; refuses a
 /// journal that needs a migration (run `mesh journal migrate` first).
 func openForMaintenance(_ path: String) throws -> SQLiteConnection {
-    let inspected = try openForInspection(path)
-    let status: Migrator.Status
-    do {
-        status = try Migrator().status(inspected)
-    } catch {
-        throw CLIError(error.description)
-    }
+    let status = try inspectJournal(path).status
     guard status.pending.isEmpty else {
         throw CLIError("\(path) needs migration \(status.pending.map(\.name).joined(separator: ", ")): run `mesh journal migrate \(path)` first")
     }
@@ -23,10 +17,6 @@ func openForMaintenance(_ path: String) throws -> SQLiteConnection {
     } catch {
         throw CLIError("\(path): cannot open for writing: \(error.message)")
     }
-}
-
-func printJSON(_ object: Any) throws {
-    print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
 }
 
 private let listColumns = "direction, message_id, command_id, kind, peer, status, attempts, created_at, error"
@@ -191,7 +181,7 @@ struct JournalPrune: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let cutoff = Int64(Date().timeIntervalSince1970 * 1000) - (try Self.milliseconds(olderThan))
+        let cutoff = WallClock.nowMs() - (try Self.milliseconds(olderThan))
         if dryRun {
             let db = try openForInspection(file)
             let out = try db.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status <> 0 AND completed_at < \(cutoff)") ?? 0
@@ -227,13 +217,7 @@ struct JournalMigrate: AsyncParsableCommand {
     @Flag(help: "Show applied and pending migrations, change nothing.") var status = false
 
     func run() async throws {
-        let db = try openForInspection(file)
-        let state: Migrator.Status
-        do {
-            state = try Migrator().status(db)
-        } catch {
-            throw CLIError(error.description)
-        }
+        let state = try inspectJournal(file).status
         if status {
             for applied in state.applied { print("applied  \(applied.name)") }
             for pending in state.pending { print("pending  \(pending.name)") }
@@ -246,7 +230,7 @@ struct JournalMigrate: AsyncParsableCommand {
         do {
             let writer = try SQLiteConnection(path: file, mode: .readWrite)
             try writer.execute("PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON")
-            let applied = try Migrator().migrate(writer, nowMs: Int64(Date().timeIntervalSince1970 * 1000))
+            let applied = try Migrator().migrate(writer, nowMs: WallClock.nowMs())
             print("applied \(applied.map(\.name).joined(separator: ", "))")
         } catch {
             throw CLIError("\(file): \(error)")

@@ -71,7 +71,7 @@ struct ReplayCommand: AsyncParsableCommand {
                     "messages": messages.count, "per_command": perCommand.map { ["command_id": Int($0.key), "messages": $0.value] },
                     "first_ms": messages.first?.createdAtMs ?? NSNull(), "last_ms": messages.last?.createdAtMs ?? NSNull(),
                 ]
-                print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+                try printJSON(object)
             } else {
                 print("would re-drive \(messages.count) messages to \(to)")
                 for (id, n) in perCommand.sorted(by: { $0.key < $1.key }) { print("  command \(id): \(n)") }
@@ -110,7 +110,7 @@ struct ReplayCommand: AsyncParsableCommand {
         if client.json {
             let object: [String: Any] = ["messages": messages.count, "acked": acked, "failed": failed, "sender_journal": journalPath,
                                          "per_command": perCommand.map { ["command_id": Int($0.key), "messages": $0.value] }]
-            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+            try printJSON(object)
         } else if !client.quiet {
             print("re-drove \(messages.count) messages to \(to): acked \(acked), failed \(failed); sender journal \(journalPath)")
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Mesh
+import MeshBench
 import MeshCore
 import MeshJournal
 
@@ -37,6 +38,7 @@ struct SendCommand: AsyncParsableCommand {
         let journalPath = try journal ?? ClientOptions.temporaryJournal("send")
         let node = try await client.startNode(journal: journalPath)
         let started = ContinuousClock.now
+        let startedMs = WallClock.nowMs()
         let resumed = try await node.journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status = 0") ?? 0 }
         var failures: [String] = []
         var responses: [String] = []
@@ -71,16 +73,16 @@ struct SendCommand: AsyncParsableCommand {
         let drained = try await ClientOptions.waitForNoPending(node, timeout: client.timeout)
         let (acked, failed) = try await node.journal.read { db in
             (try db.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status = 1") ?? 0,
-             try db.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status = 2 AND completed_at >= \(Self.epochMs(started))") ?? 0)
+             try db.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status = 2 AND completed_at >= \(startedMs)") ?? 0)
         }
-        let seconds = Double((ContinuousClock.now - started).components.attoseconds) / 1e18 + Double((ContinuousClock.now - started).components.seconds)
+        let seconds = (ContinuousClock.now - started).seconds
         await node.shutdown()
         let rate = Double(sent + Int(resumed)) / max(seconds, 1e-9)
         if client.json {
             let object: [String: Any] = ["sent": sent, "resumed": resumed, "acked": acked, "failed": failed, "seconds": seconds,
                                          "msgs_per_s": rate, "journal": journalPath, "request_failures": failures.count,
                                          "responses": responses.map { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) ?? $0 }]
-            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+            try printJSON(object)
         } else if !client.quiet {
             print("sent \(sent) (resumed \(resumed)), acked \(acked) in the journal, failed \(failed), "
                 + String(format: "%.0f msgs/s", rate) + "; journal \(journalPath)")
@@ -88,10 +90,5 @@ struct SendCommand: AsyncParsableCommand {
         if !drained { throw CLIError("messages still unacknowledged after \(client.timeout) s (journal \(journalPath); run again to resume)") }
         if failed > 0 { throw CLIError("\(failed) messages failed (see mesh_messages.error in \(journalPath))") }
         if let first = failures.first { throw CLIError("\(failures.count) requests failed: \(first)") }
-    }
-
-    static func epochMs(_ instant: ContinuousClock.Instant) -> Int64 {
-        let elapsed = ContinuousClock.now - instant
-        return Int64(Date().timeIntervalSince1970 * 1000) - elapsed.components.seconds * 1000 - elapsed.components.attoseconds / 1_000_000_000_000_000 - 1000
     }
 }

@@ -1,0 +1,54 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A `mesh node` child process, started and read until its first stdout line ("listening on HOST:PORT node …")
+/// gives its address. Used by `mesh bench`, `mesh demo` and the CLI tests.
+package final class ChildNodeProcess {
+    package let process = Process()
+    /// The address from the first line, `HOST:PORT`.
+    package let address: String
+    /// The whole first line the node printed.
+    package let firstLine: String
+
+    /// Starts `executable` with `arguments` (normally `node …`) and waits up to 30 s for its first line.
+    /// - Throws: if it cannot start or prints no `listening on` line (it is then terminated).
+    package init(executable: String, arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var line = Data()
+        let deadline = Date().addingTimeInterval(30)
+        while !line.contains(UInt8(ascii: "\n")) && Date() < deadline {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            line.append(chunk)
+        }
+        let text = String(decoding: line, as: UTF8.self)
+        guard let range = text.range(of: "listening on "), let end = text[range.upperBound...].firstIndex(of: " ") else {
+            process.terminate()
+            throw BenchmarkFailure("the mesh node did not start: \(text)")
+        }
+        address = String(text[range.upperBound..<end])
+        firstLine = text
+    }
+
+    /// SIGKILL, as a crash would, and waits for the exit.
+    package func kill() {
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// SIGTERM (a graceful shutdown) if still running; waits and returns the exit status.
+    @discardableResult
+    package func terminate() -> Int32 {
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+}
