@@ -18,6 +18,7 @@ final class InMemoryLink {
     private(set) var deliveredToB: [ReceivedMessage] = []
     private(set) var deliveredToA: [ReceivedMessage] = []
     private(set) var outcomesA: [UInt64: MessageOutcome] = [:]
+    private(set) var outcomesB: [UInt64: MessageOutcome] = [:]
     private(set) var eventsA: [TransportEvent] = []
     private(set) var eventsB: [TransportEvent] = []
     private(set) var datagramsFromA = 0
@@ -53,6 +54,14 @@ final class InMemoryLink {
         return token
     }
 
+    /// Sends from B to A (B opens its own session when it has none).
+    @discardableResult
+    func sendFromB(_ text: String, lane: UInt16 = 1) -> UInt64 {
+        let token = try! b.send(ByteBuffer(string: text), lane: lane, reliability: .reliable, to: addressA, now: now).get()
+        pump()
+        return token
+    }
+
     /// Flushes both sides and routes their actions until nothing more happens at this instant.
     func pump() {
         for _ in 0..<10_000 {
@@ -82,7 +91,7 @@ final class InMemoryLink {
                     if fromA { a.confirm(message.token) } else { b.confirm(message.token) }
                 }
             case .outcome(let token, let outcome):
-                if fromA { outcomesA[token] = outcome }
+                if fromA { outcomesA[token] = outcome } else { outcomesB[token] = outcome }
             case .event(let event):
                 if fromA { eventsA.append(event) } else { eventsB.append(event) }
             }
@@ -133,6 +142,12 @@ final class InMemoryLink {
     func injectToB(_ header: PacketHeader, _ body: ByteBuffer) {
         var copy = body
         b.receive(header: header, frames: Frame.readAll(from: &copy)!, from: addressA, now: now)
+        pump()
+    }
+
+    func injectToA(_ header: PacketHeader, _ body: ByteBuffer) {
+        var copy = body
+        a.receive(header: header, frames: Frame.readAll(from: &copy)!, from: addressB, now: now)
         pump()
     }
 

@@ -142,6 +142,61 @@ import Testing
         #expect(link.eventsA.contains { if case .peerRestarted(_, _, 1, 2) = $0 { true } else { false } })
     }
 
+    /// The race behind a lost-session stall seen under CI load: B restarts; its hello reaches A first (A opens a
+    /// session with the new incarnation and resends), then B's "stale" answer to a packet A had addressed to
+    /// the old incarnation arrives. That stale reply is about the past and must not reset the new session;
+    /// both directions keep flowing and every message reaches B's new incarnation once, in order.
+    @Test func staleReplyOvertakenByThePeersHelloLeavesTheNewSessionAlone() {
+        let link = InMemoryLink()
+        link.autoConfirm = false
+        for i in 0..<50 { link.send("m\(i)") }
+        link.run(for: .milliseconds(20))
+        #expect(link.payloadsAtB().count == 50)
+        // A's next datagram is held back; it will reach B's next incarnation late.
+        var held: [(PacketHeader, ByteBuffer)] = []
+        link.drop = { fromA, header, frames in
+            guard fromA, frames.contains(where: { if case .data = $0 { true } else { false } }) else { return false }
+            var body = ByteBufferAllocator().buffer(capacity: 256)
+            for f in frames { f.write(to: &body) }
+            held.append((header, body))
+            return true
+        }
+        link.send("m50")
+        #expect(held.count == 1)
+        // B restarts; its answer to the late packet (stale) is held back in turn.
+        var stale: [(PacketHeader, ByteBuffer)] = []
+        link.drop = { fromA, header, frames in
+            guard !fromA, frames.contains(.stale) else { return false }
+            var body = ByteBufferAllocator().buffer(capacity: 64)
+            for f in frames { f.write(to: &body) }
+            stale.append((header, body))
+            return true
+        }
+        link.restartB(epoch: 2)
+        link.autoConfirm = true
+        let fromB = link.sendFromB("b0")  // B's new incarnation says hello first...
+        for (header, body) in held { link.injectToB(header, body) }  // ...and answers the late packet: stale
+        #expect(stale.count == 1)
+        // A opens a session with the new incarnation and resends; B receives and confirms some of it.
+        link.run(for: .milliseconds(2), step: .microseconds(50))
+        #expect(link.payloadsAtB().count > 50)
+        // Only now does the stale reply arrive.
+        link.drop = { _, _, _ in false }
+        for (header, body) in stale { link.injectToA(header, body) }
+        #expect(link.run(until: { link.outcomesA.count == 51 && link.outcomesB[fromB] != nil }, limit: .seconds(5), step: .milliseconds(1)))
+        #expect(link.outcomesA.values.allSatisfy { $0 == .confirmed })
+        #expect(link.outcomesB[fromB] == .confirmed)
+        // One new session with the new incarnation, not a second one opened by the late stale reply.
+        #expect(link.eventsA.filter { if case .peerUp(_, _, 2) = $0 { true } else { false } }.isEmpty)
+        #expect(Array(link.payloadsAtB().dropFirst(50)) == (0...50).map { "m\($0)" })
+        // More traffic after the race still flows both ways.
+        let later = link.send("m51")
+        let laterFromB = link.sendFromB("b1")
+        #expect(link.run(until: { link.outcomesA[later] != nil && link.outcomesB[laterFromB] != nil }, limit: .seconds(5), step: .milliseconds(1)))
+        #expect(link.outcomesA[later] == .confirmed && link.outcomesB[laterFromB] == .confirmed)
+        #expect(link.payloadsAtB().last == "m51")
+    }
+
     @Test func replayedPacketsAreDropped() {
         let link = InMemoryLink()
         var captured: [(PacketHeader, ByteBuffer)] = []

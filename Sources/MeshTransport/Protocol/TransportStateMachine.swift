@@ -172,9 +172,20 @@ final class TransportStateMachine {
         let hasStale = frames.contains { $0 == .stale }
 
         if hasStale && !hasHello {
-            // "You addressed an epoch of mine that is gone." Honoured only when addressed to this incarnation.
+            // "You addressed an epoch of mine that is gone." Honoured only when addressed to this incarnation,
+            // and only when it comes from an incarnation newer than the one this session talks to: a stale
+            // reply from the incarnation already in session answers packets sent to its predecessor before
+            // the new session opened (its hello overtook it). Resetting then would leave the peer's session
+            // (its lanes, its replay window) out of step with ours.
             recordReplay(header)
-            if header.destinationEpoch == configuration.epoch, s.phase == .established || s.connectStartedAt != nil {
+            guard header.destinationEpoch == configuration.epoch else { return }
+            if s.phase == .established {
+                if let known = s.peerNode, known == header.sender, header.senderEpoch <= s.peerEpoch {
+                    counters.stale += 1
+                    return
+                }
+                restartHandshake(s, now: now)
+            } else if s.connectStartedAt != nil {
                 restartHandshake(s, now: now)
             }
             return
@@ -290,7 +301,8 @@ final class TransportStateMachine {
         s.outstandingCount = 0
         s.clearInFlight()
         s.largestAcked = 0
-        s.nextPacketNumber = 1
+        // Packet numbers keep counting: the peer's replay window is per (node, epoch), not per session, so a
+        // number used before the reset must never be used again in this epoch.
         s.nextSeq = [:]
         s.nextUnreliableID = 1
         s.rejectsOwed = []
