@@ -63,7 +63,7 @@ public final class MeshNode: Sendable {
         /// Tasks that only sleep between rounds: cancelled at shutdown.
         var cancelOnStop: [Task<Void, Never>] = []
         /// Requests waiting for their response, by request message id.
-        var pendingRequests: [String: CheckedContinuation<MeshData, any Error>] = [:]
+        var pendingRequests: [String: ResponseSlot] = [:]
     }
 
     private init(configuration: MeshConfiguration, journal: Journal, transport: MeshTransport, logger: Logger) {
@@ -139,7 +139,7 @@ public final class MeshNode: Sendable {
         for sleeper in sleepers { sleeper.cancel() }
         if !wasStopped { await announceLeaving() }
         finishMembershipEvents()
-        for waiter in waiting { waiter.resume(throwing: MeshError(.peerDown, "the node shut down")) }
+        for waiter in waiting { waiter.resolve(.failure(MeshError(.peerDown, "the node shut down"))) }
         await transport.close()
         outcomes.finish()
         // The receive loop ends with the transport; once it has, every journaled message is in its lane.
@@ -262,22 +262,25 @@ public final class MeshNode: Sendable {
             commandID: commandID, kind: .request, peer: MeshAddress.text(target), payload: payload,
             payloadJSON: MeshJSON.string(from: data)))
         let requestID = "\(journal.identity.nodeID):\(seq)"
-        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<MeshData, any Error>) in
-            state.withLockedValue { $0.pendingRequests[requestID] = continuation }
+        let slot = ResponseSlot()
+        state.withLockedValue { $0.pendingRequests[requestID] = slot }
+        // Transmit here rather than from a new task (one thread hop less on the request's path); what becomes
+        // of the request message and the timeout are watched off that path.
+        do {
+            let delivery = try await transmit(seq: seq, commandID: commandID, kind: .request, to: target, payload: payload,
+                                              correlationID: nil)
             Task {
-                do {
-                    let delivery = try await transmit(seq: seq, commandID: commandID, kind: .request, to: target, payload: payload,
-                                                      correlationID: nil)
-                    if case .failed(let error) = await delivery.outcome() { resolveRequest(requestID, .failure(MeshError(error))) }
-                } catch {
-                    resolveRequest(requestID, .failure(error))
-                }
+                if case .failed(let error) = await delivery.outcome() { resolveRequest(requestID, .failure(MeshError(error))) }
             }
-            Task {
-                try? await Task.sleep(for: timeout)
-                resolveRequest(requestID, .failure(MeshError(.timeout, "no response to \(requestID) within \(timeout)")))
-            }
+        } catch {
+            resolveRequest(requestID, .failure(error))
         }
+        let timer = Task {
+            guard (try? await Task.sleep(for: timeout)) != nil else { return }  // cancelled: the request finished
+            resolveRequest(requestID, .failure(MeshError(.timeout, "no response to \(requestID) within \(timeout)")))
+        }
+        defer { timer.cancel() }
+        return try await slot.value()
     }
 
     /// The MeshCodec bytes of `data`, or an `encoding` error.
@@ -291,8 +294,8 @@ public final class MeshNode: Sendable {
 
     /// Completes a waiting request once; later results (a late response, a timeout after it) are ignored.
     func resolveRequest(_ requestID: String, _ result: Result<MeshData, any Error>) {
-        let waiter = state.withLockedValue { $0.pendingRequests.removeValue(forKey: requestID) }
-        waiter?.resume(with: result)
+        let slot = state.withLockedValue { $0.pendingRequests.removeValue(forKey: requestID) }
+        slot?.resolve(result)
     }
 
     /// Sends the response to a request (kind `response`, correlated with the request's message id).

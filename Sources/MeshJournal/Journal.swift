@@ -63,7 +63,8 @@ public final class Journal: Sendable {
         }
         let writer = SQLiteWorker(
             name: "mesh-journal-w",
-            role: .writer(maxBatchSize: configuration.maxBatchSize, maxBatchDelayMicroseconds: configuration.maxBatchDelayMicroseconds),
+            role: .writer(maxBatchSize: configuration.maxBatchSize, maxBatchDelayMicroseconds: configuration.maxBatchDelayMicroseconds,
+                          deferMicroseconds: configuration.deferredCommitMicroseconds),
             logger: logger, spinMicroseconds: configuration.idleSpinMicroseconds)
         struct Opened: Sendable {
             let identity: JournalIdentity
@@ -300,12 +301,14 @@ extension Journal {
     }
 
     /// Marks outbound messages acknowledged (the receiver journaled them). Rows already acked or failed are
-    /// left as they are. Returns how many rows changed.
+    /// left as they are. Returns how many rows changed. A deferrable write: it may wait up to
+    /// ``JournalConfiguration/deferredCommitMicroseconds`` to share the next message's commit (until then
+    /// a crash leaves the rows pending, and a restart resends them; the receiver drops the duplicates).
     @discardableResult
     public func markOutboundAcked(_ seqs: [UInt64]) async throws -> Int {
         guard !seqs.isEmpty else { return 0 }
         let now = WallClock.nowMs()
-        return try await writer.submit { context in
+        return try await writer.submit(deferrable: true) { context in
             let statement = try context.db.cached("UPDATE mesh_outbound_state SET status = 1, completed_at = ? WHERE seq = ? AND status = 0")
             var changed = 0
             for seq in seqs {

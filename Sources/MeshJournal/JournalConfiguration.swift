@@ -38,6 +38,13 @@ public struct JournalConfiguration: Sendable, Hashable {
     /// the sleep/wake-up latency on request/response paths at the cost of that much CPU per idle period.
     /// Default 50; 0 sleeps at once.
     public var idleSpinMicroseconds: Int
+    /// How long the writer holds back a transaction that would carry only deferrable writes (streamed
+    /// invocation records, message statuses, acknowledgement marks — writes nobody waits on), in microseconds,
+    /// hoping an awaited write (a message being journaled) arrives to share its commit. An awaited write ends
+    /// the wait at once. Cuts one commit from the critical path of a request/response exchange. Such writes
+    /// are at most this much later on disk; a crash in between means a handler may run again (at-least-once).
+    /// Default 1000; 0 commits them at once.
+    public var deferredCommitMicroseconds: Int
 
     /// Creates a configuration; every parameter has the documented default.
     public init(
@@ -50,7 +57,8 @@ public struct JournalConfiguration: Sendable, Hashable {
         cacheSizeKiB: Int = 8192,
         checkpointPages: Int = 1000,
         walLimitPages: Int = 16000,
-        idleSpinMicroseconds: Int = 50
+        idleSpinMicroseconds: Int = 50,
+        deferredCommitMicroseconds: Int = 1000
     ) {
         self.durability = durability
         self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
@@ -62,6 +70,7 @@ public struct JournalConfiguration: Sendable, Hashable {
         self.checkpointPages = checkpointPages
         self.walLimitPages = walLimitPages
         self.idleSpinMicroseconds = idleSpinMicroseconds
+        self.deferredCommitMicroseconds = deferredCommitMicroseconds
     }
 
     /// Checks every setting, so a bad value fails at open with a message naming it.
@@ -81,6 +90,10 @@ public struct JournalConfiguration: Sendable, Hashable {
         }
         guard (0...10_000).contains(idleSpinMicroseconds) else {
             throw JournalError(.invalidConfiguration, "idleSpinMicroseconds must be 0...10000 (got \(idleSpinMicroseconds))")
+        }
+        guard (0...1_000_000).contains(deferredCommitMicroseconds) else {
+            throw JournalError(.invalidConfiguration,
+                "deferredCommitMicroseconds must be 0...1000000 (got \(deferredCommitMicroseconds))")
         }
         guard cacheSizeKiB >= 0 else {
             throw JournalError(.invalidConfiguration, "cacheSizeKiB must be ≥ 0 (got \(cacheSizeKiB))")

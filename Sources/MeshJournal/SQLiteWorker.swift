@@ -18,7 +18,8 @@ import Synchronization
 /// every job of the batch, and nothing of it is kept. A *reader* worker runs jobs one at a time.
 final class SQLiteWorker: Sendable {
     enum Role: Sendable {
-        case writer(maxBatchSize: Int, maxBatchDelayMicroseconds: Int)
+        /// `deferMicroseconds`: how long a batch of deferrable jobs only waits for an urgent one to join it.
+        case writer(maxBatchSize: Int, maxBatchDelayMicroseconds: Int, deferMicroseconds: Int)
         case reader
     }
 
@@ -76,13 +77,15 @@ final class SQLiteWorker: Sendable {
     ///   writes are undone without disturbing the other jobs of the batch. Single-statement jobs do not need it.
     /// - Parameter outsideTransaction: run the job on its own, between group-commit transactions (for
     ///   checkpoints, `VACUUM`, and maintenance that manages its own transactions).
+    /// - Parameter deferrable: the caller can wait: the writer may hold the job back briefly so that it shares
+    ///   the commit of the next urgent job (see ``JournalConfiguration/deferredCommitMicroseconds``).
     func submit<T: Sendable>(
-        savepoint: Bool = false, outsideTransaction: Bool = false,
+        savepoint: Bool = false, outsideTransaction: Bool = false, deferrable: Bool = false,
         _ body: @escaping @Sendable (WorkerContext) throws -> T
     ) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            let job = TypedJob(needsSavepoint: savepoint, outsideTransaction: outsideTransaction, body: body,
-                               continuation: continuation)
+            let job = TypedJob(needsSavepoint: savepoint, outsideTransaction: outsideTransaction,
+                               deferrable: deferrable && !outsideTransaction, body: body, continuation: continuation)
             if !enqueue(job) { continuation.resume(throwing: JournalError(.closed, "the journal is closed")) }
         }
     }
@@ -104,6 +107,8 @@ final class SQLiteWorker: Sendable {
 
     /// Queues `body` without waiting for it (fire and forget); dropped if the worker is closed.
     /// - Parameter inTransaction: run inside the group-commit transaction (a journal write) rather than alone.
+    ///   Such a write is deferrable: the writer may hold it back briefly so that it shares the commit of the
+    ///   next awaited write (see ``JournalConfiguration/deferredCommitMicroseconds``).
     func post(inTransaction: Bool = false, _ body: @escaping @Sendable (WorkerContext) -> Void) {
         _ = enqueue(PostedJob(outsideTransaction: !inTransaction, body: body))
     }
@@ -213,12 +218,40 @@ final class SQLiteWorker: Sendable {
         return more
     }
 
+    /// Waits until an urgent job is queued, `maxQueued` jobs are, the worker closes, or `microseconds` pass.
+    private func awaitUrgent(maxQueued: Int, microseconds: Int) {
+        let deadline = DispatchTime.now() + .microseconds(microseconds)
+        while true {
+            let ready = state.withLock { state -> Bool in
+                if state.closed || state.queue.count - state.head >= maxQueued { return true }
+                if state.queue[state.head...].contains(where: { !$0.deferrable }) { return true }
+                state.idle = true
+                return false
+            }
+            if ready { return }
+            if wakeup.wait(timeout: deadline) == .timedOut {
+                let consumeSignal = state.withLock { state -> Bool in
+                    if state.idle { state.idle = false; return false }
+                    return true  // a submitter cleared idle and signalled; absorb that signal
+                }
+                if consumeSignal { wakeup.wait() }
+                return
+            }
+        }
+    }
+
     private func run(_ context: WorkerContext) {
         switch role {
-        case .writer(let maxBatch, let delay):
+        case .writer(let maxBatch, let delay, let deferMicroseconds):
             while var jobs = take(max: maxBatch) {
                 if delay > 0 && jobs.count < maxBatch {
                     jobs.append(contentsOf: takeMore(max: maxBatch - jobs.count, microseconds: delay))
+                }
+                // Only deferrable writes (statuses, invocation records): hold them back briefly so they share
+                // the commit of the next awaited write instead of costing a commit of their own ahead of it.
+                if deferMicroseconds > 0, jobs.count < maxBatch, jobs.allSatisfy(\.deferrable) {
+                    awaitUrgent(maxQueued: maxBatch - jobs.count, microseconds: deferMicroseconds)
+                    jobs.append(contentsOf: takeMore(max: maxBatch - jobs.count, microseconds: 0))
                 }
                 var start = jobs.startIndex
                 for (index, job) in jobs.enumerated() where job.outsideTransaction {
@@ -317,6 +350,8 @@ final class SQLiteWorker: Sendable {
 protocol SQLiteJob: AnyObject, Sendable {
     var needsSavepoint: Bool { get }
     var outsideTransaction: Bool { get }
+    /// Nobody needs this job committed at once: it may wait for an urgent job to share a commit with.
+    var deferrable: Bool { get }
     func execute(_ context: WorkerContext) throws
     func finish(_ error: (any Error)?)
 }
@@ -329,14 +364,16 @@ protocol SQLiteJob: AnyObject, Sendable {
 final class TypedJob<T: Sendable>: SQLiteJob, @unchecked Sendable {
     let needsSavepoint: Bool
     let outsideTransaction: Bool
+    let deferrable: Bool
     private let body: @Sendable (WorkerContext) throws -> T
     private let continuation: CheckedContinuation<T, any Error>
     private var result: T?
 
-    init(needsSavepoint: Bool, outsideTransaction: Bool, body: @escaping @Sendable (WorkerContext) throws -> T,
+    init(needsSavepoint: Bool, outsideTransaction: Bool, deferrable: Bool, body: @escaping @Sendable (WorkerContext) throws -> T,
          continuation: CheckedContinuation<T, any Error>) {
         self.needsSavepoint = needsSavepoint
         self.outsideTransaction = outsideTransaction
+        self.deferrable = deferrable
         self.body = body
         self.continuation = continuation
     }
@@ -356,6 +393,7 @@ final class TypedJob<T: Sendable>: SQLiteJob, @unchecked Sendable {
 final class PostedJob: SQLiteJob {
     let needsSavepoint = false
     let outsideTransaction: Bool
+    var deferrable: Bool { !outsideTransaction }
     private let body: @Sendable (WorkerContext) -> Void
 
     init(outsideTransaction: Bool, body: @escaping @Sendable (WorkerContext) -> Void) {

@@ -35,10 +35,12 @@ public final class MeshTransport: Sendable {
 
     private let channel: any Channel
     private let handler: NIOLoopBound<TransportHandler>
+    private let gate: SendGate
 
     private init(channel: any Channel, handler: NIOLoopBound<TransportHandler>, configuration: TransportConfiguration,
-                 inbound: AsyncStream<[ReceivedMessage]>, events: AsyncStream<TransportEvent>) {
+                 inbound: AsyncStream<[ReceivedMessage]>, events: AsyncStream<TransportEvent>, gate: SendGate) {
         self.channel = channel
+        self.gate = gate
         self.handler = handler
         self.configuration = configuration
         self.localAddress = channel.localAddress!
@@ -58,6 +60,7 @@ public final class MeshTransport: Sendable {
             of: [ReceivedMessage].self, bufferingPolicy: .bufferingOldest(configuration.maxPendingDeliveryBatches))
         let (events, eventContinuation) = AsyncStream.makeStream(of: TransportEvent.self)
         let eventLoop = group.next()
+        let gate = SendGate()
         let slot = configuration.maxDatagramSize + 648
         // No SO_REUSEADDR: on Linux it lets a second UDP socket bind the same port and silently take part of
         // the traffic. UDP has no TIME_WAIT, so a restarted node rebinds its port without it.
@@ -72,7 +75,7 @@ public final class MeshTransport: Sendable {
                         machine: TransportStateMachine(configuration: configuration),
                         sealer: DatagramSealer(keyring: configuration.keyring, encrypt: configuration.encrypt),
                         logger: logger, metrics: TransportMetrics(), deliveries: deliveryContinuation, events: eventContinuation,
-                        inboundHandler: inboundHandler)
+                        inboundHandler: inboundHandler, gate: gate)
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
@@ -86,7 +89,8 @@ public final class MeshTransport: Sendable {
             NIOLoopBound(try channel.pipeline.syncOperations.handler(type: TransportHandler.self), eventLoop: channel.eventLoop)
         }.get()
         logger.debug("transport bound", metadata: ["mesh.address": "\(channel.localAddress!)", "mesh.node": "\(configuration.nodeID)"])
-        return MeshTransport(channel: channel, handler: handler, configuration: configuration, inbound: inbound, events: events)
+        return MeshTransport(channel: channel, handler: handler, configuration: configuration, inbound: inbound, events: events,
+                             gate: gate)
     }
 
     /// A message handed to ``send(_:commandID:to:reliability:)``: await ``outcome()`` for what became of it.
@@ -102,7 +106,8 @@ public final class MeshTransport: Sendable {
 
     /// Queues a message for `address`. Suspends while the peer's backlog is full (backpressure); returns as
     /// soon as the message is queued.
-    /// - Throws: ``TransportError`` (`closed`) if the transport is shut down.
+    /// - Throws: ``TransportError`` (`closed`) if the transport is shut down. (A message queued while it
+    ///   closes fails with `closed` through its receipt instead.)
     @discardableResult
     public func send(_ payload: ByteBuffer, commandID: UInt16, to address: SocketAddress,
                      reliability: Reliability = .reliable) async throws -> Receipt {
@@ -114,9 +119,19 @@ public final class MeshTransport: Sendable {
     public func send(batch messages: [(payload: ByteBuffer, commandID: UInt16)], to address: SocketAddress,
                      reliability: Reliability = .reliable) async throws -> [Receipt] {
         let eventLoop = channel.eventLoop
-        let room = eventLoop.makePromise(of: Void.self)
         let handler = self.handler
         let promises = messages.map { _ in OutcomeBox() }
+        guard !gate.closed else { throw TransportError(.closed, "the transport was closed") }
+        if !gate.underPressure {
+            // Nothing waits for window space: queue and return without waiting for the event loop (a thread
+            // hop each way). Senders racing with the window filling up park a few messages beyond it; the
+            // next ones see the pressure and wait.
+            eventLoop.execute {
+                handler.value.sendOrPark(messages, to: address, reliability: reliability, outcomes: promises, room: nil)
+            }
+            return promises.map { Receipt(box: $0) }
+        }
+        let room = eventLoop.makePromise(of: Void.self)
         eventLoop.execute {
             handler.value.sendOrPark(messages, to: address, reliability: reliability, outcomes: promises, room: room)
         }

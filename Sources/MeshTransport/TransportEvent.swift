@@ -7,8 +7,9 @@ public enum TransportEvent: Sendable, Equatable {
     /// The peer restarted: it answers with a newer epoch. Unconfirmed reliable messages are sent again in the
     /// new session (the receiver's journal deduplicates them by message id).
     case peerRestarted(address: SocketAddress, node: NodeID, oldEpoch: UInt32, newEpoch: UInt32)
-    /// The peer stopped answering, said goodbye, or never answered the handshake. Its unconfirmed messages
-    /// failed with `peerDown` or `unreachable`.
+    /// The peer stopped answering, said goodbye, or never answered the handshake. Unconfirmed messages failed
+    /// with `peerDown` or `unreachable` — except after a goodbye (a graceful shutdown): those are kept until
+    /// the give-up time, for the peer's next incarnation to take.
     case peerDown(address: SocketAddress, node: NodeID?, reason: TransportError)
 }
 

@@ -22,6 +22,8 @@ final class TransportHandler: ChannelInboundHandler {
     private var backlogWaiters: [SocketAddress: [EventLoopPromise<Void>]] = [:]
     /// Messages whose senders wait for window space: queued into the state machine as room appears.
     private var parked: [SocketAddress: [ParkedSend]] = [:]
+    /// Tells senders on other threads whether anything is parked (see ``SendGate``).
+    let gate: SendGate
 
     struct ParkedSend {
         let payload: ByteBuffer
@@ -42,8 +44,9 @@ final class TransportHandler: ChannelInboundHandler {
 
     init(machine: TransportStateMachine, sealer: DatagramSealer, logger: Logger, metrics: TransportMetrics,
          deliveries: AsyncStream<[ReceivedMessage]>.Continuation, events: AsyncStream<TransportEvent>.Continuation,
-         inboundHandler: (any TransportInboundHandler)?) {
+         inboundHandler: (any TransportInboundHandler)?, gate: SendGate) {
         self.inboundHandler = inboundHandler
+        self.gate = gate
         self.machine = machine
         self.sealer = sealer
         self.logger = logger
@@ -66,6 +69,7 @@ final class TransportHandler: ChannelInboundHandler {
 
     private func failEverything(_ error: TransportError) {
         closed = true
+        gate.close()
         timer?.cancel()
         for (_, promise) in outcomes { promise.complete(.failed(error)) }
         outcomes.removeAll()
@@ -160,22 +164,23 @@ final class TransportHandler: ChannelInboundHandler {
     /// only once they are queued, so a caller awaiting `room` is held back (backpressure) and memory stays
     /// bounded by the callers waiting.
     func sendOrPark(_ messages: [(payload: ByteBuffer, commandID: UInt16)], to address: SocketAddress, reliability: Reliability,
-                    outcomes: [OutcomeBox], room: EventLoopPromise<Void>) {
+                    outcomes: [OutcomeBox], room: EventLoopPromise<Void>?) {
         guard !closed else {
             let error = TransportError(.closed, "the transport was closed")
             for o in outcomes { o.complete(.failed(error)) }
-            room.fail(error)
+            room?.fail(error)
             return
         }
         if parked[address] == nil && machine.backlogCount(address) < machine.configuration.windowMessages {
             for (message, promise) in zip(messages, outcomes) {
                 enqueue(message.payload, commandID: message.commandID, to: address, reliability: reliability, promise: promise)
             }
-            room.succeed(())
+            room?.succeed(())
             perform(machine.takeActions())
             scheduleFlush()
             return
         }
+        gate.parked(messages.count)
         var list = parked[address] ?? []
         for (i, (message, promise)) in zip(messages, outcomes).enumerated() {
             list.append(ParkedSend(payload: message.payload, commandID: message.commandID, reliability: reliability,
@@ -303,6 +308,7 @@ final class TransportHandler: ChannelInboundHandler {
                     queuedAny = true
                 }
                 list.removeFirst(taken)
+                gate.unparked(taken)
                 parked[address] = list.isEmpty ? nil : list
             }
             if queuedAny {

@@ -40,6 +40,44 @@ import Testing
         }
     }
 
+    /// A streamed status (nobody waits on it) is held back so it shares the commit of the next awaited write:
+    /// one transaction for both, where committing at once would have cost two.
+    @Test func deferrableWriteSharesTheNextAwaitedWritesCommit() async throws {
+        try await withJournal(configuration: .init(deferredCommitMicroseconds: 1_000_000)) { journal, _ in
+            let id = try await journal.appendInbound([inbound(1)])[0]
+            guard case .inserted(let rowID) = id else { Issue.record("not inserted"); return }
+            let before = journal.writeStatistics.transactions
+            journal.streamInboundStatus(id: rowID, .handled, attempts: 1)
+            _ = try await journal.appendOutbound(outbound(1))  // awaited: commits at once, carrying the status
+            #expect(journal.writeStatistics.transactions == before + 1)
+            #expect(try await journal.read { db in
+                try db.scalarInt("SELECT status FROM mesh_inbound_state WHERE id = \(rowID)")
+            } == 1)
+        }
+    }
+
+    /// With no awaited write coming, a deferrable write still commits by itself once the deferral passed.
+    @Test func deferrableWriteCommitsAloneAfterTheDeferral() async throws {
+        try await withJournal(configuration: .init(deferredCommitMicroseconds: 2_000)) { journal, _ in
+            let id = try await journal.appendInbound([inbound(1)])[0]
+            guard case .inserted(let rowID) = id else { Issue.record("not inserted"); return }
+            journal.streamInboundStatus(id: rowID, .handled, attempts: 1)
+            let deadline = ContinuousClock.now + .seconds(10)
+            var status: Int64?
+            while ContinuousClock.now < deadline {
+                status = try await journal.read { db in try db.scalarInt("SELECT status FROM mesh_inbound_state WHERE id = \(rowID)") }
+                if status == 1 { break }
+                try await Task.sleep(for: .milliseconds(1))
+            }
+            #expect(status == 1)
+        }
+    }
+
+    @Test func deferralIsValidated() {
+        #expect(throws: JournalError.self) { try JournalConfiguration(deferredCommitMicroseconds: -1).validate() }
+        #expect(throws: JournalError.self) { try JournalConfiguration(deferredCommitMicroseconds: 2_000_000).validate() }
+    }
+
     @Test func batchAppendIsAllOrNothingAndOrdered() async throws {
         try await withJournal { journal, _ in
             let seqs = try await journal.appendOutbound((0..<5).map { try outbound($0) })

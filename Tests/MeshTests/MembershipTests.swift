@@ -68,8 +68,9 @@ import Testing
             if case .down(let m) = event { m.address == b.address } else { false }
         }
         #expect(down != nil)
-        #expect(a.nodeAddresses(excluding: []) == [a.address])
-        #expect(a.member(at: b.address)?.isReachable == false)
+        // (A heartbeat B sent just before closing can be processed late on a loaded machine and bring B back
+        // for one timeout; with B silent it ends down.)
+        try await eventually(30) { a.nodeAddresses(excluding: []) == [a.address] && a.member(at: b.address)?.isReachable == false }
         await b.shutdown()
         await a.shutdown()
     }

@@ -37,8 +37,9 @@ import Testing
         try await eventually(60) { await seen.count >= total / 3 }
         await b.shutdown()  // graceful restart of the receiver mid-stream, same journal and port
         b = try await startReceiver(port: bPort)
-        // Every message is accounted for: confirmed, or failed with an error the sender saw. (The receiver's
-        // goodbye at its graceful shutdown fails what was in flight to it; those may or may not have arrived.)
+        // Every message is accounted for: confirmed, or failed with an error the sender saw. The receiver's
+        // goodbye at its graceful shutdown does not fail what was in flight to it: its next incarnation (back
+        // well within the 30 s give-up time) takes those messages.
         var confirmed: Set<Int64> = []
         var failed = 0
         for (i, delivery) in try await sender.value.enumerated() {
@@ -49,7 +50,7 @@ import Testing
             }
         }
         #expect(confirmed.count + failed == total)
-        #expect(failed < 200, "\(failed) failed")
+        #expect(failed == 0, "\(failed) failed")
         let expectedSeen = confirmed.count
         try await eventually(60) { await seen.count >= expectedSeen }
         let order = await seen.items

@@ -59,9 +59,16 @@ import Testing
                 faults: .init(loss: 0.20, duplicate: 0.05, reorder: 0.10, delay: .milliseconds(1) ... .milliseconds(5)), seed: 42)
             let sender = try await makeTransport(key: key) { $0.retryTimeout = .seconds(30); $0.peerTimeout = .seconds(30) }
             let (inbox, consumer) = Inbox.collecting(receiver)
-            try await Self.streamAndVerify(count: 10_000, lanes: [1, 2, 1024, 65535], from: sender, to: proxy.listenAddress, inbox: inbox, receiver: receiver)
+            // 1,000-byte messages: one per datagram, so each message meets the faults on its own.
+            try await Self.streamAndVerify(count: 10_000, lanes: [1, 2, 1024, 65535], from: sender, to: proxy.listenAddress, inbox: inbox,
+                                           size: 1000, receiver: receiver)
+            // The faults were really injected, in about the proportions asked for (datagrams carry several
+            // messages each, so the counts are of datagrams, not messages).
             let stats = proxy.statistics
-            #expect(stats.dropped > 1000 && stats.duplicated > 100 && stats.reordered > 100)
+            let seen = stats.forwarded - stats.duplicated + stats.dropped
+            #expect(seen > 1000, "\(stats)")
+            #expect(Double(stats.dropped) > 0.1 * Double(seen) && Double(stats.duplicated) > 0.02 * Double(seen)
+                && Double(stats.reordered) > 0.05 * Double(seen), "\(stats)")
             let senderStats = try await sender.statistics()
             #expect(senderStats["retransmits"]! > 0)
             await sender.close()
@@ -256,8 +263,15 @@ import Testing
             let sender = try await makeTransport(key: key) { $0.retryTimeout = .milliseconds(500) }
             var receipts: [MeshTransport.Receipt] = []
             for i in 0..<200 {
-                receipts.append(try await sender.send(Self.payload(1, i), commandID: 1, to: receiver.localAddress,
+                receipts.append(try await sender.send(Self.payload(1, i, size: 1000), commandID: 1, to: receiver.localAddress,
                                                       reliability: i % 2 == 0 ? .reliable : .unreliable))
+                if i % 10 == 9 {
+                    // In waves that the receiver reads one at a time, so they make separate delivery batches.
+                    let deadline = ContinuousClock.now + .seconds(10)
+                    while try await receiver.statistics()["datagrams_in"]! < i / 2, ContinuousClock.now < deadline {
+                        try await Task.sleep(for: .milliseconds(1))
+                    }
+                }
             }
             var failed = 0
             for receipt in receipts {

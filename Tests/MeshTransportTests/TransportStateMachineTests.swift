@@ -197,6 +197,41 @@ import Testing
         #expect(link.payloadsAtB().last == "m51")
     }
 
+    /// A graceful shutdown (goodbye) reports the peer down but keeps its unconfirmed messages: the next
+    /// incarnation takes them. Without one, they fail at the give-up time, not at the goodbye.
+    @Test func goodbyeKeepsUnconfirmedMessagesForThePeersNextIncarnation() {
+        let link = InMemoryLink()
+        link.autoConfirm = false
+        let first = link.send("a")
+        link.send("b")
+        link.run(for: .milliseconds(20))
+        link.b.shutdown()
+        link.run(for: .milliseconds(20))
+        #expect(link.eventsA.contains { if case .peerDown = $0 { true } else { false } })
+        #expect(link.outcomesA.isEmpty)  // nothing failed at the goodbye
+        link.restartB(epoch: 2)
+        link.autoConfirm = true
+        #expect(link.run(until: { link.outcomesA.count == 2 }, limit: .seconds(5), step: .milliseconds(1)))
+        #expect(link.outcomesA.values.allSatisfy { $0 == .confirmed })
+        #expect(link.payloadsAtB() == ["a", "b", "a", "b"])
+        #expect(link.outcomesA[first] == .confirmed)
+    }
+
+    @Test func afterAGoodbyeWithoutReturnMessagesFailAtTheGiveUpTime() {
+        let link = InMemoryLink { $0.retryTimeout = .seconds(2); $0.peerTimeout = .seconds(30) }
+        link.autoConfirm = false
+        let token = link.send("a")
+        link.run(for: .milliseconds(20))
+        link.b.shutdown()
+        link.run(for: .milliseconds(20))
+        link.drop = { _, _, _ in true }  // B is gone
+        link.run(for: .milliseconds(1500), step: .milliseconds(1))
+        #expect(link.outcomesA[token] == nil)
+        #expect(link.run(until: { link.outcomesA[token] != nil }, limit: .seconds(5), step: .milliseconds(1)))
+        guard case .failed(let error) = link.outcomesA[token] else { Issue.record("not failed"); return }
+        #expect(error.code == .timeout)
+    }
+
     @Test func replayedPacketsAreDropped() {
         let link = InMemoryLink()
         var captured: [(PacketHeader, ByteBuffer)] = []

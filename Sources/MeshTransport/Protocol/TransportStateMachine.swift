@@ -229,7 +229,7 @@ final class TransportStateMachine {
             case .confirm(let lane, let upTo): onConfirm(s, lane: lane, upTo: upTo)
             case .reject(let lane, let seq, let reason): onReject(s, lane: lane, seq: seq, reason: reason)
             case .abandon(let lane, let from, let to): onAbandon(s, lane: lane, from: from, to: to)
-            case .goodbye: markDown(s, reason: TransportError(.peerDown, "\(address) said goodbye"), now: now)
+            case .goodbye: peerLeft(s, reason: TransportError(.peerDown, "\(address) said goodbye"))
             case .data(let data): if !onData(s, data, now: now) { accepted = false }
             case .ping, .hello, .welcome, .stale: break
             }
@@ -612,6 +612,16 @@ final class TransportStateMachine {
                 }
             }
         }
+    }
+
+    /// The peer shut down gracefully. It is reported down, but its unconfirmed messages are kept: a node that
+    /// restarts (a deploy) comes back within seconds, and its new incarnation takes them (the session resets
+    /// and resends them, in order). If it does not come back, they fail at the give-up time like any
+    /// unconfirmed message. Failing them at once would turn every graceful restart into failed sends.
+    private func peerLeft(_ s: Session, reason: TransportError) {
+        guard !s.down else { return }
+        s.down = true
+        actions.append(.event(.peerDown(address: s.address, node: s.peerNode, reason: reason)))
     }
 
     private func markDown(_ s: Session, reason: TransportError, now: NIODeadline) {
