@@ -48,7 +48,8 @@ let package = Package(
             exclude: ["README.md"],
             resources: [
                 .embedInCode("0001_journal_v1.sql"),
-                .embedInCode("0002_narrow_state.sql")
+                .embedInCode("0002_narrow_state.sql"),
+                .embedInCode("0003_fewer_pages_per_commit.sql")
             ],
             swiftSettings: swiftSettings
         ),

@@ -528,10 +528,12 @@ public final class MeshNode: Sendable {
     /// ones, per command ID in their original order. Messages for command IDs without a handler are marked
     /// `unhandled` until one is registered.
     private func resume() async throws {
-        var after: UInt64 = 0
+        // Command ID by command ID (the order that matters), each through its partial index.
         var resent = 0
-        while true {
-            let page = try await journal.pendingOutbound(afterSeq: after, limit: 1000)
+        for commandID in try await journal.pendingOutboundCommandIDs() {
+          var after: UInt64 = 0
+          while true {
+            let page = try await journal.pendingOutbound(commandID: commandID, afterSeq: after, limit: 1000)
             guard !page.isEmpty else { break }
             try await journal.recordOutboundAttempts(page.map(\.seq))
             for row in page {
@@ -544,11 +546,13 @@ public final class MeshNode: Sendable {
                                        correlationID: row.correlationID, replayOf: row.replayOf, relay: row.relay)
                 resent += 1
             }
+          }
         }
-        var afterID: Int64 = 0
         var redispatched = 0
-        while true {
-            let page = try await journal.openInbound(afterID: afterID, limit: 1000)
+        for commandID in try await journal.openInboundCommandIDs() {
+          var afterID: Int64 = 0
+          while true {
+            let page = try await journal.openInbound(commandID: commandID, afterID: afterID, limit: 1000)
             guard !page.isEmpty else { break }
             for row in page {
                 afterID = row.id
@@ -560,6 +564,7 @@ public final class MeshNode: Sendable {
                 lane(row.commandID).enqueue(.message(DispatchItem(row)))
                 redispatched += 1
             }
+          }
         }
         if resent + redispatched > 0 {
             logger.info("resumed from journal", metadata: ["mesh.resent": "\(resent)", "mesh.redispatched": "\(redispatched)"])

@@ -140,9 +140,12 @@ extension Journal {
     /// ``pruneFinished(completedBeforeMs:batchSize:)`` on a connection the caller holds, inside its transaction
     /// (`foreign_keys` must be on so state rows and invocations go with their messages).
     package static func pruneFinished(_ db: SQLiteConnection, completedBeforeMs cutoffMs: Int64, batchSize: Int) throws -> PruneResult {
+        // Found through the created_at indexes: a message completes after it is created, so every row that
+        // completed before the cutoff was also created before it.
         let outbound = try db.cached("""
             DELETE FROM mesh_outbound WHERE seq IN (
-                SELECT seq FROM mesh_outbound_state WHERE status <> 0 AND completed_at < ? LIMIT ?)
+                SELECT o.seq FROM mesh_outbound o JOIN mesh_outbound_state s ON s.seq = o.seq
+                WHERE o.created_at < ?1 AND s.status <> 0 AND s.completed_at < ?1 LIMIT ?2)
             """)
         try outbound.bind(1, cutoffMs)
         try outbound.bind(2, batchSize)
@@ -150,7 +153,8 @@ extension Journal {
         let outCount = db.changes
         let inbound = try db.cached("""
             DELETE FROM mesh_inbound WHERE id IN (
-                SELECT id FROM mesh_inbound_state WHERE status = 1 AND completed_at < ? LIMIT ?)
+                SELECT i.id FROM mesh_inbound i JOIN mesh_inbound_state s ON s.id = i.id
+                WHERE i.created_at < ?1 AND s.status = 1 AND s.completed_at < ?1 LIMIT ?2)
             """)
         try inbound.bind(1, cutoffMs)
         try inbound.bind(2, batchSize)

@@ -184,7 +184,12 @@ public final class Journal: Sendable {
         do {
             return try db.immediateTransaction { () throws -> (JournalIdentity, Int64) in
                 let now = WallClock.nowMs()
-                let select = try db.prepare("SELECT node_id, boot_epoch, last_out_seq FROM mesh_node WHERE singleton = 1")
+                // The highest sequence ever used: the larger of the one recorded when rows were deleted and the
+                // highest one present (not recorded at every commit; see migration 0003).
+                let select = try db.prepare("""
+                    SELECT node_id, boot_epoch, max(last_out_seq, (SELECT coalesce(max(seq), 0) FROM mesh_outbound))
+                    FROM mesh_node WHERE singleton = 1
+                    """)
                 if try select.step() {
                     let nodeID = select.text(0)
                     let epoch = select.int64(1) + 1
@@ -350,7 +355,31 @@ extension Journal {
         }
     }
 
-    /// Pending outbound messages, oldest first: what a restarted node must resend.
+    /// The command IDs with pending outbound messages, ascending: one index seek per command ID.
+    public func pendingOutboundCommandIDs() async throws -> [UInt16] {
+        try await read { db in try db.rows(Self.distinctCommandIDs(table: "mesh_outbound_state", open: "status = 0")).compactMap { $0[0].flatMap { UInt16($0) } } }
+    }
+
+    /// The command IDs with open inbound messages (`received`, `failed`, `unhandled`), ascending.
+    public func openInboundCommandIDs() async throws -> [UInt16] {
+        try await read { db in try db.rows(Self.distinctCommandIDs(table: "mesh_inbound_state", open: "status IN (0, 2, 4)")).compactMap { $0[0].flatMap { UInt16($0) } } }
+    }
+
+    /// Distinct command IDs of the rows matching `open`, by skipping through its partial index (a recursive
+    /// "next larger command ID" seek) instead of reading every open row.
+    static func distinctCommandIDs(table: String, open: String) -> String {
+        """
+        WITH RECURSIVE ids(id) AS (
+            SELECT min(command_id) FROM \(table) WHERE \(open)
+            UNION ALL
+            SELECT (SELECT min(command_id) FROM \(table) WHERE \(open) AND command_id > ids.id) FROM ids WHERE ids.id IS NOT NULL)
+        SELECT id FROM ids WHERE id IS NOT NULL
+        """
+    }
+
+    /// Pending outbound messages, oldest first: what a restarted node must resend. For a large journal, page
+    /// per command ID (``pendingOutboundCommandIDs()``): that walks the pending index; across all command IDs
+    /// the rows are found by sequence.
     /// - Parameters:
     ///   - commandID: only this command ID, or all when `nil`.
     ///   - afterSeq: only sequences greater than this (for paging).
@@ -505,7 +534,8 @@ extension Journal {
     }
 
     /// Inbound messages whose handlers have not all finished (`received`, `failed`, `unhandled`), in arrival
-    /// order: what the dispatcher resumes after a restart.
+    /// order: what the dispatcher resumes after a restart. For a large journal, page per command ID
+    /// (``openInboundCommandIDs()``): that walks the open index.
     public func openInbound(commandID: UInt16? = nil, afterID: Int64 = 0, limit: Int = 1000) async throws -> [StoredInbound] {
         try await read { db in
             let sql = commandID == nil

@@ -325,7 +325,6 @@ final class SQLiteWorker: Sendable {
             }
         }
         do {
-            try context.beforeCommit()
             try db.execute("COMMIT")
             context.committed()
             counters.withLock { $0.transactions += 1; $0.jobs += succeeded.count }

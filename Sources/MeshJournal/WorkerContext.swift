@@ -8,7 +8,8 @@ package final class WorkerContext {
     package let db: SQLiteConnection
     /// The highest outbound sequence assigned, including in the open transaction.
     var lastOutSeq: Int64
-    /// The highest outbound sequence committed to `mesh_node.last_out_seq`.
+    /// The highest outbound sequence committed (a rollback returns to it). Not written to `mesh_node` at each
+    /// commit: a trigger records it when rows are deleted, and opening reads the highest one present.
     private var committedLastOutSeq: Int64
     /// mesh_peer.id by node id, for origins seen; cleared on rollback since rows may have been undone.
     var originIDs: [String: Int64] = [:]
@@ -21,15 +22,6 @@ package final class WorkerContext {
         self.lastOutSeq = lastOutSeq
         self.committedLastOutSeq = lastOutSeq
         self.storesPayloadJSON = storesPayloadJSON
-    }
-
-    /// Persists state changes inside the transaction, just before COMMIT.
-    func beforeCommit() throws {
-        if lastOutSeq != committedLastOutSeq {
-            let statement = try db.cached("UPDATE mesh_node SET last_out_seq = ? WHERE singleton = 1")
-            try statement.bind(1, lastOutSeq)
-            try statement.step()
-        }
     }
 
     func committed() { committedLastOutSeq = lastOutSeq }

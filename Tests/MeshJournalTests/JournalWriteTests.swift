@@ -78,6 +78,19 @@ import Testing
         #expect(throws: JournalError.self) { try JournalConfiguration(deferredCommitMicroseconds: 2_000_000).validate() }
     }
 
+    @Test func commandIDsWithPendingOrOpenMessagesComeFromTheirIndexes() async throws {
+        try await withJournal { journal, _ in
+            let seqs = try await journal.appendOutbound([try outbound(1, command: 7), try outbound(2, command: 3), try outbound(3, command: 65000),
+                                                         try outbound(4, command: 7)])
+            try await journal.markOutboundAcked([seqs[1]])
+            #expect(try await journal.pendingOutboundCommandIDs() == [7, 65000])
+            _ = try await journal.appendInbound([try inbound(1, command: 9), try inbound(2, command: 2), try inbound(3, command: 9)])
+            #expect(try await journal.openInboundCommandIDs() == [2, 9])
+            try await journal.markOutboundAcked([seqs[0], seqs[2], seqs[3]])
+            #expect(try await journal.pendingOutboundCommandIDs() == [])
+        }
+    }
+
     @Test func batchAppendIsAllOrNothingAndOrdered() async throws {
         try await withJournal { journal, _ in
             let seqs = try await journal.appendOutbound((0..<5).map { try outbound($0) })
