@@ -29,7 +29,10 @@ public struct JournalConfiguration: Sendable, Hashable {
     /// SQLite page cache per connection, in KiB. Default 8192 (8 MiB).
     public var cacheSizeKiB: Int
     /// WAL size (in pages) after which a background connection checkpoints it, off the writer's path.
-    /// Default 1000 pages (4 MiB with the default page size), SQLite's own auto-checkpoint threshold.
+    /// Default 8000 pages (32 MiB with the default page size). SQLite's own threshold is 1000; a checkpoint
+    /// stalls commits running beside it for a few milliseconds on the reference machine, and the pages a
+    /// journal rewrites at every commit (the right edges of its B-trees) are copied once per checkpoint, so
+    /// fewer, larger checkpoints halved request p99 (12 → 6 ms in `mesh bench node`).
     public var checkpointPages: Int
     /// WAL size (in pages) at which the writer checkpoints inline because the background checkpoints did not
     /// keep up. Bounds the WAL. Default 16000 pages (64 MiB).
@@ -55,7 +58,7 @@ public struct JournalConfiguration: Sendable, Hashable {
         storesPayloadJSON: Bool = true,
         createIfMissing: Bool = true,
         cacheSizeKiB: Int = 8192,
-        checkpointPages: Int = 1000,
+        checkpointPages: Int = 8000,
         walLimitPages: Int = 16000,
         idleSpinMicroseconds: Int = 50,
         deferredCommitMicroseconds: Int = 1000
