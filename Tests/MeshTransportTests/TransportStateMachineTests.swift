@@ -487,3 +487,21 @@ extension Result {
         }
     }
 }
+
+@Suite struct SendGateTests {
+    @Test func passesWithoutWaitingOnlyWithinTheTransitLimitAndWithNothingParked() {
+        let gate = SendGate(transitLimit: 10)
+        #expect(gate.tryPass(6))
+        #expect(!gate.tryPass(5))  // 11 would be on their way
+        #expect(gate.tryPass(4))
+        gate.arrived(6)
+        #expect(gate.tryPass(6))
+        gate.parked(1)  // something waits for window space: everyone waits for the loop
+        #expect(!gate.tryPass(1))
+        gate.unparked(1)
+        gate.arrived(10)
+        #expect(gate.tryPass(1))
+        gate.close()
+        #expect(gate.closed)
+    }
+}
