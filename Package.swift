@@ -53,6 +53,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Crash-test failpoints (inert unless MESH_FAILPOINT names one). No dependencies.
+        .target(
+            name: "MeshFailpoints",
+            swiftSettings: swiftSettings
+        ),
         // Values (MeshData, DataCapsule) and their binary and JSON codecs. No I/O.
         .target(
             name: "MeshCore",
@@ -65,6 +70,7 @@ let package = Package(
                 "CSQLite",
                 "MeshMigrations",
                 "MeshCore",
+                "MeshFailpoints",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -99,6 +105,7 @@ let package = Package(
                 "MeshCore",
                 "MeshJournal",
                 "MeshTransport",
+                "MeshFailpoints",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -188,7 +195,9 @@ let package = Package(
                 "MeshBench",
                 "MeshCore",
                 "MeshJournal",
+                "MeshMigrations",
                 "MeshTransport",
+                "MeshFailpoints",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

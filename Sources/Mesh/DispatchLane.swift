@@ -2,6 +2,7 @@ import Logging
 import MeshCore
 import Metrics
 import MeshJournal
+import MeshFailpoints
 
 /// Work for one command ID's dispatcher.
 enum DispatchWork: Sendable {
@@ -107,8 +108,10 @@ extension MeshNode {
             // Invocation records and statuses are streamed to the journal writer (ordered, batched by group commit)
             // rather than awaited one by one.
             for (index, handler) in handlers.enumerated() {
+                if index > 0 { Failpoint.pass("handler.between") }
                 journal.streamInvocationStart(inboundID: item.inboundID, handlerIndex: index, attempt: attempt)
                 do {
+                    Failpoint.pass("handler.inside")
                     let response = try await handler(data, info)
                     if firstResponse == nil { firstResponse = response }
                     journal.streamInvocationFinish(inboundID: item.inboundID, handlerIndex: index, attempt: attempt, outcome: .ok,

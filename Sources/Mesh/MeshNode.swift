@@ -6,6 +6,7 @@ import MeshTransport
 import NIOConcurrencyHelpers
 import NIOCore
 import Synchronization
+import MeshFailpoints
 
 /// A Mesh node: the Diarkis mesh API on top of a journal and the authenticated UDP transport, where every
 /// message is committed to the node's SQLite journal before it moves.
@@ -359,6 +360,7 @@ public final class MeshNode: Sendable {
         let seq = try await journal.appendOutbound(OutboundMessage(
             commandID: commandID, kind: kind, peer: peer, payload: payload,
             payloadJSON: configuration.storesPayloadJSON ? MeshJSON.string(from: data) : nil, correlationID: correlationID))
+        Failpoint.pass("outbound.after-insert")
         return try await transmit(seq: seq, commandID: commandID, kind: kind, to: target, payload: payload, correlationID: correlationID)
     }
 
@@ -393,6 +395,7 @@ public final class MeshNode: Sendable {
                 }
             }
             guard !acked.isEmpty else { continue }
+            Failpoint.pass("outbound.after-send")
             do {
                 try await journal.markOutboundAcked(acked)
             } catch {
@@ -482,6 +485,7 @@ public final class MeshNode: Sendable {
 
     func finishReceive(_ prepared: PreparedBatch) async {
         let (rows, tokens, envelopes, results) = (prepared.rows, prepared.tokens, prepared.envelopes, prepared.results)
+        Failpoint.pass("inbound.after-insert")
         transport.confirm(tokens.filter(\.needsConfirmation))
         for (index, seqs) in prepared.forwards.enumerated() where !seqs.isEmpty {
             await transmitForwards(rows[index], seqs: seqs)

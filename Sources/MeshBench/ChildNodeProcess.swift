@@ -14,10 +14,14 @@ package final class ChildNodeProcess {
     package let firstLine: String
 
     /// Starts `executable` with `arguments` (normally `node …`) and waits up to 30 s for its first line.
+    /// - Parameter environment: variables added to this process's environment (e.g. `MESH_FAILPOINT`).
     /// - Throws: if it cannot start or prints no `listening on` line (it is then terminated).
-    package init(executable: String, arguments: [String]) throws {
+    package init(executable: String, arguments: [String], environment: [String: String] = [:]) throws {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
@@ -36,6 +40,15 @@ package final class ChildNodeProcess {
         }
         address = String(text[range.upperBound..<end])
         firstLine = text
+    }
+
+    /// Waits up to `seconds` for the process to exit by itself. Returns the signal that killed it (0 for a
+    /// normal exit), or nil if it is still running (it is then left running).
+    package func waitForExit(seconds: Double) -> Int32? {
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        guard !process.isRunning else { return nil }
+        return process.terminationReason == .uncaughtSignal ? process.terminationStatus : 0
     }
 
     /// SIGKILL, as a crash would, and waits for the exit.

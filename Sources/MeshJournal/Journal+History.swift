@@ -1,4 +1,5 @@
 import MeshCore
+import MeshFailpoints
 
 /// What a message's live handler chain produced, as recorded: the basis of a replay comparison.
 public enum RecordedResult: Sendable, Hashable {
@@ -151,6 +152,7 @@ extension Journal {
         try outbound.bind(2, batchSize)
         try outbound.step()
         let outCount = db.changes
+        Failpoint.pass("prune.during")
         let inbound = try db.cached("""
             DELETE FROM mesh_inbound WHERE id IN (
                 SELECT i.id FROM mesh_inbound i JOIN mesh_inbound_state s ON s.id = i.id

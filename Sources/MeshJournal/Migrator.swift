@@ -1,5 +1,6 @@
 import CSQLite
 import MeshMigrations
+import MeshFailpoints
 
 /// Applies ``MeshMigrations/all`` to a journal, in order, each in its own transaction, and refuses files it
 /// cannot trust before writing anything to them.
@@ -125,6 +126,7 @@ package struct Migrator {
                 try insert.bind(4, nowMs)
                 try insert.step()
                 try db.execute("PRAGMA user_version = \(migration.id)")
+                Failpoint.pass("migration.during")
                 try db.execute("COMMIT")
                 appliedNow.append(migration)
             } catch let error as SQLiteError {

@@ -15,20 +15,23 @@ import Testing
     }()
 
     /// A `mesh node` child process of the built binary (see ``ChildNodeProcess``).
-    static func startNode(_ arguments: [String]) throws -> ChildNodeProcess {
-        try ChildNodeProcess(executable: binary, arguments: arguments)
+    static func startNode(_ arguments: [String], environment: [String: String] = [:]) throws -> ChildNodeProcess {
+        try ChildNodeProcess(executable: binary, arguments: arguments, environment: environment)
     }
 
     struct Run {
         let status: Int32
         let stdout: String
         let stderr: String
+        /// The signal that ended the process, 0 if it exited by itself.
+        var signal: Int32 = 0
     }
 
-    static func run(_ arguments: [String], timeout: Double = 60) throws -> Run {
+    static func run(_ arguments: [String], timeout: Double = 60, environment: [String: String] = [:]) throws -> Run {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out
@@ -40,7 +43,8 @@ import Testing
         let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         killer.cancel()
-        return Run(status: process.terminationStatus, stdout: stdout, stderr: stderr)
+        return Run(status: process.terminationStatus, stdout: stdout, stderr: stderr,
+                   signal: process.terminationReason == .uncaughtSignal ? process.terminationStatus : 0)
     }
 
     @Test func demoRunsTheSeedScenarioAndItsJournalsAnswerAudits() throws {

@@ -1,0 +1,48 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Synchronization
+
+/// Crash-test failpoints: named places in a message's life where a test can make the process die as a
+/// SIGKILL would, to check that a restart on the same journal loses nothing and duplicates nothing.
+///
+/// Compiled into every build and inert unless the environment variable `MESH_FAILPOINT` names one when the
+/// process starts: `MESH_FAILPOINT=inbound.after-insert@500` kills the process (SIGKILL, no cleanup) at the
+/// 500th time it passes that point (`@1` when omitted). An inert failpoint costs one load of a static.
+///
+/// | name | where |
+/// |---|---|
+/// | `outbound.after-insert` | an outbound message is committed, not yet handed to the transport |
+/// | `outbound.after-send` | a message was sent and confirmed by its receiver, the ack is not yet journaled |
+/// | `inbound.after-insert` | a received message is committed, not yet acknowledged or dispatched |
+/// | `handler.inside` | a handler has been called (its start is recorded), it has not returned |
+/// | `handler.between` | one handler of a command ID returned, the next has not been called |
+/// | `prune.during` | inside a pruning transaction, between deleting outbound and inbound rows |
+/// | `migration.during` | inside a migration's transaction, after its SQL ran, before it commits |
+public enum Failpoint {
+    private static let armed: (name: String, at: Int)? = parse(getenv("MESH_FAILPOINT").map { String(cString: $0) })
+    private static let passes = Atomic<Int>(0)
+
+    /// Every failpoint name (see the table above).
+    public static let names = ["outbound.after-insert", "outbound.after-send", "inbound.after-insert", "handler.inside",
+                               "handler.between", "prune.during", "migration.during"]
+
+    /// Passes the failpoint `name`: kills the process if it is the armed one and this is the armed pass.
+    @inline(__always)
+    public static func pass(_ name: String) {
+        guard let armed, armed.name == name else { return }
+        if passes.add(1, ordering: .relaxed).newValue == armed.at { kill(getpid(), SIGKILL) }
+    }
+
+    /// `name@count` → (name, count); nil for an unset or malformed value (a typo disarms, it never crashes).
+    static func parse(_ value: String?) -> (name: String, at: Int)? {
+        guard let value, !value.isEmpty else { return nil }
+        let parts = value.split(separator: "@", maxSplits: 1).map(String.init)
+        guard names.contains(parts[0]) else { return nil }
+        if parts.count == 1 { return (parts[0], 1) }
+        guard let at = Int(parts[1]), at >= 1 else { return nil }
+        return (parts[0], at)
+    }
+}

@@ -1,0 +1,215 @@
+import Foundation
+import Logging
+import Mesh
+import MeshBench
+import MeshCore
+import MeshJournal
+import MeshMigrations
+import MeshTransport
+import Testing
+
+/// The crash matrix: a real `mesh node` child is SIGKILLed by a failpoint (`MESH_FAILPOINT`) at each step of a
+/// message's life, restarted on the same journal, and the invariants are checked: no acknowledged message
+/// lost, nothing journaled twice at the receiver, every handler chain completed, `PRAGMA integrity_check` ok.
+@Suite(.serialized) struct CrashMatrixTests {
+    static let total = 1500
+
+    struct Fixture {
+        let dir: String
+        let key: ClusterKey
+        var keyFile: String { dir + "/cluster.key" }
+
+        init() throws {
+            dir = FileManager.default.temporaryDirectory.path + "/mesh-matrix-" + UUID().uuidString.prefix(8).lowercased()
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            key = ClusterKey.generate()
+            try key.hex.write(toFile: keyFile, atomically: true, encoding: .utf8)
+        }
+
+        func remove() { try? FileManager.default.removeItem(atPath: dir) }
+
+        /// The in-test node, patient enough (120 s) to outlast a child's restart on a loaded machine.
+        func startLocal(handler: UInt16? = nil) async throws -> MeshNode {
+            var logger = Logger(label: "crash-matrix")
+            logger.logLevel = .critical
+            var config = MeshConfiguration(address: "127.0.0.1:0", journalPath: dir + "/local.sqlite", clusterKey: key)
+            config.retryTimeout = .seconds(120)
+            config.peerTimeout = .seconds(120)
+            let node = try await MeshNode.start(configuration: config, logger: logger)
+            if let handler { try node.handleCommand(handler) { _ in nil } }
+            return node
+        }
+    }
+
+    /// Waits for `condition`, failing after 60 s without progress in `progress` (a stall), however slow the machine.
+    static func awaitProgress(_ what: String, _ progress: () async throws -> Int64, until done: (Int64) -> Bool) async throws -> Int64 {
+        var last: Int64 = -1
+        var lastChange = ContinuousClock.now
+        while true {
+            let now = try await progress()
+            if done(now) { return now }
+            if now != last { last = now; lastChange = .now }
+            if ContinuousClock.now - lastChange > .seconds(60) {
+                Issue.record("\(what): stalled at \(now)")
+                return now
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// The receiver dies at the failpoint while this process streams to it, then restarts.
+    /// Failpoint and the pass it fires at, mid-stream: per message for handlers, per received batch for
+    /// `inbound.after-insert`.
+    @Test(arguments: ["inbound.after-insert@30", "handler.inside@400", "handler.between@400"])
+    func receiverKilledAtFailpoint(_ failpoint: String) async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: MeshCommandTests.binary))
+        let fixture = try Fixture()
+        defer { fixture.remove() }
+        let a = try await fixture.startLocal()
+        let journalB = fixture.dir + "/b.sqlite"
+        func arguments(port: String) -> [String] {
+            // Two handlers on 1024, so there is a "between".
+            ["node", "--bind", "127.0.0.1:\(port)", "--journal", journalB, "--key-file", fixture.keyFile, "--sink", "1024", "--sink", "1024"]
+        }
+        let first = try MeshCommandTests.startNode(arguments(port: "0"), environment: ["MESH_FAILPOINT": failpoint])
+        let port = String(first.address.split(separator: ":").last!)
+        let target = first.address
+        let total = Self.total
+        let sender = Task {
+            try await withThrowingTaskGroup(of: [MeshNode.Delivery].self) { group in
+                for worker in 0..<4 {
+                    group.addTask {
+                        var mine: [MeshNode.Delivery] = []
+                        for i in stride(from: worker, to: total, by: 4) { mine.append(try await a.send(1024, to: target, ["i": .int64(Int64(i))])) }
+                        return mine
+                    }
+                }
+                return try await group.reduce(into: [MeshNode.Delivery]()) { $0 += $1 }
+            }
+        }
+        let signal = first.waitForExit(seconds: 60)
+        #expect(signal == SIGKILL, "\(failpoint): the child ended with \(String(describing: signal))")
+        if signal == nil { first.kill() }
+        let second = try MeshCommandTests.startNode(arguments(port: port))
+        var unconfirmed = 0
+        for delivery in try await sender.value where await delivery.outcome() != .confirmed { unconfirmed += 1 }
+        #expect(unconfirmed == 0, "\(failpoint): \(unconfirmed) not confirmed")
+        let reader = try SQLiteConnection(path: journalB, mode: .readOnly)
+        _ = try await Self.awaitProgress("\(failpoint): handled at B", {
+            try reader.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE status = 1") ?? 0
+        }, until: { $0 >= Int64(total) })
+        #expect(second.terminate() == 0)
+        await a.shutdown()
+
+        let b = try SQLiteConnection(path: journalB, mode: .readOnly)
+        #expect(try b.scalarInt("SELECT count(*) FROM mesh_inbound") == Int64(total), "\(failpoint)")
+        #expect(try b.scalarInt("SELECT count(DISTINCT origin_seq) FROM mesh_inbound") == Int64(total), "\(failpoint): journaled twice")
+        #expect(try b.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE status <> 1") == 0, "\(failpoint): unfinished chains")
+        // Every chain completed: both handlers of every message have a finished invocation.
+        let invocations = try b.rows("SELECT handler_index, attempt, outcome, finished_at IS NULL, count(*) FROM mesh_invocation GROUP BY 1, 2, 3, 4")
+        #expect(try b.scalarInt("""
+            SELECT count(*) FROM mesh_inbound i WHERE (SELECT count(DISTINCT handler_index) FROM mesh_invocation v
+                WHERE v.inbound_id = i.id AND v.finished_at IS NOT NULL AND v.outcome = 0) = 2
+            """) == Int64(total), "\(failpoint): a chain did not complete; invocations by (handler, attempt, outcome, unfinished): \(invocations)")
+        #expect(try b.scalarText("PRAGMA integrity_check") == "ok")
+        #expect(try b.rows("PRAGMA foreign_key_check").isEmpty)
+    }
+
+    /// The sender dies at the failpoint while streaming to this process, then restarts and resends.
+    /// Per message for `outbound.after-insert`, per batch of acknowledgements for `outbound.after-send`.
+    @Test(arguments: ["outbound.after-insert@400", "outbound.after-send@3"])
+    func senderKilledAtFailpoint(_ failpoint: String) async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: MeshCommandTests.binary))
+        let fixture = try Fixture()
+        defer { fixture.remove() }
+        let a = try await fixture.startLocal(handler: 2048)
+        let journalB = fixture.dir + "/b.sqlite"
+        let total = Self.total
+        let arguments = ["node", "--bind", "127.0.0.1:0", "--journal", journalB, "--key-file", fixture.keyFile,
+                         "--send-to", a.address, "--send-command", "2048", "--send-count", "\(total)"]
+        let first = try MeshCommandTests.startNode(arguments, environment: ["MESH_FAILPOINT": failpoint])
+        let signal = first.waitForExit(seconds: 60)
+        #expect(signal == SIGKILL, "\(failpoint): the child ended with \(String(describing: signal))")
+        if signal == nil { first.kill() }
+        let second = try MeshCommandTests.startNode(arguments)
+        // B resends what it had not seen acknowledged and generates the rest; A handles each message once.
+        _ = try await Self.awaitProgress("\(failpoint): handled at A", {
+            try await a.journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE status = 1") ?? 0 }
+        }, until: { $0 >= Int64(total) })
+        let reader = try SQLiteConnection(path: journalB, mode: .readOnly)
+        _ = try await Self.awaitProgress("\(failpoint): acked at B", {
+            try reader.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status = 1") ?? 0
+        }, until: { $0 >= Int64(total) })
+        #expect(second.terminate() == 0)
+        #expect(try await a.journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_inbound") } == Int64(total), "\(failpoint)")
+        #expect(try await a.journal.read { db in try db.scalarInt("SELECT count(DISTINCT origin_seq) FROM mesh_inbound") } == Int64(total))
+        await a.shutdown()
+        let b = try SQLiteConnection(path: journalB, mode: .readOnly)
+        #expect(try b.scalarInt("SELECT count(*) FROM mesh_outbound WHERE command_id = 2048") == Int64(total), "\(failpoint)")
+        #expect(try b.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status <> 1") == 0, "\(failpoint): not all acked")
+        #expect(try b.scalarText("PRAGMA integrity_check") == "ok")
+    }
+
+    /// Killed inside a pruning transaction: the transaction rolls back whole; nothing is half-deleted.
+    @Test func receiverKilledWhilePruning() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: MeshCommandTests.binary))
+        let fixture = try Fixture()
+        defer { fixture.remove() }
+        let a = try await fixture.startLocal()
+        let journalB = fixture.dir + "/b.sqlite"
+        let config = fixture.dir + "/b.json"
+        try """
+            {"address": "127.0.0.1", "port": 0, "journal": "b.sqlite", "clusterKeyFile": "cluster.key",
+             "retention": 1000, "pruneInterval": 50}
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let first = try MeshCommandTests.startNode(["node", "--config", config, "--sink", "1024"],
+                                                   environment: ["MESH_FAILPOINT": "prune.during@40"])
+        let port = String(first.address.split(separator: ":").last!)
+        // Traffic until the failpoint fires (pruning runs every 50 ms; rows become prunable after 1 s).
+        var sent = 0
+        while first.process.isRunning && sent < 20_000 {
+            _ = try? await a.send(1024, to: first.address, ["i": .int64(Int64(sent))])
+            sent += 1
+            if sent % 50 == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        let signal = first.waitForExit(seconds: 60)
+        #expect(signal == SIGKILL, "the child ended with \(String(describing: signal))")
+        if signal == nil { first.kill() }
+        let b = try SQLiteConnection(path: journalB, mode: .readOnly)
+        #expect(try b.scalarText("PRAGMA integrity_check") == "ok")
+        #expect(try b.rows("PRAGMA foreign_key_check").isEmpty)
+        // No message without its state row and no state row without its message (cascade held).
+        #expect(try b.scalarInt("SELECT count(*) FROM mesh_inbound i WHERE NOT EXISTS (SELECT 1 FROM mesh_inbound_state s WHERE s.id = i.id)") == 0)
+        #expect(try b.scalarInt("SELECT count(*) FROM mesh_inbound_state s WHERE NOT EXISTS (SELECT 1 FROM mesh_inbound i WHERE i.id = s.id)") == 0)
+        // The restarted node opens the journal and goes on pruning and receiving.
+        let second = try MeshCommandTests.startNode(["node", "--config", config, "--bind", "127.0.0.1:\(port)", "--sink", "1024"])
+        let after = try await a.send(1024, to: second.address, ["after": true])
+        #expect(await after.outcome() == .confirmed)
+        #expect(second.terminate() == 0)
+        await a.shutdown()
+        #expect(try SQLiteConnection(path: journalB, mode: .readOnly).scalarText("PRAGMA integrity_check") == "ok")
+    }
+
+    /// Killed inside a migration's transaction: the journal stays at its old version, intact, and migrates
+    /// on the next attempt.
+    @Test func killedDuringAMigration() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: MeshCommandTests.binary))
+        let fixture = try Fixture()
+        defer { fixture.remove() }
+        let path = fixture.dir + "/v1.sqlite"
+        do {
+            let db = try SQLiteConnection(path: path, mode: .readWriteCreate)
+            try db.execute("PRAGMA journal_mode = WAL")
+            _ = try Migrator(migrations: [MeshMigrations.all[0]]).migrate(db, nowMs: 1)
+            try db.execute("INSERT INTO mesh_node(singleton, node_id, boot_epoch, last_out_seq, created_at, opened_at) VALUES (1, '0123456789abcdef0123456789abcdef', 1, 0, 1, 1)")
+        }
+        let killed = try MeshCommandTests.run(["journal", "migrate", path], environment: ["MESH_FAILPOINT": "migration.during@1"])
+        #expect(killed.signal == SIGKILL, "status \(killed.status), stderr \(killed.stderr)")
+        let db = try SQLiteConnection(path: path, mode: .readOnly)
+        #expect(try Migrator().status(db).applied.map(\.id) == [1])  // the interrupted migration left no trace
+        #expect(try db.scalarText("PRAGMA integrity_check") == "ok")
+        let again = try MeshCommandTests.run(["journal", "migrate", path])
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(try Migrator().status(SQLiteConnection(path: path, mode: .readOnly)).applied.map(\.id) == MeshMigrations.all.map(\.id))
+    }
+}
