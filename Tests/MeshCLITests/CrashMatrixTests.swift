@@ -117,7 +117,7 @@ import Testing
 
     /// The sender dies at the failpoint while streaming to this process, then restarts and resends.
     /// Per message for `outbound.after-insert`, per batch of acknowledgements for `outbound.after-send`.
-    @Test(arguments: ["outbound.after-insert@400", "outbound.after-send@3"])
+    @Test(arguments: ["outbound.after-insert@400", "outbound.after-send@1"])
     func senderKilledAtFailpoint(_ failpoint: String) async throws {
         try #require(FileManager.default.isExecutableFile(atPath: MeshCommandTests.binary))
         let fixture = try Fixture()
