@@ -29,6 +29,11 @@ package final class ChildNodeProcess {
         var line = Data()
         let deadline = Date().addingTimeInterval(30)
         while !line.contains(UInt8(ascii: "\n")) && Date() < deadline {
+            // Wait for output at most until the deadline (a read alone would block for ever on a node stuck
+            // before its first line).
+            var poller = pollfd(fd: out.fileHandleForReading.fileDescriptor, events: Int16(POLLIN), revents: 0)
+            let remaining = Int32(max(1, deadline.timeIntervalSinceNow * 1000))
+            guard poll(&poller, 1, remaining) > 0 else { break }
             let chunk = out.fileHandleForReading.availableData
             if chunk.isEmpty { break }
             line.append(chunk)

@@ -60,11 +60,14 @@ import Testing
                 (try db.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status = 1") ?? 0,
                  try db.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE command_id = 2048") ?? 0)
             }
+            // Mid-stream both ways: after 2,000 each, or earlier if B's stream is about to finish (on a loaded
+            // machine B can outpace this process).
             if ackedAtKill >= 2000 && receivedAtKill >= 2000 { break }
+            if ackedAtKill >= 1 && receivedAtKill >= Int64(total) * 3 / 4 { break }
             try await Task.sleep(for: .milliseconds(5))
         }
         first.kill()
-        #expect(ackedAtKill >= 2000 && ackedAtKill < Int64(total), "killed after \(ackedAtKill) acknowledgements")
+        #expect(ackedAtKill >= 1 && ackedAtKill < Int64(total), "killed after \(ackedAtKill) acknowledgements")
         #expect(receivedAtKill >= 2000 && receivedAtKill < Int64(total), "killed after receiving \(receivedAtKill)")
 
         let second = try MeshCommandTests.startNode( childArguments(port: port))

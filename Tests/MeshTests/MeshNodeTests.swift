@@ -176,11 +176,13 @@ import Testing
         let a = try await fixture.start("a")
         let b = try await fixture.start("b") { $0.shutdownTimeout = .milliseconds(300) }
         let entered = Recorder<Int>()
+        let released = Recorder<Int>()
         try b.handleCommand(11) { _ in
             await entered.add(1)
-            // Hangs (ignores cancellation) far longer than the shutdown timeout.
-            let until = ContinuousClock.now + .seconds(5)
-            while ContinuousClock.now < until { try? await Task.sleep(for: .milliseconds(50)) }
+            // Hangs (ignores cancellation) until the test has checked the journal (at most 60 s): far longer
+            // than the shutdown timeout, however slow the machine.
+            let until = ContinuousClock.now + .seconds(60)
+            while ContinuousClock.now < until, await released.count == 0 { try? await Task.sleep(for: .milliseconds(50)) }
             return nil
         }
         #expect(await (try await a.send(11, to: b.address, ["x": 1])).outcome() == .confirmed)
@@ -193,6 +195,7 @@ import Testing
         let journal = try await Journal.open(path: fixture.configuration("b").journalPath, logger: testLogger)
         #expect(try await journal.openInbound(commandID: 11).count == 1)
         await journal.close()
+        await released.add(1)
         await a.shutdown()
     }
 }

@@ -80,6 +80,7 @@ struct NodeCommand: AsyncParsableCommand {
                 throw CLIError("cannot serve metrics on \(metricsHost):\(metricsPort): \(error)")
             }
         }
+        let signals = TerminationSignals()  // before "listening on": a SIGTERM from then on is a graceful stop
         let node: MeshNode
         do {
             node = try await MeshNode.start(configuration: configuration, logger: Logger(label: "mesh.node"))
@@ -94,7 +95,7 @@ struct NodeCommand: AsyncParsableCommand {
         let generator = sendTo.map { target in
             Task { await Self.generate(node: node, to: target, command: sendCommand, count: sendCount) }
         }
-        let received = await waitForTerminationSignal()
+        let received = await signals.wait()
         generator?.cancel()
         FileHandle.standardError.write(Data("signal \(received): shutting down\n".utf8))
         await node.shutdown()

@@ -1,0 +1,104 @@
+import Foundation
+import MeshBench
+import MeshJournal
+import MeshTransport
+import Testing
+
+/// Random kills of both ends of a stream: child B streams to child C while this test SIGKILLs one or the other at
+/// random moments and restarts it on its journal. At the end every message is journaled and handled once at C,
+/// acknowledged at B, and both journals pass `PRAGMA integrity_check`.
+///
+/// Short by default (3 kills, 10,000 messages); `MESH_SOAK=1` runs the full version (30 kills, 50,000 messages).
+@Suite(.serialized) struct RandomKillsTests {
+    static let soak = ProcessInfo.processInfo.environment["MESH_SOAK"] == "1"
+
+    @Test func randomKillsOfSenderAndReceiverLoseNothingAndDuplicateNothing() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: MeshCommandTests.binary))
+        let kills = Self.soak ? 30 : 3
+        let total = Self.soak ? 50_000 : 10_000
+        let seed = UInt64(ProcessInfo.processInfo.environment["MESH_SEED"] ?? "") ?? UInt64.random(in: 1...1_000_000)
+        var rng = SplitMix(seed: seed)
+        let dir = FileManager.default.temporaryDirectory.path + "/mesh-kills-" + UUID().uuidString.prefix(8).lowercased()
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try ClusterKey.generate().hex.write(toFile: dir + "/cluster.key", atomically: true, encoding: .utf8)
+
+        func receiverArguments(port: String) -> [String] {
+            ["node", "--bind", "127.0.0.1:\(port)", "--journal", dir + "/c.sqlite", "--key-file", dir + "/cluster.key", "--sink", "1024"]
+        }
+        var receiver = try MeshCommandTests.startNode(receiverArguments(port: "0"))
+        let receiverPort = String(receiver.address.split(separator: ":").last!)
+        func senderArguments(port: String) -> [String] {
+            ["node", "--bind", "127.0.0.1:\(port)", "--journal", dir + "/b.sqlite", "--key-file", dir + "/cluster.key",
+             "--send-to", "127.0.0.1:\(receiverPort)", "--send-command", "1024", "--send-count", "\(total)"]
+        }
+        var sender = try MeshCommandTests.startNode(senderArguments(port: "0"))
+        let senderPort = String(sender.address.split(separator: ":").last!)
+        defer {
+            if sender.process.isRunning { sender.kill() }
+            if receiver.process.isRunning { receiver.kill() }
+        }
+
+        var killed = (sender: 0, receiver: 0)
+        var killsMidStream = 0
+        var killPoints: [Int64] = []
+        // Random moments: random points of progress (messages handled at C), so each kill lands mid-stream
+        // however fast or slow the machine.
+        let moments = (0..<kills).map { _ in Int64(Double(total) * (0.05 + 0.85 * Double(rng.next() % 10_000) / 10_000)) }.sorted()
+        let progress = try SQLiteConnection(path: dir + "/c.sqlite", mode: .readOnly)
+        for moment in moments {
+            let handledNow = try await CrashMatrixTests.awaitProgress("reaching \(moment) handled (seed \(seed))", {
+                try progress.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE status = 1") ?? 0
+            }, until: { $0 >= moment })
+            if handledNow < Int64(total) { killsMidStream += 1 }
+            killPoints.append(handledNow)
+            if rng.next() % 2 == 0 {
+                sender.kill()
+                killed.sender += 1
+                sender = try MeshCommandTests.startNode(senderArguments(port: senderPort))
+            } else {
+                receiver.kill()
+                killed.receiver += 1
+                receiver = try MeshCommandTests.startNode(receiverArguments(port: receiverPort))
+            }
+        }
+        // Then let the stream finish: every message handled at C and acknowledged at B (fails after 60 s without progress).
+        let c = try SQLiteConnection(path: dir + "/c.sqlite", mode: .readOnly)
+        let b = try SQLiteConnection(path: dir + "/b.sqlite", mode: .readOnly)
+        _ = try await CrashMatrixTests.awaitProgress("handled at C (seed \(seed))", {
+            try c.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE status = 1") ?? 0
+        }, until: { $0 >= Int64(total) })
+        _ = try await CrashMatrixTests.awaitProgress("acknowledged at B (seed \(seed))", {
+            try b.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status = 1") ?? 0
+        }, until: { $0 >= Int64(total) })
+        #expect(sender.terminate() == 0)
+        #expect(receiver.terminate() == 0)
+        #expect(killsMidStream > 0, "seed \(seed): every kill came after the stream had finished")
+
+        let finalC = try SQLiteConnection(path: dir + "/c.sqlite", mode: .readOnly)
+        let finalB = try SQLiteConnection(path: dir + "/b.sqlite", mode: .readOnly)
+        #expect(try finalC.scalarInt("SELECT count(*) FROM mesh_inbound") == Int64(total), "seed \(seed)")
+        #expect(try finalC.scalarInt("SELECT count(DISTINCT origin_seq) FROM mesh_inbound") == Int64(total), "seed \(seed): journaled twice")
+        #expect(try finalC.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE status <> 1") == 0, "seed \(seed)")
+        #expect(try finalB.scalarInt("SELECT count(*) FROM mesh_outbound WHERE command_id = 1024") == Int64(total), "seed \(seed)")
+        #expect(try finalB.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status <> 1") == 0, "seed \(seed)")
+        #expect(try finalC.scalarText("PRAGMA integrity_check") == "ok")
+        #expect(try finalB.scalarText("PRAGMA integrity_check") == "ok")
+        let reruns = try finalC.scalarInt("SELECT count(*) FROM (SELECT inbound_id FROM mesh_invocation GROUP BY inbound_id HAVING count(*) > 1)") ?? -1
+        print("random kills (seed \(seed)): \(killed.sender) sender and \(killed.receiver) receiver kills (\(killsMidStream) mid-stream, at \(killPoints) handled) during \(total) messages; "
+            + "\(reruns) handler chains ran more than once")
+    }
+}
+
+/// A small seeded generator (SplitMix64), so a failing run can be repeated with `MESH_SEED`.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
