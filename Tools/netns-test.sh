@@ -106,6 +106,17 @@ for i in 1 2 3; do
 done
 up_again() { [ "$(reachable "$1")" = 3 ]; }
 wait_for 30 "node 1 did not see host 3 back" up_again 1
+
+# Now the interface inside host 3 goes down: its sends fail with ENETUNREACH, SwiftNIO closes the socket, the
+# transport binds a new one; when the interface is back, host 3 is a member again in both directions.
+ip -n mesh-ns3 link set eth0 down
+echo "host 3 interface down"
+wait_for 30 "node 1 did not mark host 3 down (interface down)" down_at 1
+ip -n mesh-ns3 link set eth0 up
+echo "host 3 interface up"
+wait_for 30 "node 1 did not see host 3 back after its interface came up" up_again 1
+wait_for 30 "host 3 did not see the others back after its interface came up" up_again 3
+echo "host 3 replaced its socket $(grep -c 'closed unexpectedly' "$work/n3.log") time(s) while its interface was down"
 for pid in "${pids[@]}"; do kill -TERM "$pid"; done
 for pid in "${pids[@]}"; do wait "$pid" || fail "a node did not shut down cleanly"; done
 pids=()

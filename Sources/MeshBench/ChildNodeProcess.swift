@@ -48,10 +48,11 @@ package final class ChildNodeProcess {
     }
 
     /// Waits up to `seconds` for the process to exit by itself. Returns the signal that killed it (0 for a
-    /// normal exit), or nil if it is still running (it is then left running).
-    package func waitForExit(seconds: Double) -> Int32? {
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
+    /// normal exit), or nil if it is still running (it is then left running). Suspends between checks rather
+    /// than blocking a thread of the cooperative pool.
+    package func waitForExit(seconds: Double) async -> Int32? {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
         guard !process.isRunning else { return nil }
         return process.terminationReason == .uncaughtSignal ? process.terminationStatus : 0
     }

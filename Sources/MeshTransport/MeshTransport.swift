@@ -1,6 +1,8 @@
 import Logging
 import NIOCore
 import NIOPosix
+import NIOConcurrencyHelpers
+import Synchronization
 
 /// Reliable, authenticated messaging over UDP between Mesh nodes, with no knowledge of the journal: it moves
 /// messages and reports exactly what happened to each one.
@@ -33,13 +35,21 @@ public final class MeshTransport: Sendable {
     /// Peer events: up, restarted, down.
     public let events: AsyncStream<TransportEvent>
 
-    private let channel: any Channel
+    /// The socket: replaced by ``rebind()`` if SwiftNIO closes it on a send error.
+    private let channelBox: NIOLockedValueBox<any Channel>
+    private var channel: any Channel { channelBox.withLockedValue { $0 } }
     private let handler: NIOLoopBound<TransportHandler>
     private let gate: SendGate
+    private let logger: Logger
+    /// Set by ``close()``: no socket is bound again after it.
+    private let closing = Atomic<Bool>(false)
+    /// When the socket was last replaced.
+    private let lastRebind = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
 
     private init(channel: any Channel, handler: NIOLoopBound<TransportHandler>, configuration: TransportConfiguration,
-                 inbound: AsyncStream<[ReceivedMessage]>, events: AsyncStream<TransportEvent>, gate: SendGate) {
-        self.channel = channel
+                 inbound: AsyncStream<[ReceivedMessage]>, events: AsyncStream<TransportEvent>, gate: SendGate, logger: Logger) {
+        self.channelBox = NIOLockedValueBox(channel)
+        self.logger = logger
         self.gate = gate
         self.handler = handler
         self.configuration = configuration
@@ -63,24 +73,14 @@ public final class MeshTransport: Sendable {
         // 256 messages on their way to the loop at most: larger limits made bursts that overflowed the
         // receiver's socket buffer in `mesh bench transport` (330 retransmits at 1024 against 12 at 256).
         let gate = SendGate(transitLimit: 256)
-        let slot = configuration.maxDatagramSize + 648
-        // No SO_REUSEADDR: on Linux it lets a second UDP socket bind the same port and silently take part of
-        // the traffic. UDP has no TIME_WAIT, so a restarted node rebinds its port without it.
-        let bootstrap = DatagramBootstrap(group: eventLoop)
-            .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(configuration.socketBufferBytes))
-            .channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(configuration.socketBufferBytes))
-            .channelOption(.datagramVectorReadMessageCount, value: configuration.readBatch)
-            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: slot * configuration.readBatch))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let handler = TransportHandler(
-                        machine: TransportStateMachine(configuration: configuration),
-                        sealer: DatagramSealer(keyring: configuration.keyring, encrypt: configuration.encrypt),
-                        logger: logger, metrics: TransportMetrics(), deliveries: deliveryContinuation, events: eventContinuation,
-                        inboundHandler: inboundHandler, gate: gate)
-                    try channel.pipeline.syncOperations.addHandler(handler)
-                }
-            }
+        let bootstrap = Self.bootstrap(configuration, eventLoop: eventLoop) { channel in
+            let handler = TransportHandler(
+                machine: TransportStateMachine(configuration: configuration),
+                sealer: DatagramSealer(keyring: configuration.keyring, encrypt: configuration.encrypt),
+                logger: logger, metrics: TransportMetrics(), deliveries: deliveryContinuation, events: eventContinuation,
+                inboundHandler: inboundHandler, gate: gate, eventLoop: channel.eventLoop)
+            try channel.pipeline.syncOperations.addHandler(handler)
+        }
         let channel: any Channel
         do {
             channel = try await bootstrap.bind(to: configuration.bindAddress).get()
@@ -91,8 +91,60 @@ public final class MeshTransport: Sendable {
             NIOLoopBound(try channel.pipeline.syncOperations.handler(type: TransportHandler.self), eventLoop: channel.eventLoop)
         }.get()
         logger.debug("transport bound", metadata: ["mesh.address": "\(channel.localAddress!)", "mesh.node": "\(configuration.nodeID)"])
-        return MeshTransport(channel: channel, handler: handler, configuration: configuration, inbound: inbound, events: events,
-                             gate: gate)
+        let transport = MeshTransport(channel: channel, handler: handler, configuration: configuration, inbound: inbound, events: events,
+                                      gate: gate, logger: logger)
+        try await channel.eventLoop.submit {
+            handler.value.onSocketLost = { [weak transport] in
+                guard let transport else { return }
+                Task { await transport.rebind() }
+            }
+        }.get()
+        return transport
+    }
+
+    /// The datagram bootstrap of every socket of a transport (the first one and any replacement), with `install`
+    /// adding the protocol handler. No SO_REUSEADDR: on Linux it lets a second UDP socket bind the same port and
+    /// silently take part of the traffic. UDP has no TIME_WAIT, so a restarted node rebinds its port without it.
+    private static func bootstrap(_ configuration: TransportConfiguration, eventLoop: any EventLoop,
+                                  install: @escaping @Sendable (any Channel) throws -> Void) -> DatagramBootstrap {
+        let slot = configuration.maxDatagramSize + 648
+        return DatagramBootstrap(group: eventLoop)
+            .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(configuration.socketBufferBytes))
+            .channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(configuration.socketBufferBytes))
+            .channelOption(.datagramVectorReadMessageCount, value: configuration.readBatch)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: slot * configuration.readBatch))
+            .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try install(channel) } }
+    }
+
+    /// Binds a new socket to the same address after the old one closed without being asked to (SwiftNIO closes a
+    /// datagram socket on send errors such as `ENETUNREACH`, e.g. while the host's interface is down), keeping
+    /// every session and unfinished message. Retries with backoff (up to 2 s) until it succeeds or the
+    /// transport is closed.
+    func rebind() async {
+        let handler = self.handler
+        var delay = Duration.milliseconds(50)
+        // A socket lost again soon after the last replacement (the interface is still down and every send
+        // fails): wait a little, rather than spin replacing sockets.
+        let now = ContinuousClock.now
+        if let last = lastRebind.withLockedValue({ $0 }), now - last < .seconds(2) { try? await Task.sleep(for: .milliseconds(500)) }
+        lastRebind.withLockedValue { $0 = .now }
+        while !closing.load(ordering: .acquiring) {
+            do {
+                let fresh = try await Self.bootstrap(configuration, eventLoop: channel.eventLoop) { channel in
+                    try channel.pipeline.syncOperations.addHandler(handler.value)
+                }.bind(to: localAddress).get()
+                channelBox.withLockedValue { $0 = fresh }
+                if closing.load(ordering: .acquiring) { try? await fresh.close() }
+                return
+            } catch {
+                logger.warning("could not bind the transport socket again; retrying", metadata: [
+                    "mesh.address": "\(localAddress)", "mesh.error": "\(error)", "mesh.retry_in": "\(delay)",
+                ])
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(2))
+            }
+        }
+
     }
 
     /// A message handed to ``send(_:commandID:to:reliability:)``: await ``outcome()`` for what became of it.
@@ -182,6 +234,7 @@ public final class MeshTransport: Sendable {
 
     /// Says goodbye to every peer, then closes the socket. Unfinished messages fail with `closed`.
     public func close() async {
+        closing.store(true, ordering: .releasing)
         let handler = self.handler
         try? await channel.eventLoop.submit { handler.value.shutdown() }.get()
         try? await channel.close()
@@ -189,6 +242,15 @@ public final class MeshTransport: Sendable {
 
     /// Closes the socket without a goodbye, as a crash would (for tests of peers' failure handling).
     package func closeAbruptly() async {
+        closing.store(true, ordering: .releasing)
+        let handler = self.handler
+        try? await channel.eventLoop.submit { handler.value.closeRequested = true }.get()
+        try? await channel.close()
+    }
+
+    /// Closes the socket as SwiftNIO does after a fatal send error, without telling the transport (for tests of
+    /// ``rebind()``).
+    package func loseSocket() async {
         try? await channel.close()
     }
 }

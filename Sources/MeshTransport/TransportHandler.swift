@@ -24,6 +24,14 @@ final class TransportHandler: ChannelInboundHandler {
     private var parked: [SocketAddress: [ParkedSend]] = [:]
     /// Tells senders on other threads whether anything is parked (see ``SendGate``).
     let gate: SendGate
+    /// The event loop of every socket this handler serves (a replacement socket uses the same one).
+    let eventLoop: any EventLoop
+    /// The owner closes the socket on purpose: the next close fails what is unfinished.
+    var closeRequested = false
+    /// The socket closed without being asked to and a new one is being bound.
+    private(set) var detached = false
+    /// Called (on the event loop) when the socket closed without being asked to.
+    var onSocketLost: (() -> Void)?
 
     struct ParkedSend {
         let payload: ByteBuffer
@@ -44,9 +52,10 @@ final class TransportHandler: ChannelInboundHandler {
 
     init(machine: TransportStateMachine, sealer: DatagramSealer, logger: Logger, metrics: TransportMetrics,
          deliveries: AsyncStream<[ReceivedMessage]>.Continuation, events: AsyncStream<TransportEvent>.Continuation,
-         inboundHandler: (any TransportInboundHandler)?, gate: SendGate) {
+         inboundHandler: (any TransportInboundHandler)?, gate: SendGate, eventLoop: any EventLoop) {
         self.inboundHandler = inboundHandler
         self.gate = gate
+        self.eventLoop = eventLoop
         self.machine = machine
         self.sealer = sealer
         self.logger = logger
@@ -55,16 +64,38 @@ final class TransportHandler: ChannelInboundHandler {
         self.events = events
     }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        failEverything(TransportError(.closed, "the transport was closed"))
-        self.context = nil
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if detached {
+            detached = false
+            logger.notice("transport socket open again", metadata: ["mesh.address": "\(context.channel.localAddress.map { "\($0)" } ?? "?")"])
+            flushNow()
+        }
     }
 
+    func handlerRemoved(context: ChannelHandlerContext) { socketClosed(context) }
+
     func channelInactive(context: ChannelHandlerContext) {
-        failEverything(TransportError(.closed, "the transport was closed"))
+        socketClosed(context)
         context.fireChannelInactive()
+    }
+
+    /// The socket closed. Asked for (``shutdown()`` or ``closeRequested``): everything unfinished fails with
+    /// `closed`. Not asked for — SwiftNIO closes a datagram socket on a send error it deems fatal, such as
+    /// `ENETUNREACH` while the host's interface is down — the protocol state is kept, datagrams are not sent
+    /// (retransmission covers them) and ``onSocketLost`` asks the owner to bind a new socket to the same address.
+    private func socketClosed(_ closing: ChannelHandlerContext) {
+        guard let current = self.context, current === closing else { return }  // an old socket, already replaced
+        self.context = nil
+        if closeRequested || closed {
+            failEverything(TransportError(.closed, "the transport was closed"))
+            return
+        }
+        detached = true
+        logger.error("transport socket closed unexpectedly; binding a new one", metadata: [
+            "mesh.address": "\(closing.channel.localAddress.map { "\($0)" } ?? "?")",
+        ])
+        onSocketLost?()
     }
 
     private func failEverything(_ error: TransportError) {
@@ -225,8 +256,11 @@ final class TransportHandler: ChannelInboundHandler {
     }
 
     func shutdown() {
+        closeRequested = true
         machine.shutdown()
         flushNow()
+        // Between sockets: no close will come to fail what is unfinished.
+        if detached { failEverything(TransportError(.closed, "the transport was closed")) }
     }
 
     var counters: TransportCounters { machine.counters }
@@ -234,9 +268,9 @@ final class TransportHandler: ChannelInboundHandler {
     // MARK: Carrying out actions
 
     private func scheduleFlush() {
-        guard !flushScheduled, let context else { return }
+        guard !flushScheduled, !closed else { return }
         flushScheduled = true
-        context.eventLoop.execute { [self] in
+        eventLoop.execute { [self] in
             flushScheduled = false
             flushNow()
         }
@@ -254,10 +288,10 @@ final class TransportHandler: ChannelInboundHandler {
     }
 
     private func perform(_ actions: [TransportAction]) {
-        guard let context else { return }
         for action in actions {
             switch action {
             case .transmit(let address, let header, let body):
+                guard let context else { continue }  // no socket for a moment: retransmission covers it
                 let datagram = sealer.seal(header: header, body: body, allocator: context.channel.allocator)
                 metrics.bytesOut.increment(by: datagram.readableBytes)
                 context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: address, data: datagram)), promise: nil)
@@ -351,7 +385,7 @@ final class TransportHandler: ChannelInboundHandler {
     }
 
     private func rescheduleTimer() {
-        guard let context, !closed else { return }
+        guard !closed else { return }
         guard let deadline = machine.nextDeadline() else {
             timer?.cancel()
             timer = nil
@@ -361,7 +395,7 @@ final class TransportHandler: ChannelInboundHandler {
         if let current = timerDeadline, current <= deadline { return }
         timer?.cancel()
         timerDeadline = deadline
-        timer = context.eventLoop.scheduleTask(deadline: deadline) { [self] in
+        timer = eventLoop.scheduleTask(deadline: deadline) { [self] in
             timerDeadline = nil
             timer = nil
             machine.tick(now: .now())

@@ -87,7 +87,7 @@ import Testing
                 return try await group.reduce(into: [MeshNode.Delivery]()) { $0 += $1 }
             }
         }
-        let signal = first.waitForExit(seconds: 60)
+        let signal = await first.waitForExit(seconds: 60)
         #expect(signal == SIGKILL, "\(failpoint): the child ended with \(String(describing: signal))")
         if signal == nil { first.kill() }
         let second = try MeshCommandTests.startNode(arguments(port: port))
@@ -128,7 +128,7 @@ import Testing
         let arguments = ["node", "--bind", "127.0.0.1:0", "--journal", journalB, "--key-file", fixture.keyFile,
                          "--send-to", a.address, "--send-command", "2048", "--send-count", "\(total)"]
         let first = try MeshCommandTests.startNode(arguments, environment: ["MESH_FAILPOINT": failpoint])
-        let signal = first.waitForExit(seconds: 60)
+        let signal = await first.waitForExit(seconds: 60)
         #expect(signal == SIGKILL, "\(failpoint): the child ended with \(String(describing: signal))")
         if signal == nil { first.kill() }
         let second = try MeshCommandTests.startNode(arguments)
@@ -172,7 +172,7 @@ import Testing
             sent += 1
             if sent % 50 == 0 { try await Task.sleep(for: .milliseconds(10)) }
         }
-        let signal = first.waitForExit(seconds: 60)
+        let signal = await first.waitForExit(seconds: 60)
         #expect(signal == SIGKILL, "the child ended with \(String(describing: signal))")
         if signal == nil { first.kill() }
         let b = try SQLiteConnection(path: journalB, mode: .readOnly)

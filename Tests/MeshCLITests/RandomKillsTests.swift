@@ -8,14 +8,14 @@ import Testing
 /// random moments and restarts it on its journal. At the end every message is journaled and handled once at C,
 /// acknowledged at B, and both journals pass `PRAGMA integrity_check`.
 ///
-/// Short by default (3 kills, 10,000 messages); `MESH_SOAK=1` runs the full version (30 kills, 50,000 messages).
+/// Short by default (3 kills, 8,000 messages at 1,000 per second); `MESH_SOAK=1` runs the full version (30 kills, 50,000 messages).
 @Suite(.serialized) struct RandomKillsTests {
     static let soak = ProcessInfo.processInfo.environment["MESH_SOAK"] == "1"
 
     @Test func randomKillsOfSenderAndReceiverLoseNothingAndDuplicateNothing() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: MeshCommandTests.binary))
         let kills = Self.soak ? 30 : 3
-        let total = Self.soak ? 50_000 : 10_000
+        let total = Self.soak ? 50_000 : 8_000
         let seed = UInt64(ProcessInfo.processInfo.environment["MESH_SEED"] ?? "") ?? UInt64.random(in: 1...1_000_000)
         var rng = SplitMix(seed: seed)
         let dir = FileManager.default.temporaryDirectory.path + "/mesh-kills-" + UUID().uuidString.prefix(8).lowercased()
@@ -30,8 +30,11 @@ import Testing
         let receiverPort = String(receiver.address.split(separator: ":").last!)
         func senderArguments(port: String) -> [String] {
             ["node", "--bind", "127.0.0.1:\(port)", "--journal", dir + "/b.sqlite", "--key-file", dir + "/cluster.key",
-             "--send-to", "127.0.0.1:\(receiverPort)", "--send-command", "1024", "--send-count", "\(total)"]
+             "--send-to", "127.0.0.1:\(receiverPort)", "--send-command", "1024", "--send-count", "\(total)",
+             // Paced, so the kills land mid-stream even when this test's task is starved on a loaded machine.
+             "--send-rate", Self.soak ? "3000" : "1000"]
         }
+        let streamStart = ContinuousClock.now
         var sender = try MeshCommandTests.startNode(senderArguments(port: "0"))
         let senderPort = String(sender.address.split(separator: ":").last!)
         defer {
@@ -42,6 +45,7 @@ import Testing
         var killed = (sender: 0, receiver: 0)
         var killsMidStream = 0
         var killPoints: [Int64] = []
+        var killTimes: [Int] = []
         // Random moments: random points of progress (messages handled at C), so each kill lands mid-stream
         // however fast or slow the machine.
         let moments = (0..<kills).map { _ in Int64(Double(total) * (0.05 + 0.85 * Double(rng.next() % 10_000) / 10_000)) }.sorted()
@@ -52,6 +56,7 @@ import Testing
             }, until: { $0 >= moment })
             if handledNow < Int64(total) { killsMidStream += 1 }
             killPoints.append(handledNow)
+            killTimes.append(Int((ContinuousClock.now - streamStart) / .milliseconds(1)))
             if rng.next() % 2 == 0 {
                 sender.kill()
                 killed.sender += 1
@@ -85,7 +90,7 @@ import Testing
         #expect(try finalC.scalarText("PRAGMA integrity_check") == "ok")
         #expect(try finalB.scalarText("PRAGMA integrity_check") == "ok")
         let reruns = try finalC.scalarInt("SELECT count(*) FROM (SELECT inbound_id FROM mesh_invocation GROUP BY inbound_id HAVING count(*) > 1)") ?? -1
-        print("random kills (seed \(seed)): \(killed.sender) sender and \(killed.receiver) receiver kills (\(killsMidStream) mid-stream, at \(killPoints) handled) during \(total) messages; "
+        print("random kills (seed \(seed)): \(killed.sender) sender and \(killed.receiver) receiver kills (\(killsMidStream) mid-stream, at \(killPoints) handled, \(killTimes) ms after the start) during \(total) messages; "
             + "\(reruns) handler chains ran more than once")
     }
 }

@@ -16,20 +16,26 @@ import Testing
     }()
 
     @Test(.enabled(if: possible, "needs root and iproute2 on Linux (network namespaces)"))
-    func threeHostsDiscoverExchangeAndSurviveALinkGoingDown() throws {
+    func threeHostsDiscoverExchangeAndSurviveALinkGoingDown() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: MeshCommandTests.binary))
+        // Output goes to a file and the exit is awaited, so no thread of the cooperative pool is blocked for the
+        // script's duration (the other tests run meanwhile).
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("mesh-netns-\(UUID().uuidString.prefix(8)).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: log) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
         process.arguments = [Self.script, MeshCommandTests.binary, "10000"]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = out
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardOutput = handle
+        process.standardError = handle
         try process.run()
-        let killer = DispatchWorkItem { process.terminate() }
-        DispatchQueue.global().asyncAfter(deadline: .now() + 400, execute: killer)
-        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let deadline = ContinuousClock.now + .seconds(400)
+        while process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        if process.isRunning { process.terminate() }
         process.waitUntilExit()
-        killer.cancel()
+        try handle.close()
+        let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
         if process.terminationStatus == 77 {
             print("several-hosts test skipped: \(output)")
             return

@@ -71,8 +71,12 @@ import Testing
         }
         let rows = try await b.journal.rows("SELECT count(*), count(DISTINCT message_id) FROM mesh_messages WHERE direction = 'in'")
         #expect(rows.first?[0] == "\(profile.messages)" && rows.first?[1] == "\(profile.messages)", "\(profile.name): \(rows)")
+        // Faults were injected, where enough datagrams passed to expect some (messages share datagrams).
         let stats = proxy.statistics
-        #expect(stats.dropped + stats.duplicated + stats.reordered + stats.corrupted > 0, "\(profile.name): no fault was injected")
+        let f = profile.faults
+        if Double(stats.forwarded) * (f.loss + f.duplicate + f.reorder + f.corrupt) >= 20 {
+            #expect(stats.dropped + stats.duplicated + stats.reordered + stats.corrupted > 0, "\(profile.name): no fault was injected: \(stats)")
+        }
         await proxy.close()
         await a.shutdown()
         await b.shutdown()

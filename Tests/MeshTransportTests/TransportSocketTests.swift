@@ -185,6 +185,31 @@ import Testing
         }
     }
 
+    /// SwiftNIO closes a datagram socket on a send error it deems fatal (`ENETUNREACH` while the host's interface
+    /// is down). The transport binds a new socket to the same address and carries on: sessions and unfinished
+    /// messages survive, nothing is lost or delivered twice.
+    @Test func aLostSocketIsReplacedAndTheStreamCarriesOn() async throws {
+        try await withTimeout(60, "lost socket") {
+            let key = ClusterKey.generate()
+            let receiver = try await makeTransport(key: key) { $0.retryTimeout = .seconds(20); $0.peerTimeout = .seconds(20) }
+            let sender = try await makeTransport(key: key) { $0.retryTimeout = .seconds(20); $0.peerTimeout = .seconds(20) }
+            let (inbox, consumer) = Inbox.collecting(receiver)
+            var receipts: [MeshTransport.Receipt] = []
+            for i in 0..<600 {
+                receipts.append(try await sender.send(Self.payload(5, i), commandID: 5, to: receiver.localAddress))
+                if i == 200 { await receiver.loseSocket() }
+                if i == 400 { await sender.loseSocket() }
+            }
+            for receipt in receipts { #expect(await receipt.outcome() == .confirmed) }
+            await inbox.wait(for: 600)
+            let indexes = await inbox.messages.map { Self.decode($0).1 }
+            #expect(indexes == Array(0..<600), "lost, duplicated or out of order across the socket replacements")
+            await sender.close()
+            await receiver.close()
+            consumer.cancel()
+        }
+    }
+
     @Test func peerRestartMidStreamResumesUnconfirmedMessages() async throws {
         try await withTimeout(60, "peer restart") {
             let key = ClusterKey.generate()

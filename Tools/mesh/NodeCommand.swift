@@ -37,8 +37,11 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "Command ID of the generated traffic.") var sendCommand: UInt16 = 1024
     @Option(help: "Messages the journal should hold for --send-to: those already journaled (resent if unacked) count, the rest are sent, each {\"i\": n}.")
     var sendCount: Int = 0
+    @Option(help: "Traffic generator: at most this many messages per second (default: as fast as they are journaled).")
+    var sendRate: Double?
 
     func validate() throws {
+        if let sendRate, !(sendRate > 0) { throw ValidationError("--send-rate must be a positive number of messages per second") }
         if let metricsPort, !(0...65535).contains(metricsPort) { throw ValidationError("--metrics-port must be 0...65535") }
         if config == nil && (bind == nil || journal == nil) { throw ValidationError("--bind and --journal are required without --config") }
         if config != nil { return }
@@ -93,7 +96,7 @@ struct NodeCommand: AsyncParsableCommand {
         FileHandle.standardOutput.write(Data("listening on \(node.address) node \(node.identity.nodeID) epoch \(node.identity.bootEpoch)\(metricsSuffix)\n".utf8))
 
         let generator = sendTo.map { target in
-            Task { await Self.generate(node: node, to: target, command: sendCommand, count: sendCount) }
+            Task { await Self.generate(node: node, to: target, command: sendCommand, count: sendCount, rate: sendRate) }
         }
         let received = await signals.wait()
         generator?.cancel()
@@ -104,7 +107,7 @@ struct NodeCommand: AsyncParsableCommand {
 
     /// Sends `{"i": n}` for every n from the number already journaled for (`target`, `command`) up to `count`,
     /// eight at a time, so a restarted generator continues where its journal stopped.
-    static func generate(node: MeshNode, to target: String, command: UInt16, count: Int) async {
+    static func generate(node: MeshNode, to target: String, command: UInt16, count: Int, rate: Double? = nil) async {
         do {
             let peer = MeshAddress.text(try MeshAddress.parse(target))
             let existing = try await node.journal.read { db in
@@ -112,11 +115,17 @@ struct NodeCommand: AsyncParsableCommand {
             } ?? 0
             let start = Int(existing)
             guard start < count else { return }
+            let began = ContinuousClock.now
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for worker in 0..<8 {
                     group.addTask {
                         for i in stride(from: start + worker, to: count, by: 8) {
                             try Task.checkCancellation()
+                            if let rate {
+                                // Message n of this run is due n / rate seconds after the start.
+                                let due = began + .seconds(Double(i - start) / rate)
+                                if due > .now { try await Task.sleep(until: due) }
+                            }
                             _ = try await node.send(command, to: peer, ["i": .int64(Int64(i))])
                         }
                     }
