@@ -21,7 +21,7 @@ import Testing
         // Output goes to a file and the exit is awaited, so no thread of the cooperative pool is blocked for the
         // script's duration (the other tests run meanwhile).
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("mesh-netns-\(UUID().uuidString.prefix(8)).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: log) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
