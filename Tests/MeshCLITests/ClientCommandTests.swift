@@ -20,8 +20,8 @@ import Glibc
     }
 
     /// A key file exactly as `mesh keygen > FILE` writes it (with its newline).
-    static func keygen(_ dir: String) throws -> String {
-        let result = try MeshCommandTests.run(["keygen"])
+    static func keygen(_ dir: String) async throws -> String {
+        let result = try await MeshCommandTests.run(["keygen"])
         try result.stdout.write(toFile: dir + "/cluster.key", atomically: true, encoding: .utf8)
         return dir + "/cluster.key"
     }
@@ -30,38 +30,38 @@ import Glibc
         (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
     }
 
-    @Test func sendThenReplayToAFreshNodeReproducesTheCounts() throws {
+    @Test func sendThenReplayToAFreshNodeReproducesTheCounts() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: MeshCommandTests.binary))
         let dir = try Self.tempDir("send")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let key = try Self.keygen(dir)
+        let key = try await Self.keygen(dir)
         let b = try MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/b.sqlite", "--key-file", key,
                                                            "--sink", "1024", "--echo", "2001"])
-        let sent = try MeshCommandTests.run(["send", "--to", b.address, "--command", "1024", "--data", #"{"myName": "Jon", "n": 1}"#,
+        let sent = try await MeshCommandTests.run(["send", "--to", b.address, "--command", "1024", "--data", #"{"myName": "Jon", "n": 1}"#,
                                              "--count", "20", "--key-file", key, "--journal", dir + "/a.sqlite", "--json"])
         #expect(sent.status == 0, "\(sent.stderr)")
         #expect(Self.json(sent.stdout)["sent"] as? Int == 20 && Self.json(sent.stdout)["failed"] as? Int == 0)
-        let requests = try MeshCommandTests.run(["send", "--to", b.address, "--command", "2001", "--data", #"{"q": 7}"#, "--request",
+        let requests = try await MeshCommandTests.run(["send", "--to", b.address, "--command", "2001", "--data", #"{"q": 7}"#, "--request",
                                                  "--count", "3", "--key-file", key, "--journal", dir + "/a.sqlite"])
         #expect(requests.status == 0, "\(requests.stderr)")
         #expect(requests.stdout.components(separatedBy: #"{"q":7}"#).count - 1 == 3, "\(requests.stdout)")
 
         // Inspection of the sender's journal.
-        let tail = try MeshCommandTests.run(["journal", "tail", dir + "/a.sqlite", "-n", "5", "--json"])
+        let tail = try await MeshCommandTests.run(["journal", "tail", dir + "/a.sqlite", "-n", "5", "--json"])
         #expect(tail.status == 0 && tail.stdout.split(separator: "\n").count == 5, "\(tail.stdout)\(tail.stderr)")
         let firstID = Self.json(String(tail.stdout.split(separator: "\n")[0]))["message_id"] as? String ?? ""
-        let show = try MeshCommandTests.run(["journal", "show", dir + "/a.sqlite", firstID, "--json"])
+        let show = try await MeshCommandTests.run(["journal", "show", dir + "/a.sqlite", firstID, "--json"])
         #expect(show.status == 0 && (Self.json(show.stdout)["messages"] as? [Any])?.isEmpty == false, "\(show.stderr)")
-        let unknown = try MeshCommandTests.run(["journal", "show", dir + "/a.sqlite", "nobody:1"])
+        let unknown = try await MeshCommandTests.run(["journal", "show", dir + "/a.sqlite", "nobody:1"])
         #expect(unknown.status != 0 && unknown.stderr.contains("no message"))
 
         // Re-drive what B received to a fresh node C: a dry run first (sends nothing), then for real.
         let c = try MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/c.sqlite", "--key-file", key,
                                                            "--sink", "1024", "--echo", "2001"])
-        let dry = try MeshCommandTests.run(["replay", "--journal", dir + "/b.sqlite", "--to", c.address, "--dry-run", "--json", "--key-file", key])
+        let dry = try await MeshCommandTests.run(["replay", "--journal", dir + "/b.sqlite", "--to", c.address, "--dry-run", "--json", "--key-file", key])
         #expect(dry.status == 0, "\(dry.stderr)")
         #expect(Self.json(dry.stdout)["messages"] as? Int == 23)
-        let replay = try MeshCommandTests.run(["replay", "--journal", dir + "/b.sqlite", "--to", c.address, "--speed", "max", "--key-file", key])
+        let replay = try await MeshCommandTests.run(["replay", "--journal", dir + "/b.sqlite", "--to", c.address, "--speed", "max", "--key-file", key])
         #expect(replay.status == 0, "\(replay.stderr)")
         #expect(b.terminate() == 0 && c.terminate() == 0)
         let bJournal = try SQLiteConnection(path: dir + "/b.sqlite", mode: .readOnly)
@@ -73,11 +73,11 @@ import Glibc
         #expect(try cJournal.scalarInt("SELECT count(*) FROM mesh_messages m JOIN mesh_invocations v ON v.message_id = m.message_id WHERE m.direction = 'in'") == 23)
     }
 
-    @Test func aSenderKilledMidStreamResumesFromItsJournalAndLosesNothing() throws {
+    @Test func aSenderKilledMidStreamResumesFromItsJournalAndLosesNothing() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: MeshCommandTests.binary))
         let dir = try Self.tempDir("resume")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let key = try Self.keygen(dir)
+        let key = try await Self.keygen(dir)
         let b = try MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/b.sqlite", "--key-file", key,
                                                            "--sink", "1024"])
         let sender = Process()
@@ -95,7 +95,7 @@ import Glibc
         }
         kill(sender.processIdentifier, SIGKILL)
         sender.waitUntilExit()
-        let resumed = try MeshCommandTests.run(["send", "--to", b.address, "--command", "1024", "--count", "0", "--key-file", key,
+        let resumed = try await MeshCommandTests.run(["send", "--to", b.address, "--command", "1024", "--count", "0", "--key-file", key,
                                                 "--journal", dir + "/s.sqlite", "--json", "--timeout", "30"])
         #expect(resumed.status == 0, "\(resumed.stderr)")
         #expect(b.terminate() == 0)
@@ -124,22 +124,22 @@ import Glibc
         await a.shutdown()
         await b.shutdown()
 
-        let dead = try MeshCommandTests.run(["journal", "dead", dir + "/b.sqlite", "--json"])
+        let dead = try await MeshCommandTests.run(["journal", "dead", dir + "/b.sqlite", "--json"])
         #expect(dead.status == 0 && dead.stdout.split(separator: "\n").count == 3, "\(dead.stdout)\(dead.stderr)")
-        let requeue = try MeshCommandTests.run(["journal", "requeue", dir + "/b.sqlite", "--all", "--command", "5"])
+        let requeue = try await MeshCommandTests.run(["journal", "requeue", dir + "/b.sqlite", "--all", "--command", "5"])
         #expect(requeue.status == 0 && requeue.stdout.contains("re-queued 3"), "\(requeue.stderr)")
-        let none = try MeshCommandTests.run(["journal", "requeue", dir + "/b.sqlite", "1"])
+        let none = try await MeshCommandTests.run(["journal", "requeue", dir + "/b.sqlite", "1"])
         #expect(none.status != 0 && none.stderr.contains("not dead"))
         let db = try SQLiteConnection(path: dir + "/b.sqlite", mode: .readOnly)
         #expect(try db.scalarInt("SELECT count(*) FROM mesh_messages WHERE status = 'received'") == 3)
 
-        let dry = try MeshCommandTests.run(["journal", "prune", dir + "/a.sqlite", "--older-than", "0s", "--dry-run"])
+        let dry = try await MeshCommandTests.run(["journal", "prune", dir + "/a.sqlite", "--older-than", "0s", "--dry-run"])
         #expect(dry.stdout.contains("would prune 3 outbound"), "\(dry.stdout)\(dry.stderr)")
-        let prune = try MeshCommandTests.run(["journal", "prune", dir + "/a.sqlite", "--older-than", "0s"])
+        let prune = try await MeshCommandTests.run(["journal", "prune", dir + "/a.sqlite", "--older-than", "0s"])
         #expect(prune.status == 0 && prune.stdout.contains("pruned 3 outbound"), "\(prune.stdout)\(prune.stderr)")
-        let status = try MeshCommandTests.run(["journal", "migrate", dir + "/a.sqlite", "--status"])
+        let status = try await MeshCommandTests.run(["journal", "migrate", dir + "/a.sqlite", "--status"])
         #expect(status.stdout.contains("applied  0001_journal_v1.sql") && status.stdout.contains("applied  0002_narrow_state.sql"))
-        let verify = try MeshCommandTests.run(["journal", "verify", dir + "/a.sqlite"])
+        let verify = try await MeshCommandTests.run(["journal", "verify", dir + "/a.sqlite"])
         #expect(verify.status == 0, "\(verify.stderr)")
     }
 
@@ -157,9 +157,9 @@ import Glibc
         ["journal", "tail", "/tmp/never.sqlite"],
         ["node", "--config", "/tmp/never.json"],
     ])
-    func badClientArgumentsGiveAOneLineError(_ arguments: [String]) throws {
+    func badClientArgumentsGiveAOneLineError(_ arguments: [String]) async throws {
         try #require(FileManager.default.isExecutableFile(atPath: MeshCommandTests.binary))
-        let result = try MeshCommandTests.run(arguments)
+        let result = try await MeshCommandTests.run(arguments)
         #expect(result.status != 0)
         #expect(result.stderr.hasPrefix("Error: "), "stderr: \(result.stderr)")
         #expect(!result.stderr.contains("Fatal error"))

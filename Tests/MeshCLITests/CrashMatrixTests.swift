@@ -192,7 +192,7 @@ import Testing
 
     /// Killed inside a migration's transaction: the journal stays at its old version, intact, and migrates
     /// on the next attempt.
-    @Test func killedDuringAMigration() throws {
+    @Test func killedDuringAMigration() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: MeshCommandTests.binary))
         let fixture = try Fixture()
         defer { fixture.remove() }
@@ -203,12 +203,12 @@ import Testing
             _ = try Migrator(migrations: [MeshMigrations.all[0]]).migrate(db, nowMs: 1)
             try db.execute("INSERT INTO mesh_node(singleton, node_id, boot_epoch, last_out_seq, created_at, opened_at) VALUES (1, '0123456789abcdef0123456789abcdef', 1, 0, 1, 1)")
         }
-        let killed = try MeshCommandTests.run(["journal", "migrate", path], environment: ["MESH_FAILPOINT": "migration.during@1"])
+        let killed = try await MeshCommandTests.run(["journal", "migrate", path], environment: ["MESH_FAILPOINT": "migration.during@1"])
         #expect(killed.signal == SIGKILL, "status \(killed.status), stderr \(killed.stderr)")
         let db = try SQLiteConnection(path: path, mode: .readOnly)
         #expect(try Migrator().status(db).applied.map(\.id) == [1])  // the interrupted migration left no trace
         #expect(try db.scalarText("PRAGMA integrity_check") == "ok")
-        let again = try MeshCommandTests.run(["journal", "migrate", path])
+        let again = try await MeshCommandTests.run(["journal", "migrate", path])
         #expect(again.status == 0, "\(again.stderr)")
         #expect(try Migrator().status(SQLiteConnection(path: path, mode: .readOnly)).applied.map(\.id) == MeshMigrations.all.map(\.id))
     }

@@ -27,7 +27,9 @@ import Testing
         var signal: Int32 = 0
     }
 
-    static func run(_ arguments: [String], timeout: Double = 60, environment: [String: String] = [:]) throws -> Run {
+    /// Runs `mesh ARGUMENTS` to completion (killed after `timeout` seconds). The blocking wait happens on a
+    /// thread of its own, not on the cooperative pool (on 2 cores, two blocked pool threads stall every test).
+    static func run(_ arguments: [String], timeout: Double = 60, environment: [String: String] = [:]) async throws -> Run {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
@@ -37,21 +39,25 @@ import Testing
         process.standardOutput = out
         process.standardError = err
         try process.run()
-        let killer = DispatchWorkItem { process.terminate() }
-        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: killer)
-        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        killer.cancel()
-        return Run(status: process.terminationStatus, stdout: stdout, stderr: stderr,
-                   signal: process.terminationReason == .uncaughtSignal ? process.terminationStatus : 0)
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Run, Never>) in
+            Thread.detachNewThread {
+                let killer = DispatchWorkItem { process.terminate() }
+                DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: killer)
+                let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                process.waitUntilExit()
+                killer.cancel()
+                continuation.resume(returning: Run(status: process.terminationStatus, stdout: stdout, stderr: stderr,
+                                                   signal: process.terminationReason == .uncaughtSignal ? process.terminationStatus : 0))
+            }
+        }
     }
 
-    @Test func demoRunsTheSeedScenarioAndItsJournalsAnswerAudits() throws {
+    @Test func demoRunsTheSeedScenarioAndItsJournalsAnswerAudits() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "mesh binary not found at \(Self.binary)")
         let dir = FileManager.default.temporaryDirectory.path + "/mesh-cli-demo-" + UUID().uuidString.prefix(8).lowercased()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let result = try Self.run(["demo", "--dir", dir])
+        let result = try await Self.run(["demo", "--dir", dir])
         #expect(result.status == 0, "stderr: \(result.stderr)")
         #expect(result.stdout.contains("B handler: myName = Jon"))
         #expect(result.stdout.contains("B handler: Appointment: Date: 01/01/2022 Title: New Year Party"))
@@ -64,22 +70,22 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: dir + "/a.sqlite") && FileManager.default.fileExists(atPath: dir + "/b.sqlite"))
     }
 
-    @Test func journalStatsAndVerifyReadADemoJournal() throws {
+    @Test func journalStatsAndVerifyReadADemoJournal() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary))
         let dir = FileManager.default.temporaryDirectory.path + "/mesh-cli-journal-" + UUID().uuidString.prefix(8).lowercased()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        #expect(try Self.run(["demo", "--dir", dir]).status == 0)
+        #expect(try await Self.run(["demo", "--dir", dir]).status == 0)
         let before = FileManager.default.contents(atPath: dir + "/b.sqlite")
-        let stats = try Self.run(["journal", "stats", dir + "/b.sqlite", "--json"])
+        let stats = try await Self.run(["journal", "stats", dir + "/b.sqlite", "--json"])
         #expect(stats.status == 0, "\(stats.stderr)")
         let object = try JSONSerialization.jsonObject(with: Data(stats.stdout.utf8)) as? [String: Any]
         #expect((object?["counts"] as? [String: Int])?["in.handled"] == 2)  // the seed message and the request
-        let verify = try Self.run(["journal", "verify", dir + "/b.sqlite"])
+        let verify = try await Self.run(["journal", "verify", dir + "/b.sqlite"])
         #expect(verify.status == 0 && verify.stdout.hasPrefix("ok"), "\(verify.stderr)")
         #expect(FileManager.default.contents(atPath: dir + "/b.sqlite") == before)  // read-only
     }
 
-    @Test func foreignAndGarbageFilesAreRefusedInOneLineAndLeftUnchanged() throws {
+    @Test func foreignAndGarbageFilesAreRefusedInOneLineAndLeftUnchanged() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary))
         let dir = FileManager.default.temporaryDirectory.path + "/mesh-cli-bad-" + UUID().uuidString.prefix(8).lowercased()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -88,18 +94,18 @@ import Testing
         FileManager.default.createFile(atPath: dir + "/garbage.sqlite", contents: garbage)
         for arguments in [["journal", "verify", dir + "/garbage.sqlite"], ["journal", "stats", dir + "/garbage.sqlite"],
                           ["node", "--bind", "127.0.0.1:0", "--journal", dir + "/garbage.sqlite", "--insecure"]] {
-            let result = try Self.run(arguments)
+            let result = try await Self.run(arguments)
             #expect(result.status != 0)
             #expect(result.stderr.hasPrefix("Error: ") && result.stderr.contains("not an SQLite database"), "\(result.stderr)")
             #expect(result.stderr.split(separator: "\n").count == 1, "more than one line: \(result.stderr)")
         }
         #expect(FileManager.default.contents(atPath: dir + "/garbage.sqlite") == garbage)
-        let missing = try Self.run(["journal", "stats", dir + "/absent.sqlite"])
+        let missing = try await Self.run(["journal", "stats", dir + "/absent.sqlite"])
         #expect(missing.status != 0 && missing.stderr.contains("no such file"))
         #expect(!FileManager.default.fileExists(atPath: dir + "/absent.sqlite"))
         let badKey = dir + "/bad.key"
         try "not-a-key".write(toFile: badKey, atomically: true, encoding: .utf8)
-        let keyResult = try Self.run(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/n.sqlite", "--key-file", badKey])
+        let keyResult = try await Self.run(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/n.sqlite", "--key-file", badKey])
         #expect(keyResult.status != 0 && keyResult.stderr.contains("64 hex digits"), "\(keyResult.stderr)")
     }
 
@@ -113,9 +119,9 @@ import Testing
         ["bench", "journal", "--durability", "sometimes"],
         ["no-such-command"],
     ])
-    func badArgumentsGiveAOneLineErrorAndNonZeroExit(_ arguments: [String]) throws {
+    func badArgumentsGiveAOneLineErrorAndNonZeroExit(_ arguments: [String]) async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary))
-        let result = try Self.run(arguments)
+        let result = try await Self.run(arguments)
         #expect(result.status != 0)
         #expect(result.stderr.hasPrefix("Error: "), "stderr: \(result.stderr)")
         #expect(!result.stderr.contains("Fatal error"))
@@ -123,9 +129,9 @@ import Testing
     }
 
     @Test(arguments: ["oneway", "request"])
-    func benchRunsTwoProcessesAndPrintsTheJSONContract(mode: String) throws {
+    func benchRunsTwoProcessesAndPrintsTheJSONContract(mode: String) async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary))
-        let result = try Self.run(["bench", "--mode", mode, "--messages", "200", "--json"], timeout: 120)
+        let result = try await Self.run(["bench", "--mode", mode, "--messages", "200", "--json"], timeout: 120)
         #expect(result.status == 0, "\(result.stderr)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         for key in ["messages", "seconds", "msgs_per_s", "p50_us", "p99_us", "retransmits"] { #expect(object[key] != nil, "missing \(key)") }
@@ -133,22 +139,22 @@ import Testing
         #expect((object["p50_us"] as? Int ?? 0) > 0 && (object["p99_us"] as? Int ?? 0) >= (object["p50_us"] as? Int ?? 0))
     }
 
-    @Test func aPortInUseIsAOneLineError() throws {
+    @Test func aPortInUseIsAOneLineError() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary))
         let dir = FileManager.default.temporaryDirectory.path + "/mesh-cli-port-" + UUID().uuidString.prefix(8).lowercased()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let first = try MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/a.sqlite", "--insecure"])
         defer { _ = first.terminate() }
-        let second = try Self.run(["node", "--bind", first.address, "--journal", dir + "/b.sqlite", "--insecure"], timeout: 30)
+        let second = try await Self.run(["node", "--bind", first.address, "--journal", dir + "/b.sqlite", "--insecure"], timeout: 30)
         #expect(second.status != 0)
         #expect(second.stderr.hasPrefix("Error: ") && second.stderr.split(separator: "\n").count == 1, "\(second.stderr)")
         #expect(second.stderr.lowercased().contains("address already in use") || second.stderr.contains("bind"), "\(second.stderr)")
     }
 
-    @Test func keygenPrintsAUsableKey() throws {
+    @Test func keygenPrintsAUsableKey() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary))
-        let result = try Self.run(["keygen"])
+        let result = try await Self.run(["keygen"])
         #expect(result.status == 0)
         let key = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(key.count == 64 && key.allSatisfy(\.isHexDigit))

@@ -35,7 +35,7 @@ import Glibc
         return String(decoding: response, as: UTF8.self)
     }
 
-    @Test func nodeServesPrometheusMetrics() throws {
+    @Test func nodeServesPrometheusMetrics() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: MeshCommandTests.binary))
         let dir = FileManager.default.temporaryDirectory.path + "/mesh-cli-metrics-" + UUID().uuidString.prefix(8).lowercased()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -48,7 +48,7 @@ import Glibc
                                    "no metrics address in: \(line)")
         let port = try #require(Int(metrics.split(separator: ":").last ?? ""))
         // Some traffic, so the transport series exist.
-        let sent = try MeshCommandTests.run(["send", "--to", node.address, "--command", "1", "--count", "3", "--insecure"])
+        let sent = try await MeshCommandTests.run(["send", "--to", node.address, "--command", "1", "--count", "3", "--insecure"])
         #expect(sent.status == 0, "\(sent.stderr)")
         let response = try Self.get(host: "127.0.0.1", port: port, path: "/metrics")
         #expect(response.hasPrefix("HTTP/1.0 200") || response.hasPrefix("HTTP/1.1 200"), "\(response.prefix(200))")

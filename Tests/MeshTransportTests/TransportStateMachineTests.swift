@@ -232,6 +232,33 @@ import Testing
         #expect(error.code == .timeout)
     }
 
+    /// A refused message is never reported confirmed: the confirm for the message after it must not cover it,
+    /// even when the datagram carrying the reject is lost and the confirm arrives first.
+    @Test func aRejectedMessageIsNeverCoveredByALaterConfirm() {
+        let link = InMemoryLink()
+        link.autoConfirm = false
+        let refused = link.send("refused")
+        let accepted = link.send("accepted")
+        link.run(for: .milliseconds(20))
+        #expect(link.deliveredToB.count == 2)
+        var droppedReject = false
+        link.drop = { fromA, _, frames in
+            guard !fromA, !droppedReject, frames.contains(where: { if case .reject = $0 { true } else { false } }) else { return false }
+            droppedReject = true
+            return true
+        }
+        link.b.reject(link.deliveredToB[0].token, reason: "journal full")
+        link.b.confirm(link.deliveredToB[1].token)
+        #expect(link.run(until: { link.outcomesA.count == 2 }, limit: .seconds(5), step: .milliseconds(1)))
+        #expect(droppedReject)
+        guard case .failed(let error) = link.outcomesA[refused] else {
+            Issue.record("the refused message was reported \(String(describing: link.outcomesA[refused]))")
+            return
+        }
+        #expect(error.code == .rejected)
+        #expect(link.outcomesA[accepted] == .confirmed)
+    }
+
     @Test func replayedPacketsAreDropped() {
         let link = InMemoryLink()
         var captured: [(PacketHeader, ByteBuffer)] = []

@@ -349,9 +349,14 @@ final class TransportStateMachine {
             s.sent[pn] = nil
             s.bytesInFlight -= packet.size
             for item in packet.items {
-                if case .fragment(let entry, let index) = item, !entry.acked[index] {
+                switch item {
+                case .fragment(let entry, let index) where !entry.acked[index]:
                     entry.acked[index] = true
                     entry.ackedCount += 1
+                case .reject(let lane, let seq, _):
+                    _ = s.lanes[lane]?.settle(seq)  // the sender has the reject: confirms may now pass it
+                default:
+                    break
                 }
             }
             if largestNewly == nil || packet.number > largestNewly!.number { largestNewly = packet }
@@ -524,9 +529,12 @@ final class TransportStateMachine {
     }
 
     /// The application refuses a delivered reliable message: the sender's send fails with `rejected`.
+    ///
+    /// The sequence is settled in the lane (so cumulative confirms may pass it) only once the packet carrying
+    /// the reject is acknowledged: a confirm covering it could otherwise reach the sender first (the reject
+    /// lost and resent) and report a refused message as confirmed.
     func reject(_ token: DeliveryToken, reason: String) {
         guard token.needsConfirmation, let s = sessions[token.address], s.peerNode == token.node, s.peerEpoch == token.epoch else { return }
-        _ = s.lanes[token.lane]?.settle(token.seq)
         s.rejectsOwed.append((token.lane, token.seq, reason))
     }
 

@@ -1,0 +1,84 @@
+import MeshCore
+import MeshJournal
+import MeshTransport
+import Testing
+@testable import Mesh
+
+/// A full disk at either end, end to end (SQLite's `max_page_count` stands in for the disk): the sender sees
+/// failures it can act on, nothing half-written is kept, the nodes keep serving, and traffic resumes when space
+/// returns.
+@Suite struct DiskFullTests {
+    static func limitJournal(_ node: MeshNode, extraPages: Int) async throws {
+        _ = try await node.journal.write { context in
+            let pages = try context.db.scalarInt("PRAGMA page_count") ?? 0
+            return try context.db.scalarInt("PRAGMA max_page_count = \(pages + Int64(extraPages))")
+        }
+    }
+
+    static func unlimitJournal(_ node: MeshNode) async throws {
+        _ = try await node.journal.write { context in try context.db.scalarInt("PRAGMA max_page_count = 1073741823") }
+    }
+
+    @Test func receiverJournalFullRefusesVisiblyAndRecovers() async throws {
+        let fixture = try NodeFixture()
+        defer { fixture.remove() }
+        let handled = Recorder<Int64>()
+        let b = try await fixture.start("b")
+        try b.handleCommand(5) { data in
+            await handled.add(try data.getInt64("i"))
+            return nil
+        }
+        let a = try await fixture.start("a")
+        let big = [UInt8](repeating: 0xAB, count: 48 * 1024)
+        #expect(await (try await a.send(5, to: b.address, ["i": 0, "blob": .bytes(big)])).outcome() == .confirmed)
+        try await Self.limitJournal(b, extraPages: 2)
+        // B cannot journal these: it refuses them, so A sees each fail (none is confirmed without being durable).
+        var refused = 0
+        for i in 1...5 {
+            let outcome = await (try await a.send(5, to: b.address, ["i": .int64(Int64(i)), "blob": .bytes(big)])).outcome()
+            if case .failed(let error) = outcome {
+                #expect(error.code == .rejected, "\(error)")
+                refused += 1
+            }
+        }
+        #expect(refused >= 4, "\(refused) of 5 refused")  // a page or two may still have fitted one
+        try await Self.unlimitJournal(b)
+        for i in 6...10 {
+            #expect(await (try await a.send(5, to: b.address, ["i": .int64(Int64(i)), "blob": .bytes(big)])).outcome() == .confirmed)
+        }
+        try await eventually(30) { await handled.items.contains(10) }
+        let rows = try await b.journal.rows("SELECT count(*), count(DISTINCT message_id) FROM mesh_messages WHERE direction = 'in'")
+        #expect(rows.first?[0] == rows.first?[1])  // nothing journaled twice
+        #expect(try await b.journal.rows("PRAGMA integrity_check") == [["ok"]])
+        await a.shutdown()
+        await b.shutdown()
+    }
+
+    @Test func senderJournalFullFailsTheSendCallAndRecovers() async throws {
+        let fixture = try NodeFixture()
+        defer { fixture.remove() }
+        let b = try await fixture.start("b")
+        try b.handleCommand(5) { _ in nil }
+        let a = try await fixture.start("a")
+        let big = [UInt8](repeating: 0xCD, count: 48 * 1024)
+        #expect(await (try await a.send(5, to: b.address, ["i": 0])).outcome() == .confirmed)
+        try await Self.limitJournal(a, extraPages: 2)
+        var thrown: (any Error)?
+        for i in 1...5 {
+            do {
+                _ = try await a.send(5, to: b.address, ["i": .int64(Int64(i)), "blob": .bytes(big)])
+            } catch {
+                thrown = error
+                break
+            }
+        }
+        // Not journaled, so not sent: the caller learns it at once, with the disk named as the reason.
+        let code = (thrown as? JournalError)?.code
+        #expect(code == .diskFull, "\(String(describing: thrown))")
+        try await Self.unlimitJournal(a)
+        #expect(await (try await a.send(5, to: b.address, ["i": 99, "blob": .bytes(big)])).outcome() == .confirmed)
+        #expect(try await a.journal.rows("PRAGMA integrity_check") == [["ok"]])
+        await a.shutdown()
+        await b.shutdown()
+    }
+}
