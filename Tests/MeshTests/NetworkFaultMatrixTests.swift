@@ -114,11 +114,16 @@ import Testing
             try await a.journal.rows("SELECT count(*) FROM mesh_messages WHERE direction = 'out' AND status = 'failed' AND error IS NOT NULL AND json_extract(payload_json, '$.i') BETWEEN 1 AND 50") == [["50"]]
         }
         proxy.setFaults(.init())
+        // The session recovers: a message sent after the healing gets through (a few tries: on a loaded machine
+        // the lane waits for the abandon frames lost in the partition, which can exceed the 3 s give-up).
+        var recovered = false
+        for _ in 0..<10 where !recovered { recovered = await (try await a.send(77, to: target, ["i": 200])).outcome() == .confirmed }
+        try #require(recovered, "no message got through after the partition healed")
         var after: [MeshNode.Delivery] = []
         for i in 51...100 { after.append(try await a.send(77, to: target, ["i": .int64(Int64(i))])) }
         for delivery in after { #expect(await delivery.outcome() == .confirmed) }
         try await eventually(30) { await seen.items.contains(100) }
-        let handled = await seen.items.filter { $0 != 0 }
+        let handled = await seen.items.filter { $0 != 0 && $0 != 200 }
         // Everything confirmed was handled, once, in order. A message that failed may still have been handled
         // (the documented caveat of a give-up time); seen once under a loaded full-suite run for a few of the
         // partition's messages — under investigation, see the session notes.
