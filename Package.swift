@@ -198,6 +198,7 @@ let package = Package(
                 "MeshMigrations",
                 "MeshTransport",
                 "MeshFailpoints",
+                "MeshFaultProxy",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

@@ -225,12 +225,13 @@ final class ProxyHandler: ChannelInboundHandler {
 @available(*, unavailable)
 extension ProxyHandler: Sendable {}
 
-/// A small, fast, seedable generator (SplitMix64), so fault runs repeat exactly for a given seed.
-struct SplitMix64: RandomNumberGenerator, Sendable {
+/// A small, fast, seedable generator (SplitMix64), so fault runs (and the tests' random kills) repeat exactly
+/// for a given seed.
+package struct SplitMix64: RandomNumberGenerator, Sendable {
     private var state: UInt64
-    init(seed: UInt64) { state = seed }
+    package init(seed: UInt64) { state = seed }
 
-    mutating func next() -> UInt64 {
+    package mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9

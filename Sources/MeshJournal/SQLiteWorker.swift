@@ -202,15 +202,7 @@ final class SQLiteWorker: Sendable {
                 return jobs
             }
             if got.isEmpty {
-                if wakeup.wait(timeout: deadline) == .timedOut {
-                    // Nobody will signal for this idle period: clear the flag ourselves.
-                    let consumeSignal = state.withLock { state -> Bool in
-                        if state.idle { state.idle = false; return false }
-                        return true  // a submitter cleared idle and signalled; absorb that signal
-                    }
-                    if consumeSignal { wakeup.wait() }
-                    break
-                }
+                if !sleepWhileIdle(until: deadline) { break }
             } else {
                 more.append(contentsOf: got)
             }
@@ -229,15 +221,21 @@ final class SQLiteWorker: Sendable {
                 return false
             }
             if ready { return }
-            if wakeup.wait(timeout: deadline) == .timedOut {
-                let consumeSignal = state.withLock { state -> Bool in
-                    if state.idle { state.idle = false; return false }
-                    return true  // a submitter cleared idle and signalled; absorb that signal
-                }
-                if consumeSignal { wakeup.wait() }
-                return
-            }
+            if !sleepWhileIdle(until: deadline) { return }
         }
+    }
+
+    /// Sleeps (the caller set `idle` under the lock) until a submitter signals or `deadline` passes. Returns
+    /// false on the deadline, with `idle` cleared and any signal that raced the timeout absorbed.
+    private func sleepWhileIdle(until deadline: DispatchTime) -> Bool {
+        guard wakeup.wait(timeout: deadline) == .timedOut else { return true }
+        // Nobody will signal for this idle period: clear the flag ourselves.
+        let consumeSignal = state.withLock { state -> Bool in
+            if state.idle { state.idle = false; return false }
+            return true  // a submitter cleared idle and signalled; absorb that signal
+        }
+        if consumeSignal { wakeup.wait() }
+        return false
     }
 
     private func run(_ context: WorkerContext) {

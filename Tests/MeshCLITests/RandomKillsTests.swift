@@ -1,5 +1,6 @@
 import Foundation
 import MeshBench
+import MeshFaultProxy
 import MeshJournal
 import MeshTransport
 import Testing
@@ -17,7 +18,7 @@ import Testing
         let kills = Self.soak ? 30 : 3
         let total = Self.soak ? 50_000 : 8_000
         let seed = UInt64(ProcessInfo.processInfo.environment["MESH_SEED"] ?? "") ?? UInt64.random(in: 1...1_000_000)
-        var rng = SplitMix(seed: seed)
+        var rng = SplitMix64(seed: seed)
         let dir = FileManager.default.temporaryDirectory.path + "/mesh-kills-" + UUID().uuidString.prefix(8).lowercased()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -92,18 +93,5 @@ import Testing
         let reruns = try finalC.scalarInt("SELECT count(*) FROM (SELECT inbound_id FROM mesh_invocation GROUP BY inbound_id HAVING count(*) > 1)") ?? -1
         print("random kills (seed \(seed)): \(killed.sender) sender and \(killed.receiver) receiver kills (\(killsMidStream) mid-stream, at \(killPoints) handled, \(killTimes) ms after the start) during \(total) messages; "
             + "\(reruns) handler chains ran more than once")
-    }
-}
-
-/// A small seeded generator (SplitMix64), so a failing run can be repeated with `MESH_SEED`.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
