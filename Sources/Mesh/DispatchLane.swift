@@ -109,22 +109,21 @@ extension MeshNode {
             // rather than awaited one by one.
             for (index, handler) in handlers.enumerated() {
                 if index > 0 { Failpoint.pass("handler.between") }
-                journal.streamInvocationStart(inboundID: item.inboundID, handlerIndex: index, attempt: attempt)
+                let ticket = journal.streamInvocationStart(inboundID: item.inboundID, handlerIndex: index, attempt: attempt)
                 do {
                     Failpoint.pass("handler.inside")
                     let response = try await handler(data, info)
                     if firstResponse == nil { firstResponse = response }
-                    journal.streamInvocationFinish(inboundID: item.inboundID, handlerIndex: index, attempt: attempt, outcome: .ok,
-                                                   response: response)
+                    // The chain's last record carries the message's status: one writer job, not two.
+                    journal.streamInvocationFinish(ticket, outcome: .ok, response: response,
+                                                   status: index == handlers.count - 1 ? (.handled, attempt, nil) : nil)
                 } catch {
                     failure = "\(error)"
-                    journal.streamInvocationFinish(inboundID: item.inboundID, handlerIndex: index, attempt: attempt, outcome: .error,
-                                                   error: failure)
+                    journal.streamInvocationFinish(ticket, outcome: .error, error: failure)
                     break
                 }
             }
             guard let failure else {
-                journal.streamInboundStatus(id: item.inboundID, .handled, attempts: attempt)
                 if item.kind == .request { await respond(to: item, with: .data(firstResponse ?? MeshData())) }
                 return
             }

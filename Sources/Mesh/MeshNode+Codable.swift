@@ -4,7 +4,7 @@ import MeshCore
 extension MeshNode {
     /// Registers a handler that receives the message decoded as `T`. A message that does not decode fails the
     /// handler (and is retried, then dead-lettered, like any handler failure) with a `decode` error.
-    public func handleCommand<T: Decodable>(_ commandID: UInt16, as type: T.Type,
+    public func handleCommand<T: Decodable & SendableMetatype>(_ commandID: UInt16, as type: T.Type,
                                             _ handler: @escaping @Sendable (T, MessageInfo) async throws -> MeshData?) throws(MeshError) {
         try handleCommand(commandID) { data, info in
             let value: T

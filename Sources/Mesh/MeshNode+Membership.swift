@@ -156,7 +156,7 @@ extension MeshNode {
     }
 
     /// Handles a datagram on a reserved command ID (never journaled, never dispatched to handlers).
-    func receiveControl(_ message: ReceivedMessage) async {
+    func receiveControl(_ message: ReceivedMessage) {
         if message.token.needsConfirmation { transport.confirm(message.token) }
         guard message.commandID == Self.membershipCommand,
               let gossip = MembershipTable.Gossip.decode(Array(message.payload.readableBytesView)) else { return }
@@ -164,7 +164,10 @@ extension MeshNode {
         guard gossip.sender.nodeID == message.node.description else { return }
         let events = membership.withLockedValue { $0.receive(gossip, observedHost: message.address.ipAddress, now: .now) }
         publish(events)
-        if !events.isEmpty { await persistMembers(events.map(\.member)) }
+        if !events.isEmpty {
+            let members = events.map(\.member)
+            Task { await persistMembers(members) }
+        }
     }
 
     /// The transport saw a peer stop answering: mark it down without waiting for the member timeout.

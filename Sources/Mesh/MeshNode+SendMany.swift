@@ -37,13 +37,7 @@ extension MeshNode {
                             relay: RelayTree.encode(limit: limit, branch: $0.branch))
         }
         try checkDiskSpace()
-        let seqs = try await journal.appendOutbound(messages)
-        var deliveries: [Delivery] = []
-        for (message, seq) in zip(messages, seqs) {
-            deliveries.append(try await transmit(seq: seq, commandID: commandID, kind: kind, to: try MeshAddress.parse(message.peer),
-                                                 payload: payload, correlationID: nil, relay: message.relay))
-        }
-        return deliveries
+        return try await journalAndTransmit(messages, to: try messages.map { try MeshAddress.parse($0.peer) })
     }
 
     /// The outbound rows a relay journals with a received SendMany message: its branch, split again.
@@ -59,14 +53,29 @@ extension MeshNode {
         }
     }
 
-    /// Transmits the forwards journaled with `row` (sequence numbers `seqs`).
-    func transmitForwards(_ row: InboundMessage, seqs: [UInt64]) async {
-        for (forward, seq) in zip(row.forwards, seqs) {
-            do {
-                _ = try await transmit(seq: seq, commandID: forward.commandID, kind: forward.kind, to: try MeshAddress.parse(forward.peer),
-                                       payload: forward.payload, correlationID: nil, relay: forward.relay)
-            } catch {
-                logger.error("could not forward a relayed message", metadata: ["mesh.peer": "\(forward.peer)", "mesh.error": "\(error)"])
+    /// Transmits the forwards journaled with `row` (sequence numbers `seqs`), from the commit that journaled them;
+    /// under backpressure the rest wait for window space in a task, in order.
+    func transmitForwards(_ row: InboundMessage, seqs: [UInt64]) {
+        var rest = Array(zip(row.forwards, seqs))
+        while let (forward, seq) = rest.first {
+            guard let target = try? MeshAddress.parse(forward.peer) else {
+                logger.error("could not forward a relayed message", metadata: ["mesh.peer": "\(forward.peer)", "mesh.error": "unparseable address"])
+                rest.removeFirst()
+                continue
+            }
+            guard transmitNow(seq: seq, Self.envelope(forward, seq: seq), commandID: forward.commandID, to: target) != nil else { break }
+            rest.removeFirst()
+        }
+        guard !rest.isEmpty else { return }
+        let waiting = rest
+        Task {
+            for (forward, seq) in waiting {
+                do {
+                    _ = try await transmit(seq: seq, Self.envelope(forward, seq: seq), commandID: forward.commandID,
+                                           to: try MeshAddress.parse(forward.peer))
+                } catch {
+                    logger.error("could not forward a relayed message", metadata: ["mesh.peer": "\(forward.peer)", "mesh.error": "\(error)"])
+                }
             }
         }
     }

@@ -48,7 +48,15 @@ public final class MeshNode: Sendable {
     let transport: MeshTransport
     let logger: Logger
     private let state: NIOLockedValueBox<State>
-    private let outcomes = OutcomeQueue()
+    /// Received messages handed to the journal's writer and not yet committed (see ``maxInboundBacklog``).
+    let inboundBacklog = Atomic<Int>(0)
+    /// Most received messages waiting for the journal before unreliable ones are dropped on arrival. Reliable
+    /// messages are always taken: each sender's window (`windowMessages`) bounds how many it has unconfirmed.
+    static let maxInboundBacklog = 65_536
+    /// Sequence numbers confirmed by their receivers, waiting for the writer to journal them as acked.
+    let ackedSeqs = NIOLockedValueBox<[UInt64]>([])
+    /// Hands the transport's deliveries to this node on the event loop (held until ``resume()`` finished).
+    let router: InboundRouter
     /// What this node knows about the cluster (see `MeshNode+Membership.swift`).
     let membership: NIOLockedValueBox<MembershipTable>
     let subscribers = NIOLockedValueBox(Subscribers())
@@ -67,8 +75,9 @@ public final class MeshNode: Sendable {
         var pendingRequests: [String: ResponseSlot] = [:]
     }
 
-    private init(configuration: MeshConfiguration, journal: Journal, transport: MeshTransport, logger: Logger) {
+    private init(configuration: MeshConfiguration, journal: Journal, transport: MeshTransport, router: InboundRouter, logger: Logger) {
         self.configuration = configuration
+        self.router = router
         self.journal = journal
         self.transport = transport
         self.logger = logger
@@ -91,6 +100,7 @@ public final class MeshNode: Sendable {
                                                                   storesPayloadJSON: configuration.storesPayloadJSON),
                                              logger: logger)
         let transport: MeshTransport
+        let router = InboundRouter()
         do {
             var t = TransportConfiguration(bindAddress: bind, nodeID: NodeID(hex: journal.identity.nodeID)!,
                                            epoch: UInt32(truncatingIfNeeded: journal.identity.bootEpoch), keyring: configuration.keyring)
@@ -98,28 +108,28 @@ public final class MeshNode: Sendable {
             t.retryTimeout = configuration.retryTimeout
             t.peerTimeout = configuration.peerTimeout
             t.encrypt = configuration.encrypt
-            transport = try await MeshTransport.bind(configuration: t, logger: logger)
+            transport = try await MeshTransport.bind(configuration: t, logger: logger, inboundHandler: router)
         } catch {
             await journal.close()
             throw error
         }
-        let node = MeshNode(configuration: configuration, journal: journal, transport: transport, logger: logger)
-        let outcomeTask = Task { await node.recordOutcomes() }
+        let node = MeshNode(configuration: configuration, journal: journal, transport: transport, router: router, logger: logger)
+        router.attach(node)
         do {
             try await node.resume()
         } catch {
             await node.shutdown()
-            outcomeTask.cancel()
             throw error
         }
-        let inboundTask = Task { await node.receiveLoop() }
+        // Messages that arrived during the resume were held: journaled now, they queue behind the resumed ones.
+        router.activate()
         await node.loadKnownPeers()
         let eventsTask = Task { await node.watchTransportEvents() }
         let membershipTask = Task { await node.membershipLoop() }
         node.updateDiskState()
         let maintenanceTask = Task { await node.maintenanceLoop() }
         node.state.withLockedValue {
-            $0.tasks += [outcomeTask, inboundTask, eventsTask]
+            $0.tasks += [eventsTask]
             $0.cancelOnStop += [membershipTask, maintenanceTask]
         }
         logger.info("mesh node started", metadata: [
@@ -142,8 +152,9 @@ public final class MeshNode: Sendable {
         finishMembershipEvents()
         for waiter in waiting { waiter.resolve(.failure(MeshError(.peerDown, "the node shut down"))) }
         await transport.close()
-        outcomes.finish()
-        // The receive loop ends with the transport; once it has, every journaled message is in its lane.
+        // Nothing arrives any more; once the writer ran every queued job, every journaled message is in its lane.
+        router.close()
+        try? await journal.barrier()
         for task in tasks + sleepers { await task.value }
         let lanes = state.withLockedValue { Array($0.lanes.values) }
         for lane in lanes { lane.finish() }
@@ -259,22 +270,25 @@ public final class MeshNode: Sendable {
         let target = try MeshAddress.parse(address)
         let payload = try Self.encodePayload(data)
         try checkDiskSpace()
-        let seq = try await journal.appendOutbound(OutboundMessage(
-            commandID: commandID, kind: .request, peer: MeshAddress.text(target), payload: payload,
-            payloadJSON: MeshJSON.string(from: data)))
-        let requestID = "\(journal.identity.nodeID):\(seq)"
+        let message = OutboundMessage(commandID: commandID, kind: .request, peer: MeshAddress.text(target), payload: payload,
+                                      payloadJSON: configuration.storesPayloadJSON ? MeshJSON.string(from: data) : nil)
         let slot = ResponseSlot()
-        state.withLockedValue { $0.pendingRequests[requestID] = slot }
-        // Transmit here rather than from a new task (one thread hop less on the request's path); what becomes
-        // of the request message and the timeout are watched off that path.
+        let registered = NIOLockedValueBox<String?>(nil)
+        let delivery: Delivery
         do {
-            let delivery = try await transmit(seq: seq, commandID: commandID, kind: .request, to: target, payload: payload,
-                                              correlationID: nil)
-            Task {
-                if case .failed(let error) = await delivery.outcome() { resolveRequest(requestID, .failure(MeshError(error))) }
-            }
+            // The slot is registered from the commit, before the request can leave: a fast response finds it.
+            delivery = try await journalAndTransmit([message], to: [target]) { seq in
+                let id = self.messageID(seq)
+                registered.withLockedValue { $0 = id }
+                self.state.withLockedValue { $0.pendingRequests[id] = slot }
+            }[0]
         } catch {
-            resolveRequest(requestID, .failure(error))
+            if let id = registered.withLockedValue({ $0 }) { resolveRequest(id, .failure(error)) }
+            throw error
+        }
+        let requestID = delivery.messageID
+        delivery.receipt.whenComplete { outcome in
+            if case .failed(let error) = outcome { self.resolveRequest(requestID, .failure(MeshError(error))) }
         }
         let timer = Task {
             guard (try? await Task.sleep(for: timeout)) != nil else { return }  // cancelled: the request finished
@@ -308,24 +322,23 @@ public final class MeshNode: Sendable {
     func respond(to item: DispatchItem, with response: ResponseBody) async {
         guard let target = try? MeshAddress.parse(item.peer) else { return }
         let requestID = "\(item.originNode):\(item.originSeq)"
-        do {
-            let data: MeshData
-            let isError: Bool
-            switch response {
-            case .data(let d):
-                data = d
-                isError = false
-            case .error(let text):
-                data = ["error": .string(text)]
-                isError = true
+        let payload: [UInt8]
+        let json: String?
+        let isError: Bool
+        switch response {
+        case .data(let data):
+            guard let encoded = try? MeshCodec.encode(data) else {
+                logger.error("could not encode a response", metadata: ["mesh.request": "\(requestID)"])
+                return
             }
-            let payload = isError ? Array(((try? data.getString("error")) ?? "").utf8) : try MeshCodec.encode(data)
-            let seq = try await journal.appendOutbound(OutboundMessage(
-                commandID: item.commandID, kind: .response, peer: item.peer, payload: payload,
-                payloadJSON: MeshJSON.string(from: data), correlationID: requestID))
-            let envelope = Envelope(kind: .response, originSeq: seq, correlationID: requestID, isError: isError, payload: payload)
-            let receipt = try await transport.send(envelope.encode(), commandID: item.commandID, to: target)
-            outcomes.push((seq, receipt))
+            (payload, json, isError) = (encoded, configuration.storesPayloadJSON ? MeshJSON.string(from: data) : nil, false)
+        case .error(let text):
+            (payload, json, isError) = (Array(text.utf8), configuration.storesPayloadJSON ? MeshJSON.string(from: ["error": .string(text)] as MeshData) : nil, true)
+        }
+        do {
+            _ = try await journalAndTransmit([OutboundMessage(commandID: item.commandID, kind: .response, peer: item.peer, payload: payload,
+                                                              payloadJSON: json, correlationID: requestID)],
+                                             to: [target], isError: isError)
         } catch {
             logger.error("could not send a response", metadata: ["mesh.request": "\(requestID)", "mesh.error": "\(error)"])
         }
@@ -345,184 +358,127 @@ public final class MeshNode: Sendable {
         guard kind != .response else { throw MeshError(.invalidConfiguration, "responses cannot be re-driven") }
         let target = try MeshAddress.parse(address)
         try checkDiskSpace()
-        let seq = try await journal.appendOutbound(OutboundMessage(
-            commandID: commandID, kind: kind, peer: MeshAddress.text(target), payload: payload, replayOf: replayOf))
-        return try await transmit(seq: seq, commandID: commandID, kind: kind, to: target, payload: payload, correlationID: nil,
-                                  replayOf: replayOf)
+        return try await journalAndTransmit([OutboundMessage(commandID: commandID, kind: kind, peer: MeshAddress.text(target),
+                                                             payload: payload, replayOf: replayOf)], to: [target])[0]
     }
 
     func send(_ commandID: UInt16, to address: String, _ data: MeshData, kind: MessageKind,
               correlationID: String? = nil) async throws -> Delivery {
         let target = try MeshAddress.parse(address)
         let payload = try Self.encodePayload(data)
-        let peer = MeshAddress.text(target)
         try checkDiskSpace()
-        let seq = try await journal.appendOutbound(OutboundMessage(
-            commandID: commandID, kind: kind, peer: peer, payload: payload,
-            payloadJSON: configuration.storesPayloadJSON ? MeshJSON.string(from: data) : nil, correlationID: correlationID))
-        Failpoint.pass("outbound.after-insert")
-        return try await transmit(seq: seq, commandID: commandID, kind: kind, to: target, payload: payload, correlationID: correlationID)
+        let message = OutboundMessage(commandID: commandID, kind: kind, peer: MeshAddress.text(target), payload: payload,
+                                      payloadJSON: configuration.storesPayloadJSON ? MeshJSON.string(from: data) : nil,
+                                      correlationID: correlationID)
+        return try await journalAndTransmit([message], to: [target])[0]
     }
 
+    /// The audit id of an outbound message of this node.
+    func messageID(_ seq: UInt64) -> String { "\(journal.identity.nodeID):\(seq)" }
+
+    /// Journals `messages` in one transaction and hands each to the transport straight from the commit, on the
+    /// journal's writer thread (no hop through the cooperative pool on the message's way out). Under
+    /// backpressure the rest are handed over from here, waiting for window space, in order.
+    /// - Parameter committed: runs on the writer thread for each sequence number, after the commit and before
+    ///   the message can leave (a request registers its response slot there).
+    func journalAndTransmit(_ messages: [OutboundMessage], to targets: [SocketAddress], isError: Bool = false,
+                            committed: (@Sendable (UInt64) -> Void)? = nil) async throws -> [Delivery] {
+        let (seqs, sent) = try await withCheckedThrowingContinuation {
+            (continuation: CheckedContinuation<([UInt64], [Delivery?]), any Error>) in
+            journal.appendOutbound(messages) { result in
+                switch result {
+                case .failure(let error):
+                    continuation.resume(throwing: error)
+                case .success(let seqs):
+                    Failpoint.pass("outbound.after-insert")
+                    var sent: [Delivery?] = []
+                    sent.reserveCapacity(seqs.count)
+                    var blocked = false
+                    for (index, seq) in seqs.enumerated() {
+                        committed?(seq)
+                        // Once one message has to wait for window space, the ones after it wait too (order).
+                        let delivery = blocked ? nil : self.transmitNow(seq: seq, Self.envelope(messages[index], seq: seq, isError: isError),
+                                                                        commandID: messages[index].commandID, to: targets[index])
+                        blocked = delivery == nil
+                        sent.append(delivery)
+                    }
+                    continuation.resume(returning: (seqs, sent))
+                }
+            }
+        }
+        var deliveries: [Delivery] = []
+        deliveries.reserveCapacity(seqs.count)
+        for (index, seq) in seqs.enumerated() {
+            if let delivery = sent[index] {
+                deliveries.append(delivery)
+            } else {
+                deliveries.append(try await transmit(seq: seq, Self.envelope(messages[index], seq: seq, isError: isError),
+                                                     commandID: messages[index].commandID, to: targets[index]))
+            }
+        }
+        return deliveries
+    }
+
+    /// The node-level envelope of a journaled outbound message.
+    static func envelope(_ message: OutboundMessage, seq: UInt64, isError: Bool = false) -> Envelope {
+        Envelope(kind: message.kind, originSeq: seq, correlationID: message.correlationID, replayOf: message.replayOf,
+                 isError: isError, relay: message.relay, payload: message.payload)
+    }
+
+    /// Hands a journaled message to the transport if it can take it without waiting (from any thread); `nil`
+    /// under backpressure.
+    func transmitNow(seq: UInt64, _ envelope: Envelope, commandID: UInt16, to target: SocketAddress) -> Delivery? {
+        guard let receipt = transport.trySend(envelope.encode(), commandID: commandID, to: target,
+                                              reliability: envelope.kind == .usend ? .unreliable : .reliable) else { return nil }
+        return track(seq: seq, receipt)
+    }
+
+    /// Hands a journaled message to the transport, waiting for window space if the peer's backlog is full.
+    func transmit(seq: UInt64, _ envelope: Envelope, commandID: UInt16, to target: SocketAddress) async throws -> Delivery {
+        let receipt = try await transport.send(envelope.encode(), commandID: commandID, to: target,
+                                               reliability: envelope.kind == .usend ? .unreliable : .reliable)
+        return track(seq: seq, receipt)
+    }
+
+    /// ``transmit(seq:_:commandID:to:)`` for a journaled row.
     func transmit(seq: UInt64, commandID: UInt16, kind: MessageKind, to target: SocketAddress, payload: [UInt8],
                   correlationID: String?, replayOf: String? = nil, relay: String? = nil) async throws -> Delivery {
-        let envelope = Envelope(kind: kind, originSeq: seq, correlationID: correlationID, replayOf: replayOf, relay: relay, payload: payload)
-        let receipt = try await transport.send(envelope.encode(), commandID: commandID, to: target,
-                                               reliability: kind == .usend ? .unreliable : .reliable)
-        outcomes.push((seq, receipt))
+        try await transmit(seq: seq, Envelope(kind: kind, originSeq: seq, correlationID: correlationID, replayOf: replayOf, relay: relay,
+                                              payload: payload),
+                           commandID: commandID, to: target)
+    }
+
+    /// Journals what becomes of a transmitted message, from the event loop that settles it.
+    private func track(seq: UInt64, _ receipt: MeshTransport.Receipt) -> Delivery {
+        receipt.whenComplete { outcome in self.recordOutcome(seq, outcome) }
         metrics.transmitted.increment()
-        return Delivery(messageID: "\(journal.identity.nodeID):\(seq)", receipt: receipt)
+        return Delivery(messageID: messageID(seq), receipt: receipt)
     }
 
-    /// Journals outcomes as they arrive: everything queued is taken at once, its outcomes awaited in order,
-    /// and the acknowledgements journaled in one call (one group-commit job per batch, not per message).
-    private func recordOutcomes() async {
-        while let items = await outcomes.drain() {
-            var acked: [UInt64] = []
-            for (seq, receipt) in items {
-                switch await receipt.outcome() {
-                case .confirmed, .sent: acked.append(seq)
-                case .failed(let error) where error.code == .closed:
-                    // This node is shutting down: the message stays pending and the next start resends it.
-                    continue
-                case .failed(let error):
-                    metrics.failed.increment()
-                    do {
-                        try await journal.markOutboundFailed(seq, error: error.description)
-                    } catch {
-                        logger.error("could not journal a send failure", metadata: ["mesh.seq": "\(seq)", "mesh.error": "\(error)"])
-                    }
+    /// Acknowledgements are gathered and journaled by one deferrable writer job per batch (the job takes
+    /// whatever has gathered when the writer reaches it); failures are journaled one by one, with their error.
+    private func recordOutcome(_ seq: UInt64, _ outcome: MessageOutcome) {
+        switch outcome {
+        case .confirmed, .sent:
+            let first = ackedSeqs.withLockedValue { acked in
+                acked.append(seq)
+                return acked.count == 1
+            }
+            guard first else { return }
+            let acked = ackedSeqs
+            journal.streamOutboundAcked {
+                Failpoint.pass("outbound.after-send")
+                return acked.withLockedValue { seqs in
+                    defer { seqs.removeAll(keepingCapacity: true) }
+                    return seqs
                 }
             }
-            guard !acked.isEmpty else { continue }
-            Failpoint.pass("outbound.after-send")
-            do {
-                try await journal.markOutboundAcked(acked)
-            } catch {
-                logger.error("could not journal acknowledgements", metadata: ["mesh.count": "\(acked.count)", "mesh.error": "\(error)"])
-            }
-        }
-    }
-
-    // MARK: - Receiving
-
-    /// Journals received batches in a pipeline: up to 32 batches' appends are in flight at once (so group
-    /// commit can gather them), while confirmations and dispatch still happen batch by batch, in arrival order,
-    /// each only after its own batch committed.
-    private func receiveLoop() async {
-        await withTaskGroup(of: Void.self) { group in
-            let (ordered, queue) = AsyncStream.makeStream(of: Task<PreparedBatch?, Never>.self, bufferingPolicy: .unbounded)
-            let slots = AsyncSemaphore(32)
-            group.addTask {
-                for await task in ordered {
-                    if let prepared = await task.value { await self.finishReceive(prepared) }
-                    slots.signal()
-                }
-            }
-            for await batch in transport.inbound {
-                await slots.wait()
-                queue.yield(Task { await self.journalBatch(batch) })
-            }
-            queue.finish()
-        }
-    }
-
-    /// A batch whose rows are journaled, ready to be confirmed and dispatched.
-    struct PreparedBatch: Sendable {
-        let rows: [InboundMessage]
-        let tokens: [DeliveryToken]
-        let envelopes: [Envelope]
-        let results: [InboundAppendResult]
-        /// Sequence numbers of the relay forwards journaled with each row.
-        let forwards: [[UInt64]]
-    }
-
-    /// Journals a batch of received messages, confirms them, then dispatches the new ones.
-    func receive(_ batch: [ReceivedMessage]) async {
-        if let prepared = await journalBatch(batch) { await finishReceive(prepared) }
-    }
-
-    func journalBatch(_ batch: [ReceivedMessage]) async -> PreparedBatch? {
-        var rows: [InboundMessage] = []
-        var tokens: [DeliveryToken] = []
-        var envelopes: [Envelope] = []
-        for message in batch {
-            if Self.reservedCommandIDs.contains(message.commandID) {
-                await receiveControl(message)
-                continue
-            }
-            guard let envelope = Envelope.decode(message.payload) else {
-                if message.token.needsConfirmation { transport.reject(message.token, reason: "malformed envelope") }
-                logger.notice("dropped a malformed message", metadata: ["mesh.peer": "\(message.address)"])
-                continue
-            }
-            let hasHandler = envelope.kind == .response || !handlers(for: message.commandID).isEmpty
-            var row = InboundMessage(
-                originNode: message.node.description, originSeq: envelope.originSeq, commandID: message.commandID,
-                kind: envelope.kind, peer: MeshAddress.text(message.address), payload: envelope.payload,
-                correlationID: envelope.correlationID, replayOf: envelope.replayOf, status: hasHandler ? .received : .unhandled)
-            if let relay = envelope.relay {
-                row.relay = relay
-                row.forwards = relayForwards(relay, commandID: message.commandID, kind: envelope.kind, payload: envelope.payload)
-            }
-            rows.append(row)
-            tokens.append(message.token)
-            envelopes.append(envelope)
-        }
-        guard !rows.isEmpty else { return nil }
-        let results: [InboundAppendResult]
-        let forwards: [[UInt64]]
-        do {
-            (results, forwards) = try await journal.appendInboundRelaying(rows)
-        } catch {
-            // Not durable: refuse, so every sender sees a failure instead of a silent loss.
-            logger.error("could not journal received messages", metadata: ["mesh.count": "\(rows.count)", "mesh.error": "\(error)"])
-            for token in tokens where token.needsConfirmation { transport.reject(token, reason: "receiver journal: \(error)") }
-            return nil
-        }
-        return PreparedBatch(rows: rows, tokens: tokens, envelopes: envelopes, results: results, forwards: forwards)
-    }
-
-    func finishReceive(_ prepared: PreparedBatch) async {
-        let (rows, tokens, envelopes, results) = (prepared.rows, prepared.tokens, prepared.envelopes, prepared.results)
-        Failpoint.pass("inbound.after-insert")
-        transport.confirm(tokens.filter(\.needsConfirmation))
-        for (index, seqs) in prepared.forwards.enumerated() where !seqs.isEmpty {
-            await transmitForwards(rows[index], seqs: seqs)
-        }
-        var catchUps: Set<UInt16> = []  // one catch-up pass per command ID and batch is enough
-        defer { for commandID in catchUps { lane(commandID).enqueue(.catchUp) } }
-        for (index, result) in results.enumerated() {
-            guard case .inserted(let id) = result else {
-                metrics.duplicates.increment()
-                continue
-            }
-            metrics.received.increment()
-            if rows[index].kind == .response {
-                // A response is consumed by the request waiting for it (if any), not by handlers.
-                if let requestID = rows[index].correlationID {
-                    let envelope = envelopes[index]
-                    if envelope.isError {
-                        resolveRequest(requestID, .failure(MeshError(.handlerError, String(decoding: envelope.payload, as: UTF8.self))))
-                    } else if let data = try? MeshCodec.decode(envelope.payload) {
-                        resolveRequest(requestID, .success(data))
-                    } else {
-                        resolveRequest(requestID, .failure(MeshError(.decode, "undecodable response to \(requestID)")))
-                    }
-                }
-                journal.streamInboundStatus(id: id, .handled, attempts: 1)
-                continue
-            }
-            guard rows[index].status == .received else {
-                // Journaled `unhandled`, but a handler may have been registered since: its catch-up pass could
-                // have read the open rows before this one committed, so ask for another (claims prevent doubles).
-                if !handlers(for: rows[index].commandID).isEmpty { catchUps.insert(rows[index].commandID) }
-                continue
-            }
-            lane(rows[index].commandID).enqueue(.message(DispatchItem(
-                inboundID: id, commandID: rows[index].commandID, kind: rows[index].kind, originNode: rows[index].originNode,
-                originSeq: rows[index].originSeq, peer: rows[index].peer, payload: rows[index].payload,
-                correlationID: rows[index].correlationID, attempts: 0)))
+        case .failed(let error) where error.code == .closed:
+            // This node is shutting down: the message stays pending and the next start resends it.
+            return
+        case .failed(let error):
+            metrics.failed.increment()
+            journal.streamOutboundFailed(seq, error: error.description)
         }
     }
 

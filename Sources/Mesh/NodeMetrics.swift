@@ -15,6 +15,9 @@ struct NodeMetrics: Sendable {
     let handlerErrors = Counter(label: "mesh_handler_errors_total")
     /// Messages dead-lettered after `maxHandlerAttempts`.
     let deadLetters = Counter(label: "mesh_dead_letters_total")
+    /// Unreliable (`usend`) messages dropped on arrival because the journal was this far behind
+    /// (``MeshNode/maxInboundBacklog``); reliable ones are never dropped (their senders' windows bound them).
+    let droppedUnreliable = Counter(label: "mesh_messages_dropped_unreliable_total")
     /// Reachable members, this node included.
     let members = Gauge(label: "mesh_members_reachable")
 }

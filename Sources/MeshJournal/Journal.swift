@@ -2,6 +2,7 @@ import CSQLite
 import Logging
 import MeshCore
 import MeshMigrations
+import Synchronization
 
 /// A node's SQLite journal: every outbound message is committed here before it is sent, every inbound
 /// message before it is acknowledged or dispatched.
@@ -157,17 +158,20 @@ public final class Journal: Sendable {
         // Validate before any write: a foreign or newer file must come out of this unchanged.
         _ = try Migrator().status(db)
         do {
+            // Takes effect only on a new, empty file (before WAL mode is set); an existing journal keeps its size.
+            try db.execute("PRAGMA page_size = \(configuration.pageSize)")
             let mode = try db.scalarText("PRAGMA journal_mode = WAL")
             guard mode?.lowercased() == "wal" else {
                 throw JournalError(.sqlite, "\(path): could not switch to WAL mode (journal_mode is \(mode ?? "unknown"))")
             }
             let synchronous = configuration.durability == .full ? "FULL" : "NORMAL"
+            let pageSize = try db.scalarInt("PRAGMA page_size") ?? 4096
             try db.execute("""
                 PRAGMA synchronous = \(synchronous);
                 PRAGMA foreign_keys = ON;
                 PRAGMA cache_size = -\(configuration.cacheSizeKiB);
                 PRAGMA temp_store = MEMORY;
-                PRAGMA journal_size_limit = \(Int64(configuration.walLimitPages) * 4096 * 2);
+                PRAGMA journal_size_limit = \(Int64(configuration.walLimitPages) * pageSize * 2);
                 """)
         } catch let error as JournalError {
             throw error
@@ -234,8 +238,9 @@ public final class Journal: Sendable {
         try await reader.submit { context in try body(context.db) }
     }
 
-    private func renderJSON(_ payload: [UInt8], _ given: String?) -> String? {
-        guard configuration.storesPayloadJSON else { return nil }
+    /// The `payload_json` of a row: `given` (the caller rendered it from the values it had) or the payload
+    /// decoded and rendered here. Called on the writer thread when the journal stores JSON.
+    static func renderJSON(_ payload: [UInt8], _ given: String?) -> String? {
         if let given { return given }
         guard let data = try? MeshCodec.decode(payload) else { return nil }
         return MeshJSON.string(from: data)
@@ -254,13 +259,24 @@ extension Journal {
     /// Journals several outbound messages in one job (all or none) and returns their sequence numbers, in order.
     public func appendOutbound(_ messages: [OutboundMessage]) async throws -> [UInt64] {
         guard !messages.isEmpty else { return [] }
-        var prepared = messages
-        for i in prepared.indices { prepared[i].payloadJSON = renderJSON(prepared[i].payload, prepared[i].payloadJSON) }
-        let rows = prepared
-        let now = WallClock.nowMs()
-        return try await writer.submit(savepoint: rows.count > 1) { context in
-            try Self.insertOutbound(rows, context: context, now: now)
+        return try await withCheckedThrowingContinuation { continuation in
+            appendOutbound(messages) { continuation.resume(with: $0) }
         }
+    }
+
+    /// ``appendOutbound(_:)`` without a suspension: `completion` runs on the journal's writer thread once the rows
+    /// are committed (or with the error), in commit order. It must not block; the node uses it to hand the
+    /// message to the transport straight from the commit.
+    public func appendOutbound(_ messages: [OutboundMessage],
+                               completion: @escaping @Sendable (Result<[UInt64], any Error>) -> Void) {
+        guard !messages.isEmpty else { return completion(.success([])) }
+        let now = WallClock.nowMs()
+        let render = configuration.storesPayloadJSON
+        writer.submit(savepoint: messages.count > 1, { context in
+            var rows = messages
+            for i in rows.indices { rows[i].payloadJSON = render ? Self.renderJSON(rows[i].payload, rows[i].payloadJSON) : nil }
+            return try Self.insertOutbound(rows, context: context, now: now)
+        }, completion: completion)
     }
 
     /// Inserts outbound rows (payload and state) with consecutive new sequence numbers.
@@ -324,6 +340,49 @@ extension Journal {
                 statement.reset()
             }
             return changed
+        }
+    }
+
+    /// Marks outbound messages acknowledged without waiting: when the writer reaches this job it calls `take`
+    /// for the sequence numbers (so acknowledgements that arrive until then share the job) and updates them in
+    /// the current group-commit transaction. A deferrable write, like ``markOutboundAcked(_:)``; failures are
+    /// logged (the rows stay pending and are resent after a restart, which the receiver deduplicates).
+    public func streamOutboundAcked(_ take: @escaping @Sendable () -> [UInt64]) {
+        let logger = self.logger
+        writer.post(inTransaction: true) { context in
+            let seqs = take()
+            guard !seqs.isEmpty else { return }
+            let now = WallClock.nowMs()
+            do {
+                let statement = try context.db.cached("UPDATE mesh_outbound_state SET status = 1, completed_at = ? WHERE seq = ? AND status = 0")
+                for seq in seqs {
+                    try statement.bind(1, now)
+                    try statement.bind(2, Int64(bitPattern: seq))
+                    try statement.step()
+                    statement.reset()
+                }
+            } catch {
+                logger.error("journal: could not record acknowledgements", metadata: ["journal.count": "\(seqs.count)", "journal.error": "\(error)"])
+            }
+        }
+    }
+
+    /// Marks a pending outbound message failed without waiting (see ``markOutboundFailed(_:error:)``); failures
+    /// to write are logged.
+    public func streamOutboundFailed(_ seq: UInt64, error text: String) {
+        let now = WallClock.nowMs()
+        let logger = self.logger
+        writer.post(inTransaction: true) { context in
+            do {
+                let statement = try context.db.cached(
+                    "UPDATE mesh_outbound_state SET status = 2, completed_at = ?, error = ? WHERE seq = ? AND status = 0")
+                try statement.bind(1, now)
+                try statement.bind(2, text)
+                try statement.bind(3, Int64(bitPattern: seq))
+                try statement.step()
+            } catch {
+                logger.error("journal: could not record a send failure", metadata: ["journal.seq": "\(seq)", "journal.error": "\(error)"])
+            }
         }
     }
 
@@ -441,20 +500,34 @@ extension Journal {
     /// in the same transaction, and returns their sequence numbers (empty for a duplicate).
     public func appendInboundRelaying(_ messages: [InboundMessage]) async throws -> (results: [InboundAppendResult], forwards: [[UInt64]]) {
         guard !messages.isEmpty else { return ([], []) }
+        return try await withCheckedThrowingContinuation { continuation in
+            appendInboundRelaying(messages) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// ``appendInboundRelaying(_:)`` without a suspension: `completion` runs on the journal's writer thread once
+    /// the rows are committed (or with the error), in commit order. It must not block; the node's receive path
+    /// confirms and dispatches from it, straight from the commit.
+    public func appendInboundRelaying(
+        _ messages: [InboundMessage],
+        completion: @escaping @Sendable (Result<(results: [InboundAppendResult], forwards: [[UInt64]]), any Error>) -> Void
+    ) {
+        guard !messages.isEmpty else { return completion(.success(([], []))) }
         for message in messages where !Self.isValidNodeID(message.originNode) {
-            throw JournalError(.invalidArgument, "origin node id \"\(message.originNode)\" is not 32 lowercase hex digits")
+            return completion(.failure(JournalError(.invalidArgument, "origin node id \"\(message.originNode)\" is not 32 lowercase hex digits")))
         }
-        var prepared = messages
-        for i in prepared.indices {
-            prepared[i].payloadJSON = renderJSON(prepared[i].payload, prepared[i].payloadJSON)
-            for j in prepared[i].forwards.indices {
-                prepared[i].forwards[j].payloadJSON = renderJSON(prepared[i].forwards[j].payload, prepared[i].forwards[j].payloadJSON)
-            }
-        }
-        let rows = prepared
         let now = WallClock.nowMs()
-        let hasForwards = rows.contains { !$0.forwards.isEmpty }
-        return try await writer.submit(savepoint: rows.count > 1 || hasForwards) { context in
+        let render = configuration.storesPayloadJSON
+        let hasForwards = messages.contains { !$0.forwards.isEmpty }
+        writer.submit(savepoint: messages.count > 1 || hasForwards, { context in
+            var rows = messages
+            for i in rows.indices {
+                rows[i].payloadJSON = render ? Self.renderJSON(rows[i].payload, rows[i].payloadJSON) : nil
+                for j in rows[i].forwards.indices {
+                    let forward = rows[i].forwards[j]
+                    rows[i].forwards[j].payloadJSON = render ? Self.renderJSON(forward.payload, forward.payloadJSON) : nil
+                }
+            }
             let db = context.db
             let insert = try db.cached("""
                 INSERT INTO mesh_inbound(origin, origin_seq, command_id, kind, peer, created_at,
@@ -506,7 +579,7 @@ extension Journal {
                 }
             }
             return (results, forwards)
-        }
+        }, completion: completion)
     }
 
     /// Sets an inbound message's status (and error, attempts). `handled`, `dead` set `completed_at`.
@@ -665,46 +738,68 @@ extension Journal {
 
     // MARK: Streamed writes (the dispatcher's path)
 
-    /// Records the start of an invocation without waiting for the commit. The writer runs jobs in submission
-    /// order, so a later ``streamInvocationFinish(inboundID:handlerIndex:attempt:outcome:error:response:)`` or
-    /// ``streamInboundStatus(id:_:attempts:error:)`` lands after it; group commit batches them. A crash can lose
-    /// only the last, uncommitted writes — the message is then dispatched again (at-least-once). Failures are
-    /// logged.
-    public func streamInvocationStart(inboundID: Int64, handlerIndex: Int, attempt: Int) {
-        let now = WallClock.nowMs()
+    /// Records the start of an invocation without waiting for the commit, and returns the ticket that
+    /// ``streamInvocationFinish(_:outcome:error:response:status:)`` completes. The writer runs jobs in submission
+    /// order and group commit batches them; a crash can lose only the last, uncommitted writes — the message is
+    /// then dispatched again (at-least-once). Failures are logged.
+    ///
+    /// A handler that ends before the writer reaches its start costs one row written once, at the finish: the
+    /// start job sees the ticket finished and writes nothing. A handler still running then gets its row at
+    /// once (`finished_at` NULL), so a long or hung invocation is visible in `mesh_invocations`.
+    public func streamInvocationStart(inboundID: Int64, handlerIndex: Int, attempt: Int) -> InvocationTicket {
+        let ticket = InvocationTicket(inboundID: inboundID, handlerIndex: handlerIndex, attempt: attempt, startedAt: WallClock.nowMs())
         let logger = self.logger
         writer.post(inTransaction: true) { context in
+            guard !ticket.finished.load(ordering: .acquiring) else { return }
             do {
                 try Self.insertInvocation(context.db, inboundID: inboundID, handlerIndex: handlerIndex, attempt: attempt,
-                                          replayRun: nil, now: now)
+                                          replayRun: nil, now: ticket.startedAt)
+                ticket.rowID.store(context.db.lastInsertRowID, ordering: .releasing)
             } catch {
                 logger.error("journal: could not record an invocation start", metadata: ["journal.error": "\(error)"])
             }
         }
+        return ticket
     }
 
-    /// Records how a streamed invocation ended (matched by inbound id, handler index and attempt).
-    public func streamInvocationFinish(inboundID: Int64, handlerIndex: Int, attempt: Int, outcome: InvocationOutcome,
-                                       error: String? = nil, response: MeshData? = nil) {
+    /// Records how a streamed invocation ended — inserting its whole row, or completing the row its start wrote —
+    /// and, if `status` is given, the message's new status in the same job.
+    public func streamInvocationFinish(_ ticket: InvocationTicket, outcome: InvocationOutcome, error: String? = nil,
+                                       response: MeshData? = nil, status: (InboundStatus, attempts: Int, error: String?)? = nil) {
+        ticket.finished.store(true, ordering: .releasing)
         let now = WallClock.nowMs()
         let responseBytes = response.flatMap { try? MeshCodec.encode($0) }
         let responseJSON = response.map { MeshJSON.string(from: $0) }
         let logger = self.logger
         writer.post(inTransaction: true) { context in
             do {
-                let statement = try context.db.cached("""
-                    UPDATE mesh_invocation SET finished_at = ?, outcome = ?, error = ?, response = ?, response_json = ?
-                    WHERE inbound_id = ? AND handler_index = ? AND attempt = ? AND replay_run IS NULL AND finished_at IS NULL
-                    """)
+                let rowID = ticket.rowID.load(ordering: .acquiring)
+                let statement: SQLiteStatement
+                if rowID != 0 {
+                    statement = try context.db.cached("""
+                        UPDATE mesh_invocation SET finished_at = ?, outcome = ?, error = ?, response = ?, response_json = ? WHERE id = ?
+                        """)
+                    try statement.bind(6, rowID)
+                } else {
+                    statement = try context.db.cached("""
+                        INSERT INTO mesh_invocation(finished_at, outcome, error, response, response_json,
+                                                    inbound_id, handler_index, attempt, started_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """)
+                    try statement.bind(6, ticket.inboundID)
+                    try statement.bind(7, ticket.handlerIndex)
+                    try statement.bind(8, ticket.attempt)
+                    try statement.bind(9, ticket.startedAt)
+                }
                 try statement.bind(1, now)
                 try statement.bind(2, Int64(outcome.rawValue))
                 try statement.bind(3, error)
                 try statement.bind(4, blob: responseBytes)
                 try statement.bind(5, responseJSON)
-                try statement.bind(6, inboundID)
-                try statement.bind(7, handlerIndex)
-                try statement.bind(8, attempt)
                 try statement.step()
+                if let (newStatus, attempts, statusError) = status {
+                    try Self.updateInboundStatus(context.db, id: ticket.inboundID, newStatus, attempts: attempts, error: statusError, now: now)
+                }
             } catch {
                 logger.error("journal: could not record an invocation end", metadata: ["journal.error": "\(error)"])
             }

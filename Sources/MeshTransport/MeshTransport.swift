@@ -45,6 +45,8 @@ public final class MeshTransport: Sendable {
     private let closing = Atomic<Bool>(false)
     /// When the socket was last replaced.
     private let lastRebind = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
+    /// Messages queued by ``trySend(_:commandID:to:reliability:)`` that the event loop has not taken yet.
+    private let mailbox = Mutex<[QueuedSend]>([])
 
     private init(channel: any Channel, handler: NIOLoopBound<TransportHandler>, configuration: TransportConfiguration,
                  inbound: AsyncStream<[ReceivedMessage]>, events: AsyncStream<TransportEvent>, gate: SendGate, logger: Logger) {
@@ -156,6 +158,49 @@ public final class MeshTransport: Sendable {
 
         /// The outcome if it is already known, without waiting.
         public var currentOutcome: MessageOutcome? { box.value }
+
+        /// Runs `body` once the outcome is known, without a task: on the event loop that settles it, or at once
+        /// if it is already known. `body` must not block (hand slow work elsewhere).
+        public func whenComplete(_ body: @escaping @Sendable (MessageOutcome) -> Void) { box.whenComplete(body) }
+    }
+
+    /// Queues a message from any thread without suspending, if the transport can take it at once: nothing is
+    /// waiting for window space and few messages are on their way to the event loop. Returns `nil` under
+    /// backpressure or once closed (then call ``send(_:commandID:to:reliability:)``, which waits). Messages queued
+    /// this way in a burst reach the event loop together, in one hop.
+    public func trySend(_ payload: ByteBuffer, commandID: UInt16, to address: SocketAddress,
+                        reliability: Reliability = .reliable) -> Receipt? {
+        guard !gate.closed, gate.tryPass(1) else { return nil }
+        let box = OutcomeBox()
+        let first = mailbox.withLock { queued in
+            queued.append(QueuedSend(payload: payload, commandID: commandID, address: address, reliability: reliability, box: box))
+            return queued.count == 1
+        }
+        if first { channel.eventLoop.execute { self.drainMailbox() } }
+        return Receipt(box: box)
+    }
+
+    /// On the event loop: queues everything ``trySend(_:commandID:to:reliability:)`` left in the mailbox.
+    private func drainMailbox() {
+        let sends = mailbox.withLock { queued in
+            defer { queued.removeAll(keepingCapacity: true) }
+            return queued
+        }
+        gate.arrived(sends.count)
+        let handler = self.handler.value
+        for send in sends {
+            handler.sendOrPark([(send.payload, send.commandID)], to: send.address, reliability: send.reliability,
+                               outcomes: [send.box], room: nil)
+        }
+    }
+
+    /// A message queued by ``trySend(_:commandID:to:reliability:)`` on its way to the event loop.
+    struct QueuedSend: Sendable {
+        let payload: ByteBuffer
+        let commandID: UInt16
+        let address: SocketAddress
+        let reliability: Reliability
+        let box: OutcomeBox
     }
 
     /// Queues a message for `address`. Suspends while the peer's backlog is full (backpressure); returns as

@@ -270,7 +270,7 @@ final class TransportHandler: ChannelInboundHandler {
     private func scheduleFlush() {
         guard !flushScheduled, !closed else { return }
         flushScheduled = true
-        eventLoop.execute { [self] in
+        eventLoop.assumeIsolated().execute { [self] in
             flushScheduled = false
             flushNow()
         }
@@ -395,7 +395,7 @@ final class TransportHandler: ChannelInboundHandler {
         if let current = timerDeadline, current <= deadline { return }
         timer?.cancel()
         timerDeadline = deadline
-        timer = eventLoop.scheduleTask(deadline: deadline) { [self] in
+        timer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
             timerDeadline = nil
             timer = nil
             machine.tick(now: .now())

@@ -281,7 +281,9 @@ import Testing
             let stats = journal.checkpointStatistics
             #expect(stats.background + stats.inline > 0)
             // 2000 rows of ~2 KiB went through; the WAL never held more than the limit plus one batch.
-            #expect(maxWALBytes < (400 + 200) * 4096 + 64 * 1024, "WAL reached \(maxWALBytes) bytes")
+            let pageSize = Int(try await journal.read { db in try db.scalarInt("PRAGMA page_size") } ?? 0)
+            #expect(pageSize == configuration.pageSize)
+            #expect(maxWALBytes < (400 + 200) * (pageSize + 24) + 64 * 1024, "WAL reached \(maxWALBytes) bytes")
             #expect(try await journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_outbound") } == 2000)
         }
     }

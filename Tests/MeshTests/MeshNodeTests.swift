@@ -42,6 +42,34 @@ import Testing
         await b.shutdown()
     }
 
+    /// A handler still running is visible in `mesh_invocations` (started, not finished); when it ends, that same
+    /// row is completed — one row per invocation, whether its start was written early or not.
+    @Test func aRunningInvocationIsVisibleAndCompletedInPlace() async throws {
+        let fixture = try NodeFixture()
+        defer { fixture.remove() }
+        let a = try await fixture.start("a")
+        let b = try await fixture.start("b")
+        let (gate, open) = AsyncStream.makeStream(of: Void.self)
+        try b.handleCommand(9) { _ in
+            for await _ in gate { break }
+            return nil
+        }
+        try b.handleCommand(10) { _ in nil }
+        #expect(await (try await a.send(9, to: b.address, ["slow": true])).outcome() == .confirmed)
+        try await eventually {
+            try await b.journal.rows("SELECT command_id, outcome, finished_at IS NULL FROM mesh_invocations") == [["9", nil, "1"]]
+        }
+        open.yield()
+        #expect(await (try await a.send(10, to: b.address, ["fast": true])).outcome() == .confirmed)
+        try await eventually {
+            try await b.journal.rows("SELECT command_id, outcome, finished_at IS NULL, started_at <= finished_at FROM mesh_invocations ORDER BY command_id")
+                == [["9", "ok", "0", "1"], ["10", "ok", "0", "1"]]
+        }
+        #expect(try await b.journal.rows("SELECT status FROM mesh_messages WHERE direction = 'in' ORDER BY id") == [["handled"], ["handled"]])
+        await a.shutdown()
+        await b.shutdown()
+    }
+
     @Test func severalHandlersRunInRegistrationOrderAndFailuresDeadLetter() async throws {
         let fixture = try NodeFixture()
         defer { fixture.remove() }

@@ -87,7 +87,7 @@ final class DatagramSealer {
         var body = body
         out.writeBuffer(&body)
         let code = mac(out, keyID: header.keyID)
-        code.withUnsafeBytes { out.writeBytes(UnsafeRawBufferPointer(rebasing: $0.prefix(PacketHeader.tagSize))) }
+        _ = code.withUnsafeBytes { out.writeBytes(UnsafeRawBufferPointer(rebasing: $0.prefix(PacketHeader.tagSize))) }
         return out
     }
 

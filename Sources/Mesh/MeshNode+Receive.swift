@@ -1,0 +1,122 @@
+import Logging
+import Metrics
+import MeshCore
+import MeshFailpoints
+import MeshJournal
+import MeshTransport
+import Synchronization
+
+extension MeshNode {
+    /// A read batch from the transport (on its event loop, through the ``InboundRouter``): membership is handled
+    /// here; every other message is decoded into a journal row and the batch goes to the journal's writer in one
+    /// job. Its commit confirms and dispatches the batch (``finishReceive(_:)``), in arrival order, since the
+    /// writer runs jobs in submission order. Must not block.
+    func received(_ batch: [ReceivedMessage]) {
+        var rows: [InboundMessage] = []
+        var tokens: [DeliveryToken] = []
+        var envelopes: [Envelope] = []
+        rows.reserveCapacity(batch.count)
+        tokens.reserveCapacity(batch.count)
+        envelopes.reserveCapacity(batch.count)
+        let overloaded = inboundBacklog.load(ordering: .relaxed) >= Self.maxInboundBacklog
+        for message in batch {
+            if Self.reservedCommandIDs.contains(message.commandID) {
+                receiveControl(message)
+                continue
+            }
+            if overloaded && message.reliability == .unreliable {
+                metrics.droppedUnreliable.increment()
+                continue
+            }
+            guard let envelope = Envelope.decode(message.payload) else {
+                if message.token.needsConfirmation { transport.reject(message.token, reason: "malformed envelope") }
+                logger.notice("dropped a malformed message", metadata: ["mesh.peer": "\(message.address)"])
+                continue
+            }
+            let hasHandler = envelope.kind == .response || !handlers(for: message.commandID).isEmpty
+            var row = InboundMessage(
+                originNode: message.node.description, originSeq: envelope.originSeq, commandID: message.commandID,
+                kind: envelope.kind, peer: MeshAddress.text(message.address), payload: envelope.payload,
+                correlationID: envelope.correlationID, replayOf: envelope.replayOf, status: hasHandler ? .received : .unhandled)
+            if let relay = envelope.relay {
+                row.relay = relay
+                row.forwards = relayForwards(relay, commandID: message.commandID, kind: envelope.kind, payload: envelope.payload)
+            }
+            rows.append(row)
+            tokens.append(message.token)
+            envelopes.append(envelope)
+        }
+        guard !rows.isEmpty else { return }
+        let (journaled, confirmations, decoded) = (rows, tokens, envelopes)
+        inboundBacklog.add(journaled.count, ordering: .relaxed)
+        journal.appendInboundRelaying(journaled) { result in
+            self.inboundBacklog.subtract(journaled.count, ordering: .relaxed)
+            switch result {
+            case .success(let (results, forwards)):
+                self.finishReceive(PreparedBatch(rows: journaled, tokens: confirmations, envelopes: decoded, results: results,
+                                                 forwards: forwards))
+            case .failure(let error):
+                // Not durable: refuse, so every sender sees a failure instead of a silent loss.
+                self.logger.error("could not journal received messages", metadata: ["mesh.count": "\(journaled.count)", "mesh.error": "\(error)"])
+                for token in confirmations where token.needsConfirmation {
+                    self.transport.reject(token, reason: "receiver journal: \(error)")
+                }
+            }
+        }
+    }
+
+    /// A batch whose rows are journaled, ready to be confirmed and dispatched.
+    struct PreparedBatch: Sendable {
+        let rows: [InboundMessage]
+        let tokens: [DeliveryToken]
+        let envelopes: [Envelope]
+        let results: [InboundAppendResult]
+        /// Sequence numbers of the relay forwards journaled with each row.
+        let forwards: [[UInt64]]
+    }
+
+    /// On the journal's writer thread, right after the batch committed: confirm it to the senders, transmit relay
+    /// forwards, hand responses to the requests waiting for them, and queue the rest in their command IDs' lanes.
+    func finishReceive(_ prepared: PreparedBatch) {
+        let (rows, tokens, envelopes, results) = (prepared.rows, prepared.tokens, prepared.envelopes, prepared.results)
+        Failpoint.pass("inbound.after-insert")
+        transport.confirm(tokens.filter(\.needsConfirmation))
+        for (index, seqs) in prepared.forwards.enumerated() where !seqs.isEmpty {
+            transmitForwards(rows[index], seqs: seqs)
+        }
+        var catchUps: Set<UInt16> = []  // one catch-up pass per command ID and batch is enough
+        defer { for commandID in catchUps { lane(commandID).enqueue(.catchUp) } }
+        for (index, result) in results.enumerated() {
+            guard case .inserted(let id) = result else {
+                metrics.duplicates.increment()
+                continue
+            }
+            metrics.received.increment()
+            if rows[index].kind == .response {
+                // A response is consumed by the request waiting for it (if any), not by handlers.
+                if let requestID = rows[index].correlationID {
+                    let envelope = envelopes[index]
+                    if envelope.isError {
+                        resolveRequest(requestID, .failure(MeshError(.handlerError, String(decoding: envelope.payload, as: UTF8.self))))
+                    } else if let data = try? MeshCodec.decode(envelope.payload) {
+                        resolveRequest(requestID, .success(data))
+                    } else {
+                        resolveRequest(requestID, .failure(MeshError(.decode, "undecodable response to \(requestID)")))
+                    }
+                }
+                journal.streamInboundStatus(id: id, .handled, attempts: 1)
+                continue
+            }
+            guard rows[index].status == .received else {
+                // Journaled `unhandled`, but a handler may have been registered since: its catch-up pass could
+                // have read the open rows before this one committed, so ask for another (claims prevent doubles).
+                if !handlers(for: rows[index].commandID).isEmpty { catchUps.insert(rows[index].commandID) }
+                continue
+            }
+            lane(rows[index].commandID).enqueue(.message(DispatchItem(
+                inboundID: id, commandID: rows[index].commandID, kind: rows[index].kind, originNode: rows[index].originNode,
+                originSeq: rows[index].originSeq, peer: rows[index].peer, payload: rows[index].payload,
+                correlationID: rows[index].correlationID, attempts: 0)))
+        }
+    }
+}
