@@ -49,7 +49,8 @@ let package = Package(
             resources: [
                 .embedInCode("0001_journal_v1.sql"),
                 .embedInCode("0002_narrow_state.sql"),
-                .embedInCode("0003_fewer_pages_per_commit.sql")
+                .embedInCode("0003_fewer_pages_per_commit.sql"),
+                .embedInCode("0004_error_responses.sql")
             ],
             swiftSettings: swiftSettings
         ),

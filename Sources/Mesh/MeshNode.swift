@@ -336,9 +336,10 @@ public final class MeshNode: Sendable {
             (payload, json, isError) = (Array(text.utf8), configuration.storesPayloadJSON ? MeshJSON.string(from: ["error": .string(text)] as MeshData) : nil, true)
         }
         do {
-            _ = try await journalAndTransmit([OutboundMessage(commandID: item.commandID, kind: .response, peer: item.peer, payload: payload,
-                                                              payloadJSON: json, correlationID: requestID)],
-                                             to: [target], isError: isError)
+            var message = OutboundMessage(commandID: item.commandID, kind: .response, peer: item.peer, payload: payload,
+                                          payloadJSON: json, correlationID: requestID)
+            message.isErrorResponse = isError
+            _ = try await journalAndTransmit([message], to: [target])
         } catch {
             logger.error("could not send a response", metadata: ["mesh.request": "\(requestID)", "mesh.error": "\(error)"])
         }
@@ -381,7 +382,7 @@ public final class MeshNode: Sendable {
     /// backpressure the rest are handed over from here, waiting for window space, in order.
     /// - Parameter committed: runs on the writer thread for each sequence number, after the commit and before
     ///   the message can leave (a request registers its response slot there).
-    func journalAndTransmit(_ messages: [OutboundMessage], to targets: [SocketAddress], isError: Bool = false,
+    func journalAndTransmit(_ messages: [OutboundMessage], to targets: [SocketAddress],
                             committed: (@Sendable (UInt64) -> Void)? = nil) async throws -> [Delivery] {
         let (seqs, sent) = try await withCheckedThrowingContinuation {
             (continuation: CheckedContinuation<([UInt64], [Delivery?]), any Error>) in
@@ -397,7 +398,7 @@ public final class MeshNode: Sendable {
                     for (index, seq) in seqs.enumerated() {
                         committed?(seq)
                         // Once one message has to wait for window space, the ones after it wait too (order).
-                        let delivery = blocked ? nil : self.transmitNow(seq: seq, Self.envelope(messages[index], seq: seq, isError: isError),
+                        let delivery = blocked ? nil : self.transmitNow(seq: seq, Self.envelope(messages[index], seq: seq),
                                                                         commandID: messages[index].commandID, to: targets[index])
                         blocked = delivery == nil
                         sent.append(delivery)
@@ -412,7 +413,7 @@ public final class MeshNode: Sendable {
             if let delivery = sent[index] {
                 deliveries.append(delivery)
             } else {
-                deliveries.append(try await transmit(seq: seq, Self.envelope(messages[index], seq: seq, isError: isError),
+                deliveries.append(try await transmit(seq: seq, Self.envelope(messages[index], seq: seq),
                                                      commandID: messages[index].commandID, to: targets[index]))
             }
         }
@@ -420,9 +421,9 @@ public final class MeshNode: Sendable {
     }
 
     /// The node-level envelope of a journaled outbound message.
-    static func envelope(_ message: OutboundMessage, seq: UInt64, isError: Bool = false) -> Envelope {
+    static func envelope(_ message: OutboundMessage, seq: UInt64) -> Envelope {
         Envelope(kind: message.kind, originSeq: seq, correlationID: message.correlationID, replayOf: message.replayOf,
-                 isError: isError, relay: message.relay, payload: message.payload)
+                 isError: message.isErrorResponse, relay: message.relay, payload: message.payload)
     }
 
     /// Hands a journaled message to the transport if it can take it without waiting (from any thread); `nil`
@@ -438,14 +439,6 @@ public final class MeshNode: Sendable {
         let receipt = try await transport.send(envelope.encode(), commandID: commandID, to: target,
                                                reliability: envelope.kind == .usend ? .unreliable : .reliable)
         return track(seq: seq, receipt)
-    }
-
-    /// ``transmit(seq:_:commandID:to:)`` for a journaled row.
-    func transmit(seq: UInt64, commandID: UInt16, kind: MessageKind, to target: SocketAddress, payload: [UInt8],
-                  correlationID: String?, replayOf: String? = nil, relay: String? = nil) async throws -> Delivery {
-        try await transmit(seq: seq, Envelope(kind: kind, originSeq: seq, correlationID: correlationID, replayOf: replayOf, relay: relay,
-                                              payload: payload),
-                           commandID: commandID, to: target)
     }
 
     /// Journals what becomes of a transmitted message, from the event loop that settles it.
@@ -502,8 +495,9 @@ public final class MeshNode: Sendable {
                     try await journal.markOutboundFailed(row.seq, error: "unparseable peer address \(row.peer)")
                     continue
                 }
-                _ = try await transmit(seq: row.seq, commandID: row.commandID, kind: row.kind, to: target, payload: row.payload,
-                                       correlationID: row.correlationID, replayOf: row.replayOf, relay: row.relay)
+                let envelope = Envelope(kind: row.kind, originSeq: row.seq, correlationID: row.correlationID, replayOf: row.replayOf,
+                                        isError: row.isErrorResponse, relay: row.relay, payload: row.payload)
+                _ = try await transmit(seq: row.seq, envelope, commandID: row.commandID, to: target)
                 resent += 1
             }
           }

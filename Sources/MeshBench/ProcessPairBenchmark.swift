@@ -32,19 +32,26 @@ package enum ProcessPairBenchmark {
     }
 
     package static func run(executable: String, mode: Mode, messages: Int, size: Int, concurrency: Int,
-                            durability: JournalConfiguration.Durability, directory: String, logger: Logger) async throws -> Result {
+                            durability: JournalConfiguration.Durability, storesPayloadJSON: Bool = true, directory: String,
+                            logger: Logger) async throws -> Result {
         let dir = directory + "/mesh-bench-pair-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let key = ClusterKey.generate()
         try key.hex.write(toFile: dir + "/cluster.key", atomically: true, encoding: .utf8)
+        // The receiver's settings go through a configuration file, as an operator's would.
+        let receiverConfig = """
+            {"address": "127.0.0.1", "port": 0, "journal": "b.sqlite", "clusterKeyFile": "cluster.key", "durability": "\(durability.rawValue)",
+             "storesPayloadJSON": \(storesPayloadJSON), "retryTimeout": 60000, "peerTimeout": 60000}
+            """
+        try receiverConfig.write(toFile: dir + "/b.json", atomically: true, encoding: .utf8)
         let child = try ChildNodeProcess(executable: executable, arguments: [
-            "node", "--bind", "127.0.0.1:0", "--journal", dir + "/b.sqlite", "--key-file", dir + "/cluster.key",
-            "--sink", "1024", "--echo", "2000", "--durability", durability.rawValue,
+            "node", "--config", dir + "/b.json", "--sink", "1024", "--echo", "2000",
         ])
         defer { child.terminate() }
         var configuration = MeshConfiguration(address: "127.0.0.1:0", journalPath: dir + "/a.sqlite", clusterKey: key)
         configuration.durability = durability
+        configuration.storesPayloadJSON = storesPayloadJSON
         configuration.retryTimeout = .seconds(60)
         configuration.peerTimeout = .seconds(60)
         let node = try await MeshNode.start(configuration: configuration, logger: logger)

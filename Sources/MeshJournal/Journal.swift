@@ -282,8 +282,9 @@ extension Journal {
     /// Inserts outbound rows (payload and state) with consecutive new sequence numbers.
     static func insertOutbound(_ rows: [OutboundMessage], context: WorkerContext, now: Int64) throws -> [UInt64] {
         let statement = try context.db.cached("""
-            INSERT INTO mesh_outbound(seq, command_id, kind, peer, created_at, correlation_id, replay_of, payload, payload_json, relay)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO mesh_outbound(seq, command_id, kind, peer, created_at, correlation_id, replay_of, payload, payload_json, relay,
+                                      error_response)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         // attempts = 1: the node transmits right after the commit (resends after a restart add one each).
         let state = try context.db.cached("INSERT INTO mesh_outbound_state(seq, command_id, attempts) VALUES (?, ?, 1)")
@@ -303,6 +304,7 @@ extension Journal {
                 try statement.bind(8, blob: row.payload)
                 try statement.bind(9, row.payloadJSON)
                 try statement.bind(10, row.relay)
+                try statement.bind(11, row.isErrorResponse ? 1 : 0)
                 try statement.step()
                 statement.reset()
                 try state.bind(1, seq)
@@ -473,7 +475,7 @@ extension Journal {
 
     static let outboundColumns = """
         o.seq, o.command_id, o.kind, o.peer, s.status, s.attempts, o.created_at, s.completed_at, o.correlation_id,
-        o.replay_of, s.error, o.payload, o.relay
+        o.replay_of, s.error, o.payload, o.relay, o.error_response
         """
     static let outboundSource = "mesh_outbound_state s JOIN mesh_outbound o ON o.seq = s.seq"
 
@@ -483,7 +485,7 @@ extension Journal {
             kind: MessageKind(rawValue: s.int(2)) ?? .send, peer: s.text(3),
             status: OutboundStatus(rawValue: s.int(4)) ?? .pending, attempts: s.int(5), createdAtMs: s.int64(6),
             completedAtMs: s.optionalInt64(7), correlationID: s.optionalText(8), replayOf: s.optionalText(9),
-            error: s.optionalText(10), payload: s.blob(11), relay: s.optionalText(12))
+            error: s.optionalText(10), payload: s.blob(11), relay: s.optionalText(12), isErrorResponse: s.int(13) == 1)
     }
 }
 

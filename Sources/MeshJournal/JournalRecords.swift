@@ -93,6 +93,8 @@ public struct OutboundMessage: Sendable, Hashable {
     public var replayOf: String?
     /// For a SendMany relay hop: the branch the receiver forwards the message to, `"limit;addr,addr"`.
     public var relay: String?
+    /// A response reporting that the request's handlers failed: the payload is the error text (UTF-8).
+    public var isErrorResponse = false
 
     /// A message whose payload is already encoded.
     public init(commandID: UInt16, kind: MessageKind, peer: String, payload: [UInt8], payloadJSON: String? = nil,
@@ -204,6 +206,8 @@ public struct StoredOutbound: Sendable, Hashable {
     public let payload: [UInt8]
     /// The SendMany branch carried by the message (`"limit;addr,addr"`), if any.
     public var relay: String? = nil
+    /// A response reporting a handler failure (its payload is the error text).
+    public var isErrorResponse = false
 }
 
 /// An inbound row read back from the journal.

@@ -115,6 +115,40 @@ import Testing
         #expect(try b.rows("PRAGMA foreign_key_check").isEmpty)
     }
 
+    /// A responder dies after journaling an error response and before sending it; its restart resends the
+    /// response as an error, so the requester, still waiting, gets `handlerError` with the remote text (the
+    /// error flag was once lost on resend, and the requester saw an undecodable response).
+    @Test func anErrorResponseResentAfterACrashIsStillAnError() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: MeshCommandTests.binary))
+        let fixture = try Fixture()
+        defer { fixture.remove() }
+        let a = try await fixture.startLocal()
+        let journalB = fixture.dir + "/b.sqlite"
+        func arguments(port: String) -> [String] {
+            ["node", "--bind", "127.0.0.1:\(port)", "--journal", journalB, "--key-file", fixture.keyFile, "--fail", "3000"]
+        }
+        // B's first journaled outbound message is the error response: it dies right after committing it.
+        let first = try MeshCommandTests.startNode(arguments(port: "0"), environment: ["MESH_FAILPOINT": "outbound.after-insert@1"])
+        let port = String(first.address.split(separator: ":").last!)
+        let target = first.address
+        let request = Task { try await a.sendRequest(3000, to: target, ["q": 1], timeout: .seconds(120)) }
+        let signal = await first.waitForExit(seconds: 60)
+        #expect(signal == SIGKILL, "the child ended with \(String(describing: signal))")
+        if signal == nil { first.kill() }
+        let second = try MeshCommandTests.startNode(arguments(port: port))
+        let error = await #expect(throws: MeshError.self) { try await request.value }
+        #expect(error?.code == .handlerError)
+        #expect(error?.message.contains("mesh node --fail 3000: this handler always fails") == true, "\(String(describing: error))")
+        // The response, once confirmed by the requester's journal, is journaled acked at B.
+        let b = try SQLiteConnection(path: journalB, mode: .readOnly)
+        _ = try await Self.awaitProgress("response acked at B", {
+            try b.scalarInt("SELECT count(*) FROM mesh_messages WHERE direction = 'out' AND kind = 'response' AND status = 'acked'") ?? 0
+        }, until: { $0 == 1 })
+        #expect(try b.rows("SELECT kind, status FROM mesh_messages WHERE direction = 'out'") == [["response", "acked"]])
+        #expect(second.terminate() == 0)
+        await a.shutdown()
+    }
+
     /// The sender dies at the failpoint while streaming to this process, then restarts and resends.
     /// Per message for `outbound.after-insert`, per batch of acknowledgements for `outbound.after-send`.
     @Test(arguments: ["outbound.after-insert@400", "outbound.after-send@1"])

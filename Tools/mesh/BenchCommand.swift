@@ -29,6 +29,7 @@ struct PairBench: AsyncParsableCommand {
     var mode: ProcessPairBenchmark.Mode = .oneway
     @Option(help: "Concurrent sending tasks in oneway mode.") var concurrency = 64
     @Option(help: "Directory for the journals.") var dir = FileManager.default.temporaryDirectory.path
+    @Flag(help: "Do not store payload_json in either journal (rows as large as the C journaled bus's).") var noJSON = false
     @Flag(help: "Print one JSON object.") var json = false
 
     func validate() throws {
@@ -44,13 +45,14 @@ struct PairBench: AsyncParsableCommand {
         let r: ProcessPairBenchmark.Result
         do {
             r = try await ProcessPairBenchmark.run(executable: executable, mode: mode, messages: messages, size: size,
-                                                   concurrency: concurrency, durability: durability, directory: dir, logger: logger)
+                                                   concurrency: concurrency, durability: durability, storesPayloadJSON: !noJSON,
+                                                   directory: dir, logger: logger)
         } catch {
             throw CLIError("benchmark failed: \(error)")
         }
         if json {
             let object: [String: Any] = [
-                "mode": mode.rawValue, "messages": r.messages, "size": size, "durability": durability.rawValue,
+                "mode": mode.rawValue, "messages": r.messages, "size": size, "durability": durability.rawValue, "payload_json": !noJSON,
                 "seconds": r.seconds, "msgs_per_s": r.messagesPerSecond, "p50_us": r.p50Micros, "p90_us": r.p90Micros,
                 "p99_us": r.p99Micros, "max_us": r.maxMicros, "retransmits": r.retransmits,
                 "sender_journal_bytes": r.senderJournalBytes, "receiver_journal_bytes": r.receiverJournalBytes,
@@ -58,7 +60,7 @@ struct PairBench: AsyncParsableCommand {
             try printJSON(object)
             return
         }
-        print("mesh bench: \(mode.rawValue), \(r.messages) messages of \(size) B, durability \(durability.rawValue), two processes on loopback")
+        print("mesh bench: \(mode.rawValue), \(r.messages) messages of \(size) B, durability \(durability.rawValue)\(noJSON ? ", no payload_json" : ""), two processes on loopback")
         print(String(format: "  throughput: %.0f msgs/s (%.2f s)", r.messagesPerSecond, r.seconds))
         print("  latency µs: p50 \(r.p50Micros)  p90 \(r.p90Micros)  p99 \(r.p99Micros)  max \(r.maxMicros)")
         print("  retransmits: \(r.retransmits); journals: sender \(r.senderJournalBytes / 1024) KiB, receiver \(r.receiverJournalBytes / 1024) KiB")

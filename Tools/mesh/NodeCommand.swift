@@ -30,6 +30,8 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(name: .customLong("seed"), help: "Address of a node to join through, HOST:PORT (repeatable).") var seeds: [String] = []
     @Option(help: "Command ID answered with the request's own data.") var echo: [UInt16] = []
     @Option(help: "Command ID accepted and ignored.") var sink: [UInt16] = []
+    @Option(help: "Command ID whose handler always throws (requests get an error response; messages are dead-lettered).")
+    var fail: [UInt16] = []
     @Option(help: "Serve Prometheus metrics on http://METRICS_HOST:PORT/metrics (0 picks a port).") var metricsPort: Int?
     @Option(help: "Address the metrics endpoint binds.") var metricsHost = "127.0.0.1"
     @Option(help: "Traffic generator: also send to this address, HOST:PORT (with --send-command and --send-count).")
@@ -92,6 +94,7 @@ struct NodeCommand: AsyncParsableCommand {
         }
         for command in echo { try node.handleCommand(command) { data in data } }
         for command in sink { try node.handleCommand(command) { _ in nil } }
+        for command in fail { try node.handleCommand(command) { _ in throw ReferenceHandlerFailure(command: command) } }
         // Written straight to the stdout file descriptor so a supervising process sees it at once.
         FileHandle.standardOutput.write(Data("listening on \(node.address) node \(node.identity.nodeID) epoch \(node.identity.bootEpoch)\(metricsSuffix)\n".utf8))
 
@@ -156,4 +159,10 @@ struct KeygenCommand: ParsableCommand {
         commandName: "keygen", abstract: "Print a new random cluster key (64 hex digits) for --key-file.")
 
     func run() throws { print(ClusterKey.generate().hex) }
+}
+
+/// What a `mesh node --fail CMD` handler throws: its text is what the requester's `handlerError` carries.
+struct ReferenceHandlerFailure: Error, CustomStringConvertible {
+    let command: UInt16
+    var description: String { "mesh node --fail \(command): this handler always fails" }
 }
