@@ -1,24 +1,37 @@
 #!/usr/bin/env bash
-# Runs a libFuzzer target for a bounded time: Tools/fuzz.sh TARGET SECONDS
-#   codec   MeshCodec.decode / re-encode / DataCapsule.unpack (MeshCore sources + Fuzz/CodecFuzzTarget.swift)
-# Committed seeds are in Fuzz/TARGET-seeds; the corpus grows in Fuzz/.corpus-TARGET (not committed); crash inputs
-# are written to Fuzz/artifacts/ and the script exits non-zero. Each crash should become a regression test.
+# Runs a libFuzzer target for a bounded time: Tools/fuzz.sh TARGET [SECONDS]   (default 60)
+#   codec               MeshCodec.decode / re-encode / DataCapsule.unpack
+#   datagram            a datagram from anyone, before authentication (TransportFuzzing.datagram)
+#   authenticated-body  the frames of an authentic datagram from an open session (TransportFuzzing.authenticatedBody)
+#   fragments           fragment sets fed to the reassembler (TransportFuzzing.fragments)
+#   all                 each of the above for SECONDS
+# The targets are the Fuzz/ package, built once with --sanitize=fuzzer --sanitize=address (several minutes the
+# first time). Committed seeds: Fuzz/codec-seeds, Fuzz/transport-seeds. The corpus grows in Fuzz/.corpus-TARGET
+# (not committed); a crash input is written to Fuzz/artifacts/ and the script exits non-zero — each crash
+# should become a regression test. `swift test` runs the same entry points on the seeds and their mutations.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-target="${1:?usage: Tools/fuzz.sh codec SECONDS}"
+target="${1:?usage: Tools/fuzz.sh codec|datagram|authenticated-body|fragments|all [SECONDS]}"
 seconds="${2:-60}"
-work="$(mktemp -d /tmp/mesh-fuzz.XXXXXX)"
-trap 'rm -rf "$work"' EXIT
+if [ "$target" = all ]; then
+    for t in codec datagram authenticated-body fragments; do "$0" "$t" "$seconds"; done
+    exit 0
+fi
 case "$target" in
-    codec)
-        swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name MeshCoreFuzz \
-            "$root"/Sources/MeshCore/*.swift "$root/Fuzz/CodecFuzzTarget.swift" -o "$work/fuzz-codec" \
-            > "$work/build.log" 2>&1 || { cat "$work/build.log" >&2; exit 1; }
-        ;;
-    *) echo "unknown target $target (known: codec)" >&2; exit 2 ;;
+    codec) product=FuzzCodec; seeds="$root/Fuzz/codec-seeds"; maxlen=4096 ;;
+    datagram) product=FuzzDatagram; seeds="$root/Fuzz/transport-seeds"; maxlen=1500 ;;
+    authenticated-body) product=FuzzAuthenticatedBody; seeds="$root/Fuzz/transport-seeds"; maxlen=1500 ;;
+    fragments) product=FuzzFragments; seeds="$root/Fuzz/transport-seeds"; maxlen=4096 ;;
+    *) echo "unknown target $target (known: codec, datagram, authenticated-body, fragments, all)" >&2; exit 2 ;;
 esac
+log="$(mktemp /tmp/mesh-fuzz-build.XXXXXX)"
+trap 'rm -f "$log"' EXIT
+swift build --package-path "$root/Fuzz" -c release --sanitize=fuzzer --sanitize=address --product "$product" > "$log" 2>&1 \
+    || { tail -40 "$log" >&2; exit 1; }
+binary="$(swift build --package-path "$root/Fuzz" -c release --sanitize=fuzzer --sanitize=address --show-bin-path)/$product"
 corpus="$root/Fuzz/.corpus-$target"
 mkdir -p "$corpus" "$root/Fuzz/artifacts"
-"$work/fuzz-$target" "$corpus" "$root/Fuzz/$target-seeds" -max_total_time="$seconds" -max_len=4096 -print_final_stats=1 \
-    -artifact_prefix="$root/Fuzz/artifacts/" 2>&1 | grep -E "^(#[0-9]+ +DONE|stat::|==|SUMMARY|Done)" || true
+echo "fuzzing $target for $seconds s"
+"$binary" "$corpus" "$seeds" -max_total_time="$seconds" -max_len="$maxlen" -print_final_stats=1 \
+    -artifact_prefix="$root/Fuzz/artifacts/" 2>&1 | grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss|==|SUMMARY|Done)|cov:" | tail -6 || true
 test -z "$(ls -A "$root/Fuzz/artifacts" 2>/dev/null)" || { echo "crash inputs in Fuzz/artifacts" >&2; exit 1; }

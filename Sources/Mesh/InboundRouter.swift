@@ -44,16 +44,24 @@ final class InboundRouter: TransportInboundHandler {
         }
     }
 
+    /// Every message delivered here is journaled or held, never dropped while the node runs: the transport has
+    /// delivered it and counts it as the node's until it is confirmed or rejected, so a dropped reliable message
+    /// would stall its sender's command ID for good (its retransmissions are duplicates to the transport). That
+    /// happened to messages that arrived between the bind and ``attach(_:)`` of a restarting node (found by the
+    /// random-kills test under load).
     func received(_ messages: [ReceivedMessage], responder: TransportResponder) {
         state.withLockedValue { state in
-            guard !state.closed, let node = state.node else { return }
-            if state.active {
+            guard !state.closed else { return }
+            if state.active, let node = state.node {
                 node.received(messages)
                 return
             }
-            let control = messages.filter { MeshNode.reservedCommandIDs.contains($0.commandID) }
-            for message in control { node.receiveControl(message) }
-            let data = messages.filter { !MeshNode.reservedCommandIDs.contains($0.commandID) }
+            var data = messages
+            if let node = state.node {
+                // Membership needs no journal order: handled now, as soon as the node exists.
+                for message in messages where MeshNode.reservedCommandIDs.contains(message.commandID) { node.receiveControl(message) }
+                data = messages.filter { !MeshNode.reservedCommandIDs.contains($0.commandID) }
+            }
             if !data.isEmpty { state.held.append(data) }
         }
     }

@@ -7,7 +7,8 @@ import NIOPosix
 /// partitions that can be switched on and off while it runs.
 ///
 /// The client sends to ``listenAddress``; the proxy forwards from its own upstream socket to the server, and
-/// forwards the server's replies back to the last client address it saw. Both directions suffer the same
+/// forwards the server's replies back to the last client address it saw. The server can also send to the
+/// client first, to ``upstreamAddress`` (the address it sees the client at). Both directions suffer the same
 /// faults. Every decision comes from a seeded generator, so a run can be repeated.
 public final class FaultProxy: Sendable {
     /// What to inject. Probabilities are per datagram, in 0...1.
@@ -61,6 +62,9 @@ public final class FaultProxy: Sendable {
     public let listenAddress: SocketAddress
     /// Where datagrams are forwarded.
     public let forwardAddress: SocketAddress
+    /// The proxy's upstream socket: the address the server sees the client at. What the server sends here goes
+    /// to the client (once the client has sent something through the proxy).
+    public let upstreamAddress: SocketAddress
     private let state: NIOLockedValueBox<State>
     private let front: any Channel
     private let back: any Channel
@@ -80,6 +84,7 @@ public final class FaultProxy: Sendable {
     private init(listen: SocketAddress, forward: SocketAddress, state: NIOLockedValueBox<State>, front: any Channel, back: any Channel) {
         self.listenAddress = listen
         self.forwardAddress = forward
+        self.upstreamAddress = back.localAddress!
         self.state = state
         self.front = front
         self.back = back

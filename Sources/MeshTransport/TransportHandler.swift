@@ -121,40 +121,24 @@ final class TransportHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
-        let datagram = envelope.data
-        metrics.bytesIn.increment(by: datagram.readableBytes)
-        guard datagram.readableBytes <= machine.configuration.maxDatagramSize else {
-            noteRejected("oversized", envelope.remoteAddress)
-            metrics.malformed.increment()
-            machine.counters.malformed += 1
-            return
-        }
-        switch sealer.open(datagram) {
-        case .failure(let rejection):
-            switch rejection {
-            case .malformed:
-                metrics.malformed.increment()
-                machine.counters.malformed += 1
-            case .unknownKey, .badTag:
-                metrics.authFailures.increment()
-                machine.counters.authFailures += 1
-            }
-            noteRejected("\(rejection)", envelope.remoteAddress)
-        case .success(let (header, body)):
-            guard machine.isFresh(header) else {
-                metrics.replays.increment()
-                machine.counters.replays += 1
-                return
-            }
-            var body = body
-            guard let frames = Frame.readAll(from: &body) else {
-                metrics.malformed.increment()
-                machine.counters.malformed += 1
-                noteRejected("malformed frames", envelope.remoteAddress)
-                return
-            }
-            machine.receive(header: header, frames: frames, from: envelope.remoteAddress, now: .now())
+        metrics.bytesIn.increment(by: envelope.data.readableBytes)
+        switch machine.ingest(envelope.data, sealer: sealer, from: envelope.remoteAddress, now: .now()) {
+        case .accepted:
             perform(machine.takeActions())
+        case .replayed:
+            metrics.replays.increment()
+        case .oversized:
+            metrics.malformed.increment()
+            noteRejected("oversized", envelope.remoteAddress)
+        case .malformed:
+            metrics.malformed.increment()
+            noteRejected("malformed", envelope.remoteAddress)
+        case .unknownKey:
+            metrics.authFailures.increment()
+            noteRejected("unknownKey", envelope.remoteAddress)
+        case .badTag:
+            metrics.authFailures.increment()
+            noteRejected("badTag", envelope.remoteAddress)
         }
     }
 

@@ -10,6 +10,7 @@ import Testing
 /// acknowledged at B, and both journals pass `PRAGMA integrity_check`.
 ///
 /// Short by default (3 kills, 8,000 messages at 1,000 per second); `MESH_SOAK=1` runs the full version (30 kills, 50,000 messages).
+extension StreamingChildProcessTests {
 @Suite(.serialized) struct RandomKillsTests {
     static let soak = ProcessInfo.processInfo.environment["MESH_SOAK"] == "1"
 
@@ -94,4 +95,5 @@ import Testing
         print("random kills (seed \(seed)): \(killed.sender) sender and \(killed.receiver) receiver kills (\(killsMidStream) mid-stream, at \(killPoints) handled, \(killTimes) ms after the start) during \(total) messages; "
             + "\(reruns) handler chains ran more than once")
     }
+}
 }

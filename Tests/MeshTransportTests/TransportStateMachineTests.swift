@@ -1,7 +1,7 @@
 import Crypto
 import NIOCore
 import Testing
-@testable import MeshTransport
+@_spi(Fuzzing) @testable import MeshTransport
 
 @Suite struct TransportStateMachineTests {
     @Test func handshakeThenOrderedDeliveryAndConfirmation() {
@@ -299,6 +299,26 @@ import Testing
                                  to: link.addressB, now: link.now)
         guard case .failure(let error) = result else { Issue.record("accepted"); return }
         #expect(error.code == .tooLarge)
+    }
+
+    /// Found by `Tools/fuzz.sh authenticated-body` within seconds: one authentic fragment announcing 2^28 parts
+    /// made the receiver allocate a 12 GB array of slots. A fragment is now checked before anything is allocated,
+    /// and the slots of a plausible one count against the reassembly caps with its payload.
+    @Test func aFragmentAnnouncingTooManyPartsIsRefusedBeforeAllocating() {
+        var link = TransportFuzzing.Link()
+        func fragment(count: UInt32, total: UInt32) -> ByteBuffer {
+            var body = ByteBuffer()
+            Frame.data(DataFrame(reliable: true, lane: 3, seq: 1, fragment: .init(index: 0, count: count, totalLength: total),
+                                 payload: ByteBuffer(string: "x"))).write(to: &body)
+            return body
+        }
+        let malformed = link.b.counters.malformed
+        link.inject(fragment(count: 1 << 28, total: 1 << 20))
+        #expect(link.b.counters.malformed == malformed + 1)
+        #expect(link.b.reassemblyByteCount == 0)
+        link.inject(fragment(count: 1000, total: 100_000))
+        #expect(link.b.reassemblyByteCount == 1 + 1000 * MemoryLayout<ByteBuffer?>.stride)
+        link.checkInvariants()
     }
 
     @Test func reassemblyIsCappedPerPeer() {

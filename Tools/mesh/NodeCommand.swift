@@ -34,8 +34,12 @@ struct NodeCommand: AsyncParsableCommand {
     var fail: [UInt16] = []
     @Option(help: "Serve Prometheus metrics on http://METRICS_HOST:PORT/metrics (0 picks a port).") var metricsPort: Int?
     @Option(help: "Address the metrics endpoint binds.") var metricsHost = "127.0.0.1"
-    @Option(help: "Traffic generator: also send to this address, HOST:PORT (with --send-command and --send-count).")
-    var sendTo: String?
+    @Option(help: "Traffic generator: also send to this address, HOST:PORT (with --send-command and --send-count; repeatable in mixed mode).")
+    var sendTo: [String] = []
+    @Option(help: "Traffic generator: plain ({\"i\": n} sends to one address) or mixed (the soak's send, usend, sendMany and requests of 1 B to 1 MiB over every --send-to).")
+    var sendMode: SendMode = .plain
+    @Option(help: "Mixed traffic: the addresses of its sendMany relay trees (limit 1: the first relays to the rest), as this node and each relay reach the next.")
+    var relayTo: [String] = []
     @Option(help: "Command ID of the generated traffic.") var sendCommand: UInt16 = 1024
     @Option(help: "Messages the journal should hold for --send-to: those already journaled (resent if unacked) count, the rest are sent, each {\"i\": n}.")
     var sendCount: Int = 0
@@ -44,6 +48,7 @@ struct NodeCommand: AsyncParsableCommand {
 
     func validate() throws {
         if let sendRate, !(sendRate > 0) { throw ValidationError("--send-rate must be a positive number of messages per second") }
+        if sendMode == .plain && sendTo.count > 1 { throw ValidationError("--send-to is repeatable only with --send-mode mixed") }
         if let metricsPort, !(0...65535).contains(metricsPort) { throw ValidationError("--metrics-port must be 0...65535") }
         if config == nil && (bind == nil || journal == nil) { throw ValidationError("--bind and --journal are required without --config") }
         if config != nil { return }
@@ -98,8 +103,15 @@ struct NodeCommand: AsyncParsableCommand {
         // Written straight to the stdout file descriptor so a supervising process sees it at once.
         FileHandle.standardOutput.write(Data("listening on \(node.address) node \(node.identity.nodeID) epoch \(node.identity.bootEpoch)\(metricsSuffix)\n".utf8))
 
-        let generator = sendTo.map { target in
-            Task { await Self.generate(node: node, to: target, command: sendCommand, count: sendCount, rate: sendRate) }
+        let generator: Task<Void, Never>?
+        switch (sendMode, sendTo.first) {
+        case (_, nil): generator = nil
+        case (.plain, let target?):
+            generator = Task { await Self.generate(node: node, to: target, command: sendCommand, count: sendCount, rate: sendRate) }
+        case (.mixed, _):
+            generator = Task { [sendTo, relayTo, sendCount, sendRate] in
+                await MixedTraffic.generate(node: node, targets: sendTo, relays: relayTo, count: sendCount, rate: sendRate)
+            }
         }
         let received = await signals.wait()
         generator?.cancel()
@@ -151,6 +163,11 @@ struct NodeCommand: AsyncParsableCommand {
             throw CLIError("\(keyFile): \(error.message)")
         }
     }
+}
+
+/// The traffic generator's modes (`mesh node --send-mode`).
+enum SendMode: String, ExpressibleByArgument, CaseIterable {
+    case plain, mixed
 }
 
 /// `mesh keygen`: prints a new random cluster key.

@@ -121,7 +121,7 @@ extension Frame {
         case .confirm(_, let upTo): return 3 + varintSize(upTo)
         case .abandon(_, let from, let to): return 3 + varintSize(from) + varintSize(to - from)
         case .reject(_, let seq, let reason):
-            let length = min(reason.utf8.count, 200)
+            let length = Self.reasonBytes(reason).count
             return 3 + varintSize(seq) + varintSize(UInt64(length)) + length
         case .data(let frame):
             var n = 1 + 1 + 2 + varintSize(frame.seq)
@@ -170,7 +170,7 @@ extension Frame {
             buffer.writeInteger(FrameType.reject.rawValue)
             buffer.writeInteger(lane)
             buffer.writeVarint(seq)
-            let bytes = Array(reason.utf8.prefix(200))
+            let bytes = Self.reasonBytes(reason)
             buffer.writeVarint(UInt64(bytes.count))
             buffer.writeBytes(bytes)
         case .data(let frame):
@@ -187,6 +187,19 @@ extension Frame {
             var payload = frame.payload
             buffer.writeBuffer(&payload)
         }
+    }
+
+    /// The UTF-8 of a reject reason as written: at most 200 bytes, cut between characters (never inside one),
+    /// so what is read back is exactly the reason that was sent. (Found by `Tools/fuzz.sh datagram`: a cut inside
+    /// a character was read back as a different string.)
+    static func reasonBytes(_ reason: String) -> [UInt8] {
+        var bytes: [UInt8] = []
+        for character in reason {
+            let utf8 = character.utf8
+            guard bytes.count + utf8.count <= 200 else { break }
+            bytes.append(contentsOf: utf8)
+        }
+        return bytes
     }
 
     /// Reads every frame of a datagram body. `nil` if anything is malformed (the whole datagram is dropped).
@@ -232,8 +245,9 @@ extension Frame {
             return .abandon(lane: lane, from: from, to: from + span)
         case .reject:
             guard let lane = buffer.readInteger(as: UInt16.self), let seq = buffer.readVarint(),
-                  let length = buffer.readVarint(), length <= 200, let bytes = buffer.readBytes(length: Int(length)) else { return nil }
-            return .reject(lane: lane, seq: seq, reason: String(decoding: bytes, as: UTF8.self))
+                  let length = buffer.readVarint(), length <= 200, let bytes = buffer.readBytes(length: Int(length)),
+                  let reason = String(validating: bytes, as: UTF8.self) else { return nil }
+            return .reject(lane: lane, seq: seq, reason: reason)
         case .data:
             guard let flags = buffer.readInteger(as: UInt8.self), flags & ~3 == 0,
                   let lane = buffer.readInteger(as: UInt16.self), let seq = buffer.readVarint() else { return nil }

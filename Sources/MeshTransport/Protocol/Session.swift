@@ -91,9 +91,22 @@ struct InboundLane {
 struct Reassembly {
     var parts: [ByteBuffer?]
     var received = 0
+    /// Payload bytes received so far.
     var bytes = 0
     let totalLength: Int
     let startedAt: NIODeadline
+
+    /// Memory the slots for the parts take, charged to the reassembly caps with the payload: a fragment that
+    /// announces a large count costs its slots before any payload arrives.
+    var slotBytes: Int { parts.count * MemoryLayout<ByteBuffer?>.stride }
+    /// What this reassembly counts against the per-peer and global caps.
+    var charged: Int { bytes + slotBytes }
+
+    /// Most fragments a message of `totalLength` bytes may announce: one per byte at most (no empty fragments),
+    /// and no more than a sender with 64-byte fragments would need for the largest message allowed.
+    static func maxFragments(totalLength: Int, maxMessageSize: Int) -> Int {
+        max(1, min(totalLength, maxMessageSize / 64 + 1))
+    }
 }
 
 struct ReassemblyKey: Hashable {

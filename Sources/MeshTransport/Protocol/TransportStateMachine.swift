@@ -430,8 +430,8 @@ final class TransportStateMachine {
         var lane = s.lanes[laneID, default: InboundLane()]
         for seq in from...to where seq >= lane.nextExpected {
             if let r = s.reassembly.removeValue(forKey: ReassemblyKey(reliable: true, lane: laneID, seq: seq)) {
-                s.reassemblyBytes -= r.bytes
-                reassemblyBytes -= r.bytes
+                s.reassemblyBytes -= r.charged
+                reassemblyBytes -= r.charged
             }
             lane.buffered[seq] = nil
             lane.abandonedAhead.insert(seq)
@@ -455,26 +455,37 @@ final class TransportStateMachine {
         }
         var complete: ByteBuffer?
         if let fragment = frame.fragment {
-            guard Int(fragment.totalLength) <= configuration.maxMessageSize else { return true }
-            var r = s.reassembly[key] ?? Reassembly(parts: Array(repeating: nil, count: Int(fragment.count)),
-                                                   totalLength: Int(fragment.totalLength), startedAt: now)
-            guard r.parts.count == Int(fragment.count), r.totalLength == Int(fragment.totalLength) else { return true }
+            // An authenticated peer can still be buggy or compromised: a fragment is checked before anything is
+            // allocated for it (a count of 2^28 once asked for a 12 GB array of slots).
+            guard Int(fragment.totalLength) <= configuration.maxMessageSize,
+                  Int(fragment.count) <= Reassembly.maxFragments(totalLength: Int(fragment.totalLength),
+                                                                 maxMessageSize: configuration.maxMessageSize) else {
+                counters.malformed += 1
+                return true
+            }
+            let existing = s.reassembly[key]
+            if let existing, existing.parts.count != Int(fragment.count) || existing.totalLength != Int(fragment.totalLength) {
+                return true
+            }
+            let size = frame.payload.readableBytes
+            let slots = existing == nil ? Int(fragment.count) * MemoryLayout<ByteBuffer?>.stride : 0
+            guard s.reassemblyBytes + size + slots <= configuration.maxReassemblyBytesPerPeer,
+                  reassemblyBytes + size + slots <= configuration.maxReassemblyBytes else { return false }
+            var r = existing ?? Reassembly(parts: Array(repeating: nil, count: Int(fragment.count)),
+                                           totalLength: Int(fragment.totalLength), startedAt: now)
             if r.parts[Int(fragment.index)] != nil {
                 counters.duplicates += 1
                 return true
             }
-            let size = frame.payload.readableBytes
-            guard s.reassemblyBytes + size <= configuration.maxReassemblyBytesPerPeer,
-                  reassemblyBytes + size <= configuration.maxReassemblyBytes else { return false }
             r.parts[Int(fragment.index)] = frame.payload
             r.received += 1
             r.bytes += size
-            s.reassemblyBytes += size
-            reassemblyBytes += size
+            s.reassemblyBytes += size + slots
+            reassemblyBytes += size + slots
             if r.received == r.parts.count {
                 s.reassembly[key] = nil
-                s.reassemblyBytes -= r.bytes
-                reassemblyBytes -= r.bytes
+                s.reassemblyBytes -= r.charged
+                reassemblyBytes -= r.charged
                 guard r.bytes == r.totalLength else { return true }  // inconsistent fragments: drop the message
                 var whole = ByteBufferAllocator().buffer(capacity: r.totalLength)
                 for part in r.parts {
@@ -615,8 +626,8 @@ final class TransportStateMachine {
             if !s.reassembly.isEmpty {
                 for (key, r) in s.reassembly where now - r.startedAt >= configuration.retryTimeout * 2 {
                     s.reassembly[key] = nil
-                    s.reassemblyBytes -= r.bytes
-                    reassemblyBytes -= r.bytes
+                    s.reassemblyBytes -= r.charged
+                    reassemblyBytes -= r.charged
                 }
             }
         }

@@ -1,6 +1,7 @@
-// libFuzzer target for MeshCodec, compiled with MeshCore's sources by Tools/fuzz.sh (not part of the package).
-// Properties checked on every input: decoding never crashes or hangs; whatever decodes re-encodes canonically and
-// decodes to the same value; DataCapsule.unpack never crashes.
+// libFuzzer target for MeshCodec (Tools/fuzz.sh codec SECONDS). Properties checked on every input: decoding never
+// crashes or hangs; whatever decodes re-encodes canonically and decodes to the same value; DataCapsule.unpack
+// never crashes.
+import MeshCore
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzCodec(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
