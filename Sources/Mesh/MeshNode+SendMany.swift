@@ -57,7 +57,7 @@ extension MeshNode {
     /// under backpressure the rest wait for window space in a task, in order.
     func transmitForwards(_ row: InboundMessage, seqs: [UInt64]) {
         var rest = Array(zip(row.forwards, seqs))
-        while let (forward, seq) = rest.first {
+        while let (forward, seq) = rest.first, !isResuming(forward.peer) {
             guard let target = try? MeshAddress.parse(forward.peer) else {
                 logger.error("could not forward a relayed message", metadata: ["mesh.peer": "\(forward.peer)", "mesh.error": "unparseable address"])
                 rest.removeFirst()
@@ -70,6 +70,7 @@ extension MeshNode {
         let waiting = rest
         Task {
             for (forward, seq) in waiting {
+                await awaitResume(of: forward.peer)
                 do {
                     _ = try await transmit(seq: seq, Self.envelope(forward, seq: seq), commandID: forward.commandID,
                                            to: try MeshAddress.parse(forward.peer))

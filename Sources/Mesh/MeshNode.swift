@@ -73,6 +73,8 @@ public final class MeshNode: Sendable {
         var cancelOnStop: [Task<Void, Never>] = []
         /// Requests waiting for their response, by request message id.
         var pendingRequests: [String: ResponseSlot] = [:]
+        /// Peers whose pending messages are still being resent after a restart (see ``resend(to:gate:)``).
+        var resuming: [String: ResumeGate] = [:]
     }
 
     private init(configuration: MeshConfiguration, journal: Journal, transport: MeshTransport, router: InboundRouter, logger: Logger) {
@@ -384,6 +386,8 @@ public final class MeshNode: Sendable {
     ///   the message can leave (a request registers its response slot there).
     func journalAndTransmit(_ messages: [OutboundMessage], to targets: [SocketAddress],
                             committed: (@Sendable (UInt64) -> Void)? = nil) async throws -> [Delivery] {
+        // After a restart, older messages to these peers go first.
+        for peer in Set(messages.map(\.peer)) { await awaitResume(of: peer) }
         let (seqs, sent) = try await withCheckedThrowingContinuation {
             (continuation: CheckedContinuation<([UInt64], [Delivery?]), any Error>) in
             journal.appendOutbound(messages) { result in
@@ -481,26 +485,14 @@ public final class MeshNode: Sendable {
     /// ones, per command ID in their original order. Messages for command IDs without a handler are marked
     /// `unhandled` until one is registered.
     private func resume() async throws {
-        // Command ID by command ID (the order that matters), each through its partial index.
-        var resent = 0
-        for commandID in try await journal.pendingOutboundCommandIDs() {
-          var after: UInt64 = 0
-          while true {
-            let page = try await journal.pendingOutbound(commandID: commandID, afterSeq: after, limit: 1000)
-            guard !page.isEmpty else { break }
-            try await journal.recordOutboundAttempts(page.map(\.seq))
-            for row in page {
-                after = row.seq
-                guard let target = try? MeshAddress.parse(row.peer) else {
-                    try await journal.markOutboundFailed(row.seq, error: "unparseable peer address \(row.peer)")
-                    continue
-                }
-                let envelope = Envelope(kind: row.kind, originSeq: row.seq, correlationID: row.correlationID, replayOf: row.replayOf,
-                                        isError: row.isErrorResponse, relay: row.relay, payload: row.payload)
-                _ = try await transmit(seq: row.seq, envelope, commandID: row.commandID, to: target)
-                resent += 1
-            }
-          }
+        // Resends run in the background, one task per peer, so a peer that is down (its window full, its messages
+        // waiting for their give-up time) delays neither this start nor the other peers. New messages to a peer
+        // wait until its resend has handed over every older one (``awaitResume(of:)``): order per command ID holds.
+        for peer in try await journal.pendingOutboundPeers() {
+            let gate = ResumeGate()
+            state.withLockedValue { $0.resuming[peer] = gate }
+            let task = Task { await resend(to: peer, gate: gate) }
+            state.withLockedValue { $0.tasks.append(task) }
         }
         var redispatched = 0
         for commandID in try await journal.openInboundCommandIDs() {
@@ -520,9 +512,58 @@ public final class MeshNode: Sendable {
             }
           }
         }
-        if resent + redispatched > 0 {
-            logger.info("resumed from journal", metadata: ["mesh.resent": "\(resent)", "mesh.redispatched": "\(redispatched)"])
+        if redispatched > 0 {
+            logger.info("resumed from journal", metadata: ["mesh.redispatched": "\(redispatched)"])
         }
+    }
+}
+
+extension MeshNode {
+    /// Resends every pending message to `peer`, command ID by command ID in sequence order (the order that
+    /// matters), through the pending index; then lets new messages to `peer` through.
+    func resend(to peer: String, gate: ResumeGate) async {
+        defer {
+            _ = state.withLockedValue { $0.resuming.removeValue(forKey: peer) }
+            gate.open()
+        }
+        var resent = 0
+        do {
+            for commandID in try await journal.pendingOutboundCommandIDs() {
+                var after: UInt64 = 0
+                while true {
+                    let page = try await journal.pendingOutbound(commandID: commandID, peer: peer, afterSeq: after, limit: 1000)
+                    guard !page.isEmpty else { break }
+                    try await journal.recordOutboundAttempts(page.map(\.seq))
+                    for row in page {
+                        after = row.seq
+                        guard let target = try? MeshAddress.parse(row.peer) else {
+                            try await journal.markOutboundFailed(row.seq, error: "unparseable peer address \(row.peer)")
+                            continue
+                        }
+                        let envelope = Envelope(kind: row.kind, originSeq: row.seq, correlationID: row.correlationID, replayOf: row.replayOf,
+                                                isError: row.isErrorResponse, relay: row.relay, payload: row.payload)
+                        _ = try await transmit(seq: row.seq, envelope, commandID: row.commandID, to: target)
+                        resent += 1
+                    }
+                }
+            }
+            if resent > 0 { logger.info("resent from journal", metadata: ["mesh.peer": "\(peer)", "mesh.resent": "\(resent)"]) }
+        } catch {
+            // The transport closed (shutdown) or the journal failed: what was not handed over stays pending for the
+            // next start.
+            logger.notice("resend stopped", metadata: ["mesh.peer": "\(peer)", "mesh.resent": "\(resent)", "mesh.error": "\(error)"])
+        }
+    }
+
+    /// Waits until the messages that were pending to `peer` at start have been handed to the transport.
+    func awaitResume(of peer: String) async {
+        guard let gate = state.withLockedValue({ $0.resuming[peer] }) else { return }
+        await gate.wait()
+    }
+
+    /// Whether a resend to `peer` is still handing over older messages.
+    func isResuming(_ peer: String) -> Bool {
+        state.withLockedValue { $0.resuming[peer] != nil }
     }
 }
 

@@ -421,6 +421,13 @@ extension Journal {
         try await read { db in try db.rows(Self.distinctCommandIDs(table: "mesh_outbound_state", open: "status = 0")).compactMap { $0[0].flatMap { UInt16($0) } } }
     }
 
+    /// The peers (`host:port`) that pending outbound messages are addressed to, through the pending index.
+    public func pendingOutboundPeers() async throws -> [String] {
+        try await read { db in
+            try db.rows("SELECT DISTINCT o.peer FROM \(Self.outboundSource) WHERE s.status = 0 ORDER BY o.peer").compactMap { $0[0] }
+        }
+    }
+
     /// The command IDs with open inbound messages (`received`, `failed`, `unhandled`), ascending.
     public func openInboundCommandIDs() async throws -> [UInt16] {
         try await read { db in try db.rows(Self.distinctCommandIDs(table: "mesh_inbound_state", open: "status IN (0, 2, 4)")).compactMap { $0[0].flatMap { UInt16($0) } } }
@@ -443,17 +450,24 @@ extension Journal {
     /// the rows are found by sequence.
     /// - Parameters:
     ///   - commandID: only this command ID, or all when `nil`.
+    ///   - peer: only messages to this address, or all when `nil`.
     ///   - afterSeq: only sequences greater than this (for paging).
     ///   - limit: at most this many rows.
-    public func pendingOutbound(commandID: UInt16? = nil, afterSeq: UInt64 = 0, limit: Int = 1000) async throws -> [StoredOutbound] {
+    public func pendingOutbound(commandID: UInt16? = nil, peer: String? = nil, afterSeq: UInt64 = 0,
+                                limit: Int = 1000) async throws -> [StoredOutbound] {
         try await read { db in
-            let sql = commandID == nil
-                ? "SELECT \(Self.outboundColumns) FROM \(Self.outboundSource) WHERE s.status = 0 AND s.seq > ? ORDER BY s.seq LIMIT ?"
-                : "SELECT \(Self.outboundColumns) FROM \(Self.outboundSource) WHERE s.status = 0 AND s.command_id = ? AND s.seq > ? ORDER BY s.seq LIMIT ?"
+            var sql = "SELECT \(Self.outboundColumns) FROM \(Self.outboundSource) WHERE s.status = 0"
+            if commandID != nil { sql += " AND s.command_id = ?" }
+            if peer != nil { sql += " AND o.peer = ?" }
+            sql += " AND s.seq > ? ORDER BY s.seq LIMIT ?"
             let statement = try db.cached(sql)
             var index: Int32 = 1
             if let commandID {
                 try statement.bind(index, Int64(commandID))
+                index += 1
+            }
+            if let peer {
+                try statement.bind(index, peer)
                 index += 1
             }
             try statement.bind(index, Int64(bitPattern: afterSeq))

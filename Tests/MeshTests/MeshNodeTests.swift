@@ -1,5 +1,8 @@
 import Mesh
 import MeshCore
+import MeshFaultProxy
+import NIOConcurrencyHelpers
+import NIOCore
 import MeshJournal
 import MeshTransport
 import Testing
@@ -225,5 +228,61 @@ import Testing
         await journal.close()
         await released.add(1)
         await a.shutdown()
+    }
+}
+
+/// A restarted node with thousands of messages pending to a peer that does not answer starts at once and
+/// serves everyone else: its resend to that peer waits for window space in the background, and new messages
+/// to the same peer wait behind it (found by the recovery benchmark, where `start` waited for the give-up time
+/// of every window-full of messages before it returned).
+@Suite struct ResumeTests {
+    @Test func pendingMessagesToADeadPeerDoNotHoldUpTheStart() async throws {
+        let fixture = try NodeFixture()
+        defer { fixture.remove() }
+        // A peer that takes datagrams and never answers: a fully partitioned fault proxy.
+        let silent = try await FaultProxy.start(listen: try .init(ipAddress: "127.0.0.1", port: 0), forward: try .init(ipAddress: "127.0.0.1", port: 9),
+                                                faults: .init(partitioned: true), seed: 1)
+        let dead = "127.0.0.1:\(silent.listenAddress.port!)"
+        let pending = 5000  // more than a peer's window (4096): the resend must wait for room
+        do {
+            let journal = try await Journal.open(path: fixture.configuration("a").journalPath, logger: testLogger)
+            let row = OutboundMessage(commandID: 7, kind: .send, peer: dead, payload: try MeshCodec.encode(["n": 1]))
+            for _ in 0..<(pending / 1000) { _ = try await journal.appendOutbound(Array(repeating: row, count: 1000)) }
+            await journal.close()
+        }
+        let b = try await fixture.start("b")
+        try b.handleCommand(2001) { data in data }
+        let started = Task { try await fixture.start("a") { $0.retryTimeout = .seconds(120); $0.peerTimeout = .seconds(120) } }
+        let finished = await finishes(within: .seconds(20)) { _ = try? await started.value }
+        guard finished else {
+            Issue.record("start waited for the dead peer")
+            return
+        }
+        let a = try await started.value
+        let answer = try await a.sendRequest(2001, to: b.address, ["ping": 1], timeout: .seconds(10))
+        #expect(try answer.getInt("ping") == 1)
+        try await eventually {
+            try await a.journal.rows("SELECT count(*) FROM mesh_messages WHERE direction = 'out' AND peer = '\(dead)' AND status = 'pending'")
+                == [["\(pending)"]]
+        }
+        await a.shutdown()
+        await b.shutdown()
+        await silent.close()
+    }
+}
+
+/// Whether `work` finishes within `timeout`, without waiting for it beyond (a task group would join it).
+func finishes(within timeout: Duration, _ work: @escaping @Sendable () async -> Void) async -> Bool {
+    let once = NIOLockedValueBox<CheckedContinuation<Bool, Never>?>(nil)
+    return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+        once.withLockedValue { $0 = continuation }
+        Task {
+            await work()
+            once.withLockedValue { $0.take() }?.resume(returning: true)
+        }
+        Task {
+            try? await Task.sleep(for: timeout)
+            once.withLockedValue { $0.take() }?.resume(returning: false)
+        }
     }
 }

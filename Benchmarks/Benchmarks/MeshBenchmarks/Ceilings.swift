@@ -61,7 +61,7 @@ final class RawUDPPingPong: Sendable {
         let group = MultiThreadedEventLoopGroup.singleton
         let any = try SocketAddress(ipAddress: "127.0.0.1", port: 0)
         let server = try await DatagramBootstrap(group: group.next())
-            .channelInitializer { $0.eventLoop.makeCompletedFuture { try $0.pipeline.syncOperations.addHandler(Echo()) } }
+            .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Echo()) } }
             .bind(to: any).get()
         let waiting = NIOLockedValueBox<CheckedContinuation<Void, Never>?>(nil)
         let client = try await DatagramBootstrap(group: group.next())

@@ -140,7 +140,7 @@ struct ConfirmAtOnce: TransportInboundHandler {
 
 func transportBenchmarks() {
     let pair = Slot<(sender: MeshTransport, receiver: MeshTransport)>()
-    let setup: BenchmarkSetupHook = {
+    let setup: Benchmark.BenchmarkSetupHook = {
         let key = Keyring(ClusterKey.generate())
         let any = try SocketAddress(ipAddress: "127.0.0.1", port: 0)
         let receiver = try await MeshTransport.bind(configuration: .init(bindAddress: any, keyring: key), logger: quietLogger,
@@ -149,7 +149,7 @@ func transportBenchmarks() {
         pair.value = (sender, receiver)
         _ = try await sender.send(ByteBuffer(bytes: encodedMessage), commandID: 1, to: receiver.localAddress).outcome()
     }
-    let teardown: BenchmarkTeardownHook = {
+    let teardown: Benchmark.BenchmarkTeardownHook = {
         await pair.value.sender.close()
         await pair.value.receiver.close()
     }
@@ -168,7 +168,10 @@ func transportBenchmarks() {
             var receipts: [MeshTransport.Receipt] = []
             receipts.reserveCapacity(1000)
             for _ in 0..<1000 { receipts.append(try await pair.value.sender.send(payload, commandID: 1, to: pair.value.receiver.localAddress)) }
-            for receipt in receipts { precondition(await receipt.outcome() == .confirmed) }
+            for receipt in receipts {
+                let outcome = await receipt.outcome()
+                precondition(outcome == .confirmed)
+            }
         }
     }
     let raw = Slot<RawUDPPingPong>()
@@ -182,7 +185,7 @@ func transportBenchmarks() {
 
 func nodeBenchmarks() {
     let nodes = Slot<(a: MeshNode, b: MeshNode, dir: String)>()
-    let setup: BenchmarkSetupHook = {
+    let setup: Benchmark.BenchmarkSetupHook = {
         let dir = scratchDirectory("nodes")
         let key = ClusterKey.generate()
         let a = try await MeshNode.start(configuration: .init(address: "127.0.0.1:0", journalPath: dir + "/a.sqlite", clusterKey: key),
@@ -194,7 +197,7 @@ func nodeBenchmarks() {
         nodes.value = (a, b, dir)
         _ = try await a.sendRequest(2000, to: b.address, message)
     }
-    let teardown: BenchmarkTeardownHook = {
+    let teardown: Benchmark.BenchmarkTeardownHook = {
         await nodes.value.a.shutdown()
         await nodes.value.b.shutdown()
         try? FileManager.default.removeItem(atPath: nodes.value.dir)
@@ -202,7 +205,8 @@ func nodeBenchmarks() {
     Benchmark("Node: send 1 KiB, journaled at both ends, confirmed",
               configuration: .init(setup: setup, teardown: teardown)) { benchmark in
         for _ in benchmark.scaledIterations {
-            precondition(await (try await nodes.value.a.send(1024, to: nodes.value.b.address, message)).outcome() == .confirmed)
+            let outcome = await (try await nodes.value.a.send(1024, to: nodes.value.b.address, message)).outcome()
+            precondition(outcome == .confirmed)
         }
     }
     Benchmark("Node: request/response of 1 KiB (4 journal commits)",
@@ -219,7 +223,10 @@ func nodeBenchmarks() {
                         for _ in stride(from: worker, to: 1000, by: 64) {
                             deliveries.append(try await nodes.value.a.send(1024, to: nodes.value.b.address, message))
                         }
-                        for delivery in deliveries { precondition(await delivery.outcome() == .confirmed) }
+                        for delivery in deliveries {
+                            let outcome = await delivery.outcome()
+                            precondition(outcome == .confirmed)
+                        }
                     }
                 }
                 try await group.waitForAll()
