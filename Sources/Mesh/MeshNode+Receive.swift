@@ -4,6 +4,7 @@ import MeshCore
 import MeshFailpoints
 import MeshJournal
 import MeshTransport
+import NIOCore
 import Synchronization
 
 extension MeshNode {
@@ -19,6 +20,9 @@ extension MeshNode {
         tokens.reserveCapacity(batch.count)
         envelopes.reserveCapacity(batch.count)
         let overloaded = inboundBacklog.load(ordering: .relaxed) >= Self.maxInboundBacklog
+        // A read batch mostly comes from a few peers: their id and address texts are made once per batch.
+        var nodeTexts: [NodeID: String] = [:]
+        var peerTexts: [SocketAddress: String] = [:]
         for message in batch {
             if Self.reservedCommandIDs.contains(message.commandID) {
                 receiveControl(message)
@@ -34,9 +38,13 @@ extension MeshNode {
                 continue
             }
             let hasHandler = envelope.kind == .response || !handlers(for: message.commandID).isEmpty
+            let node = nodeTexts[message.node] ?? message.node.description
+            let peer = peerTexts[message.address] ?? MeshAddress.text(message.address)
+            nodeTexts[message.node] = node
+            peerTexts[message.address] = peer
             var row = InboundMessage(
-                originNode: message.node.description, originSeq: envelope.originSeq, commandID: message.commandID,
-                kind: envelope.kind, peer: MeshAddress.text(message.address), payload: envelope.payload,
+                originNode: node, originSeq: envelope.originSeq, commandID: message.commandID,
+                kind: envelope.kind, peer: peer, payload: envelope.payload,
                 correlationID: envelope.correlationID, replayOf: envelope.replayOf, status: hasHandler ? .received : .unhandled)
             if let relay = envelope.relay {
                 row.relay = relay
