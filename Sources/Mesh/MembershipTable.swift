@@ -78,11 +78,12 @@ struct MembershipTable: Sendable {
         sender.isSelf = false
         if let observedHost, let fixed = Self.replacingUnspecifiedHost(sender.address, with: observedHost) { sender.address = fixed }
         if var entry = entries[sender.nodeID] {
+            // A record older than the one held (a heartbeat overtaken by the same node's goodbye or status
+            // change: gossip datagrams may be reordered) says nothing new, and must not revive a node that left.
+            guard sender.incarnation >= entry.member.incarnation else { return gossipRumours(gossip, from: sender, now: now) }
             let wasReachable = entry.member.isReachable
             let changed = sender.incarnation > entry.member.incarnation && !Self.sameDeclaration(entry.member, sender)
-            if sender.incarnation >= entry.member.incarnation {
-                entry.member = sender
-            }
+            entry.member = sender
             entry.lastHeard = now
             entry.member.isReachable = !gossip.leaving
             entries[sender.nodeID] = entry
@@ -98,6 +99,13 @@ struct MembershipTable: Sendable {
             entries[sender.nodeID] = Entry(member: sender, lastHeard: now)
             if !gossip.leaving { events.append(.joined(sender)) }
         }
+        return events + gossipRumours(gossip, from: sender, now: now)
+    }
+
+    /// What a gossip datagram says about other members: newer records replace older ones (never making a member
+    /// reachable: only its own gossip does that); unknown members are noted as heartbeat targets.
+    private mutating func gossipRumours(_ gossip: Gossip, from sender: Member, now: ContinuousClock.Instant) -> [MembershipEvent] {
+        var events: [MembershipEvent] = []
         for var rumour in gossip.members where rumour.nodeID != me.nodeID && rumour.nodeID != sender.nodeID {
             rumour.isSelf = false
             if var entry = entries[rumour.nodeID] {

@@ -76,6 +76,20 @@ import Testing
         #expect(table.receive(.init(sender: restarted, leaving: false, members: []), observedHost: nil, now: t0) == [.joined(restarted)])
     }
 
+    /// Gossip datagrams can be reordered: a heartbeat overtaken by the same node's goodbye must not bring it back.
+    @Test func aLateHeartbeatDoesNotReviveANodeThatLeft() {
+        var table = table()
+        let b = Self.member(2)
+        _ = table.receive(.init(sender: b, leaving: false, members: []), observedHost: nil, now: t0)
+        var gone = b
+        gone.status = .offline
+        gone.incarnation += 1
+        #expect(table.receive(.init(sender: gone, leaving: true, members: []), observedHost: nil, now: t0).count == 1)
+        #expect(table.receive(.init(sender: b, leaving: false, members: []), observedHost: nil, now: t0 + .milliseconds(5)).isEmpty)
+        #expect(table.members.first { $0.nodeID == b.nodeID }?.isReachable == false)
+        #expect(table.members.first { $0.nodeID == b.nodeID }?.status == .offline)
+    }
+
     @Test func unspecifiedHostIsReplacedByTheObservedOne() {
         var table = table()
         var b = Self.member(2)
