@@ -3,6 +3,7 @@ import MeshCore
 import Metrics
 import MeshJournal
 import MeshFailpoints
+import Synchronization
 
 /// Work for one command ID's dispatcher.
 enum DispatchWork: Sendable {
@@ -102,7 +103,7 @@ extension MeshNode {
         while true {
             attempt += 1
             let info = MessageInfo(messageID: "\(item.originNode):\(item.originSeq)", sender: item.peer, commandID: item.commandID,
-                                   kind: item.kind, attempt: attempt)
+                                   kind: item.kind, attempt: attempt, isResumed: item.inboundID <= resumeBoundary.load(ordering: .relaxed))
             var failure: String?
             var firstResponse: MeshData?
             // Invocation records and statuses are streamed to the journal writer (ordered, batched by group commit)

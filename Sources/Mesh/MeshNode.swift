@@ -48,6 +48,9 @@ public final class MeshNode: Sendable {
     let transport: MeshTransport
     let logger: Logger
     private let state: NIOLockedValueBox<State>
+    /// The highest inbound row id journaled before this start: rows up to it are dispatched with
+    /// ``MessageInfo/isResumed`` set.
+    let resumeBoundary = Atomic<Int64>(0)
     /// Received messages handed to the journal's writer and not yet committed (see ``maxInboundBacklog``).
     let inboundBacklog = Atomic<Int>(0)
     /// Most received messages waiting for the journal before unreliable ones are dropped on arrival. Reliable
@@ -489,6 +492,9 @@ public final class MeshNode: Sendable {
     /// ones, per command ID in their original order. Messages for command IDs without a handler are marked
     /// `unhandled` until one is registered.
     private func resume() async throws {
+        // Messages journaled before this start may have been handled, in part or whole, by the previous run.
+        let boundary = try await journal.read { db in try db.scalarInt("SELECT coalesce(max(id), 0) FROM mesh_inbound") } ?? 0
+        resumeBoundary.store(boundary, ordering: .relaxed)
         // Resends run in the background, one task per peer, so a peer that is down (its window full, its messages
         // waiting for their give-up time) delays neither this start nor the other peers. New messages to a peer
         // wait until its resend has handed over every older one (``awaitResume(of:)``): order per command ID holds.
@@ -581,13 +587,21 @@ public struct MessageInfo: Sendable {
     public let commandID: UInt16
     /// Send, usend, request or response.
     public let kind: MessageKind
-    /// 1 for the first attempt; more after a handler failure or a crash.
+    /// 1 for the first attempt; more after a handler failure. A chain interrupted by a crash may run again with
+    /// the same number (its start was not journaled yet): see ``isResumed``.
     public let attempt: Int
+    /// The message was journaled by an earlier run of this node (it is dispatched after a restart, or re-queued
+    /// from the dead letters): its handlers may already have run, in part or in whole, before that run ended
+    /// (at-least-once). A handler with side effects that must not repeat checks them by ``messageID`` when this
+    /// is true.
+    public let isResumed: Bool
     /// The replay run when the handler is being replayed (``MeshNode/replay(commandID:from:to:limit:sendResponses:)``),
     /// `nil` for live traffic: a handler can skip side effects that must not happen twice.
     public let replayRun: Int64?
 
-    init(messageID: String, sender: String, commandID: UInt16, kind: MessageKind, attempt: Int, replayRun: Int64? = nil) {
+    init(messageID: String, sender: String, commandID: UInt16, kind: MessageKind, attempt: Int, isResumed: Bool = false,
+         replayRun: Int64? = nil) {
+        self.isResumed = isResumed
         self.messageID = messageID
         self.sender = sender
         self.commandID = commandID

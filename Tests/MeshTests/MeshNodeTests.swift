@@ -236,6 +236,32 @@ import Testing
 /// to the same peer wait behind it (found by the recovery benchmark, where `start` waited for the give-up time
 /// of every window-full of messages before it returned).
 @Suite struct ResumeTests {
+    /// A message journaled but not handled when the process ended is dispatched at the next start with
+    /// `isResumed` set (its handlers may have run before); live traffic has it unset.
+    @Test func messagesDispatchedByTheResumeAreMarked() async throws {
+        let fixture = try NodeFixture()
+        defer { fixture.remove() }
+        do {
+            let journal = try await Journal.open(path: fixture.configuration("b").journalPath, logger: testLogger)
+            _ = try await journal.appendInbound([InboundMessage(originNode: String(repeating: "ab", count: 16), originSeq: 1, commandID: 5,
+                                                                kind: .send, peer: "127.0.0.1:9", payload: try MeshCodec.encode(["n": 1]))])
+            await journal.close()
+        }
+        let seen = Recorder<(Int, Bool)>()
+        let b = try await fixture.start("b")
+        try b.handleCommand(5) { data, info in
+            await seen.add((try data.getInt("n"), info.isResumed))
+            return nil
+        }
+        let a = try await fixture.start("a")
+        #expect(await (try await a.send(5, to: b.address, ["n": 2])).outcome() == .confirmed)
+        try await eventually { await seen.count == 2 }
+        #expect(await seen.items.map(\.0) == [1, 2])
+        #expect(await seen.items.map(\.1) == [true, false])
+        await a.shutdown()
+        await b.shutdown()
+    }
+
     @Test func pendingMessagesToADeadPeerDoNotHoldUpTheStart() async throws {
         let fixture = try NodeFixture()
         defer { fixture.remove() }
