@@ -76,7 +76,7 @@ public final class MeshNode: Sendable {
         var cancelOnStop: [Task<Void, Never>] = []
         /// Requests waiting for their response, by request message id.
         var pendingRequests: [String: ResponseSlot] = [:]
-        /// Peers whose pending messages are still being resent after a restart (see ``resend(to:gate:)``).
+        /// Peers whose pending messages are still being resent after a restart (see ``resend(to:commandIDs:gate:)``).
         var resuming: [String: ResumeGate] = [:]
     }
 
@@ -179,7 +179,7 @@ public final class MeshNode: Sendable {
 
     /// Runs `work` and returns true if it finished within `timeout`, false otherwise — without waiting for it
     /// past the timeout (a task group would join it), so a hung handler cannot hang the caller.
-    static func race(timeout: Duration, _ work: @escaping @Sendable () async -> Void) async -> Bool {
+    package static func race(timeout: Duration, _ work: @escaping @Sendable () async -> Void) async -> Bool {
         let once = NIOLockedValueBox<CheckedContinuation<Bool, Never>?>(nil)
         return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             once.withLockedValue { $0 = continuation }
@@ -498,10 +498,12 @@ public final class MeshNode: Sendable {
         // Resends run in the background, one task per peer, so a peer that is down (its window full, its messages
         // waiting for their give-up time) delays neither this start nor the other peers. New messages to a peer
         // wait until its resend has handed over every older one (``awaitResume(of:)``): order per command ID holds.
-        for peer in try await journal.pendingOutboundPeers() {
+        let peers = try await journal.pendingOutboundPeers()
+        let commandIDs = peers.isEmpty ? [] : try await journal.pendingOutboundCommandIDs()
+        for peer in peers {
             let gate = ResumeGate()
             state.withLockedValue { $0.resuming[peer] = gate }
-            let task = Task { await resend(to: peer, gate: gate) }
+            let task = Task { await resend(to: peer, commandIDs: commandIDs, gate: gate) }
             state.withLockedValue { $0.tasks.append(task) }
         }
         var redispatched = 0
@@ -529,16 +531,17 @@ public final class MeshNode: Sendable {
 }
 
 extension MeshNode {
-    /// Resends every pending message to `peer`, command ID by command ID in sequence order (the order that
-    /// matters), through the pending index; then lets new messages to `peer` through.
-    func resend(to peer: String, gate: ResumeGate) async {
+    /// Resends every pending message to `peer`, command ID by command ID (`commandIDs`: those with pending
+    /// messages at start) in sequence order (the order that matters), through the pending index; then lets new
+    /// messages to `peer` through.
+    func resend(to peer: String, commandIDs: [UInt16], gate: ResumeGate) async {
         defer {
             _ = state.withLockedValue { $0.resuming.removeValue(forKey: peer) }
             gate.open()
         }
         var resent = 0
         do {
-            for commandID in try await journal.pendingOutboundCommandIDs() {
+            for commandID in commandIDs {
                 var after: UInt64 = 0
                 while true {
                     let page = try await journal.pendingOutbound(commandID: commandID, peer: peer, afterSeq: after, limit: 1000)

@@ -332,17 +332,32 @@ extension Journal {
         guard !seqs.isEmpty else { return 0 }
         let now = WallClock.nowMs()
         return try await writer.submit(deferrable: true) { context in
-            let statement = try context.db.cached("UPDATE mesh_outbound_state SET status = 1, completed_at = ? WHERE seq = ? AND status = 0")
-            var changed = 0
-            for seq in seqs {
-                try statement.bind(1, now)
-                try statement.bind(2, Int64(bitPattern: seq))
-                try statement.step()
-                changed += context.db.changes
-                statement.reset()
-            }
-            return changed
+            try Self.updateOutboundAcked(context.db, seqs, now: now)
         }
+    }
+
+    /// Sets pending rows `seqs` acked at `now`; returns how many changed.
+    static func updateOutboundAcked(_ db: SQLiteConnection, _ seqs: [UInt64], now: Int64) throws -> Int {
+        let statement = try db.cached("UPDATE mesh_outbound_state SET status = 1, completed_at = ? WHERE seq = ? AND status = 0")
+        var changed = 0
+        for seq in seqs {
+            try statement.bind(1, now)
+            try statement.bind(2, Int64(bitPattern: seq))
+            try statement.step()
+            changed += db.changes
+            statement.reset()
+        }
+        return changed
+    }
+
+    /// Sets pending row `seq` failed with `error` at `now`; returns whether it changed.
+    static func updateOutboundFailed(_ db: SQLiteConnection, _ seq: UInt64, error: String, now: Int64) throws -> Bool {
+        let statement = try db.cached("UPDATE mesh_outbound_state SET status = 2, completed_at = ?, error = ? WHERE seq = ? AND status = 0")
+        try statement.bind(1, now)
+        try statement.bind(2, error)
+        try statement.bind(3, Int64(bitPattern: seq))
+        try statement.step()
+        return db.changes == 1
     }
 
     /// Marks outbound messages acknowledged without waiting: when the writer reaches this job it calls `take`
@@ -354,15 +369,8 @@ extension Journal {
         writer.post(inTransaction: true) { context in
             let seqs = take()
             guard !seqs.isEmpty else { return }
-            let now = WallClock.nowMs()
             do {
-                let statement = try context.db.cached("UPDATE mesh_outbound_state SET status = 1, completed_at = ? WHERE seq = ? AND status = 0")
-                for seq in seqs {
-                    try statement.bind(1, now)
-                    try statement.bind(2, Int64(bitPattern: seq))
-                    try statement.step()
-                    statement.reset()
-                }
+                _ = try Self.updateOutboundAcked(context.db, seqs, now: WallClock.nowMs())
             } catch {
                 logger.error("journal: could not record acknowledgements", metadata: ["journal.count": "\(seqs.count)", "journal.error": "\(error)"])
             }
@@ -376,12 +384,7 @@ extension Journal {
         let logger = self.logger
         writer.post(inTransaction: true) { context in
             do {
-                let statement = try context.db.cached(
-                    "UPDATE mesh_outbound_state SET status = 2, completed_at = ?, error = ? WHERE seq = ? AND status = 0")
-                try statement.bind(1, now)
-                try statement.bind(2, text)
-                try statement.bind(3, Int64(bitPattern: seq))
-                try statement.step()
+                _ = try Self.updateOutboundFailed(context.db, seq, error: text, now: now)
             } catch {
                 logger.error("journal: could not record a send failure", metadata: ["journal.seq": "\(seq)", "journal.error": "\(error)"])
             }
@@ -393,13 +396,7 @@ extension Journal {
     public func markOutboundFailed(_ seq: UInt64, error: String) async throws -> Bool {
         let now = WallClock.nowMs()
         return try await writer.submit { context in
-            let statement = try context.db.cached(
-                "UPDATE mesh_outbound_state SET status = 2, completed_at = ?, error = ? WHERE seq = ? AND status = 0")
-            try statement.bind(1, now)
-            try statement.bind(2, error)
-            try statement.bind(3, Int64(bitPattern: seq))
-            try statement.step()
-            return context.db.changes == 1
+            try Self.updateOutboundFailed(context.db, seq, error: error, now: now)
         }
     }
 

@@ -122,23 +122,18 @@ final class TransportHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
         metrics.bytesIn.increment(by: envelope.data.readableBytes)
-        switch machine.ingest(envelope.data, sealer: sealer, from: envelope.remoteAddress, now: .now()) {
+        let verdict = machine.ingest(envelope.data, sealer: sealer, from: envelope.remoteAddress, now: .now())
+        switch verdict {
         case .accepted:
             perform(machine.takeActions())
         case .replayed:
             metrics.replays.increment()
-        case .oversized:
+        case .oversized, .malformed:
             metrics.malformed.increment()
-            noteRejected("oversized", envelope.remoteAddress)
-        case .malformed:
-            metrics.malformed.increment()
-            noteRejected("malformed", envelope.remoteAddress)
-        case .unknownKey:
+            noteRejected("\(verdict)", envelope.remoteAddress)
+        case .unknownKey, .badTag:
             metrics.authFailures.increment()
-            noteRejected("unknownKey", envelope.remoteAddress)
-        case .badTag:
-            metrics.authFailures.increment()
-            noteRejected("badTag", envelope.remoteAddress)
+            noteRejected("\(verdict)", envelope.remoteAddress)
         }
     }
 

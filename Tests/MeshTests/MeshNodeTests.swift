@@ -1,7 +1,6 @@
 import Mesh
 import MeshCore
 import MeshFaultProxy
-import NIOConcurrencyHelpers
 import NIOCore
 import MeshJournal
 import MeshTransport
@@ -279,7 +278,7 @@ import Testing
         let b = try await fixture.start("b")
         try b.handleCommand(2001) { data in data }
         let started = Task { try await fixture.start("a") { $0.retryTimeout = .seconds(120); $0.peerTimeout = .seconds(120) } }
-        let finished = await finishes(within: .seconds(20)) { _ = try? await started.value }
+        let finished = await MeshNode.race(timeout: .seconds(20)) { _ = try? await started.value }
         guard finished else {
             Issue.record("start waited for the dead peer")
             return
@@ -294,21 +293,5 @@ import Testing
         await a.shutdown()
         await b.shutdown()
         await silent.close()
-    }
-}
-
-/// Whether `work` finishes within `timeout`, without waiting for it beyond (a task group would join it).
-func finishes(within timeout: Duration, _ work: @escaping @Sendable () async -> Void) async -> Bool {
-    let once = NIOLockedValueBox<CheckedContinuation<Bool, Never>?>(nil)
-    return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-        once.withLockedValue { $0 = continuation }
-        Task {
-            await work()
-            once.withLockedValue { $0.take() }?.resume(returning: true)
-        }
-        Task {
-            try? await Task.sleep(for: timeout)
-            once.withLockedValue { $0.take() }?.resume(returning: false)
-        }
     }
 }

@@ -22,51 +22,37 @@ enum MixedTraffic {
     }
 
     static func generate(node: MeshNode, targets: [String], relays: [String], count: Int, rate: Double?) async {
+        let me = node.address
+        let last: Int64?
         do {
-            let me = node.address
-            let last = try await node.journal.read { db in
+            last = try await node.journal.read { db in
                 try db.scalarInt("""
                     SELECT max(json_extract(payload_json, '$.i')) FROM mesh_outbound
                     WHERE kind <> 3 AND json_extract(payload_json, '$.from') = '\(me)'
                     """)
             }
-            let start = last.map { Int($0) + 1 } ?? 0
-            guard start < count else { return }
-            let began = ContinuousClock.now
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for worker in 0..<8 {
-                    group.addTask {
-                        for i in stride(from: start + worker, to: count, by: 8) {
-                            try Task.checkCancellation()
-                            if let rate {
-                                let due = began + .seconds(Double(i - start) / rate)
-                                if due > .now { try await Task.sleep(until: due) }
-                            }
-                            let data: MeshData = ["i": .int64(Int64(i)), "from": .string(me),
-                                                  "body": .bytes([UInt8](repeating: UInt8(truncatingIfNeeded: i), count: bodySize(i)))]
-                            let target = targets[i % targets.count]
-                            switch i % 20 {
-                            case 0..<12: _ = try await node.send(sendCommand, to: target, data)
-                            case 12, 13: _ = try await node.usend(usendCommand, to: target, data)
-                            case 14, 15:
-                                if relays.isEmpty {
-                                    _ = try await node.send(sendCommand, to: target, data)
-                                } else {
-                                    _ = try await node.sendMany(sendManyCommand, to: relays, data, limit: 1)
-                                }
-                            default:
-                                // A request whose response does not come back in time is still journaled and resent
-                                // as needed; the generator moves on.
-                                _ = try? await node.sendRequest(requestCommand, to: target, data, timeout: .seconds(60))
-                            }
-                        }
-                    }
-                }
-                try await group.waitForAll()
-            }
-        } catch is CancellationError {
         } catch {
             FileHandle.standardError.write(Data("traffic generator stopped: \(error)\n".utf8))
+            return
+        }
+        await TrafficPacing.run(from: last.map { Int($0) + 1 } ?? 0, to: count, rate: rate) { i in
+            let data: MeshData = ["i": .int64(Int64(i)), "from": .string(me),
+                                  "body": .bytes([UInt8](repeating: UInt8(truncatingIfNeeded: i), count: bodySize(i)))]
+            let target = targets[i % targets.count]
+            switch i % 20 {
+            case 0..<12: _ = try await node.send(sendCommand, to: target, data)
+            case 12, 13: _ = try await node.usend(usendCommand, to: target, data)
+            case 14, 15:
+                if relays.isEmpty {
+                    _ = try await node.send(sendCommand, to: target, data)
+                } else {
+                    _ = try await node.sendMany(sendManyCommand, to: relays, data, limit: 1)
+                }
+            default:
+                // A request whose response does not come back in time is still journaled and resent as needed; the
+                // generator moves on.
+                _ = try? await node.sendRequest(requestCommand, to: target, data, timeout: .seconds(60))
+            }
         }
     }
 }

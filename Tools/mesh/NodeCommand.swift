@@ -123,33 +123,19 @@ struct NodeCommand: AsyncParsableCommand {
     /// Sends `{"i": n}` for every n from the number already journaled for (`target`, `command`) up to `count`,
     /// eight at a time, so a restarted generator continues where its journal stopped.
     static func generate(node: MeshNode, to target: String, command: UInt16, count: Int, rate: Double? = nil) async {
+        let start: Int
+        let peer: String
         do {
-            let peer = MeshAddress.text(try MeshAddress.parse(target))
-            let existing = try await node.journal.read { db in
+            peer = MeshAddress.text(try MeshAddress.parse(target))
+            start = Int(try await node.journal.read { db in
                 try db.scalarInt("SELECT count(*) FROM mesh_outbound WHERE command_id = \(command) AND peer = '\(peer)'")
-            } ?? 0
-            let start = Int(existing)
-            guard start < count else { return }
-            let began = ContinuousClock.now
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for worker in 0..<8 {
-                    group.addTask {
-                        for i in stride(from: start + worker, to: count, by: 8) {
-                            try Task.checkCancellation()
-                            if let rate {
-                                // Message n of this run is due n / rate seconds after the start.
-                                let due = began + .seconds(Double(i - start) / rate)
-                                if due > .now { try await Task.sleep(until: due) }
-                            }
-                            _ = try await node.send(command, to: peer, ["i": .int64(Int64(i))])
-                        }
-                    }
-                }
-                try await group.waitForAll()
-            }
-        } catch is CancellationError {
+            } ?? 0)
         } catch {
             FileHandle.standardError.write(Data("traffic generator stopped: \(error)\n".utf8))
+            return
+        }
+        await TrafficPacing.run(from: start, to: count, rate: rate) { i in
+            _ = try await node.send(command, to: peer, ["i": .int64(Int64(i))])
         }
     }
 
