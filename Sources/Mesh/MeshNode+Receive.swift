@@ -37,7 +37,10 @@ extension MeshNode {
                 logger.notice("dropped a malformed message", metadata: ["mesh.peer": "\(message.address)"])
                 continue
             }
-            let hasHandler = envelope.kind == .response || !handlers(for: message.commandID).isEmpty
+            // A response is journaled `handled`: the request waiting for it takes it right after the commit, and no
+            // handler ever runs for it, so it never enters the open set (saving an index entry and a status write).
+            let status: InboundStatus = envelope.kind == .response ? .handled
+                : handlers(for: message.commandID).isEmpty ? .unhandled : .received
             let node = nodeTexts[message.node] ?? message.node.description
             let peer = peerTexts[message.address] ?? MeshAddress.text(message.address)
             nodeTexts[message.node] = node
@@ -45,7 +48,7 @@ extension MeshNode {
             var row = InboundMessage(
                 originNode: node, originSeq: envelope.originSeq, commandID: message.commandID,
                 kind: envelope.kind, peer: peer, payload: envelope.payload,
-                correlationID: envelope.correlationID, replayOf: envelope.replayOf, status: hasHandler ? .received : .unhandled)
+                correlationID: envelope.correlationID, replayOf: envelope.replayOf, status: status)
             if let relay = envelope.relay {
                 row.relay = relay
                 row.forwards = relayForwards(relay, commandID: message.commandID, kind: envelope.kind, payload: envelope.payload)
@@ -112,7 +115,6 @@ extension MeshNode {
                         resolveRequest(requestID, .failure(MeshError(.decode, "undecodable response to \(requestID)")))
                     }
                 }
-                journal.streamInboundStatus(id: id, .handled, attempts: 1)
                 continue
             }
             guard rows[index].status == .received else {

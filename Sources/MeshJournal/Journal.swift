@@ -548,7 +548,7 @@ extension Journal {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(origin, origin_seq) DO NOTHING
                 """)
-            let state = try db.cached("INSERT INTO mesh_inbound_state(id, command_id, status) VALUES (?, ?, ?)")
+            let state = try db.cached("INSERT INTO mesh_inbound_state(id, command_id, status, attempts, completed_at) VALUES (?, ?, ?, ?, ?)")
             var results: [InboundAppendResult] = []
             results.reserveCapacity(rows.count)
             var forwards: [[UInt64]] = []
@@ -574,6 +574,10 @@ extension Journal {
                     try state.bind(1, id)
                     try state.bind(2, Int64(row.commandID))
                     try state.bind(3, Int64(row.status.rawValue))
+                    // Journaled already complete (a response): one attempt, completed now.
+                    let complete = row.status == .handled
+                    try state.bind(4, complete ? 1 : 0)
+                    try state.bind(5, complete ? Optional(now) : nil)
                     try state.step()
                     state.reset()
                     results.append(.inserted(id: id))

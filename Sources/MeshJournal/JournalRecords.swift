@@ -137,7 +137,9 @@ public struct InboundMessage: Sendable, Hashable {
     public var correlationID: String?
     /// The original message id when this message re-drives recorded traffic.
     public var replayOf: String?
-    /// `received` (a handler exists) or `unhandled` (none registered yet).
+    /// `received` (a handler exists), `unhandled` (none registered yet), or `handled` for a row journaled
+    /// already complete (a response, which its waiting request consumes and no handler runs for): then one
+    /// attempt and `completed_at` = now are recorded with it.
     public var status: InboundStatus
     /// For a SendMany relay hop: the branch this node forwards the message to, `"limit;addr,addr"`.
     public var relay: String?

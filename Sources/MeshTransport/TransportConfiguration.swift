@@ -29,6 +29,11 @@ public struct TransportConfiguration: Sendable {
     /// A reliable message not confirmed by the receiver within this time fails with `timeout` (Diarkis
     /// `retryTimeout`). Default 3000 ms.
     public var retryTimeout: Duration
+    /// Longest a receiver holds an acknowledgement hoping to carry it on a datagram going the same way (a reply,
+    /// a confirmation) instead of sending it alone. Default 2 ms. Two unacknowledged packets, a duplicate or a
+    /// packet out of order are acknowledged at once (QUIC's rules, RFC 9000 §13.2.1); the sender adds this delay
+    /// to its retransmission timeout, so peers should share the setting. `.zero` acknowledges every batch at once.
+    public var maxAckDelay: Duration
     /// Interval of handshake retries while a peer has not answered. Default 100 ms (doubling up to 1 s).
     public var helloInterval: Duration
     /// An idle session is probed this often. Default 1000 ms.
@@ -67,6 +72,7 @@ public struct TransportConfiguration: Sendable {
         self.minRetransmitTimeout = .milliseconds(10)
         self.maxRetransmitTimeout = .milliseconds(1000)
         self.retryTimeout = .milliseconds(3000)
+        self.maxAckDelay = .milliseconds(2)
         self.helloInterval = .milliseconds(100)
         self.keepaliveInterval = .milliseconds(1000)
         self.peerTimeout = .milliseconds(3000)
@@ -91,6 +97,9 @@ public struct TransportConfiguration: Sendable {
         }
         guard retryInterval > .zero, retryTimeout > .zero, helloInterval > .zero, keepaliveInterval > .zero, peerTimeout > .zero else {
             throw fail("retryInterval, retryTimeout, helloInterval, keepaliveInterval and peerTimeout must be positive")
+        }
+        guard maxAckDelay >= .zero, maxAckDelay < minRetransmitTimeout else {
+            throw fail("maxAckDelay must be at least 0 and below minRetransmitTimeout (got \(maxAckDelay))")
         }
         guard windowMessages >= 1, windowBytes >= maxDatagramSize else { throw fail("windowMessages ≥ 1 and windowBytes ≥ maxDatagramSize") }
         guard maxReassemblyBytesPerPeer >= 0, maxReassemblyBytes >= maxReassemblyBytesPerPeer else {

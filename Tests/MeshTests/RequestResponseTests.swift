@@ -36,6 +36,28 @@ import Testing
         await b.shutdown()
     }
 
+    @Test func aResponseIsJournaledAlreadyHandledAndNeverOpen() async throws {
+        let fixture = try NodeFixture()
+        defer { fixture.remove() }
+        let a = try await fixture.start("a")
+        let b = try await fixture.start("b")
+        try b.handleCommand(2004) { data in data }
+        for i in 0..<5 {
+            _ = try await a.sendRequest(2004, to: b.address, ["i": .string("\(i)")], timeout: .seconds(30))
+            // The response's row is complete in the very commit that let the request return: no status write
+            // follows it, and it never enters the open set (handlers never run for responses).
+            #expect(try await a.journal.rows("""
+                SELECT s.status, s.attempts, s.completed_at IS NOT NULL FROM mesh_inbound i
+                JOIN mesh_inbound_state s ON s.id = i.id WHERE i.kind = 3
+                """).allSatisfy { $0 == ["1", "1", "1"] })
+        }
+        #expect(try await a.journal.rows("SELECT count(*) FROM mesh_inbound_state WHERE status IN (0, 2, 4)") == [["0"]])
+        #expect(try await a.journal.rows("SELECT count(*), min(status) FROM mesh_messages WHERE direction = 'in' AND kind = 'response'")
+            == [["5", "handled"]])
+        await a.shutdown()
+        await b.shutdown()
+    }
+
     @Test func aHandlerErrorReachesTheRequesterWithItsMessage() async throws {
         let fixture = try NodeFixture()
         defer { fixture.remove() }

@@ -22,6 +22,8 @@ final class InMemoryLink {
     private(set) var eventsA: [TransportEvent] = []
     private(set) var eventsB: [TransportEvent] = []
     private(set) var datagramsFromA = 0
+    /// Every datagram sent (dropped ones too): when, by whom, and its frames.
+    private(set) var sentLog: [(fromA: Bool, at: NIODeadline, frames: [Frame])] = []
     private var inFlight: [(toB: Bool, at: NIODeadline, header: PacketHeader, body: ByteBuffer)] = []
 
     init(configure: (inout TransportConfiguration) -> Void = { _ in }) {
@@ -83,6 +85,7 @@ final class InMemoryLink {
                 var copy = body
                 let frames = Frame.readAll(from: &copy) ?? []
                 if fromA { datagramsFromA += 1 }
+                sentLog.append((fromA, now, frames))
                 if drop(fromA, header, frames) { continue }
                 inFlight.append((toB: fromA, at: now + latency, header: header, body: body))
             case .deliver(let message):
@@ -150,6 +153,12 @@ final class InMemoryLink {
         a.receive(header: header, frames: Frame.readAll(from: &copy)!, from: addressB, now: now)
         pump()
     }
+
+    /// Forgets the datagrams logged so far.
+    func clearLog() { sentLog.removeAll() }
+
+    /// The frames of each datagram B sent since the log was cleared.
+    var framesFromB: [[Frame]] { sentLog.filter { !$0.fromA }.map(\.frames) }
 
     func payloadsAtB(lane: UInt16? = nil) -> [String] {
         deliveredToB.filter { lane == nil || $0.commandID == lane }.map { String(buffer: $0.payload) }

@@ -392,6 +392,75 @@ import Testing
         #expect(rtt.latest == .milliseconds(11))
     }
 
+    @Test func acknowledgementsWaitUpToTheMaxAckDelayForADatagramToRideOn() {
+        func isAck(_ f: Frame) -> Bool { if case .ack = f { true } else { false } }
+        func isConfirm(_ f: Frame) -> Bool { if case .confirm = f { true } else { false } }
+        let link = InMemoryLink { $0.maxAckDelay = .milliseconds(2) }
+        link.autoConfirm = false
+        link.send("warm-up")
+        link.run(until: { link.deliveredToB.count == 1 })
+        link.b.confirm(link.deliveredToB[0].token)
+        #expect(link.run(until: { link.outcomesA.count == 1 }))
+        link.run(for: .milliseconds(5))
+
+        // One packet in order: nothing goes back until the delay has passed, then the ack alone.
+        link.clearLog()
+        link.send("one")
+        let sentAt = link.now
+        #expect(link.run(until: { link.deliveredToB.count == 2 }))
+        link.run(for: .milliseconds(1))
+        #expect(link.framesFromB.isEmpty)
+        #expect(link.run(until: { !link.framesFromB.isEmpty }, limit: .milliseconds(5)))
+        let ackAt = link.sentLog.first { !$0.fromA }!.at
+        #expect(ackAt - sentAt >= .milliseconds(2))
+        #expect(link.framesFromB.count == 1 && link.framesFromB[0].count == 1 && isAck(link.framesFromB[0][0]))
+        link.b.confirm(link.deliveredToB[1].token)
+        #expect(link.run(until: { link.outcomesA.count == 2 }))
+        link.run(for: .milliseconds(5))
+
+        // Confirmed within the delay: the ack rides on the confirmation (one datagram, not two).
+        link.clearLog()
+        link.send("two")
+        #expect(link.run(until: { link.deliveredToB.count == 3 }))
+        link.b.confirm(link.deliveredToB[2].token)
+        link.pump()
+        #expect(link.framesFromB.count == 1)
+        #expect(link.framesFromB[0].contains(where: isAck) && link.framesFromB[0].contains(where: isConfirm))
+        link.run(for: .milliseconds(5))
+        #expect(link.framesFromB.count == 1)
+
+        // Two packets waiting: acknowledged at once.
+        link.clearLog()
+        link.send("three")
+        link.send("four")  // both arrive at the same instant
+        #expect(link.run(until: { link.deliveredToB.count == 5 && link.framesFromB.contains { $0.contains(where: isAck) } },
+                         limit: .microseconds(500)))
+
+        // Out of order (a gap): acknowledged at once, so the sender's loss detection hears of it.
+        link.run(for: .milliseconds(5))
+        link.clearLog()
+        var dropped = false
+        link.drop = { fromA, _, frames in
+            guard fromA, !dropped, frames.contains(where: { if case .data = $0 { true } else { false } }) else { return false }
+            dropped = true
+            return true
+        }
+        link.send("lost")
+        link.send("after the gap")
+        #expect(link.run(until: { link.deliveredToB.count == 5 && !link.framesFromB.isEmpty }, limit: .milliseconds(1)))
+        #expect(link.framesFromB[0].contains(where: isAck))
+    }
+
+    @Test func withoutAnAckDelayEveryPacketIsAcknowledgedAtOnce() {
+        let link = InMemoryLink { $0.maxAckDelay = .zero }
+        link.autoConfirm = false
+        link.send("warm-up")
+        link.run(until: { link.deliveredToB.count == 1 })
+        link.clearLog()
+        link.send("one")
+        #expect(link.run(until: { link.deliveredToB.count == 2 && !link.framesFromB.isEmpty }, limit: .microseconds(300)))
+    }
+
     @Test func ackRangesMergeAndEncode() {
         var ranges = AckRanges()
         for n: UInt64 in [1, 2, 3, 5, 6, 9, 4, 20] { ranges.insert(n) }

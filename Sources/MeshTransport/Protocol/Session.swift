@@ -176,14 +176,23 @@ final class Session {
     // Receiving.
     var received = AckRanges(maxRanges: 32)
     var ackOwed = false
+    /// Ack-eliciting packets received since the last acknowledgement was sent.
+    var unackedEliciting = 0
+    /// When the owed acknowledgement goes out on its own if nothing else is sent to carry it (see
+    /// ``TransportConfiguration/maxAckDelay``); `now` for an acknowledgement owed at once.
+    var ackDueAt: NIODeadline?
     var largestReceivedAt: NIODeadline?
     var lastReceivedAt: NIODeadline?
     var lanes: [UInt16: InboundLane] = [:]
     var reassembly: [ReassemblyKey: Reassembly] = [:]
     var reassemblyBytes = 0
 
-    init(address: SocketAddress, rtt: RTTEstimator.Configuration, helloInterval: Duration) {
+    /// The peer may hold an acknowledgement this long: added to the retransmission timeout.
+    let maxAckDelay: TimeAmount
+
+    init(address: SocketAddress, rtt: RTTEstimator.Configuration, helloInterval: Duration, maxAckDelay: Duration = .zero) {
         self.address = address
+        self.maxAckDelay = .nanoseconds(maxAckDelay.nanosecondsValue)
         self.rtt = RTTEstimator(configuration: rtt)
         self.helloBackoff = helloInterval
     }
@@ -198,7 +207,14 @@ final class Session {
     var retransmitDeadline: NIODeadline? {
         guard let oldest = oldestUnacked else { return nil }
         let base = max(oldest.sentAt, lastTimeoutAt ?? oldest.sentAt)
-        return base + rtt.rtoAmount
+        return base + rtt.rtoAmount + maxAckDelay
+    }
+
+    /// Forgets the owed acknowledgement (sent, or the session reset).
+    func ackSent() {
+        ackOwed = false
+        unackedEliciting = 0
+        ackDueAt = nil
     }
 
     var oldestUnacked: SentPacket? {

@@ -63,7 +63,8 @@ final class TransportStateMachine {
 
     private func session(_ address: SocketAddress) -> Session {
         if let s = sessions[address] { return s }
-        let s = Session(address: address, rtt: rttConfiguration, helloInterval: configuration.helloInterval)
+        let s = Session(address: address, rtt: rttConfiguration, helloInterval: configuration.helloInterval,
+                        maxAckDelay: configuration.maxAckDelay)
         sessions[address] = s
         return s
     }
@@ -235,10 +236,22 @@ final class TransportStateMachine {
             }
         }
         if accepted {
-            s.received.insert(header.packetNumber)
+            let previousLargest = s.received.largest
+            let fresh = s.received.insert(header.packetNumber)
             if ackEliciting {
                 s.ackOwed = true
                 s.largestReceivedAt = now
+                s.unackedEliciting += 1
+                // Delayed acknowledgement (QUIC's rules, RFC 9000 §13.2): the ack waits up to maxAckDelay for a
+                // datagram going the same way (a reply, a confirmation) to ride on, unless two ack-eliciting
+                // packets are waiting, or this one is a duplicate or arrived out of order (the sender's loss
+                // detection needs to hear about a gap at once).
+                let inOrder = fresh && header.packetNumber == (previousLargest ?? 0) + 1
+                if !inOrder || s.unackedEliciting >= 2 || configuration.maxAckDelay == .zero {
+                    s.ackDueAt = now
+                } else if s.ackDueAt == nil {
+                    s.ackDueAt = now + TimeAmount.nanoseconds(configuration.maxAckDelay.nanosecondsValue)
+                }
             }
         } else {
             counters.droppedOverLimit += 1
@@ -309,7 +322,7 @@ final class TransportStateMachine {
         s.abandonsOwed = []
         s.rtt = RTTEstimator(configuration: rttConfiguration)
         s.received = AckRanges(maxRanges: 32)
-        s.ackOwed = false
+        s.ackSent()
         s.lanes = [:]
         reassemblyBytes -= s.reassemblyBytes
         s.reassembly = [:]
@@ -675,6 +688,7 @@ final class TransportStateMachine {
                 continue
             }
             consider(s.retransmitDeadline)
+            if s.ackOwed { consider(s.ackDueAt) }
             for entries in s.outstanding.values {
                 if let first = entries.first?.firstSentAt { consider(first + configuration.retryTimeout) }
             }
@@ -728,7 +742,6 @@ final class TransportStateMachine {
             }
             if s.phase == .established {
                 if s.ackOwed {
-                    s.ackOwed = false
                     let delay = s.largestReceivedAt.map { UInt64(max(0, (now - $0).nanoseconds / 1000)) } ?? 0
                     _ = add(.ack(AckFrame(ranges: s.received.descending(limit: 32), delayMicros: delay)), .control)
                 }
@@ -780,6 +793,11 @@ final class TransportStateMachine {
                 s.pingOwed = false
             }
             guard !frames.isEmpty else { break }
+            if s.ackOwed {
+                // An acknowledgement alone waits until it is due; with anything else it goes now.
+                if frames.count == 1, let due = s.ackDueAt, due > now { break }
+                s.ackSent()
+            }
             emit(s, frames: frames, items: items, now: now)
         }
         s.compactSentOrder()
