@@ -14,6 +14,10 @@ static inline sqlite3_destructor_type csqlite_static(void) { return SQLITE_STATI
 static inline int csqlite_db_config_int(sqlite3 *db, int op, int value, int *out) {
     return sqlite3_db_config(db, op, value, out);
 }
+/// Wraps the variadic sqlite3_config for SQLITE_CONFIG_MEMSTATUS (process-wide allocation statistics, kept under
+/// a global mutex taken by every SQLite allocation). Effective only before SQLite initializes; later calls return
+/// SQLITE_MISUSE and change nothing.
+static inline int csqlite_config_memstatus(int on) { return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, on); }
 /// A valid pointer to an empty C string, for binding zero-length text.
 static inline const char *csqlite_empty_text(void) { return ""; }
 #endif

@@ -19,7 +19,14 @@ package final class SQLiteConnection {
         case readOnly
     }
 
+    /// Runs once, before the process's first connection: turns off SQLite's allocation statistics, which
+    /// take a process-wide mutex on every allocation and which Mesh never reads (measured: ~2 % of the CPU of a
+    /// journaled one-way stream). If SQLite was already initialized by other code in the process, this is a
+    /// no-op (SQLite refuses the change) and everything works as before.
+    private static let processSetup: Void = { _ = csqlite_config_memstatus(0) }()
+
     package init(path: String, mode: Mode) throws(SQLiteError) {
+        Self.processSetup
         var flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE
         switch mode {
         case .readWriteCreate: flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
