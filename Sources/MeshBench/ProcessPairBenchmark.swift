@@ -12,10 +12,12 @@ import Glibc
 
 /// `mesh bench`: this process's node sends to a `mesh node` child process on loopback (separate processes, as
 /// in production), both journaling every message. One-way: each latency sample is send → journaled here →
-/// sent → journaled by the receiver → confirmed. Request: sequential request/response round trips.
+/// sent → journaled by the receiver → confirmed, with many messages in flight (so the percentiles include
+/// queueing). Acked: the same path one message at a time (stop-and-wait, the C journaled bus's B1). Request:
+/// sequential request/response round trips.
 package enum ProcessPairBenchmark {
     package enum Mode: String, Sendable, CaseIterable {
-        case oneway, request
+        case oneway, acked, request
     }
 
     package struct Result: Sendable {
@@ -88,6 +90,14 @@ package enum ProcessPairBenchmark {
                 return try await group.reduce(into: [UInt64]()) { $0 += $1 }
             }
             for value in samples { _ = histogram.record(max(1, value)) }
+        case .acked:
+            for _ in 0..<messages {
+                let sent = clock.now
+                guard await (try await node.send(1024, to: target, data)).outcome() == .confirmed else {
+                    throw BenchmarkFailure("a message was not confirmed")
+                }
+                _ = histogram.record(max(1, UInt64((clock.now - sent).microseconds)))
+            }
         case .request:
             for _ in 0..<messages {
                 let sent = clock.now

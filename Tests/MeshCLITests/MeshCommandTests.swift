@@ -128,7 +128,7 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: "/tmp/never.sqlite"))
     }
 
-    @Test(arguments: ["oneway", "request"])
+    @Test(arguments: ["oneway", "acked", "request"])
     func benchRunsTwoProcessesAndPrintsTheJSONContract(mode: String) async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary))
         let result = try await Self.run(["bench", "--mode", mode, "--messages", "200", "--json"], timeout: 120)

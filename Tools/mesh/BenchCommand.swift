@@ -16,16 +16,16 @@ struct BenchCommand: AsyncParsableCommand {
 
 extension ProcessPairBenchmark.Mode: ExpressibleByArgument {}
 
-/// `mesh bench [--messages N] [--size BYTES] [--durability normal|full] [--mode oneway|request] [--json]`.
+/// `mesh bench [--messages N] [--size BYTES] [--durability normal|full] [--mode oneway|acked|request] [--json]`.
 struct PairBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pair",
         abstract: "Two nodes on loopback in separate processes (the default): throughput, latency percentiles, retransmits, journal sizes.")
 
-    @Option(help: "Messages (oneway) or round trips (request).") var messages = 20_000
+    @Option(help: "Messages (oneway, acked) or round trips (request).") var messages = 20_000
     @Option(help: "Encoded message size in bytes.") var size = 1024
     @Option(help: "normal or full, on both nodes.") var durability: JournalConfiguration.Durability = .normal
-    @Option(help: "oneway (send → journaled at both ends → acknowledged) or request (sequential request/response).")
+    @Option(help: "oneway (send → journaled at both ends → acknowledged, 'concurrency' senders), acked (the same, one message at a time: the C bus's B1) or request (sequential request/response).")
     var mode: ProcessPairBenchmark.Mode = .oneway
     @Option(help: "Concurrent sending tasks in oneway mode.") var concurrency = 64
     @Option(help: "Directory for the journals.") var dir = FileManager.default.temporaryDirectory.path
