@@ -305,7 +305,7 @@ final class SQLiteWorker: Sendable {
     private func runBatch(_ jobs: [any SQLiteJob], _ context: WorkerContext) {
         let db = context.db
         do {
-            try db.execute("BEGIN IMMEDIATE")
+            try db.executeCached("BEGIN IMMEDIATE")
         } catch {
             let failure = JournalError(error, context: "starting a journal transaction")
             for job in jobs { job.finish(failure) }
@@ -315,9 +315,9 @@ final class SQLiteWorker: Sendable {
         succeeded.reserveCapacity(jobs.count)
         for (index, job) in jobs.enumerated() {
             do {
-                if job.needsSavepoint { try db.execute("SAVEPOINT mesh_job") }
+                if job.needsSavepoint { try db.executeCached("SAVEPOINT mesh_job") }
                 try job.execute(context)
-                if job.needsSavepoint { try db.execute("RELEASE mesh_job") }
+                if job.needsSavepoint { try db.executeCached("RELEASE mesh_job") }
                 succeeded.append(job)
             } catch {
                 if db.isAutocommit {
@@ -339,7 +339,7 @@ final class SQLiteWorker: Sendable {
             }
         }
         do {
-            try db.execute("COMMIT")
+            try db.executeCached("COMMIT")
             context.committed()
             counters.withLock { $0.transactions += 1; $0.jobs += succeeded.count }
         } catch {

@@ -66,6 +66,15 @@ package final class SQLiteConnection {
         }
     }
 
+    /// Runs a statement without results through the statement cache (``cached(_:)``): for the transaction
+    /// statements of every commit (`BEGIN IMMEDIATE`, `COMMIT`, `SAVEPOINT`, `RELEASE`), which ``execute(_:)``
+    /// would parse and plan again each time — several microseconds and dozens of allocations per commit.
+    package func executeCached(_ sql: String) throws(SQLiteError) {
+        let statement = try cached(sql)
+        defer { statement.reset() }
+        while try statement.step() {}
+    }
+
     /// Prepares a statement that the caller owns.
     package func prepare(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
         try SQLiteStatement(db: handle, sql: sql)
