@@ -79,10 +79,13 @@ import Testing
         let a = try await fixture.start("a")
         let b = try await fixture.start("b") { $0.maxHandlerAttempts = 1 }
         try b.handleCommand(70, as: Move.self) { move, _ in try MeshDataEncoder().encode(Ack(accepted: move.x >= 0)) }
-        let ack = try await a.sendRequest(70, to: b.address, Move(player: "jon", x: 1, y: 2), as: Ack.self)
+        // A generous timeout: this is about the Codable path, and the first exchange of two fresh nodes once took
+        // longer than the default 3 s in a fully loaded parallel run.
+        let ack = try await a.sendRequest(70, to: b.address, Move(player: "jon", x: 1, y: 2), as: Ack.self, timeout: .seconds(30))
         #expect(ack == Ack(accepted: true))
         // Data that is not a Move: the handler fails with a decode error that the requester sees.
-        await #expect(throws: MeshError.self) { _ = try await a.sendRequest(70, to: b.address, ["player": "x"]) }
+        let refused = await #expect(throws: MeshError.self) { _ = try await a.sendRequest(70, to: b.address, ["player": "x"], timeout: .seconds(30)) }
+        #expect(refused?.code == .handlerError)
         await #expect(throws: MeshError.self) { try await a.sendToAnyOnline(70, ofType: "NOBODY", [:]) }
         await a.shutdown()
         await b.shutdown()
