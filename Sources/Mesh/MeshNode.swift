@@ -51,6 +51,9 @@ public final class MeshNode: Sendable {
     /// The highest inbound row id journaled before this start: rows up to it are dispatched with
     /// ``MessageInfo/isResumed`` set.
     let resumeBoundary = Atomic<Int64>(0)
+    /// Peers whose resend after a restart is still running (the size of `state.resuming`): while it is 0 —
+    /// always, once resume is over — a send skips the node's lock and the peer lookup.
+    let resumingPeers = Atomic<Int>(0)
     /// Received messages handed to the journal's writer and not yet committed (see ``maxInboundBacklog``).
     let inboundBacklog = Atomic<Int>(0)
     /// Most received messages waiting for the journal before unreliable ones are dropped on arrival. Reliable
@@ -393,7 +396,11 @@ public final class MeshNode: Sendable {
     func journalAndTransmit(_ messages: [OutboundMessage], to targets: [SocketAddress],
                             committed: (@Sendable (UInt64) -> Void)? = nil) async throws -> [Delivery] {
         // After a restart, older messages to these peers go first.
-        for peer in Set(messages.map(\.peer)) { await awaitResume(of: peer) }
+        if messages.count == 1 {
+            await awaitResume(of: messages[0].peer)
+        } else {
+            for peer in Set(messages.map(\.peer)) { await awaitResume(of: peer) }
+        }
         let (seqs, sent) = try await withCheckedThrowingContinuation {
             (continuation: CheckedContinuation<([UInt64], [Delivery?]), any Error>) in
             journal.appendOutbound(messages) { result in
@@ -503,6 +510,7 @@ public final class MeshNode: Sendable {
         for peer in peers {
             let gate = ResumeGate()
             state.withLockedValue { $0.resuming[peer] = gate }
+            resumingPeers.add(1, ordering: .releasing)
             let task = Task { await resend(to: peer, commandIDs: commandIDs, gate: gate) }
             state.withLockedValue { $0.tasks.append(task) }
         }
@@ -537,6 +545,7 @@ extension MeshNode {
     func resend(to peer: String, commandIDs: [UInt16], gate: ResumeGate) async {
         defer {
             _ = state.withLockedValue { $0.resuming.removeValue(forKey: peer) }
+            resumingPeers.subtract(1, ordering: .releasing)
             gate.open()
         }
         var resent = 0
@@ -570,6 +579,7 @@ extension MeshNode {
 
     /// Waits until the messages that were pending to `peer` at start have been handed to the transport.
     func awaitResume(of peer: String) async {
+        guard resumingPeers.load(ordering: .acquiring) > 0 else { return }
         guard let gate = state.withLockedValue({ $0.resuming[peer] }) else { return }
         await gate.wait()
     }

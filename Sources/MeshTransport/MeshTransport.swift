@@ -187,11 +187,7 @@ public final class MeshTransport: Sendable {
             return queued
         }
         gate.arrived(sends.count)
-        let handler = self.handler.value
-        for send in sends {
-            handler.sendOrPark([(send.payload, send.commandID)], to: send.address, reliability: send.reliability,
-                               outcomes: [send.box], room: nil)
-        }
+        handler.value.queue(sends)
     }
 
     /// A message queued by ``trySend(_:commandID:to:reliability:)`` on its way to the event loop.

@@ -199,6 +199,29 @@ final class TransportHandler: ChannelInboundHandler {
         parked[address] = list
     }
 
+    /// Queues what ``MeshTransport/trySend(_:commandID:to:reliability:)`` left in the mailbox, in order: each
+    /// message goes straight into the state machine while its peer has room and nothing parked, and is parked
+    /// otherwise (as ``sendOrPark(_:to:reliability:outcomes:room:)`` does, without a waiting sender). One
+    /// pass of actions and one flush for the whole drain.
+    func queue(_ sends: [MeshTransport.QueuedSend]) {
+        guard !closed else {
+            let error = TransportError(.closed, "the transport was closed")
+            for send in sends { send.box.complete(.failed(error)) }
+            return
+        }
+        for send in sends {
+            if parked[send.address] == nil && machine.backlogCount(send.address) < machine.configuration.windowMessages {
+                enqueue(send.payload, commandID: send.commandID, to: send.address, reliability: send.reliability, promise: send.box)
+            } else {
+                gate.parked(1)
+                parked[send.address, default: []].append(ParkedSend(payload: send.payload, commandID: send.commandID,
+                                                                    reliability: send.reliability, outcome: send.box, room: nil))
+            }
+        }
+        perform(machine.takeActions())
+        scheduleFlush()
+    }
+
     private func enqueue(_ payload: ByteBuffer, commandID: UInt16, to address: SocketAddress, reliability: Reliability,
                          promise: OutcomeBox) {
         switch machine.send(payload, lane: commandID, reliability: reliability, to: address, now: .now()) {
