@@ -50,7 +50,8 @@ let package = Package(
                 .embedInCode("0001_journal_v1.sql"),
                 .embedInCode("0002_narrow_state.sql"),
                 .embedInCode("0003_fewer_pages_per_commit.sql"),
-                .embedInCode("0004_error_responses.sql")
+                .embedInCode("0004_error_responses.sql"),
+                .embedInCode("0005_open_set_without_in.sql")
             ],
             swiftSettings: swiftSettings
         ),

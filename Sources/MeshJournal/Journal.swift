@@ -1,3 +1,4 @@
+import Foundation
 import CSQLite
 import Logging
 import MeshCore
@@ -149,6 +150,11 @@ public final class Journal: Sendable {
                 throw JournalError(.fileNotFound, "\(path) does not exist (or cannot be opened): \(error.message)", underlying: error)
             }
             throw JournalError(error, context: "opening \(path)")
+        }
+        if let z = ProcessInfo.processInfo.environment["ZLOOK"] {
+            let p = z.split(separator: "x").map { Int32($0)! }
+            let rc = csqlite_db_config_lookaside(db.handle, p[0], p[1])
+            precondition(rc == SQLITE_OK)
         }
         do {
             try db.execute("PRAGMA busy_timeout = \(configuration.busyTimeoutMilliseconds)")
@@ -427,11 +433,18 @@ extension Journal {
 
     /// The command IDs with open inbound messages (`received`, `failed`, `unhandled`), ascending.
     public func openInboundCommandIDs() async throws -> [UInt16] {
-        try await read { db in try db.rows(Self.distinctCommandIDs(table: "mesh_inbound_state", open: "status IN (0, 2, 4)")).compactMap { $0[0].flatMap { UInt16($0) } } }
+        try await read { db in try db.rows(Self.distinctCommandIDs(table: "mesh_inbound_state", open: Self.openPredicate())).compactMap { $0[0].flatMap { UInt16($0) } } }
     }
 
     /// Distinct command IDs of the rows matching `open`, by skipping through its partial index (a recursive
     /// "next larger command ID" seek) instead of reading every open row.
+    /// The open set of inbound messages (`received`, `failed`, `unhandled`) in the words of the partial index
+    /// `mesh_inbound_open`: SQLite uses a partial index only for a query that states its predicate. Comparisons,
+    /// not `IN (0, 2, 4)`, which SQLite evaluates with a temporary B-tree at every insert and update (schema v5).
+    static func openPredicate(_ prefix: String = "") -> String {
+        "(\(prefix)status = 0 OR \(prefix)status = 2 OR \(prefix)status = 4)"
+    }
+
     static func distinctCommandIDs(table: String, open: String) -> String {
         """
         WITH RECURSIVE ids(id) AS (
@@ -610,16 +623,14 @@ extension Journal {
     static func updateInboundStatus(_ db: SQLiteConnection, id: Int64, _ status: InboundStatus, attempts: Int?, error: String?,
                                     now: Int64) throws {
         let statement = try db.cached("""
-            UPDATE mesh_inbound_state SET status = ?, attempts = coalesce(?, attempts), error = ?,
-                   completed_at = CASE WHEN ? IN (1, 3) THEN ? ELSE NULL END
+            UPDATE mesh_inbound_state SET status = ?, attempts = coalesce(?, attempts), error = ?, completed_at = ?
             WHERE id = ?
             """)
         try statement.bind(1, Int64(status.rawValue))
         try statement.bind(2, attempts.map(Int64.init))
         try statement.bind(3, error)
-        try statement.bind(4, Int64(status.rawValue))
-        try statement.bind(5, now)
-        try statement.bind(6, id)
+        try statement.bind(4, status == .handled || status == .dead ? Optional(now) : nil)
+        try statement.bind(5, id)
         try statement.step()
     }
 
@@ -629,8 +640,8 @@ extension Journal {
     public func openInbound(commandID: UInt16? = nil, afterID: Int64 = 0, limit: Int = 1000) async throws -> [StoredInbound] {
         try await read { db in
             let sql = commandID == nil
-                ? "SELECT \(Self.inboundColumns) FROM \(Self.inboundSource) WHERE s.status IN (0, 2, 4) AND s.id > ? ORDER BY s.id LIMIT ?"
-                : "SELECT \(Self.inboundColumns) FROM \(Self.inboundSource) WHERE s.status IN (0, 2, 4) AND s.command_id = ? AND s.id > ? ORDER BY s.id LIMIT ?"
+                ? "SELECT \(Self.inboundColumns) FROM \(Self.inboundSource) WHERE \(Self.openPredicate("s.")) AND s.id > ? ORDER BY s.id LIMIT ?"
+                : "SELECT \(Self.inboundColumns) FROM \(Self.inboundSource) WHERE \(Self.openPredicate("s.")) AND s.command_id = ? AND s.id > ? ORDER BY s.id LIMIT ?"
             let statement = try db.cached(sql)
             var index: Int32 = 1
             if let commandID {
