@@ -307,11 +307,12 @@ extension Journal {
                 try statement.bind(5, now)
                 try statement.bind(6, row.correlationID)
                 try statement.bind(7, row.replayOf)
-                try statement.bind(8, blob: row.payload)
-                try statement.bind(9, row.payloadJSON)
                 try statement.bind(10, row.relay)
                 try statement.bind(11, row.isErrorResponse ? 1 : 0)
-                try statement.step()
+                // The payload and its JSON are bound without copies for the step (the largest values of the row).
+                try statement.withText(9, row.payloadJSON) { () throws(SQLiteError) in
+                    try statement.withBlob(8, row.payload) { () throws(SQLiteError) in _ = try statement.step() }
+                }
                 statement.reset()
                 try state.bind(1, seq)
                 try state.bind(2, Int64(row.commandID))
@@ -576,10 +577,10 @@ extension Journal {
                 try insert.bind(6, now)
                 try insert.bind(7, row.correlationID)
                 try insert.bind(8, row.replayOf)
-                try insert.bind(9, blob: row.payload)
-                try insert.bind(10, row.payloadJSON)
                 try insert.bind(11, row.relay)
-                try insert.step()
+                try insert.withText(10, row.payloadJSON) { () throws(SQLiteError) in
+                    try insert.withBlob(9, row.payload) { () throws(SQLiteError) in _ = try insert.step() }
+                }
                 let inserted = db.changes == 1
                 insert.reset()
                 if inserted {

@@ -162,6 +162,34 @@ import Testing
         }
     }
 
+    @Test func payloadsAndTheirJSONAreStoredExactlyEvenWhenEmpty() async throws {
+        // Payloads and JSON are bound without copies for the insert (SQLITE_STATIC within the step): what lands in
+        // the row must be byte for byte what was given, an empty payload a zero-length blob (not NULL).
+        try await withJournal { journal, _ in
+            let big = try MeshCodec.encode(["name": "Jöns 🎉", "body": .bytes((0..<3000).map { UInt8(truncatingIfNeeded: $0 &* 31) })])
+            let payloads: [[UInt8]] = [big, [], [0, 0xFF, 0]]
+            for payload in payloads {
+                var message = OutboundMessage(commandID: 7, kind: .send, peer: "p", payload: payload)
+                message.payloadJSON = payload.isEmpty ? "" : #"{"name":"Jöns 🎉"}"#
+                _ = try await journal.appendOutbound(message)
+            }
+            var rows: [InboundMessage] = []
+            for (i, payload) in payloads.enumerated() {
+                var row = try inbound(UInt64(100 + i))
+                row.payload = payload
+                rows.append(row)
+            }
+            _ = try await journal.appendInbound(rows)
+            let stored = try await journal.read { db in
+                (try db.rows("SELECT typeof(payload), hex(payload), payload_json FROM mesh_outbound ORDER BY seq"),
+                 try db.rows("SELECT typeof(payload), hex(payload) FROM mesh_inbound ORDER BY id"))
+            }
+            func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02X", $0) }.joined() }
+            #expect(stored.0 == payloads.map { ["blob", hex($0), $0.isEmpty ? "" : #"{"name":"Jöns 🎉"}"#] })
+            #expect(stored.1 == payloads.map { ["blob", hex($0)] })
+        }
+    }
+
     @Test func inboundRejectsMalformedOriginIDs() async throws {
         try await withJournal { journal, _ in
             let error = await #expect(throws: JournalError.self) { try await journal.appendInbound([inbound(1, origin: "nope")]) }
