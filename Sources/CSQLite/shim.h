@@ -18,11 +18,6 @@ static inline int csqlite_db_config_int(sqlite3 *db, int op, int value, int *out
 /// a global mutex taken by every SQLite allocation). Effective only before SQLite initializes; later calls return
 /// SQLITE_MISUSE and change nothing.
 static inline int csqlite_config_memstatus(int on) { return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, on); }
-/// Wraps the variadic sqlite3_db_config for SQLITE_DBCONFIG_LOOKASIDE with SQLite allocating the buffer itself:
-/// `count` slots of `size` bytes that serve a connection's small allocations without malloc.
-static inline int csqlite_db_config_lookaside(sqlite3 *db, int size, int count) {
-    return sqlite3_db_config(db, SQLITE_DBCONFIG_LOOKASIDE, (void *)0, size, count);
-}
 /// A valid pointer to an empty C string, for binding zero-length text.
 static inline const char *csqlite_empty_text(void) { return ""; }
 #endif

@@ -1,4 +1,3 @@
-import Foundation
 import CSQLite
 import Logging
 import MeshCore
@@ -150,11 +149,6 @@ public final class Journal: Sendable {
                 throw JournalError(.fileNotFound, "\(path) does not exist (or cannot be opened): \(error.message)", underlying: error)
             }
             throw JournalError(error, context: "opening \(path)")
-        }
-        if let z = ProcessInfo.processInfo.environment["ZLOOK"] {
-            let p = z.split(separator: "x").map { Int32($0)! }
-            let rc = csqlite_db_config_lookaside(db.handle, p[0], p[1])
-            precondition(rc == SQLITE_OK)
         }
         do {
             try db.execute("PRAGMA busy_timeout = \(configuration.busyTimeoutMilliseconds)")
