@@ -63,6 +63,9 @@ struct PairBench: AsyncParsableCommand {
         print("mesh bench: \(mode.rawValue), \(r.messages) messages of \(size) B, durability \(durability.rawValue)\(noJSON ? ", no payload_json" : ""), two processes on loopback")
         print(String(format: "  throughput: %.0f msgs/s (%.2f s)", r.messagesPerSecond, r.seconds))
         print("  latency µs: p50 \(r.p50Micros)  p90 \(r.p90Micros)  p99 \(r.p99Micros)  max \(r.maxMicros)")
+        if mode == .oneway {
+            print("  (send → acknowledged with \(concurrency) senders streaming: the percentiles include queueing; --mode acked measures one message at a time)")
+        }
         print("  retransmits: \(r.retransmits); journals: sender \(r.senderJournalBytes / 1024) KiB, receiver \(r.receiverJournalBytes / 1024) KiB")
     }
 }
