@@ -396,9 +396,7 @@ public final class MeshNode: Sendable {
     func journalAndTransmit(_ messages: [OutboundMessage], to targets: [SocketAddress],
                             committed: (@Sendable (UInt64) -> Void)? = nil) async throws -> [Delivery] {
         // After a restart, older messages to these peers go first.
-        if messages.count == 1 {
-            await awaitResume(of: messages[0].peer)
-        } else {
+        if resumingPeers.load(ordering: .acquiring) > 0 {
             for peer in Set(messages.map(\.peer)) { await awaitResume(of: peer) }
         }
         let (seqs, sent) = try await withCheckedThrowingContinuation {
@@ -579,14 +577,18 @@ extension MeshNode {
 
     /// Waits until the messages that were pending to `peer` at start have been handed to the transport.
     func awaitResume(of peer: String) async {
-        guard resumingPeers.load(ordering: .acquiring) > 0 else { return }
-        guard let gate = state.withLockedValue({ $0.resuming[peer] }) else { return }
-        await gate.wait()
+        await resumeGate(of: peer)?.wait()
     }
 
     /// Whether a resend to `peer` is still handing over older messages.
     func isResuming(_ peer: String) -> Bool {
-        state.withLockedValue { $0.resuming[peer] != nil }
+        resumeGate(of: peer) != nil
+    }
+
+    /// The gate of `peer`'s running resend; once no resend runs, found without the node's lock.
+    private func resumeGate(of peer: String) -> ResumeGate? {
+        guard resumingPeers.load(ordering: .acquiring) > 0 else { return nil }
+        return state.withLockedValue { $0.resuming[peer] }
     }
 }
 

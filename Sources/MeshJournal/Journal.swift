@@ -431,8 +431,6 @@ extension Journal {
         try await read { db in try db.rows(Self.distinctCommandIDs(table: "mesh_inbound_state", open: Self.openPredicate())).compactMap { $0[0].flatMap { UInt16($0) } } }
     }
 
-    /// Distinct command IDs of the rows matching `open`, by skipping through its partial index (a recursive
-    /// "next larger command ID" seek) instead of reading every open row.
     /// The open set of inbound messages (`received`, `failed`, `unhandled`) in the words of the partial index
     /// `mesh_inbound_open`: SQLite uses a partial index only for a query that states its predicate. Comparisons,
     /// not `IN (0, 2, 4)`, which SQLite evaluates with a temporary B-tree at every insert and update (schema v5).
@@ -440,6 +438,8 @@ extension Journal {
         "(\(prefix)status = 0 OR \(prefix)status = 2 OR \(prefix)status = 4)"
     }
 
+    /// Distinct command IDs of the rows matching `open`, by skipping through its partial index (a recursive
+    /// "next larger command ID" seek) instead of reading every open row.
     static func distinctCommandIDs(table: String, open: String) -> String {
         """
         WITH RECURSIVE ids(id) AS (
@@ -583,9 +583,8 @@ extension Journal {
                     try state.bind(2, Int64(row.commandID))
                     try state.bind(3, Int64(row.status.rawValue))
                     // Journaled already complete (a response): one attempt, completed now.
-                    let complete = row.status == .handled
-                    try state.bind(4, complete ? 1 : 0)
-                    try state.bind(5, complete ? Optional(now) : nil)
+                    try state.bind(4, row.status.isComplete ? 1 : 0)
+                    try state.bind(5, row.status.isComplete ? Optional(now) : nil)
                     try state.step()
                     state.reset()
                     results.append(.inserted(id: id))
@@ -624,7 +623,7 @@ extension Journal {
         try statement.bind(1, Int64(status.rawValue))
         try statement.bind(2, attempts.map(Int64.init))
         try statement.bind(3, error)
-        try statement.bind(4, status == .handled || status == .dead ? Optional(now) : nil)
+        try statement.bind(4, status.isComplete ? Optional(now) : nil)
         try statement.bind(5, id)
         try statement.step()
     }

@@ -54,6 +54,10 @@ public enum InboundStatus: Int, Sendable, Hashable, CaseIterable, CustomStringCo
     /// No handler was registered for its command ID; dispatched when one is.
     case unhandled = 4
 
+    /// Whether the message is done with (`handled`, `dead`): such a row carries its `completed_at`, and is outside
+    /// the open set that resume walks.
+    package var isComplete: Bool { self == .handled || self == .dead }
+
     /// `received`, `handled`, `failed`, `dead` or `unhandled`.
     public var description: String {
         switch self {

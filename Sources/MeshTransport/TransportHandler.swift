@@ -181,7 +181,7 @@ final class TransportHandler: ChannelInboundHandler {
             room?.fail(error)
             return
         }
-        if parked[address] == nil && machine.backlogCount(address) < machine.configuration.windowMessages {
+        if parked[address] == nil && hasRoom(address) {
             for (message, promise) in zip(messages, outcomes) {
                 enqueue(message.payload, commandID: message.commandID, to: address, reliability: reliability, promise: promise)
             }
@@ -210,7 +210,7 @@ final class TransportHandler: ChannelInboundHandler {
             return
         }
         for send in sends {
-            if parked[send.address] == nil && machine.backlogCount(send.address) < machine.configuration.windowMessages {
+            if parked[send.address] == nil && hasRoom(send.address) {
                 enqueue(send.payload, commandID: send.commandID, to: send.address, reliability: send.reliability, promise: send.box)
             } else {
                 gate.parked(1)
@@ -220,6 +220,11 @@ final class TransportHandler: ChannelInboundHandler {
         }
         perform(machine.takeActions())
         scheduleFlush()
+    }
+
+    /// Whether the peer's backlog is below the window, so a message can go into the state machine now.
+    private func hasRoom(_ address: SocketAddress) -> Bool {
+        machine.backlogCount(address) < machine.configuration.windowMessages
     }
 
     private func enqueue(_ payload: ByteBuffer, commandID: UInt16, to address: SocketAddress, reliability: Reliability,
@@ -234,7 +239,7 @@ final class TransportHandler: ChannelInboundHandler {
     func waitForRoom(_ address: SocketAddress, promise: EventLoopPromise<Void>) {
         if closed {
             promise.fail(TransportError(.closed, "the transport was closed"))
-        } else if machine.backlogCount(address) < machine.configuration.windowMessages {
+        } else if hasRoom(address) {
             promise.succeed(())
         } else {
             backlogWaiters[address, default: []].append(promise)
@@ -336,7 +341,7 @@ final class TransportHandler: ChannelInboundHandler {
             var queuedAny = false
             for (address, var list) in parked {
                 var taken = 0
-                while taken < list.count && machine.backlogCount(address) < machine.configuration.windowMessages {
+                while taken < list.count && hasRoom(address) {
                     let p = list[taken]
                     enqueue(p.payload, commandID: p.commandID, to: address, reliability: p.reliability, promise: p.outcome)
                     p.room?.succeed(())
@@ -353,7 +358,7 @@ final class TransportHandler: ChannelInboundHandler {
             }
         }
         guard !backlogWaiters.isEmpty else { return }
-        for (address, waiters) in backlogWaiters where machine.backlogCount(address) < machine.configuration.windowMessages {
+        for (address, waiters) in backlogWaiters where hasRoom(address) {
             backlogWaiters[address] = nil
             for w in waiters { w.succeed(()) }
         }

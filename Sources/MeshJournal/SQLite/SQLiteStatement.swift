@@ -67,14 +67,11 @@ package final class SQLiteStatement {
     /// statement — and unbinds it before returning, so SQLite never keeps the pointer beyond the bytes' scope.
     /// Spares the copy (and allocation) ``bind(_:blob:)`` makes: for message payloads on the hot path.
     package func withBlob<R>(_ index: Int32, _ blob: [UInt8], _ body: () throws(SQLiteError) -> R) throws(SQLiteError) -> R {
-        let result = blob.withUnsafeBytes { raw -> Result<R, SQLiteError> in
+        try blob.withUnsafeBytes { raw in
             // A zero-length blob must still be a blob, not NULL: pass a valid pointer (never read).
-            let rc = sqlite3_bind_blob(handle, index, raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(raw.count), csqlite_static())
-            guard rc == SQLITE_OK else { return .failure(error()) }
-            defer { sqlite3_bind_null(handle, index) }
-            return Result { () throws(SQLiteError) -> R in try body() }
-        }
-        return try result.get()
+            whileBound(index, sqlite3_bind_blob(handle, index, raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(raw.count),
+                                                csqlite_static()), body)
+        }.get()
     }
 
     /// Binds `text` (NULL when `nil`) at `index` without copying it while `body` runs, like
@@ -84,15 +81,18 @@ package final class SQLiteStatement {
             try bindNull(index)
             return try body()
         }
-        let result = text.withUTF8 { utf8 -> Result<R, SQLiteError> in
-            let rc = utf8.withMemoryRebound(to: CChar.self) { chars in
+        return try text.withUTF8 { utf8 in
+            whileBound(index, utf8.withMemoryRebound(to: CChar.self) { chars in
                 sqlite3_bind_text(handle, index, chars.baseAddress ?? csqlite_empty_text(), Int32(chars.count), csqlite_static())
-            }
-            guard rc == SQLITE_OK else { return .failure(error()) }
-            defer { sqlite3_bind_null(handle, index) }
-            return Result { () throws(SQLiteError) -> R in try body() }
-        }
-        return try result.get()
+            }, body)
+        }.get()
+    }
+
+    /// Runs `body` if the bind that returned `rc` succeeded, then unbinds `index` (its bytes are only borrowed).
+    private func whileBound<R>(_ index: Int32, _ rc: Int32, _ body: () throws(SQLiteError) -> R) -> Result<R, SQLiteError> {
+        guard rc == SQLITE_OK else { return .failure(error()) }
+        defer { sqlite3_bind_null(handle, index) }
+        return Result { () throws(SQLiteError) -> R in try body() }
     }
 
     package func bind(_ index: Int32, blob: [UInt8]?) throws(SQLiteError) {

@@ -192,7 +192,7 @@ final class Session {
 
     init(address: SocketAddress, rtt: RTTEstimator.Configuration, helloInterval: Duration, maxAckDelay: Duration = .zero) {
         self.address = address
-        self.maxAckDelay = .nanoseconds(maxAckDelay.nanosecondsValue)
+        self.maxAckDelay = maxAckDelay.timeAmount
         self.rtt = RTTEstimator(configuration: rtt)
         self.helloBackoff = helloInterval
     }

@@ -247,10 +247,10 @@ final class TransportStateMachine {
                 // packets are waiting, or this one is a duplicate or arrived out of order (the sender's loss
                 // detection needs to hear about a gap at once).
                 let inOrder = fresh && header.packetNumber == (previousLargest ?? 0) + 1
-                if !inOrder || s.unackedEliciting >= 2 || configuration.maxAckDelay == .zero {
+                if !inOrder || s.unackedEliciting >= 2 || s.maxAckDelay == .zero {
                     s.ackDueAt = now
                 } else if s.ackDueAt == nil {
-                    s.ackDueAt = now + TimeAmount.nanoseconds(configuration.maxAckDelay.nanosecondsValue)
+                    s.ackDueAt = now + s.maxAckDelay
                 }
             }
         } else {
