@@ -51,7 +51,8 @@ let package = Package(
                 .embedInCode("0002_narrow_state.sql"),
                 .embedInCode("0003_fewer_pages_per_commit.sql"),
                 .embedInCode("0004_error_responses.sql"),
-                .embedInCode("0005_open_set_without_in.sql")
+                .embedInCode("0005_open_set_without_in.sql"),
+                .embedInCode("0006_answered_requests.sql")
             ],
             swiftSettings: swiftSettings
         ),
@@ -142,6 +143,7 @@ let package = Package(
                 "MeshJournal",
                 "MeshTransport",
                 "MeshFaultProxy",
+                "MeshFailpoints",
                 "MeshBench",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -25,13 +25,17 @@ struct DispatchItem: Sendable {
     let correlationID: String?
     /// Attempts already made (from the journal).
     let attempts: Int
+    /// A request already answered (a re-queued dead request, or a chain re-run after a crash that followed its
+    /// response): its handlers run again, no second response is sent.
+    var isAnswered = false
 }
 
 extension DispatchItem {
     /// The dispatch view of a journaled inbound row.
     init(_ row: StoredInbound) {
         self.init(inboundID: row.id, commandID: row.commandID, kind: row.kind, originNode: row.originNode, originSeq: row.originSeq,
-                  peer: row.peer, payload: row.payload, correlationID: row.correlationID, attempts: row.attempts)
+                  peer: row.peer, payload: row.payload, correlationID: row.correlationID, attempts: row.attempts,
+                  isAnswered: row.isAnswered)
     }
 }
 
@@ -84,7 +88,11 @@ extension MeshNode {
 
     /// Runs every handler of the message's command ID in registration order, journaling each invocation. A
     /// throwing handler stops the chain; the message is retried (the whole chain) up to `maxHandlerAttempts`
-    /// times, then dead-lettered.
+    /// times, then dead-lettered. A request gets one response (the first non-nil return, or the error), unless
+    /// it was answered before.
+    ///
+    /// Cancellation (the shutdown timeout ran out while a handler ran) is not a failure: the message is left as
+    /// it is — open, its interrupted invocation unfinished — and runs again at the next start, like after a crash.
     func process(_ item: DispatchItem) async {
         let handlers = handlers(for: item.commandID)
         guard !handlers.isEmpty else {
@@ -100,7 +108,7 @@ extension MeshNode {
             return
         }
         var attempt = item.attempts
-        while true {
+        while !Task.isCancelled {
             attempt += 1
             let info = MessageInfo(messageID: "\(item.originNode):\(item.originSeq)", sender: item.peer, commandID: item.commandID,
                                    kind: item.kind, attempt: attempt, isResumed: item.inboundID <= resumeBoundary.load(ordering: .relaxed))
@@ -112,20 +120,21 @@ extension MeshNode {
                 if index > 0 { Failpoint.pass("handler.between") }
                 let ticket = journal.streamInvocationStart(inboundID: item.inboundID, handlerIndex: index, attempt: attempt)
                 do {
-                    Failpoint.pass("handler.inside")
                     let response = try await handler(data, info)
                     if firstResponse == nil { firstResponse = response }
                     // The chain's last record carries the message's status: one writer job, not two.
                     journal.streamInvocationFinish(ticket, outcome: .ok, response: response,
                                                    status: index == handlers.count - 1 ? (.handled, attempt, nil) : nil)
                 } catch {
+                    // Cancelled at shutdown: neither a failure nor an attempt; the next start runs the chain again.
+                    if Task.isCancelled { return }
                     failure = "\(error)"
                     journal.streamInvocationFinish(ticket, outcome: .error, error: failure)
                     break
                 }
             }
             guard let failure else {
-                if item.kind == .request { await respond(to: item, with: .data(firstResponse ?? MeshData())) }
+                if item.kind == .request && !item.isAnswered { await respond(to: item, with: .data(firstResponse ?? MeshData())) }
                 return
             }
             metrics.handlerErrors.increment()
@@ -135,7 +144,7 @@ extension MeshNode {
                     "mesh.message": "\(info.messageID)", "mesh.command": "\(item.commandID)", "mesh.error": "\(failure)",
                 ])
                 journal.streamInboundStatus(id: item.inboundID, .dead, attempts: attempt, error: failure)
-                if item.kind == .request { await respond(to: item, with: .error(failure)) }
+                if item.kind == .request && !item.isAnswered { await respond(to: item, with: .error(failure)) }
                 return
             }
             journal.streamInboundStatus(id: item.inboundID, .failed, attempts: attempt, error: failure)

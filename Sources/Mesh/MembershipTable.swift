@@ -146,6 +146,14 @@ struct MembershipTable: Sendable {
         return [.down(entry.member)]
     }
 
+    /// Marks a member as having left at once (its transport said goodbye: a graceful shutdown).
+    mutating func markLeft(nodeID: String) -> [MembershipEvent] {
+        guard var entry = entries[nodeID], entry.member.isReachable else { return [] }
+        entry.member.isReachable = false
+        entries[nodeID] = entry
+        return [.left(entry.member)]
+    }
+
     /// Addresses to send heartbeats to: every remembered member (reachable or not, so a down member that comes
     /// back is noticed), plus the seeds that are not already a known member's address.
     func heartbeatTargets(seeds: [String]) -> [String] {

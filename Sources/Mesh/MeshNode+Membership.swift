@@ -170,11 +170,17 @@ extension MeshNode {
         }
     }
 
-    /// The transport saw a peer stop answering: mark it down without waiting for the member timeout.
+    /// The transport saw a peer stop answering (down) or say goodbye (left): mark it so without waiting for the
+    /// member timeout. The goodbye is the transport's half of a graceful shutdown, so it reports `.left` whether
+    /// it is handled before or after the node's leaving gossip (they race: events and deliveries take
+    /// different paths).
     func watchTransportEvents() async {
         for await event in transport.events {
-            guard case .peerDown(_, let node?, _) = event else { continue }
-            publish(membership.withLockedValue { $0.markDown(nodeID: node.description) })
+            switch event {
+            case .peerDown(_, let node?, _): publish(membership.withLockedValue { $0.markDown(nodeID: node.description) })
+            case .peerLeft(_, let node): publish(membership.withLockedValue { $0.markLeft(nodeID: node.description) })
+            default: continue
+            }
         }
     }
 

@@ -34,7 +34,7 @@ extension MeshNode {
             }
             guard let envelope = Envelope.decode(message.payload) else {
                 if message.token.needsConfirmation { transport.reject(message.token, reason: "malformed envelope") }
-                logger.notice("dropped a malformed message", metadata: ["mesh.peer": "\(message.address)"])
+                logLimited(.notice, "dropped a malformed message", cause: "malformed", metadata: ["mesh.peer": "\(message.address)"])
                 continue
             }
             // A response is journaled `handled`: the request waiting for it takes it right after the commit, and no
@@ -68,7 +68,8 @@ extension MeshNode {
                                                  forwards: forwards))
             case .failure(let error):
                 // Not durable: refuse, so every sender sees a failure instead of a silent loss.
-                self.logger.error("could not journal received messages", metadata: ["mesh.count": "\(journaled.count)", "mesh.error": "\(error)"])
+                self.logLimited(.error, "could not journal received messages; refused them", cause: "receive",
+                                metadata: ["mesh.count": "\(journaled.count)", "mesh.error": "\(error)"])
                 for token in confirmations where token.needsConfirmation {
                     self.transport.reject(token, reason: "receiver journal: \(error)")
                 }
@@ -90,7 +91,8 @@ extension MeshNode {
     /// forwards, hand responses to the requests waiting for them, and queue the rest in their command IDs' lanes.
     func finishReceive(_ prepared: PreparedBatch) {
         let (rows, tokens, envelopes, results) = (prepared.rows, prepared.tokens, prepared.envelopes, prepared.results)
-        Failpoint.pass("inbound.after-insert")
+        // Once per newly journaled message (not per batch, whose size depends on timing): `@N` is the N-th message.
+        for result in results { if case .inserted = result { Failpoint.pass("inbound.after-insert") } }
         transport.confirm(tokens.filter(\.needsConfirmation))
         for (index, seqs) in prepared.forwards.enumerated() where !seqs.isEmpty {
             transmitForwards(rows[index], seqs: seqs)

@@ -21,6 +21,7 @@ extension MeshNode {
 
     private func sendTree(_ commandID: UInt16, to addresses: [String], _ data: MeshData, limit: Int,
                           kind: MessageKind) async throws -> [Delivery] {
+        try checkRunning()
         guard (1...1024).contains(limit) else { throw MeshError(.invalidConfiguration, "limit must be 1...1024 (got \(limit))") }
         var seen: Set<String> = [address]
         var targets: [String] = []

@@ -1,3 +1,4 @@
+import Dispatch
 import Logging
 import MeshCore
 import Metrics
@@ -69,6 +70,8 @@ public final class MeshNode: Sendable {
     /// Set by the maintenance loop while the journal's disk is below ``MeshConfiguration/minFreeDiskBytes``.
     let lowDisk = Atomic<Bool>(false)
     let metrics = NodeMetrics()
+    /// Rate limit of log lines whose cause can repeat per message (a full disk, a flood of malformed messages).
+    private let logLimiter = Mutex(LogRateLimiter())
 
     struct State {
         var handlers: [UInt16: [Handler]] = [:]
@@ -97,10 +100,41 @@ public final class MeshNode: Sendable {
 
     var isStopped: Bool { state.withLockedValue { $0.stopped } }
 
+    /// Logs `message` unless the same `cause` was logged less than a second ago; the line then carries how many
+    /// times it happened since (`mesh.occurrences`).
+    func logLimited(_ level: Logger.Level, _ message: Logger.Message, cause: String, metadata: Logger.Metadata = [:]) {
+        guard let count = logLimiter.withLock({ $0.admit(cause, now: DispatchTime.now().uptimeNanoseconds) }) else { return }
+        var metadata = metadata
+        if count > 1 { metadata["mesh.occurrences"] = "\(count)" }
+        logger.log(level: level, message, metadata: metadata)
+    }
+
+    /// Throws `notStarted` once ``shutdown()`` began: the public send calls check it first, so a send after
+    /// shutdown fails with the node's error, not the journal's. (Responses of handlers still draining at
+    /// shutdown are journaled all the same: they go out at the next start.)
+    func checkRunning() throws(MeshError) {
+        if isStopped { throw MeshError(.notStarted, "the node is shut down: nothing was journaled or sent") }
+    }
+
     /// Opens the journal (a new boot epoch), binds the transport, resends what was never acknowledged and
-    /// re-dispatches what was never handled. Handlers can be registered before messages arrive: a message for
-    /// a command ID without handler is journaled `unhandled` and dispatched once a handler is registered.
-    public static func start(configuration: MeshConfiguration, logger: Logger) async throws -> MeshNode {
+    /// re-dispatches what was never handled.
+    ///
+    /// Register the handlers in `registering`: it runs before the node resumes its journal and before any
+    /// message is taken from the network, so every message — resumed or new — runs the whole chain of its
+    /// command ID. Handlers registered after `start` returns also work (a message for a command ID without
+    /// handler is journaled `unhandled` and dispatched once one is registered), but a message dispatched
+    /// between two registrations of the same command ID runs only the handlers registered so far.
+    ///
+    /// ```swift
+    /// let node = try await MeshNode.start(configuration: configuration, logger: logger) { node in
+    ///     try node.handleCommand(1024) { data in print(try data.getString("myName")); return nil }
+    /// }
+    /// ```
+    /// - Throws: ``MeshError`` (`invalidConfiguration`, `invalidAddress`), ``JournalError`` (the journal cannot
+    ///   be opened, is corrupt or is in use by another node), the transport's bind error, or what `registering`
+    ///   throws (the node is then shut down).
+    public static func start(configuration: MeshConfiguration, logger: Logger,
+                             registering: (MeshNode) throws -> Void = { _ in }) async throws -> MeshNode {
         try configuration.validate()
         let bind = try MeshAddress.parse(configuration.address)
         let journal = try await Journal.open(path: configuration.journalPath,
@@ -122,6 +156,12 @@ public final class MeshNode: Sendable {
             throw error
         }
         let node = MeshNode(configuration: configuration, journal: journal, transport: transport, router: router, logger: logger)
+        do {
+            try registering(node)
+        } catch {
+            await node.shutdown()
+            throw error
+        }
         router.attach(node)
         do {
             try await node.resume()
@@ -278,6 +318,7 @@ public final class MeshNode: Sendable {
     ///   delivered, `decode` for an undecodable response.
     public func sendRequest(_ commandID: UInt16, to address: String, _ data: MeshData,
                             timeout: Duration = .seconds(3)) async throws -> MeshData {
+        try checkRunning()
         let target = try MeshAddress.parse(address)
         let payload = try Self.encodePayload(data)
         try checkDiskSpace()
@@ -350,9 +391,10 @@ public final class MeshNode: Sendable {
             var message = OutboundMessage(commandID: item.commandID, kind: .response, peer: item.peer, payload: payload,
                                           payloadJSON: json, correlationID: requestID)
             message.isErrorResponse = isError
+            message.answersInboundID = item.inboundID
             _ = try await journalAndTransmit([message], to: [target])
         } catch {
-            logger.error("could not send a response", metadata: ["mesh.request": "\(requestID)", "mesh.error": "\(error)"])
+            logLimited(.error, "could not send a response", cause: "response", metadata: ["mesh.request": "\(requestID)", "mesh.error": "\(error)"])
         }
     }
 
@@ -367,6 +409,7 @@ public final class MeshNode: Sendable {
     @discardableResult
     public func redrive(_ commandID: UInt16, kind: MessageKind, payload: [UInt8], replayOf: String,
                         to address: String) async throws -> Delivery {
+        try checkRunning()
         guard kind != .response else { throw MeshError(.invalidConfiguration, "responses cannot be re-driven") }
         let target = try MeshAddress.parse(address)
         try checkDiskSpace()
@@ -376,6 +419,7 @@ public final class MeshNode: Sendable {
 
     func send(_ commandID: UInt16, to address: String, _ data: MeshData, kind: MessageKind,
               correlationID: String? = nil) async throws -> Delivery {
+        try checkRunning()
         let target = try MeshAddress.parse(address)
         let payload = try Self.encodePayload(data)
         try checkDiskSpace()
@@ -403,10 +447,14 @@ public final class MeshNode: Sendable {
             (continuation: CheckedContinuation<([UInt64], [Delivery?]), any Error>) in
             journal.appendOutbound(messages) { result in
                 switch result {
+                case .failure(let error as JournalError) where error.code == .closed:
+                    // The node shut down while the message waited for the writer: nothing was journaled.
+                    continuation.resume(throwing: MeshError(.notStarted, "the node is shut down: nothing was journaled or sent"))
                 case .failure(let error):
                     continuation.resume(throwing: error)
                 case .success(let seqs):
-                    Failpoint.pass("outbound.after-insert")
+                    // Once per message, so `@N` is the N-th journaled message whatever the batching.
+                    for _ in seqs { Failpoint.pass("outbound.after-insert") }
                     var sent: [Delivery?] = []
                     sent.reserveCapacity(seqs.count)
                     var blocked = false

@@ -12,12 +12,15 @@ import Synchronization
 /// process starts: `MESH_FAILPOINT=inbound.after-insert@500` kills the process (SIGKILL, no cleanup) at the
 /// 500th time it passes that point (`@1` when omitted). An inert failpoint costs one load of a static.
 ///
+/// Every failpoint counts messages (or, for `outbound.after-send`, batches of acknowledgements), never read
+/// batches, whose sizes depend on timing.
+///
 /// | name | where |
 /// |---|---|
 /// | `outbound.after-insert` | an outbound message is committed, not yet handed to the transport |
 /// | `outbound.after-send` | a message was sent and confirmed by its receiver, the ack is not yet journaled |
 /// | `inbound.after-insert` | a received message is committed, not yet acknowledged or dispatched |
-/// | `handler.inside` | a handler has been called (its start is recorded), it has not returned |
+/// | `handler.inside` | inside a handler of `mesh node` (`--sink`, `--echo`, `--fail`): it was called, it has not returned |
 /// | `handler.between` | one handler of a command ID returned, the next has not been called |
 /// | `prune.during` | inside a pruning transaction, between deleting outbound and inbound rows |
 /// | `migration.during` | inside a migration's transaction, after its SQL ran, before it commits |

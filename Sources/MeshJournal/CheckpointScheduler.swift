@@ -42,7 +42,7 @@ final class CheckpointScheduler: Sendable {
         }
         guard pages >= limits.backgroundPages else { return }
         guard !pending.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        checkpointer.post { [self] context in
+        checkpointer.post("a background checkpoint") { [self] context in
             var log: Int32 = 0
             var done: Int32 = 0
             sqlite3_wal_checkpoint_v2(context.db.handle, nil, SQLITE_CHECKPOINT_PASSIVE, &log, &done)

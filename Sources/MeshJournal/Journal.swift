@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import CSQLite
 import Logging
 import MeshCore
@@ -33,9 +38,14 @@ public final class Journal: Sendable {
     private let reader: SQLiteWorker
     private let checkpoints: CheckpointScheduler
     private let logger: Logger
+    /// This open's ownership of the journal, released by ``close()`` after the connections closed.
+    private let lock: JournalLock
+    /// Whether ``close()`` ran (it releases the lock once).
+    private let closed = Atomic<Bool>(false)
 
     private init(path: String, identity: JournalIdentity, configuration: JournalConfiguration, appliedMigrations: [Int],
-                 writer: SQLiteWorker, reader: SQLiteWorker, checkpoints: CheckpointScheduler, logger: Logger) {
+                 writer: SQLiteWorker, reader: SQLiteWorker, checkpoints: CheckpointScheduler, lock: JournalLock, logger: Logger) {
+        self.lock = lock
         self.path = path
         self.identity = identity
         self.configuration = configuration
@@ -53,7 +63,10 @@ public final class Journal: Sendable {
     /// epoch.
     ///
     /// Refuses, before writing anything to the file, a file that is not SQLite, an SQLite database that is
-    /// not a Mesh journal, a journal from a newer Mesh, and one whose applied migrations changed.
+    /// not a Mesh journal, a journal from a newer Mesh, one whose applied migrations changed, a journal that
+    /// another open holds (``JournalError/Code-swift.struct/inUse``: a journal has one owner, see
+    /// ``JournalLock``), and one that fails SQLite's quick check (``JournalError/Code-swift.struct/corrupt``).
+    /// A journal this call created is removed again if the open fails (a full disk leaves no stub behind).
     /// - Throws: ``JournalError``.
     public static func open(path: String, configuration: JournalConfiguration = .init(), logger: Logger) async throws -> Journal {
         try configuration.validate()
@@ -62,6 +75,27 @@ public final class Journal: Sendable {
             throw JournalError(.invalidConfiguration,
                 "SQLite \(String(cString: sqlite3_libversion())) is too old: Mesh needs 3.37.0 or newer")
         }
+        let existed = access(path, F_OK) == 0
+        if !existed && !configuration.createIfMissing {
+            throw JournalError(.fileNotFound, "\(path) does not exist")
+        }
+        let lock = try JournalLock.acquire(journalPath: path, nowMs: WallClock.nowMs())
+        do {
+            return try await open(path: path, configuration: configuration, lock: lock, logger: logger)
+        } catch {
+            if !existed {
+                // Nothing of a journal this open created is worth keeping (it failed before its first commit
+                // completed, e.g. on a full disk): leave no stub that tools would then misread.
+                for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) }
+                unlink(lock.path)
+            }
+            lock.release()
+            throw error
+        }
+    }
+
+    private static func open(path: String, configuration: JournalConfiguration, lock: JournalLock,
+                             logger: Logger) async throws -> Journal {
         let writer = SQLiteWorker(
             name: "mesh-journal-w",
             role: .writer(maxBatchSize: configuration.maxBatchSize, maxBatchDelayMicroseconds: configuration.maxBatchDelayMicroseconds,
@@ -76,7 +110,7 @@ public final class Journal: Sendable {
             limits: .init(backgroundPages: Int32(configuration.checkpointPages), hardPages: Int32(configuration.walLimitPages)),
             checkpointer: checkpointer)
         let opened = try await writer.start { () throws -> (WorkerContext, Opened) in
-            let db = try openWriteConnection(path: path, configuration: configuration)
+            let db = try openWriteConnection(path: path, configuration: configuration, logger: logger)
             let applied = try Migrator().migrate(db, nowMs: WallClock.nowMs())
             let (identity, lastOutSeq) = try startEpoch(db)
             let context = WorkerContext(db: db, lastOutSeq: lastOutSeq, storesPayloadJSON: configuration.storesPayloadJSON)
@@ -114,15 +148,17 @@ public final class Journal: Sendable {
             "journal.boot_epoch": "\(opened.identity.bootEpoch)",
         ])
         return Journal(path: path, identity: opened.identity, configuration: configuration, appliedMigrations: opened.applied,
-                       writer: writer, reader: reader, checkpoints: checkpoints, logger: logger)
+                       writer: writer, reader: reader, checkpoints: checkpoints, lock: lock, logger: logger)
     }
 
-    /// Finishes queued work and closes the connections (the last one to close checkpoints the WAL). Later calls fail with
-    /// ``JournalError/Code-swift.struct/closed``.
+    /// Finishes queued work, closes the connections (the last one to close checkpoints the WAL and removes it)
+    /// and releases the journal's lock; when it returns no descriptor of the journal is open. Later calls fail
+    /// with ``JournalError/Code-swift.struct/closed``.
     public func close() async {
         await reader.close()
         await writer.close()
         await checkpoints.close()
+        if !closed.exchange(true, ordering: .acquiringAndReleasing) { lock.release() }
     }
 
     // MARK: - Opening
@@ -140,7 +176,8 @@ public final class Journal: Sendable {
         }
     }
 
-    private static func openWriteConnection(path: String, configuration: JournalConfiguration) throws(JournalError) -> SQLiteConnection {
+    private static func openWriteConnection(path: String, configuration: JournalConfiguration,
+                                            logger: Logger) throws(JournalError) -> SQLiteConnection {
         let db: SQLiteConnection
         do {
             db = try SQLiteConnection(path: path, mode: configuration.createIfMissing ? .readWriteCreate : .readWrite)
@@ -155,8 +192,28 @@ public final class Journal: Sendable {
         } catch {
             throw JournalError(error, context: "configuring \(path)")
         }
-        // Validate before any write: a foreign or newer file must come out of this unchanged.
+        // Validate before any write: a foreign, newer or damaged file must come out of this unchanged.
         _ = try Migrator().status(db)
+        if configuration.openCheckMilliseconds > 0 {
+            let check: QuickCheckResult
+            do {
+                check = try db.quickCheck(budgetMilliseconds: configuration.openCheckMilliseconds)
+            } catch {
+                throw JournalError(error, context: "checking \(path)")
+            }
+            switch check {
+            case .ok: break
+            case .corrupt(let problems):
+                throw JournalError(.corrupt, """
+                    \(path) failed SQLite's quick check (\(problems.prefix(3).joined(separator: "; "))): refusing to write \
+                    into it; `mesh journal verify \(path)` lists the damage; restore a backup or move the file aside
+                    """)
+            case .incomplete:
+                logger.notice("journal too large to check whole at open; run `mesh journal verify` for a full check", metadata: [
+                    "journal.path": "\(path)", "journal.open_check_ms": "\(configuration.openCheckMilliseconds)",
+                ])
+            }
+        }
         do {
             // Takes effect only on a new, empty file (before WAL mode is set); an existing journal keeps its size.
             try db.execute("PRAGMA page_size = \(configuration.pageSize)")
@@ -231,6 +288,13 @@ public final class Journal: Sendable {
     /// Runs `body` on the writer inside the current group-commit transaction; returns after it committed.
     package func write<T: Sendable>(savepoint: Bool = true, _ body: @escaping @Sendable (WorkerContext) throws -> T) async throws -> T {
         try await writer.submit(savepoint: savepoint, body)
+    }
+
+    /// Sets SQLite's `max_page_count` of the write connection before the writer's next transaction — even while it
+    /// retries writes that a full disk failed, which a job could not do (it would queue behind them). Tests use it
+    /// to stand in for a disk that fills up and gets space back.
+    package func setPageLimit(_ pages: Int64) {
+        writer.pendingPageLimit.store(max(1, pages), ordering: .releasing)
     }
 
     /// Runs `body` on the read-only connection.
@@ -312,6 +376,11 @@ extension Journal {
                 try state.bind(2, Int64(row.commandID))
                 try state.step()
                 state.reset()
+                if let request = row.answersInboundID {
+                    let answered = try context.db.cached("UPDATE mesh_inbound_state SET answered = 1 WHERE id = ?")
+                    try answered.bind(1, request)
+                    try answered.step()
+                }
                 context.lastOutSeq = seq
                 seqs.append(UInt64(seq))
             }
@@ -363,18 +432,19 @@ extension Journal {
 
     /// Marks outbound messages acknowledged without waiting: when the writer reaches this job it calls `take`
     /// for the sequence numbers (so acknowledgements that arrive until then share the job) and updates them in
-    /// the current group-commit transaction. A deferrable write, like ``markOutboundAcked(_:)``; failures are
-    /// logged (the rows stay pending and are resent after a restart, which the receiver deduplicates).
+    /// the current group-commit transaction. A deferrable write, like ``markOutboundAcked(_:)``, retried if its
+    /// transaction aborts (a crash before it commits leaves the rows pending: they are resent after a restart,
+    /// and the receiver drops the duplicates).
     public func streamOutboundAcked(_ take: @escaping @Sendable () -> [UInt64]) {
-        let logger = self.logger
-        writer.post(inTransaction: true) { context in
-            let seqs = take()
-            guard !seqs.isEmpty else { return }
-            do {
-                _ = try Self.updateOutboundAcked(context.db, seqs, now: WallClock.nowMs())
-            } catch {
-                logger.error("journal: could not record acknowledgements", metadata: ["journal.count": "\(seqs.count)", "journal.error": "\(error)"])
+        // Taken once: a retry after an aborted transaction writes the same sequence numbers again.
+        let taken = Mutex<[UInt64]?>(nil)
+        writer.post(inTransaction: true, "acknowledgements") { context in
+            let seqs = taken.withLock { taken in
+                if taken == nil { taken = take() }
+                return taken!
             }
+            guard !seqs.isEmpty else { return }
+            _ = try Self.updateOutboundAcked(context.db, seqs, now: WallClock.nowMs())
         }
     }
 
@@ -382,13 +452,8 @@ extension Journal {
     /// to write are logged.
     public func streamOutboundFailed(_ seq: UInt64, error text: String) {
         let now = WallClock.nowMs()
-        let logger = self.logger
-        writer.post(inTransaction: true) { context in
-            do {
-                _ = try Self.updateOutboundFailed(context.db, seq, error: text, now: now)
-            } catch {
-                logger.error("journal: could not record a send failure", metadata: ["journal.seq": "\(seq)", "journal.error": "\(error)"])
-            }
+        writer.post(inTransaction: true, "a send failure") { context in
+            _ = try Self.updateOutboundFailed(context.db, seq, error: text, now: now)
         }
     }
 
@@ -661,7 +726,7 @@ extension Journal {
 
     static let inboundColumns = """
         i.id, p.node_id, i.origin_seq, i.command_id, i.kind, i.peer, s.status, s.attempts, i.created_at, s.completed_at,
-        i.correlation_id, i.replay_of, s.error, i.payload, i.relay
+        i.correlation_id, i.replay_of, s.error, i.payload, i.relay, s.answered
         """
     static let inboundSource = """
         mesh_inbound_state s JOIN mesh_inbound i ON i.id = s.id JOIN mesh_peer p ON p.id = i.origin
@@ -673,7 +738,8 @@ extension Journal {
             commandID: UInt16(truncatingIfNeeded: s.int64(3)), kind: MessageKind(rawValue: s.int(4)) ?? .send,
             peer: s.text(5), status: InboundStatus(rawValue: s.int(6)) ?? .received, attempts: s.int(7),
             createdAtMs: s.int64(8), completedAtMs: s.optionalInt64(9), correlationID: s.optionalText(10),
-            replayOf: s.optionalText(11), error: s.optionalText(12), payload: s.blob(13), relay: s.optionalText(14))
+            replayOf: s.optionalText(11), error: s.optionalText(12), payload: s.blob(13), relay: s.optionalText(14),
+            isAnswered: s.int(15) != 0)
     }
 
     static func isValidNodeID(_ id: String) -> Bool {
@@ -770,16 +836,13 @@ extension Journal {
     /// once (`finished_at` NULL), so a long or hung invocation is visible in `mesh_invocations`.
     public func streamInvocationStart(inboundID: Int64, handlerIndex: Int, attempt: Int) -> InvocationTicket {
         let ticket = InvocationTicket(inboundID: inboundID, handlerIndex: handlerIndex, attempt: attempt, startedAt: WallClock.nowMs())
-        let logger = self.logger
-        writer.post(inTransaction: true) { context in
+        writer.post(inTransaction: true, "an invocation start") { context in
+            // Retried after an aborted transaction: the row it wrote then was rolled back with it.
+            ticket.rowID.store(0, ordering: .releasing)
             guard !ticket.finished.load(ordering: .acquiring) else { return }
-            do {
-                try Self.insertInvocation(context.db, inboundID: inboundID, handlerIndex: handlerIndex, attempt: attempt,
-                                          replayRun: nil, now: ticket.startedAt)
-                ticket.rowID.store(context.db.lastInsertRowID, ordering: .releasing)
-            } catch {
-                logger.error("journal: could not record an invocation start", metadata: ["journal.error": "\(error)"])
-            }
+            try Self.insertInvocation(context.db, inboundID: inboundID, handlerIndex: handlerIndex, attempt: attempt,
+                                      replayRun: nil, now: ticket.startedAt)
+            ticket.rowID.store(context.db.lastInsertRowID, ordering: .releasing)
         }
         return ticket
     }
@@ -792,9 +855,7 @@ extension Journal {
         let now = WallClock.nowMs()
         let responseBytes = response.flatMap { try? MeshCodec.encode($0) }
         let responseJSON = response.map { MeshJSON.string(from: $0) }
-        let logger = self.logger
-        writer.post(inTransaction: true) { context in
-            do {
+        writer.post(inTransaction: true, "an invocation end") { context in
                 let rowID = ticket.rowID.load(ordering: .acquiring)
                 let statement: SQLiteStatement
                 if rowID != 0 {
@@ -822,22 +883,14 @@ extension Journal {
                 if let (newStatus, attempts, statusError) = status {
                     try Self.updateInboundStatus(context.db, id: ticket.inboundID, newStatus, attempts: attempts, error: statusError, now: now)
                 }
-            } catch {
-                logger.error("journal: could not record an invocation end", metadata: ["journal.error": "\(error)"])
-            }
         }
     }
 
     /// Sets an inbound message's status without waiting for the commit (see ``streamInvocationStart(inboundID:handlerIndex:attempt:)``).
     public func streamInboundStatus(id: Int64, _ status: InboundStatus, attempts: Int? = nil, error: String? = nil) {
         let now = WallClock.nowMs()
-        let logger = self.logger
-        writer.post(inTransaction: true) { context in
-            do {
-                try Self.updateInboundStatus(context.db, id: id, status, attempts: attempts, error: error, now: now)
-            } catch {
-                logger.error("journal: could not record an inbound status", metadata: ["journal.error": "\(error)"])
-            }
+        writer.post(inTransaction: true, "an inbound status") { context in
+            try Self.updateInboundStatus(context.db, id: id, status, attempts: attempts, error: error, now: now)
         }
     }
 

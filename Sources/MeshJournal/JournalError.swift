@@ -4,7 +4,7 @@ public struct JournalError: Error, Hashable, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: Hashable, Sendable {
             case notSQLite, notAMeshJournal, newerVersion, migrationChanged, corrupt, fileNotFound, needsMigration
-            case invalidConfiguration, diskFull, busy, closed, sqlite, invalidArgument
+            case invalidConfiguration, diskFull, busy, closed, sqlite, invalidArgument, inUse
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -35,6 +35,8 @@ public struct JournalError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let sqlite = Code(.sqlite)
         /// An argument was out of range.
         public static let invalidArgument = Code(.invalidArgument)
+        /// Another node (or `mesh journal migrate`) has the journal open for writing: a journal has one owner.
+        public static let inUse = Code(.inUse)
 
         /// A short name for the code.
         public var description: String {
@@ -52,6 +54,7 @@ public struct JournalError: Error, Hashable, Sendable, CustomStringConvertible {
             case .closed: "journal closed"
             case .sqlite: "SQLite error"
             case .invalidArgument: "invalid argument"
+            case .inUse: "journal in use"
             }
         }
     }

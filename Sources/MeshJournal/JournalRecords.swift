@@ -99,6 +99,9 @@ public struct OutboundMessage: Sendable, Hashable {
     public var relay: String?
     /// A response reporting that the request's handlers failed: the payload is the error text (UTF-8).
     public var isErrorResponse = false
+    /// For a response: the inbound row of the request it answers, marked answered in the same transaction, so
+    /// a request is answered at most once (``StoredInbound/isAnswered``).
+    public var answersInboundID: Int64? = nil
 
     /// A message whose payload is already encoded.
     public init(commandID: UInt16, kind: MessageKind, peer: String, payload: [UInt8], payloadJSON: String? = nil,
@@ -248,4 +251,6 @@ public struct StoredInbound: Sendable, Hashable {
     public let payload: [UInt8]
     /// The SendMany branch carried by the message (`"limit;addr,addr"`), if any.
     public var relay: String? = nil
+    /// For a request: a response to it was journaled (it is never answered twice).
+    public var isAnswered = false
 }

@@ -5,6 +5,7 @@ import Darwin
 #endif
 import Dispatch
 import Logging
+import MeshCore
 import Synchronization
 
 /// A dedicated OS thread that owns one SQLite connection and runs submitted jobs on it, so blocking SQLite
@@ -15,7 +16,11 @@ import Synchronization
 /// `maxBatchDelay` for more) into one `BEGIN IMMEDIATE … COMMIT` transaction — group commit — and resumes each
 /// caller only after that transaction committed. A job that fails alone is rolled back to its savepoint (if
 /// it asked for one) and fails alone; an error that aborts the transaction (disk full, I/O error) fails
-/// every job of the batch, and nothing of it is kept. A *reader* worker runs jobs one at a time.
+/// every awaited job of the batch, and nothing of it is kept. The batch's *posted* writes (nobody awaits them:
+/// invocation records, statuses, acknowledgement marks) are not dropped: they are retried, in their order and
+/// ahead of every later job, with a backoff of 10 ms doubling to 250 ms, until they commit — so a full disk
+/// delays them but neither loses them nor lets later writes overtake them. A *reader* worker runs jobs one at
+/// a time.
 final class SQLiteWorker: Sendable {
     enum Role: Sendable {
         /// `deferMicroseconds`: how long a batch of deferrable jobs only waits for an urgent one to join it.
@@ -41,6 +46,10 @@ final class SQLiteWorker: Sendable {
     private let wakeup = DispatchSemaphore(value: 0)
     /// How long an idle worker polls its queue before sleeping (0: sleep at once).
     private let spinMicroseconds: Int
+    /// Rate limit of the writer's failure logs (a full disk fails every batch).
+    private let logLimiter = Mutex(LogRateLimiter())
+    /// A `max_page_count` to apply before the next transaction (0: none pending); see ``Journal/setPageLimit(_:)``.
+    let pendingPageLimit = Atomic<Int64>(0)
 
     init(name: String, role: Role, logger: Logger, spinMicroseconds: Int = 0) {
         self.name = name
@@ -121,9 +130,20 @@ final class SQLiteWorker: Sendable {
     /// Queues `body` without waiting for it (fire and forget); dropped if the worker is closed.
     /// - Parameter inTransaction: run inside the group-commit transaction (a journal write) rather than alone.
     ///   Such a write is deferrable: the writer may hold it back briefly so that it shares the commit of the
-    ///   next awaited write (see ``JournalConfiguration/deferredCommitMicroseconds``).
-    func post(inTransaction: Bool = false, _ body: @escaping @Sendable (WorkerContext) -> Void) {
-        _ = enqueue(PostedJob(outsideTransaction: !inTransaction, body: body))
+    ///   next awaited write (see ``JournalConfiguration/deferredCommitMicroseconds``), and if its transaction
+    ///   aborts (disk full) it is retried until it commits.
+    /// - Parameter what: what the write records, for the log line if it fails on its own (a rate-limited error).
+    func post(inTransaction: Bool = false, _ what: String, _ body: @escaping @Sendable (WorkerContext) throws -> Void) {
+        _ = enqueue(PostedJob(outsideTransaction: !inTransaction, what: what, body: body, worker: self))
+    }
+
+    /// Logs `message` at `level` unless the same cause was logged less than a second ago; the line carries how
+    /// many times it happened since.
+    func logLimited(_ level: Logger.Level, _ message: Logger.Message, cause: String, metadata: Logger.Metadata = [:]) {
+        guard let count = logLimiter.withLock({ $0.admit(cause, now: DispatchTime.now().uptimeNanoseconds) }) else { return }
+        var metadata = metadata
+        if count > 1 { metadata["journal.occurrences"] = "\(count)" }
+        logger.log(level: level, message, metadata: metadata)
     }
 
     /// Stops accepting jobs, lets the queued ones finish, closes the connection and waits for the thread.
@@ -257,7 +277,31 @@ final class SQLiteWorker: Sendable {
     private func run(_ context: WorkerContext) {
         switch role {
         case .writer(let maxBatch, let delay, let deferMicroseconds):
-            while var jobs = take(max: maxBatch) {
+            // Posted writes of an aborted transaction, retried ahead of everything queued after them.
+            var retry: [any SQLiteJob] = []
+            var backoffMicroseconds: UInt32 = 10_000
+            while true {
+                var jobs: [any SQLiteJob]
+                if retry.isEmpty {
+                    guard let taken = take(max: maxBatch) else { break }
+                    jobs = taken
+                } else {
+                    usleep(backoffMicroseconds)
+                    backoffMicroseconds = min(backoffMicroseconds * 2, 250_000)
+                    jobs = retry + takeMore(max: maxBatch, microseconds: 0)
+                    retry = []
+                    applyPendingPageLimit(context)
+                    if state.withLock({ $0.closed }) {
+                        // Closing: one last attempt. What still cannot commit is given up (a message whose records
+                        // are lost runs again at the next start; an awaited write fails as closed).
+                        let failed = runTransactions(jobs, context)
+                        if !failed.isEmpty {
+                            logger.error("journal closed with writes it could not commit", metadata: ["journal.writes": "\(failed.count)"])
+                            for job in failed where !(job is PostedJob) { job.finish(JournalError(.closed, "the journal closed before this write could commit")) }
+                        }
+                        continue
+                    }
+                }
                 if delay > 0 && jobs.count < maxBatch {
                     jobs.append(contentsOf: takeMore(max: maxBatch - jobs.count, microseconds: delay))
                 }
@@ -267,13 +311,9 @@ final class SQLiteWorker: Sendable {
                     awaitUrgent(maxQueued: maxBatch - jobs.count, microseconds: deferMicroseconds)
                     jobs.append(contentsOf: takeMore(max: maxBatch - jobs.count, microseconds: 0))
                 }
-                var start = jobs.startIndex
-                for (index, job) in jobs.enumerated() where job.outsideTransaction {
-                    if start < index { runBatch(Array(jobs[start..<index]), context) }
-                    runAlone(job, context)
-                    start = index + 1
-                }
-                if start < jobs.endIndex { runBatch(Array(jobs[start...]), context) }
+                applyPendingPageLimit(context)
+                retry = runTransactions(jobs, context)
+                if retry.isEmpty { backoffMicroseconds = 10_000 }
             }
         case .reader:
             while let jobs = take(max: 64) {
@@ -293,6 +333,29 @@ final class SQLiteWorker: Sendable {
         continuation?.resume()
     }
 
+    /// Applies a page limit set by ``Journal/setPageLimit(_:)``, if any: right before a transaction.
+    private func applyPendingPageLimit(_ context: WorkerContext) {
+        guard pendingPageLimit.load(ordering: .relaxed) != 0 else { return }
+        _ = try? context.db.scalarInt("PRAGMA max_page_count = \(pendingPageLimit.exchange(0, ordering: .acquiring))")
+    }
+
+    /// Runs `jobs` in order: those outside a transaction alone, the others in group-commit batches between them.
+    /// Returns the posted writes to retry (their transaction aborted), with every job queued after them in
+    /// `jobs`, so nothing overtakes them.
+    private func runTransactions(_ jobs: [any SQLiteJob], _ context: WorkerContext) -> [any SQLiteJob] {
+        var start = jobs.startIndex
+        for (index, job) in jobs.enumerated() where job.outsideTransaction {
+            if start < index {
+                let retry = runBatch(Array(jobs[start..<index]), context)
+                if !retry.isEmpty { return retry + jobs[index...] }
+            }
+            runAlone(job, context)
+            start = index + 1
+        }
+        if start < jobs.endIndex { return runBatch(Array(jobs[start...]), context) }
+        return []
+    }
+
     private func runAlone(_ job: any SQLiteJob, _ context: WorkerContext) {
         do {
             try job.execute(context)
@@ -302,14 +365,14 @@ final class SQLiteWorker: Sendable {
         }
     }
 
-    private func runBatch(_ jobs: [any SQLiteJob], _ context: WorkerContext) {
+    /// One group-commit transaction. Returns the posted writes to retry if it aborted (nothing of it was kept).
+    private func runBatch(_ jobs: [any SQLiteJob], _ context: WorkerContext) -> [any SQLiteJob] {
         let db = context.db
         do {
             try db.executeCached("BEGIN IMMEDIATE")
         } catch {
             let failure = JournalError(error, context: "starting a journal transaction")
-            for job in jobs { job.finish(failure) }
-            return
+            return abort(jobs, failure)
         }
         var succeeded: [any SQLiteJob] = []
         succeeded.reserveCapacity(jobs.count)
@@ -320,16 +383,15 @@ final class SQLiteWorker: Sendable {
                 if job.needsSavepoint { try db.executeCached("RELEASE mesh_job") }
                 succeeded.append(job)
             } catch {
-                if db.isAutocommit {
-                    // SQLite rolled the whole transaction back (disk full, I/O error, ...): nothing of this
-                    // batch was kept, so every job in it fails.
+                if db.isAutocommit || Self.abortsTheBatch(error) {
+                    // SQLite rolled the whole transaction back (disk full, I/O error, ...), or the error is one that
+                    // will hit the batch's other writes too (a full disk may fail only this statement): nothing
+                    // of this batch is kept, every awaited job in it fails and the posted ones are retried.
+                    if !db.isAutocommit { try? db.execute("ROLLBACK") }
                     context.rolledBack()
                     let failure = Self.batchError(error)
-                    logger.warning("journal transaction aborted", metadata: ["journal.error": "\(failure)"])
-                    for other in succeeded { other.finish(failure) }
-                    job.finish(failure)
-                    for other in jobs[(index + 1)...] { other.finish(failure) }
-                    return
+                    logLimited(.warning, "journal transaction aborted", cause: "abort", metadata: ["journal.error": "\(failure)"])
+                    return abort(succeeded + [job] + jobs[(index + 1)...], failure)
                 }
                 if job.needsSavepoint {
                     try? db.execute("ROLLBACK TO mesh_job")
@@ -346,11 +408,32 @@ final class SQLiteWorker: Sendable {
             if !db.isAutocommit { try? db.execute("ROLLBACK") }
             context.rolledBack()
             let failure = Self.batchError(error)
-            logger.warning("journal commit failed", metadata: ["journal.error": "\(failure)"])
-            for job in succeeded { job.finish(failure) }
-            return
+            logLimited(.warning, "journal commit failed", cause: "commit", metadata: ["journal.error": "\(failure)"])
+            return abort(succeeded, failure)
         }
         for job in succeeded { job.finish(nil) }
+        return []
+    }
+
+    /// A transaction holding `jobs` aborted: the awaited ones fail with `failure`; the posted ones are returned,
+    /// in order, to be retried.
+    private func abort(_ jobs: [any SQLiteJob], _ failure: any Error) -> [any SQLiteJob] {
+        var retry: [any SQLiteJob] = []
+        for job in jobs {
+            if job is PostedJob { retry.append(job) } else { job.finish(failure) }
+        }
+        return retry
+    }
+
+    /// A full disk or an I/O error: whatever the job, the rest of its batch would meet it too.
+    private static func abortsTheBatch(_ error: any Error) -> Bool {
+        let code: Int32
+        switch error {
+        case let error as SQLiteError: code = error.primaryCode
+        case let error as JournalError: code = error.underlying?.primaryCode ?? (error.code == .diskFull ? SQLiteError.full : 0)
+        default: return false
+        }
+        return code == SQLiteError.full || code == SQLiteError.ioError
     }
 
     private static func batchError(_ error: any Error) -> any Error {
@@ -433,19 +516,27 @@ final class CallbackJob<T: Sendable>: SQLiteJob, @unchecked Sendable {
     }
 }
 
-/// A job nobody waits for.
+/// A job nobody waits for: its failure on its own is logged (rate-limited); if its transaction aborts, the
+/// writer retries it.
 final class PostedJob: SQLiteJob {
     let needsSavepoint = false
     let outsideTransaction: Bool
     var deferrable: Bool { !outsideTransaction }
-    private let body: @Sendable (WorkerContext) -> Void
+    private let what: String
+    private let body: @Sendable (WorkerContext) throws -> Void
+    private let worker: SQLiteWorker
 
-    init(outsideTransaction: Bool, body: @escaping @Sendable (WorkerContext) -> Void) {
+    init(outsideTransaction: Bool, what: String, body: @escaping @Sendable (WorkerContext) throws -> Void, worker: SQLiteWorker) {
         self.outsideTransaction = outsideTransaction
+        self.what = what
         self.body = body
+        self.worker = worker
     }
-    func execute(_ context: WorkerContext) throws { body(context) }
-    func finish(_ error: (any Error)?) {}
+    func execute(_ context: WorkerContext) throws { try body(context) }
+    func finish(_ error: (any Error)?) {
+        guard let error else { return }
+        worker.logLimited(.error, "journal: could not record \(what)", cause: what, metadata: ["journal.error": "\(error)"])
+    }
 }
 
 /// Starts a detached OS thread running `body`. `name` is kept for debugging.

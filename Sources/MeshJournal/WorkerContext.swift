@@ -31,8 +31,11 @@ package final class WorkerContext {
         originIDs.removeAll()
     }
 
+    /// Closes the connection on the worker thread, before the worker reports that it exited: whoever awaited
+    /// the close finds no descriptor of the journal open.
     func close() {
         if checkpointScheduler != nil { sqlite3_wal_hook(db.handle, nil, nil) }
+        db.close()
     }
 }
 

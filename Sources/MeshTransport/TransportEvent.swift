@@ -7,10 +7,12 @@ public enum TransportEvent: Sendable, Equatable {
     /// The peer restarted: it answers with a newer epoch. Unconfirmed reliable messages are sent again in the
     /// new session (the receiver's journal deduplicates them by message id).
     case peerRestarted(address: SocketAddress, node: NodeID, oldEpoch: UInt32, newEpoch: UInt32)
-    /// The peer stopped answering, said goodbye, or never answered the handshake. Unconfirmed messages failed
-    /// with `peerDown` or `unreachable` — except after a goodbye (a graceful shutdown): those are kept until
-    /// the give-up time, for the peer's next incarnation to take.
+    /// The peer stopped answering or never answered the handshake. Unconfirmed messages failed with
+    /// `peerDown` or `unreachable`.
     case peerDown(address: SocketAddress, node: NodeID?, reason: TransportError)
+    /// The peer said goodbye: it is shutting down gracefully. Its unconfirmed messages are kept until the give-up
+    /// time, for the peer's next incarnation to take (a deploy restarts it within seconds).
+    case peerLeft(address: SocketAddress, node: NodeID)
 }
 
 /// The final outcome of a message handed to ``MeshTransport/send(_:commandID:to:reliability:)``.

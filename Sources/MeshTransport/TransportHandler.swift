@@ -47,8 +47,10 @@ final class TransportHandler: ChannelInboundHandler {
     private var lastCounters = TransportCounters()
     private var rttRecorders: [SocketAddress: Recorder] = [:]
     private var lastGaugeExport: NIODeadline?
-    private var lastRejectLog: NIODeadline?
-    private var rejectsSinceLog = 0
+    /// When datagrams of each kind of rejection (authentication, malformed) were last logged, and how many
+    /// arrived since.
+    private var lastRejectLog: [Bool: NIODeadline] = [:]
+    private var rejectsSinceLog: [Bool: Int] = [:]
 
     init(machine: TransportStateMachine, sealer: DatagramSealer, logger: Logger, metrics: TransportMetrics,
          deliveries: AsyncStream<[ReceivedMessage]>.Continuation, events: AsyncStream<TransportEvent>.Continuation,
@@ -130,10 +132,10 @@ final class TransportHandler: ChannelInboundHandler {
             metrics.replays.increment()
         case .oversized, .malformed:
             metrics.malformed.increment()
-            noteRejected("\(verdict)", envelope.remoteAddress)
+            noteRejected("\(verdict)", envelope.remoteAddress, authentication: false)
         case .unknownKey, .badTag:
             metrics.authFailures.increment()
-            noteRejected("\(verdict)", envelope.remoteAddress)
+            noteRejected("\(verdict)", envelope.remoteAddress, authentication: true)
         }
     }
 
@@ -142,16 +144,23 @@ final class TransportHandler: ChannelInboundHandler {
         context.fireChannelReadComplete()
     }
 
-    /// Rejected datagrams are never answered; they are counted, and logged at most once a second.
-    private func noteRejected(_ why: String, _ from: SocketAddress) {
-        rejectsSinceLog += 1
+    /// Rejected datagrams are never answered; they are counted, and logged at most once a second per kind.
+    /// Authentication failures are warnings (visible at a node's default level): a peer with another cluster key
+    /// is a deployment mistake the operator must see. Malformed datagrams are notices.
+    private func noteRejected(_ why: String, _ from: SocketAddress, authentication: Bool) {
+        rejectsSinceLog[authentication, default: 0] += 1
         let now = NIODeadline.now()
-        if let last = lastRejectLog, now - last < .seconds(1) { return }
-        logger.notice("dropped unauthenticated or malformed datagrams", metadata: [
-            "mesh.reason": "\(why)", "mesh.from": "\(from)", "mesh.count": "\(rejectsSinceLog)",
-        ])
-        lastRejectLog = now
-        rejectsSinceLog = 0
+        if let last = lastRejectLog[authentication], now - last < .seconds(1) { return }
+        let count = rejectsSinceLog[authentication] ?? 1
+        if authentication {
+            logger.warning("dropped datagrams that failed authentication: is the sender using another cluster key?", metadata: [
+                "mesh.reason": "\(why)", "mesh.from": "\(from)", "mesh.count": "\(count)",
+            ])
+        } else {
+            logger.notice("dropped malformed datagrams", metadata: ["mesh.reason": "\(why)", "mesh.from": "\(from)", "mesh.count": "\(count)"])
+        }
+        lastRejectLog[authentication] = now
+        rejectsSinceLog[authentication] = 0
     }
 
     // MARK: API entry points (called on the event loop)
@@ -310,6 +319,8 @@ final class TransportHandler: ChannelInboundHandler {
                 switch event {
                 case .peerDown(let address, let node, let reason):
                     logger.info("peer down", metadata: ["mesh.peer": "\(address)", "mesh.node": "\(node?.description ?? "?")", "mesh.reason": "\(reason)"])
+                case .peerLeft(let address, let node):
+                    logger.info("peer left", metadata: ["mesh.peer": "\(address)", "mesh.node": "\(node)"])
                 case .peerRestarted(let address, let node, let old, let new):
                     logger.info("peer restarted", metadata: ["mesh.peer": "\(address)", "mesh.node": "\(node)", "mesh.epochs": "\(old)->\(new)"])
                 case .peerUp(let address, let node, let epoch):

@@ -15,8 +15,9 @@ import Testing
         }
     }
 
+    /// Space returns: applied by the writer before its next transaction, even while it retries failed writes.
     static func unlimitJournal(_ node: MeshNode) async throws {
-        _ = try await node.journal.write { context in try context.db.scalarInt("PRAGMA max_page_count = 1073741823") }
+        node.journal.setPageLimit(1_073_741_823)
     }
 
     @Test func receiverJournalFullRefusesVisiblyAndRecovers() async throws {
@@ -49,6 +50,46 @@ import Testing
         try await eventually(30) { await handled.items.contains(10) }
         let rows = try await b.journal.rows("SELECT count(*), count(DISTINCT message_id) FROM mesh_messages WHERE direction = 'in'")
         #expect(rows.first?[0] == rows.first?[1])  // nothing journaled twice
+        #expect(try await b.journal.rows("PRAGMA integrity_check") == [["ok"]])
+        await a.shutdown()
+        await b.shutdown()
+    }
+
+    /// The journal fills up while handlers run: their invocation records and statuses cannot be written. They
+    /// are held and retried, in order, until space returns — never dropped (which once left acknowledged messages
+    /// `received`, without invocations, until the next restart re-ran them after newer ones).
+    @Test func recordsThatCannotBeWrittenWaitForSpaceAndLandInOrder() async throws {
+        let fixture = try NodeFixture()
+        defer { fixture.remove() }
+        let gate = Gate()
+        let handled = Recorder<Int64>()
+        let big = [UInt8](repeating: 0xEF, count: 64 * 1024)
+        let b = try await fixture.start("b")
+        try b.handleCommand(5) { data in
+            let i = try data.getInt64("i")
+            if i == 1 { await gate.wait() }
+            await handled.add(i)
+            return ["echo": .bytes(big)]  // a 64 KiB invocation record: it needs new pages
+        }
+        let a = try await fixture.start("a")
+        for i in 1...6 { #expect(await (try await a.send(5, to: b.address, ["i": .int64(Int64(i))])).outcome() == .confirmed) }
+        // All six are journaled at B; the first handler is held. Now the disk is full.
+        try await eventually(30) { try await b.journal.rows("SELECT count(*) FROM mesh_inbound") == [["6"]] }
+        try await Self.limitJournal(b, extraPages: 0)
+        await gate.open()
+        try await eventually(30) { await handled.count == 6 }
+        #expect(await handled.items == [1, 2, 3, 4, 5, 6])
+        // Nothing of it could be written: still open, no invocation finished (the held one's start is recorded).
+        #expect(try await b.journal.rows("SELECT count(*) FROM mesh_invocation WHERE finished_at IS NOT NULL") == [["0"]])
+        #expect(try await b.journal.rows("SELECT count(*) FROM mesh_inbound_state WHERE status = 1") == [["0"]])
+        try await Self.unlimitJournal(b)
+        try await eventually(30) { try await b.journal.rows("SELECT count(*) FROM mesh_inbound_state WHERE status = 1") == [["6"]] }
+        // Each message handled once, with its one invocation, completed in arrival order.
+        #expect(try await b.journal.rows("""
+            SELECT i.id, count(v.id) FROM mesh_inbound i LEFT JOIN mesh_invocation v ON v.inbound_id = i.id GROUP BY i.id ORDER BY i.id
+            """).map { $0[1] } == Array(repeating: "1", count: 6))
+        let completion = try await b.journal.rows("SELECT completed_at FROM mesh_inbound_state ORDER BY id").compactMap { $0[0].flatMap(Int64.init) }
+        #expect(completion == completion.sorted())
         #expect(try await b.journal.rows("PRAGMA integrity_check") == [["ok"]])
         await a.shutdown()
         await b.shutdown()

@@ -56,6 +56,23 @@ func eventually(_ seconds: Double = 10, file: String = #fileID, line: Int = #lin
     throw NodeTestTimeout(file: file, line: line)
 }
 
+/// Holds handlers back until the test opens it.
+actor Gate {
+    private var isOpen = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func wait() async {
+        if isOpen { return }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func open() {
+        isOpen = true
+        for waiter in waiters { waiter.resume() }
+        waiters.removeAll()
+    }
+}
+
 /// Collects what handlers saw.
 actor Recorder<T: Sendable> {
     private(set) var items: [T] = []

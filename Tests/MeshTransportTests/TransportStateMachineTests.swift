@@ -197,8 +197,8 @@ import Testing
         #expect(link.payloadsAtB().last == "m51")
     }
 
-    /// A graceful shutdown (goodbye) reports the peer down but keeps its unconfirmed messages: the next
-    /// incarnation takes them. Without one, they fail at the give-up time, not at the goodbye.
+    /// A graceful shutdown (goodbye) reports the peer as having left (not down) but keeps its unconfirmed
+    /// messages: the next incarnation takes them. Without one, they fail at the give-up time, not at the goodbye.
     @Test func goodbyeKeepsUnconfirmedMessagesForThePeersNextIncarnation() {
         let link = InMemoryLink()
         link.autoConfirm = false
@@ -207,7 +207,8 @@ import Testing
         link.run(for: .milliseconds(20))
         link.b.shutdown()
         link.run(for: .milliseconds(20))
-        #expect(link.eventsA.contains { if case .peerDown = $0 { true } else { false } })
+        #expect(link.eventsA.contains { if case .peerLeft = $0 { true } else { false } })
+        #expect(!link.eventsA.contains { if case .peerDown = $0 { true } else { false } })
         #expect(link.outcomesA.isEmpty)  // nothing failed at the goodbye
         link.restartB(epoch: 2)
         link.autoConfirm = true

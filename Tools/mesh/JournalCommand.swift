@@ -12,8 +12,10 @@ struct JournalCommand: AsyncParsableCommand {
 }
 
 /// Opens a journal read-only after checking it is a Mesh journal, never creating or changing it, and returns
-/// its migration state.
-func inspectJournal(_ path: String) throws -> (db: SQLiteConnection, status: Migrator.Status) {
+/// its migration state. With `check`, SQLite's quick check runs first (within the budget a node uses at open,
+/// ``JournalConfiguration/openCheckMilliseconds``): a damaged journal is refused instead of being summarised
+/// from whatever pages still read.
+func inspectJournal(_ path: String, check: Bool = true) throws -> (db: SQLiteConnection, status: Migrator.Status) {
     guard FileManager.default.fileExists(atPath: path) else { throw CLIError("\(path): no such file") }
     let db: SQLiteConnection
     do {
@@ -22,11 +24,27 @@ func inspectJournal(_ path: String) throws -> (db: SQLiteConnection, status: Mig
     } catch {
         throw CLIError("\(path): cannot open: \(error.message)")
     }
+    let status: Migrator.Status
     do {
-        return (db, try Migrator().status(db))
+        status = try Migrator().status(db)
     } catch {
         throw CLIError(error.description)
     }
+    guard !status.isEmptyDatabase else {
+        throw CLIError("\(path): not a Mesh journal (an empty SQLite database: no journal was ever created in it)")
+    }
+    if check {
+        switch try db.quickCheck(budgetMilliseconds: JournalConfiguration().openCheckMilliseconds) {
+        case .ok, .incomplete: break
+        case .corrupt(let problems): throw corruptJournal(path, problems.prefix(3).joined(separator: "; "))
+        }
+    }
+    return (db, status)
+}
+
+/// The one-line error of a tool that met a damaged journal.
+func corruptJournal(_ path: String, _ detail: String) -> CLIError {
+    CLIError("\(path) is corrupt (\(detail)): `mesh journal verify \(path)` lists the damage; restore a backup or move the file aside")
 }
 
 /// ``inspectJournal(_:)`` for the commands that only read.
@@ -71,10 +89,18 @@ struct JournalVerify: AsyncParsableCommand {
     @Argument(help: "The journal file.") var file: String
 
     func run() async throws {
-        let db = try openForInspection(file)
+        let db = try inspectJournal(file, check: false).db
         var problems: [String] = []
-        let integrity = try db.rows("PRAGMA integrity_check").compactMap { $0[0] }
-        if integrity != ["ok"] { problems.append("integrity_check: " + integrity.prefix(5).joined(separator: "; ")) }
+        switch Result(catching: { () throws(SQLiteError) in try db.rows("PRAGMA integrity_check").compactMap { $0[0] } }) {
+        case .success(let integrity):
+            if integrity != ["ok"] { problems.append("integrity_check: " + integrity.prefix(5).joined(separator: "; ")) }
+        case .failure(let error) where error.primaryCode == SQLiteError.corrupt:
+            // So damaged that the check itself cannot read it: that is the finding, not a tool failure.
+            FileHandle.standardError.write(Data("problem: integrity_check: \(error.message)\n".utf8))
+            throw ExitCode.failure
+        case .failure(let error):
+            throw error
+        }
         if !(try db.rows("PRAGMA foreign_key_check")).isEmpty { problems.append("foreign keys violated") }
         // Sequences are never reused: the highest one lives on in mesh_node when rows are deleted (a trigger).
         let keeper = try db.scalarInt("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name = 'mesh_outbound_keeps_last_seq'") ?? 0

@@ -227,10 +227,19 @@ struct JournalMigrate: AsyncParsableCommand {
             print("up to date (\(state.applied.count) migrations applied)")
             return
         }
+        // A schema change under a running node is refused: migrations take the journal's owner lock.
+        let lock: JournalLock
+        do {
+            lock = try JournalLock.acquire(journalPath: file, nowMs: WallClock.nowMs())
+        } catch {
+            throw CLIError(error.message)
+        }
+        defer { lock.release() }
         do {
             let writer = try SQLiteConnection(path: file, mode: .readWrite)
             try writer.execute("PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON")
             let applied = try Migrator().migrate(writer, nowMs: WallClock.nowMs())
+            writer.close()
             print("applied \(applied.map(\.name).joined(separator: ", "))")
         } catch {
             throw CLIError("\(file): \(error)")

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import MeshJournal
 
 /// `mesh`: the command-line face of Mesh.
 @main
@@ -27,6 +28,9 @@ struct MeshCommand: AsyncParsableCommand {
             } else {
                 try command.run()
             }
+        } catch let error as SQLiteError where error.primaryCode == SQLiteError.corrupt {
+            // Met while reading: the journal is damaged where the up-front quick check did not reach.
+            exit(withError: CLIError("a journal is corrupt (\(error.message)): `mesh journal verify FILE` lists the damage"))
         } catch {
             exit(withError: error)
         }

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Mesh
 import MeshCore
+import MeshFailpoints
 import MeshJournal
 import MeshTransport
 import Metrics
@@ -93,13 +94,21 @@ struct NodeCommand: AsyncParsableCommand {
         let signals = TerminationSignals()  // before "listening on": a SIGTERM from then on is a graceful stop
         let node: MeshNode
         do {
-            node = try await MeshNode.start(configuration: configuration, logger: Logger(label: "mesh.node"))
+            node = try await MeshNode.start(configuration: configuration, logger: Logger(label: "mesh.node")) { [echo, sink, fail] node in
+                // Registered before the first message is taken: every message runs its command ID's whole chain.
+                // The reference handlers pass the `handler.inside` failpoint while they run.
+                for command in echo { try node.handleCommand(command) { data in Failpoint.pass("handler.inside"); return data } }
+                for command in sink { try node.handleCommand(command) { _ in Failpoint.pass("handler.inside"); return nil } }
+                for command in fail {
+                    try node.handleCommand(command) { _ in
+                        Failpoint.pass("handler.inside")
+                        throw ReferenceHandlerFailure(command: command)
+                    }
+                }
+            }
         } catch {
             throw CLIError("cannot start the node: \(error)")
         }
-        for command in echo { try node.handleCommand(command) { data in data } }
-        for command in sink { try node.handleCommand(command) { _ in nil } }
-        for command in fail { try node.handleCommand(command) { _ in throw ReferenceHandlerFailure(command: command) } }
         // Written straight to the stdout file descriptor so a supervising process sees it at once.
         FileHandle.standardOutput.write(Data("listening on \(node.address) node \(node.identity.nodeID) epoch \(node.identity.bootEpoch)\(metricsSuffix)\n".utf8))
 

@@ -8,6 +8,7 @@ package final class SQLiteConnection {
     package let handle: OpaquePointer
     package let path: String
     private var statementCache: [String: SQLiteStatement] = [:]
+    private var isClosed = false
 
     /// How to open a connection.
     package enum Mode: Sendable {
@@ -47,6 +48,16 @@ package final class SQLiteConnection {
     }
 
     deinit {
+        close()
+    }
+
+    /// Finalizes the cached statements and closes the connection, releasing its file descriptors (the last
+    /// connection to a WAL database checkpoints it and removes the WAL). Idempotent; the connection must not be
+    /// used afterwards. A statement prepared with ``prepare(_:)`` and still alive keeps SQLite's handle open
+    /// until it is released (`sqlite3_close_v2`).
+    package func close() {
+        guard !isClosed else { return }
+        isClosed = true
         statementCache.removeAll()
         sqlite3_close_v2(handle)
     }

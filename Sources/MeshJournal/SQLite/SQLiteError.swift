@@ -38,6 +38,8 @@ public struct SQLiteError: Error, Hashable, Sendable, CustomStringConvertible {
     public static let readOnly: Int32 = SQLITE_READONLY
     /// SQLITE_CANTOPEN: the file could not be opened.
     public static let cantOpen: Int32 = SQLITE_CANTOPEN
+    /// SQLITE_INTERRUPT: the statement was interrupted (a time budget ran out).
+    public static let interrupt: Int32 = SQLITE_INTERRUPT
 
     /// A one-line explanation: `SQLite error 13 (database or disk is full) in "INSERT INTO ..."`.
     public var description: String {

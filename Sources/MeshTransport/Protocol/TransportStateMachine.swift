@@ -230,7 +230,7 @@ final class TransportStateMachine {
             case .confirm(let lane, let upTo): onConfirm(s, lane: lane, upTo: upTo)
             case .reject(let lane, let seq, let reason): onReject(s, lane: lane, seq: seq, reason: reason)
             case .abandon(let lane, let from, let to): onAbandon(s, lane: lane, from: from, to: to)
-            case .goodbye: peerLeft(s, reason: TransportError(.peerDown, "\(address) said goodbye"))
+            case .goodbye: peerLeft(s)
             case .data(let data): if !onData(s, data, now: now) { accepted = false }
             case .ping, .hello, .welcome, .stale: break
             }
@@ -570,7 +570,11 @@ final class TransportStateMachine {
             if s.phase == .connecting {
                 guard let started = s.connectStartedAt else { continue }
                 if now - started >= configuration.retryTimeout {
-                    let error = TransportError(.unreachable, "\(s.address) did not answer the handshake within \(configuration.retryTimeout)")
+                    let error = TransportError(.unreachable, """
+                        \(s.address) did not answer the handshake within \(configuration.retryTimeout): nothing listens there, \
+                        a firewall drops the datagrams, or the node there has another cluster key (it then logs \
+                        authentication failures)
+                        """)
                     let failed = failBacklog(s, error)
                     s.connectStartedAt = nil
                     s.nextHelloAt = nil
@@ -646,14 +650,14 @@ final class TransportStateMachine {
         }
     }
 
-    /// The peer shut down gracefully. It is reported down, but its unconfirmed messages are kept: a node that
-    /// restarts (a deploy) comes back within seconds, and its new incarnation takes them (the session resets
-    /// and resends them, in order). If it does not come back, they fail at the give-up time like any
+    /// The peer shut down gracefully. It is reported as having left, but its unconfirmed messages are kept: a
+    /// node that restarts (a deploy) comes back within seconds, and its new incarnation takes them (the session
+    /// resets and resends them, in order). If it does not come back, they fail at the give-up time like any
     /// unconfirmed message. Failing them at once would turn every graceful restart into failed sends.
-    private func peerLeft(_ s: Session, reason: TransportError) {
-        guard !s.down else { return }
+    private func peerLeft(_ s: Session) {
+        guard !s.down, let node = s.peerNode else { return }
         s.down = true
-        actions.append(.event(.peerDown(address: s.address, node: s.peerNode, reason: reason)))
+        actions.append(.event(.peerLeft(address: s.address, node: node)))
     }
 
     private func markDown(_ s: Session, reason: TransportError, now: NIODeadline) {
