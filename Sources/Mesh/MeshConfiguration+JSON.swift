@@ -42,20 +42,21 @@ extension MeshConfiguration {
     }
 
     /// Parses a JSON configuration; relative paths in it are resolved against `baseDirectory`.
+    ///
+    /// Strict: every key's JSON type is checked (`true` is not a number, `1` is not a boolean, `"3000"` is not a
+    /// duration), a key may appear once, and unknown keys are refused.
     public static func parse(json: [UInt8], baseDirectory: String) throws(MeshError) -> MeshConfiguration {
-        let object: Any
-        do {
-            object = try JSONSerialization.jsonObject(with: Data(json))
-        } catch {
-            throw MeshError(.invalidConfiguration, "not valid JSON (\(error.localizedDescription))")
+        guard case .object(let members) = try ConfigurationJSON.parse(json) else {
+            throw MeshError(.invalidConfiguration, "the top level must be an object")
         }
-        guard let root = object as? [String: Any] else { throw MeshError(.invalidConfiguration, "the top level must be an object") }
-        var reader = JSONKeys(root)
+        var reader = JSONKeys(members)
         let host = try reader.string("address") ?? "127.0.0.1"
         let port: Int
-        if root["port"] is String {
-            let text = try reader.string("port")!
-            guard let value = Int(text) else { throw MeshError(.invalidConfiguration, "\"port\" must be a number (got \"\(text)\")") }
+        if case .string(let text)? = reader.peek("port") {
+            guard let value = Int(text), text.allSatisfy(\.isASCII) else {
+                throw MeshError(.invalidConfiguration, "\"port\" must be a number (got \"\(text)\")")
+            }
+            _ = try reader.string("port")
             port = value
         } else {
             port = try reader.int("port") ?? 8000
@@ -65,15 +66,11 @@ extension MeshConfiguration {
         guard let keyFile = try reader.string("clusterKeyFile") else {
             throw MeshError(.invalidConfiguration, "\"clusterKeyFile\" is required (`mesh keygen > FILE` makes one)")
         }
-        let keyPath = resolve(keyFile, against: baseDirectory)
-        guard let keyText = try? String(contentsOfFile: keyPath, encoding: .utf8) else {
-            throw MeshError(.invalidConfiguration, "\"clusterKeyFile\": cannot read \(keyPath)")
-        }
         let key: ClusterKey
         do {
-            key = try ClusterKey(hex: keyText.trimmingCharacters(in: .whitespacesAndNewlines))
+            key = try ClusterKey(contentsOfFile: resolve(keyFile, against: baseDirectory))
         } catch {
-            throw MeshError(.invalidConfiguration, "\"clusterKeyFile\" \(keyPath): \(error.message)")
+            throw MeshError(.invalidConfiguration, "\"clusterKeyFile\": \(error.message)")
         }
         let hostPart = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
         var c = MeshConfiguration(address: "\(hostPart):\(port)", journalPath: resolve(journal, against: baseDirectory), clusterKey: key)
@@ -83,7 +80,7 @@ extension MeshConfiguration {
         if let v = try reader.int("sendInterval"), v != 0 && v < 17 {
             throw MeshError(.invalidConfiguration, "\"sendInterval\" must be 0 or at least 17 (got \(v))")
         }
-        if try reader.optional("strictCheckForExternal", as: Bool.self) == false {
+        if try reader.bool("strictCheckForExternal") == false {
             throw MeshError(.invalidConfiguration,
                 "\"strictCheckForExternal\": false is not supported: Mesh authenticates every datagram with the cluster key")
         }
@@ -95,26 +92,26 @@ extension MeshConfiguration {
         }
         if let v = try reader.string("nodeType") { c.nodeType = v }
         if let v = try reader.string("nodeRole") { c.nodeRole = v }
-        if let v = try reader.optional("seeds", as: [String].self) { c.seeds = v }
+        if let v = try reader.strings("seeds") { c.seeds = v }
         if let v = try reader.string("advertisedAddress") { c.advertisedAddress = v }
         if let v = try reader.milliseconds("peerTimeout") { c.peerTimeout = v }
         if let v = try reader.milliseconds("heartbeatInterval") { c.heartbeatInterval = v }
         if let v = try reader.milliseconds("memberTimeout") { c.memberTimeout = v }
         if let v = try reader.milliseconds("shutdownTimeout") { c.shutdownTimeout = v }
         if let v = try reader.milliseconds("pruneInterval") { c.pruneInterval = v }
-        if reader.isNull("retention") {
+        if reader.takeNull("retention") {
             c.retention = nil
         } else if let v = try reader.milliseconds("retention") {
             c.retention = v
         }
         if let v = try reader.int("maxHandlerAttempts") { c.maxHandlerAttempts = v }
-        if let v = try reader.optional("encrypt", as: Bool.self) { c.encrypt = v }
-        if let v = try reader.optional("storesPayloadJSON", as: Bool.self) { c.storesPayloadJSON = v }
+        if let v = try reader.bool("encrypt") { c.encrypt = v }
+        if let v = try reader.bool("storesPayloadJSON") { c.storesPayloadJSON = v }
         if let v = try reader.int("minFreeDiskBytes") { c.minFreeDiskBytes = Int64(v) }
-        for unsupported in ["nic", "marsAddress", "marsPort", "marsAddressCacheTTL"] where root[unsupported] != nil {
+        for unsupported in ["nic", "marsAddress", "marsPort", "marsAddressCacheTTL"] where reader.peek(unsupported) != nil {
             throw MeshError(.invalidConfiguration, "\"\(unsupported)\" is not supported: Mesh needs no MARS directory; list \"seeds\" instead")
         }
-        if let unknown = reader.unused.sorted().first {
+        if let unknown = reader.unused.first {
             throw MeshError(.invalidConfiguration, "unknown key \"\(unknown)\"")
         }
         try c.validate()
@@ -126,42 +123,63 @@ extension MeshConfiguration {
     }
 }
 
-/// Typed, tracked access to a JSON object's keys.
+/// Typed, tracked access to a JSON object's keys: each accessor checks the JSON type and names the key and
+/// what was found when it is wrong.
 private struct JSONKeys {
-    let object: [String: Any]
-    private(set) var used: Set<String> = ["nic", "marsAddress", "marsPort", "marsAddressCacheTTL"]
+    private let members: [(key: String, value: ConfigurationJSON)]
+    private var used: Set<String> = []
 
-    init(_ object: [String: Any]) { self.object = object }
+    init(_ members: [(key: String, value: ConfigurationJSON)]) { self.members = members }
 
-    var unused: Set<String> { Set(object.keys).subtracting(used) }
+    /// Keys not read yet, in file order.
+    var unused: [String] { members.map(\.key).filter { !used.contains($0) } }
 
-    mutating func isNull(_ key: String) -> Bool {
-        guard object[key] is NSNull else { return false }
+    func peek(_ key: String) -> ConfigurationJSON? { members.first { $0.key == key }?.value }
+
+    private mutating func take(_ key: String) -> ConfigurationJSON? {
+        guard let value = peek(key) else { return nil }
+        used.insert(key)
+        return value
+    }
+
+    private func wrongType(_ key: String, _ expected: String, _ found: ConfigurationJSON) -> MeshError {
+        MeshError(.invalidConfiguration, "\"\(key)\" must be \(expected) (got \(found.kind))")
+    }
+
+    mutating func takeNull(_ key: String) -> Bool {
+        guard peek(key) == .null else { return false }
         used.insert(key)
         return true
     }
 
-    mutating func optional<T>(_ key: String, as type: T.Type) throws(MeshError) -> T? {
-        guard let value = object[key] else { return nil }
-        guard let typed = value as? T else {
-            let expected = type == Bool.self ? "true or false" : type == [String].self ? "a list of strings" : "a string"
-            throw MeshError(.invalidConfiguration, "\"\(key)\" must be \(expected)")
-        }
-        used.insert(key)
-        return typed
-    }
-
     mutating func string(_ key: String) throws(MeshError) -> String? {
-        try optional(key, as: String.self)
+        guard let value = take(key) else { return nil }
+        guard case .string(let text) = value else { throw wrongType(key, "a string", value) }
+        return text
     }
 
-    mutating func int(_ key: String) throws(MeshError) -> Int? {
-        guard let raw = object[key] else { return nil }
-        guard !(raw is String), let number = raw as? NSNumber, let value = Int(exactly: number.doubleValue) else {
-            throw MeshError(.invalidConfiguration, "\"\(key)\" must be a whole number")
+    mutating func bool(_ key: String) throws(MeshError) -> Bool? {
+        guard let value = take(key) else { return nil }
+        guard case .bool(let flag) = value else { throw wrongType(key, "true or false", value) }
+        return flag
+    }
+
+    mutating func strings(_ key: String) throws(MeshError) -> [String]? {
+        guard let value = take(key) else { return nil }
+        guard case .array(let elements) = value else { throw wrongType(key, "a list of strings", value) }
+        var texts: [String] = []
+        for element in elements {
+            guard case .string(let text) = element else { throw wrongType(key, "a list of strings", element) }
+            texts.append(text)
         }
-        used.insert(key)
-        return value
+        return texts
+    }
+
+    /// A whole number written as one (`3000`, not `3000.5`, `3e3` or `true`).
+    mutating func int(_ key: String) throws(MeshError) -> Int? {
+        guard let value = take(key) else { return nil }
+        guard case .number(let text) = value, let number = Int(text) else { throw wrongType(key, "a whole number", value) }
+        return number
     }
 
     mutating func milliseconds(_ key: String) throws(MeshError) -> Duration? {

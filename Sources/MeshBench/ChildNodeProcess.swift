@@ -15,8 +15,9 @@ package final class ChildNodeProcess {
 
     /// Starts `executable` with `arguments` (normally `node …`) and waits up to 30 s for its first line.
     /// - Parameter environment: variables added to this process's environment (e.g. `MESH_FAILPOINT`).
+    /// - Parameter stderrPath: a file that receives the child's standard error (its logs); discarded if `nil`.
     /// - Throws: if it cannot start or prints no `listening on` line (it is then terminated).
-    package init(executable: String, arguments: [String], environment: [String: String] = [:]) throws {
+    package init(executable: String, arguments: [String], environment: [String: String] = [:], stderrPath: String? = nil) throws {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         if !environment.isEmpty {
@@ -24,7 +25,13 @@ package final class ChildNodeProcess {
         }
         let out = Pipe()
         process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
+        if let stderrPath {
+            guard FileManager.default.createFile(atPath: stderrPath, contents: nil),
+                  let handle = FileHandle(forWritingAtPath: stderrPath) else { throw BenchmarkFailure("cannot create \(stderrPath)") }
+            process.standardError = handle
+        } else {
+            process.standardError = FileHandle.nullDevice
+        }
         try process.run()
         var line = Data()
         let deadline = Date().addingTimeInterval(30)

@@ -15,8 +15,8 @@ import Testing
     }()
 
     /// A `mesh node` child process of the built binary (see ``ChildNodeProcess``).
-    static func startNode(_ arguments: [String], environment: [String: String] = [:]) throws -> ChildNodeProcess {
-        try ChildNodeProcess(executable: binary, arguments: arguments, environment: environment)
+    static func startNode(_ arguments: [String], environment: [String: String] = [:], stderrPath: String? = nil) throws -> ChildNodeProcess {
+        try ChildNodeProcess(executable: binary, arguments: arguments, environment: environment, stderrPath: stderrPath)
     }
 
     struct Run {
@@ -29,18 +29,25 @@ import Testing
 
     /// Runs `mesh ARGUMENTS` to completion (killed after `timeout` seconds). The blocking wait happens on a
     /// thread of its own, not on the cooperative pool (on 2 cores, two blocked pool threads stall every test).
-    static func run(_ arguments: [String], timeout: Double = 60, environment: [String: String] = [:]) async throws -> Run {
+    /// - Parameter stdin: bytes the process reads from its standard input (then end of file).
+    static func run(_ arguments: [String], timeout: Double = 60, environment: [String: String] = [:], stdin: Data? = nil) async throws -> Run {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
         if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let out = Pipe()
         let err = Pipe()
+        let input = Pipe()
         process.standardOutput = out
         process.standardError = err
+        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
         try process.run()
         return await withCheckedContinuation { (continuation: CheckedContinuation<Run, Never>) in
             Thread.detachNewThread {
+                if let stdin {
+                    input.fileHandleForWriting.write(stdin)
+                    try? input.fileHandleForWriting.close()
+                }
                 let killer = DispatchWorkItem { process.terminate() }
                 DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: killer)
                 let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
@@ -91,7 +98,7 @@ import Testing
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let garbage = Data((0..<5000).map { UInt8(truncatingIfNeeded: $0 &* 7) })
-        FileManager.default.createFile(atPath: dir + "/garbage.sqlite", contents: garbage)
+        #expect(FileManager.default.createFile(atPath: dir + "/garbage.sqlite", contents: garbage))
         for arguments in [["journal", "verify", dir + "/garbage.sqlite"], ["journal", "stats", dir + "/garbage.sqlite"],
                           ["node", "--bind", "127.0.0.1:0", "--journal", dir + "/garbage.sqlite", "--insecure"]] {
             let result = try await Self.run(arguments)

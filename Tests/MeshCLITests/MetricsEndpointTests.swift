@@ -35,6 +35,92 @@ import Glibc
         return String(decoding: response, as: UTF8.self)
     }
 
+    /// A TCP connection to `127.0.0.1:port` that sends nothing (or `request`); its descriptor.
+    static func connection(port: Int, request: String? = nil) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.EMFILE) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            close(fd)
+            throw POSIXError(.ECONNREFUSED)
+        }
+        if let request { _ = Array(request.utf8).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } }
+        return fd
+    }
+
+    /// Whether the server closed `fd` (end of file or reset), without blocking.
+    static func closedByServer(_ fd: Int32) -> Bool {
+        var byte: UInt8 = 0
+        let n = recv(fd, &byte, 1, Int32(MSG_DONTWAIT | MSG_PEEK))
+        if n == 0 { return true }
+        if n < 0 { return errno != EAGAIN && errno != EWOULDBLOCK }
+        // Data waiting (a response): read it away and look again later.
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        _ = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+        return false
+    }
+
+    /// Open descriptors of process `pid`.
+    static func descriptorCount(_ pid: Int32) -> Int {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).count
+    }
+
+    /// Connections held open by clients that never finish a request cannot exhaust the node: beyond the limit
+    /// they are closed at once, the rest when their time is up; a malformed request gets a 400 and is closed;
+    /// /metrics answers again once they are gone, and the node's UDP traffic never stopped.
+    @Test func heldConnectionsAreBoundedAndTimedOut() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: MeshCommandTests.binary))
+        let dir = FileManager.default.temporaryDirectory.path + "/mesh-cli-metrics-" + UUID().uuidString.prefix(8).lowercased()
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let node = try MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/m.sqlite", "--insecure",
+                                                   "--sink", "1", "--metrics-port", "0", "--metrics-max-connections", "8",
+                                                   "--metrics-timeout", "1"])
+        defer { _ = node.terminate() }
+        let line = node.firstLine
+        let port = try #require(line.range(of: " metrics ").flatMap { Int(line[$0.upperBound...].split(separator: ":").last?
+            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "") }, "no metrics address in: \(line)")
+        let pid = node.process.processIdentifier
+        let baseline = Self.descriptorCount(pid)
+        var held: [Int32] = []
+        defer { for fd in held { close(fd) } }
+        for _ in 0..<200 { held.append(try Self.connection(port: port)) }
+        var peak = 0
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline, !held.allSatisfy(Self.closedByServer) {
+            peak = max(peak, Self.descriptorCount(pid))
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(held.allSatisfy(Self.closedByServer), "held connections still open after 30 s")
+        #expect(peak <= baseline + 8 + 4, "the node held \(peak - baseline) extra descriptors")
+        // The endpoint answers again, and the node kept taking messages all along.
+        let response = try Self.get(host: "127.0.0.1", port: port, path: "/metrics")
+        #expect(response.contains(" 200 "), "\(response.prefix(200))")
+        let sent = try await MeshCommandTests.run(["send", "--to", node.address, "--command", "1", "--count", "3", "--insecure"])
+        #expect(sent.status == 0, "\(sent.stderr)")
+        let answer = try Self.get(host: "127.0.0.1", port: port, path: "/metrics")
+        #expect(answer.contains(" 200 "))
+        // A malformed request is answered 400, and its connection closed (the read ends).
+        let malformed = try Self.connection(port: port, request: "NOT HTTP AT ALL\r\n\r\n")
+        defer { close(malformed) }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(malformed, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var reply: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 256)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(malformed, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            reply += buffer.prefix(n)
+        }
+        #expect(String(decoding: reply, as: UTF8.self).hasPrefix("HTTP/1.1 400"), "\(String(decoding: reply, as: UTF8.self))")
+    }
+
     @Test func nodeServesPrometheusMetrics() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: MeshCommandTests.binary))
         let dir = FileManager.default.temporaryDirectory.path + "/mesh-cli-metrics-" + UUID().uuidString.prefix(8).lowercased()

@@ -41,6 +41,17 @@ import Testing
         (#"{"journal": "j", "clusterKeyFile": "cluster.key", "seeds": "10.0.0.1:1"}"#, "\"seeds\" must be a list"),
         (#"{"journal": "j", "clusterKeyFile": "cluster.key", "retryInterval": -1}"#, "must not be negative"),
         (#"{"journal": "j", "clusterKeyFile": "missing.key"}"#, "cannot read"),
+        // Every key's JSON type is checked: Foundation's parser read true as 1 (a 1 ms give-up time, port 1).
+        (#"{"journal": "j", "clusterKeyFile": "cluster.key", "retryTimeout": true}"#, "\"retryTimeout\" must be a whole number (got true)"),
+        (#"{"journal": "j", "clusterKeyFile": "cluster.key", "port": true}"#, "\"port\" must be a whole number (got true)"),
+        (#"{"journal": "j", "clusterKeyFile": "cluster.key", "encrypt": 1}"#, "\"encrypt\" must be true or false (got a number (1))"),
+        (#"{"journal": "j", "clusterKeyFile": "cluster.key", "retryTimeout": 1.5}"#, "\"retryTimeout\" must be a whole number"),
+        (#"{"journal": "j", "clusterKeyFile": "cluster.key", "retryTimeout": "3000"}"#, "\"retryTimeout\" must be a whole number (got a string"),
+        (#"{"journal": "j", "clusterKeyFile": "cluster.key", "nodeType": 5}"#, "\"nodeType\" must be a string"),
+        (#"{"journal": "j", "clusterKeyFile": "cluster.key", "seeds": ["10.0.0.1:1", 2]}"#, "\"seeds\" must be a list of strings"),
+        (#"{"journal": "j", "clusterKeyFile": "cluster.key", "retention": false}"#, "\"retention\" must be a whole number"),
+        (#"{"journal": "a", "journal": "b", "clusterKeyFile": "cluster.key"}"#, "\"journal\" appears twice"),
+        (#"{"journal": "j", "clusterKeyFile": "cluster.key"} {}"#, "unexpected content after"),
         (#"{"clusterKeyFile": "cluster.key"}"#, "\"journal\" is required"),
         (#"[1, 2]"#, "top level must be an object"),
         (#"{"journal": "#, "not valid JSON"),
@@ -51,6 +62,38 @@ import Testing
         let error = #expect(throws: MeshError.self) { try MeshConfiguration.load(jsonFile: file) }
         #expect(error?.code == .invalidConfiguration)
         #expect(error?.message.contains(expected) == true, "\(error?.message ?? "")")
+    }
+
+    /// A key file must be a real key only its owner can change: the public insecure key (all zeros) and a file
+    /// others may write are refused, with the reason.
+    @Test func keyFilesThatAuthenticateNothingOrThatOthersMayWriteAreRefused() throws {
+        let (dir, file) = try write(#"{"journal": "j", "clusterKeyFile": "cluster.key"}"#)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let key = dir + "/cluster.key"
+        #expect(throws: Never.self) { try MeshConfiguration.load(jsonFile: file) }
+        try String(repeating: "0", count: 64).write(toFile: key, atomically: true, encoding: .utf8)
+        let insecure = #expect(throws: MeshError.self) { try MeshConfiguration.load(jsonFile: file) }
+        #expect(insecure?.message.contains("insecure key") == true, "\(insecure?.message ?? "")")
+        try ClusterKey.generate().hex.write(toFile: key, atomically: true, encoding: .utf8)
+        for mode in [0o666, 0o620, 0o602] {
+            #expect(chmod(key, mode_t(mode)) == 0)
+            let writable = #expect(throws: MeshError.self) { try MeshConfiguration.load(jsonFile: file) }
+            #expect(writable?.message.contains("may be written by other users") == true, "\(writable?.message ?? "")")
+        }
+        for mode in [0o600, 0o400, 0o644] {
+            #expect(chmod(key, mode_t(mode)) == 0)
+            #expect(throws: Never.self) { try MeshConfiguration.load(jsonFile: file) }
+        }
+    }
+
+    /// The strict reader takes every JSON form a configuration uses, escapes included.
+    @Test func theStrictReaderReadsWhatJSONAllows() throws {
+        let value = try ConfigurationJSON.parse(Array(#" {"a": [1, -2.5e3, true, false, null, "x\u00e9\ud83d\ude00\n"], "b": {}} "#.utf8))
+        #expect(value == .object([("a", .array([.number("1"), .number("-2.5e3"), .bool(true), .bool(false), .null, .string("xé😀\n")])),
+                                  ("b", .object([]))]))
+        for bad in ["", "{", "[1,]", "{\"a\" 1}", "01", "\"\\x\"", "\"\u{01}\"", "tru", "{\"a\": 1,}"] {
+            #expect(throws: MeshError.self, "\(bad)") { try ConfigurationJSON.parse(Array(bad.utf8)) }
+        }
     }
 
     @Test func aNodeIsAServiceThatStopsOnGracefulShutdown() async throws {

@@ -23,7 +23,7 @@ struct ClientOptions: ParsableArguments {
 
     func clusterKey() throws -> ClusterKey {
         if let keyFile { return try NodeCommand.readKey(keyFile) }
-        return try ClusterKey(bytes: [UInt8](repeating: 0, count: 32))
+        return ClusterKey.insecure
     }
 
     /// Starts a node on `journal` that gives up on a message after the timeout.

@@ -35,6 +35,9 @@ struct NodeCommand: AsyncParsableCommand {
     var fail: [UInt16] = []
     @Option(help: "Serve Prometheus metrics on http://METRICS_HOST:PORT/metrics (0 picks a port).") var metricsPort: Int?
     @Option(help: "Address the metrics endpoint binds.") var metricsHost = "127.0.0.1"
+    @Option(help: "Most connections the metrics endpoint serves at once; more are closed at once (default 64).")
+    var metricsMaxConnections = MetricsServer.defaultMaxConnections
+    @Option(help: "Seconds a metrics connection may stay open, idle or slow (default 10).") var metricsTimeout: Double = 10
     @Option(help: "Traffic generator: also send to this address, HOST:PORT (with --send-command and --send-count; repeatable in mixed mode).")
     var sendTo: [String] = []
     @Option(help: "Traffic generator: plain ({\"i\": n} sends to one address) or mixed (the soak's send, usend, sendMany and requests of 1 B to 1 MiB over every --send-to).")
@@ -51,6 +54,8 @@ struct NodeCommand: AsyncParsableCommand {
         if let sendRate, !(sendRate > 0) { throw ValidationError("--send-rate must be a positive number of messages per second") }
         if sendMode == .plain && sendTo.count > 1 { throw ValidationError("--send-to is repeatable only with --send-mode mixed") }
         if let metricsPort, !(0...65535).contains(metricsPort) { throw ValidationError("--metrics-port must be 0...65535") }
+        if !(1...100_000).contains(metricsMaxConnections) { throw ValidationError("--metrics-max-connections must be 1...100000") }
+        if !(metricsTimeout > 0 && metricsTimeout <= 3600) { throw ValidationError("--metrics-timeout must be in (0, 3600] seconds") }
         if config == nil && (bind == nil || journal == nil) { throw ValidationError("--bind and --journal are required without --config") }
         if config != nil { return }
         if keyFile == nil && !insecure { throw ValidationError("a cluster key is required: pass --key-file FILE (or --insecure)") }
@@ -69,7 +74,7 @@ struct NodeCommand: AsyncParsableCommand {
             if let journal { configuration.journalPath = journal }
             if let keyFile { configuration.keyring = Keyring(try Self.readKey(keyFile)) }
         } else {
-            let key = insecure ? try ClusterKey(bytes: [UInt8](repeating: 0, count: 32)) : try Self.readKey(keyFile!)
+            let key = insecure ? ClusterKey.insecure : try Self.readKey(keyFile!)
             configuration = MeshConfiguration(address: bind!, journalPath: journal!, clusterKey: key)
             configuration.retryTimeout = .seconds(30)
             configuration.peerTimeout = .seconds(30)
@@ -84,7 +89,9 @@ struct NodeCommand: AsyncParsableCommand {
             let registry = PrometheusCollectorRegistry()
             MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
             do {
-                let channel = try await MetricsServer.start(host: metricsHost, port: metricsPort, registry: registry)
+                let channel = try await MetricsServer.start(host: metricsHost, port: metricsPort, registry: registry,
+                                                            maxConnections: metricsMaxConnections,
+                                                            timeout: .milliseconds(Int64(metricsTimeout * 1000)))
                 metricsChannel = channel
                 metricsSuffix = " metrics \(metricsHost):\(channel.localAddress?.port ?? metricsPort)"
             } catch {
@@ -149,13 +156,10 @@ struct NodeCommand: AsyncParsableCommand {
     }
 
     static func readKey(_ keyFile: String) throws -> ClusterKey {
-        guard let text = try? String(contentsOfFile: keyFile, encoding: .utf8) else {
-            throw CLIError("cannot read the key file \(keyFile)")
-        }
         do {
-            return try ClusterKey(hex: text.trimmingCharacters(in: .whitespacesAndNewlines))
+            return try ClusterKey(contentsOfFile: keyFile)
         } catch {
-            throw CLIError("\(keyFile): \(error.message)")
+            throw CLIError(error.message)
         }
     }
 }

@@ -19,7 +19,9 @@ struct SendCommand: AsyncParsableCommand {
 
     @Option(help: "Receiver, HOST:PORT.") var to: String
     @Option(help: "Command ID.") var command: UInt16
-    @Option(help: "Message data as a JSON object.") var data = "{}"
+    @Option(help: "Message data as a JSON object; `-` reads it from standard input.") var data: String?
+    @Option(help: "A file holding the message data as a JSON object (for data beyond the argument-length limit).")
+    var dataFile: String?
     @Option(help: "New messages to send (0: only resume the journal).") var count = 1
     @Option(help: "Messages per second (default: as fast as acknowledgements allow).") var rate: Double?
     @Flag(help: "Send requests and print each response as JSON.") var request = false
@@ -29,12 +31,30 @@ struct SendCommand: AsyncParsableCommand {
     func validate() throws {
         guard count >= 0 else { throw ValidationError("--count must not be negative") }
         if let rate, !(rate > 0) { throw ValidationError("--rate must be positive") }
-        _ = try JSONInput.parse(data)
+        if data != nil && dataFile != nil { throw ValidationError("--data and --data-file exclude each other") }
+        if let data, data != "-" { _ = try JSONInput.parse(data) }
         do { _ = try MeshAddress.parse(to) } catch { throw ValidationError("--to: \(error.message)") }
     }
 
+    /// The message data: `--data` (or standard input for `--data -`), `--data-file`, or an empty map.
+    func payload() throws -> MeshData {
+        let text: String
+        switch (data, dataFile) {
+        case ("-"?, _):
+            text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+        case (let inline?, _):
+            text = inline
+        case (nil, let file?):
+            guard let contents = FileManager.default.contents(atPath: file) else { throw CLIError("cannot read --data-file \(file)") }
+            text = String(decoding: contents, as: UTF8.self)
+        case (nil, nil):
+            return [:]
+        }
+        return try JSONInput.parse(text)
+    }
+
     func run() async throws {
-        let payload = try JSONInput.parse(data)
+        let payload = try payload()
         let journalPath = try journal ?? ClientOptions.temporaryJournal("send")
         let node = try await client.startNode(journal: journalPath)
         let started = ContinuousClock.now
@@ -71,9 +91,10 @@ struct SendCommand: AsyncParsableCommand {
         }
         progress.finish()
         let drained = try await ClientOptions.waitForNoPending(node, timeout: client.timeout)
-        let (acked, failed) = try await node.journal.read { db in
+        let (acked, failed, firstError) = try await node.journal.read { db in
             (try db.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status = 1") ?? 0,
-             try db.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status = 2 AND completed_at >= \(startedMs)") ?? 0)
+             try db.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status = 2 AND completed_at >= \(startedMs)") ?? 0,
+             try db.scalarText("SELECT error FROM mesh_outbound_state WHERE status = 2 AND completed_at >= \(startedMs) ORDER BY seq LIMIT 1"))
         }
         let seconds = (ContinuousClock.now - started).seconds
         await node.shutdown()
@@ -88,7 +109,9 @@ struct SendCommand: AsyncParsableCommand {
                 + String(format: "%.0f msgs/s", rate) + "; journal \(journalPath)")
         }
         if !drained { throw CLIError("messages still unacknowledged after \(client.timeout) s (journal \(journalPath); run again to resume)") }
-        if failed > 0 { throw CLIError("\(failed) messages failed (see mesh_messages.error in \(journalPath))") }
+        if failed > 0 {
+            throw CLIError("\(failed) messages failed, the first with: \(firstError ?? "?") (every error is in mesh_messages.error of \(journalPath))")
+        }
         if let first = failures.first { throw CLIError("\(failures.count) requests failed: \(first)") }
     }
 }

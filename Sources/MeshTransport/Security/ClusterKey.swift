@@ -18,7 +18,7 @@ public struct ClusterKey: Sendable, Equatable, CustomStringConvertible {
     /// A key from 64 hex digits (surrounding whitespace and a trailing newline are ignored).
     /// - Throws: ``TransportError`` with code `invalidKey`, saying what is wrong.
     public init(hex: String) throws(TransportError) {
-        let text = hex.trimmingCharacters(in: " \t\r\n")
+        let text = hex.trimmingWhitespace()
         guard text.utf8.count == 64 else {
             throw TransportError(.invalidKey, "a cluster key is 64 hex digits, got \(text.utf8.count) characters")
         }
@@ -66,12 +66,14 @@ public struct ClusterKey: Sendable, Equatable, CustomStringConvertible {
 }
 
 extension String {
-    fileprivate func trimmingCharacters(in set: String) -> String {
-        let chars = Set(set)
-        var s = Substring(self)
-        while let f = s.first, chars.contains(f) { s.removeFirst() }
-        while let l = s.last, chars.contains(l) { s.removeLast() }
-        return String(s)
+    /// Without leading and trailing spaces, tabs, CRs and LFs (by scalar: "\r\n" is one Character, so a Character
+    /// set would not strip a lone "\n").
+    fileprivate func trimmingWhitespace() -> String {
+        let blank: Set<Unicode.Scalar> = [" ", "\t", "\r", "\n"]
+        var scalars = Substring(self).unicodeScalars
+        while let first = scalars.first, blank.contains(first) { scalars.removeFirst() }
+        while let last = scalars.last, blank.contains(last) { scalars.removeLast() }
+        return String(scalars)
     }
 }
 
