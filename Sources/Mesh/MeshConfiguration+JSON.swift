@@ -21,7 +21,8 @@ import MeshTransport
 /// | `nodeType`, `nodeRole` | string | `"UDP"` | Diarkis `SetNodeType` / role |
 /// | `seeds` | [string] | [] | addresses to join through |
 /// | `advertisedAddress` | string | none | address other nodes use |
-/// | `peerTimeout`, `heartbeatInterval`, `memberTimeout`, `shutdownTimeout`, `pruneInterval` | ms | see ``MeshConfiguration`` | |
+/// | `peerTimeout`, `forgetPeersAfter`, `heartbeatInterval`, `memberTimeout`, `shutdownTimeout`, `pruneInterval` | ms | see ``MeshConfiguration`` | |
+/// | `maxPeers` | number | 4096 | peers held at once |
 /// | `retention` | ms or null | 7 days | null keeps everything |
 /// | `maxHandlerAttempts` | number | 3 | |
 /// | `encrypt`, `storesPayloadJSON` | bool | false, true | |
@@ -95,6 +96,8 @@ extension MeshConfiguration {
         if let v = try reader.strings("seeds") { c.seeds = v }
         if let v = try reader.string("advertisedAddress") { c.advertisedAddress = v }
         if let v = try reader.milliseconds("peerTimeout") { c.peerTimeout = v }
+        if let v = try reader.int("maxPeers") { c.maxPeers = v }
+        if let v = try reader.milliseconds("forgetPeersAfter") { c.forgetPeersAfter = v }
         if let v = try reader.milliseconds("heartbeatInterval") { c.heartbeatInterval = v }
         if let v = try reader.milliseconds("memberTimeout") { c.memberTimeout = v }
         if let v = try reader.milliseconds("shutdownTimeout") { c.shutdownTimeout = v }

@@ -11,8 +11,14 @@ public struct MeshConfiguration: Sendable {
     public var nodeType: String
     /// The journal file (created if missing).
     public var journalPath: String
-    /// The cluster key every node shares.
+    /// The keys every node of the cluster shares: one key, or several during a rotation (see ``Keyring``).
     public var keyring: Keyring
+    /// The cluster key every node shares: the keyring's primary key. Setting it replaces the keyring with that
+    /// one key.
+    public var clusterKey: ClusterKey {
+        get { keyring.primary }
+        set { keyring = Keyring(newValue) }
+    }
     /// What a journal commit survives. Default `.normal`.
     public var durability: JournalConfiguration.Durability
     /// Retransmission timeout before any RTT sample (Diarkis `retryInterval`). Default 1000 ms.
@@ -21,6 +27,12 @@ public struct MeshConfiguration: Sendable {
     public var retryTimeout: Duration
     /// Silence after which a peer is reported down and its unconfirmed messages fail. Default 3000 ms.
     public var peerTimeout: Duration
+    /// Most peers the node holds a session with at once (members, clients, relays). A new peer beyond it takes the
+    /// place of one that is not live, never of a live one. Default 4096.
+    public var maxPeers: Int
+    /// How long after a peer went quiet (down, gone, or never answering) with nothing unconfirmed its session is
+    /// closed and its state freed; nothing is sent to it in between. Default 10 s.
+    public var forgetPeersAfter: Duration
     /// How long ``MeshNode/shutdown()`` waits for running handlers before cancelling them (what did not finish
     /// stays open in the journal and is dispatched again at the next start). Default 10 s.
     public var shutdownTimeout: Duration
@@ -67,6 +79,8 @@ public struct MeshConfiguration: Sendable {
         self.retryInterval = .milliseconds(1000)
         self.retryTimeout = .milliseconds(3000)
         self.peerTimeout = .milliseconds(3000)
+        self.maxPeers = 4096
+        self.forgetPeersAfter = .seconds(10)
         self.shutdownTimeout = .seconds(10)
         self.maxHandlerAttempts = 3
         self.encrypt = false
@@ -103,6 +117,9 @@ public struct MeshConfiguration: Sendable {
         }
         guard pruneInterval >= .milliseconds(10), minFreeDiskBytes >= 0 else {
             throw MeshError(.invalidConfiguration, "pruneInterval must be at least 10 ms and minFreeDiskBytes not negative")
+        }
+        guard maxPeers >= 1, forgetPeersAfter > .zero else {
+            throw MeshError(.invalidConfiguration, "maxPeers must be at least 1 and forgetPeersAfter positive (got \(maxPeers), \(forgetPeersAfter))")
         }
         guard (1...100).contains(maxHandlerAttempts) else {
             throw MeshError(.invalidConfiguration, "maxHandlerAttempts must be 1...100 (got \(maxHandlerAttempts))")

@@ -149,6 +149,8 @@ public final class MeshNode: Sendable {
             t.retryInterval = configuration.retryInterval
             t.retryTimeout = configuration.retryTimeout
             t.peerTimeout = configuration.peerTimeout
+            t.maxPeers = configuration.maxPeers
+            t.forgetPeersAfter = configuration.forgetPeersAfter
             t.encrypt = configuration.encrypt
             transport = try await MeshTransport.bind(configuration: t, logger: logger, inboundHandler: router)
         } catch {
@@ -399,7 +401,8 @@ public final class MeshNode: Sendable {
     }
 
     /// The transport's counters since start (`datagrams_in`, `datagrams_out`, `retransmits`, `fast_retransmits`,
-    /// `timeouts`, `duplicates`, `replays`, `stale`, `dropped_over_limit`, `auth_failures`, `malformed`).
+    /// `timeouts`, `duplicates`, `replays`, `stale`, `dropped_over_limit`, `auth_failures`, `malformed`,
+    /// `peers_refused`, `peers_forgotten`) and the peer sessions held now (`peers`).
     public func transportStatistics() async throws -> [String: Int] { try await transport.statistics() }
 
     /// Re-drives a recorded message (`mesh replay`): new traffic from this node, journaled with `replay_of`

@@ -75,11 +75,12 @@ public final class MeshTransport: Sendable {
         // 256 messages on their way to the loop at most: larger limits made bursts that overflowed the
         // receiver's socket buffer in `mesh bench transport` (330 retransmits at 1024 against 12 at 256).
         let gate = SendGate(transitLimit: 256)
+        let metrics = TransportMetrics()  // here, where a task-local metrics factory is in effect
         let bootstrap = Self.bootstrap(configuration, eventLoop: eventLoop) { channel in
             let handler = TransportHandler(
                 machine: TransportStateMachine(configuration: configuration),
                 sealer: DatagramSealer(keyring: configuration.keyring, encrypt: configuration.encrypt),
-                logger: logger, metrics: TransportMetrics(), deliveries: deliveryContinuation, events: eventContinuation,
+                logger: logger, metrics: metrics, deliveries: deliveryContinuation, events: eventContinuation,
                 inboundHandler: inboundHandler, gate: gate, eventLoop: channel.eventLoop)
             try channel.pipeline.syncOperations.addHandler(handler)
         }
@@ -268,7 +269,8 @@ public final class MeshTransport: Sendable {
                 "datagrams_in": c.datagramsIn, "datagrams_out": c.datagramsOut, "retransmits": c.retransmits,
                 "fast_retransmits": c.fastRetransmits, "timeouts": c.timeouts, "duplicates": c.duplicates,
                 "replays": c.replays, "stale": c.stale, "dropped_over_limit": c.droppedOverLimit,
-                "auth_failures": c.authFailures, "malformed": c.malformed,
+                "auth_failures": c.authFailures, "malformed": c.malformed, "peers": handler.value.sessionCount,
+                "peers_refused": c.peersRefused, "peers_forgotten": c.peersForgotten,
             ]
         }.get()
     }

@@ -41,6 +41,15 @@ public struct TransportConfiguration: Sendable {
     /// A peer that sends nothing authentic for this long is reported down and its unconfirmed messages fail.
     /// Default 3000 ms.
     public var peerTimeout: Duration
+    /// Most peer sessions held at once. A new peer beyond it takes the place of a session that is not live (down,
+    /// or never answered) — never of a live one: a hello from a stranger is then dropped, and a send to a new
+    /// address fails with `tooManyPeers`. Default 4096.
+    public var maxPeers: Int
+    /// A peer that is not live — silent for ``peerTimeout``, gone with a goodbye, never answering the handshake —
+    /// and has nothing unconfirmed is forgotten this long after it went quiet: its session is closed and its
+    /// state freed, and nothing more is sent to it (a live peer is probed every ``keepaliveInterval``; a peer that
+    /// is down is not). Its next packet, or the next send to it, opens a new session. Default 10 s.
+    public var forgetPeersAfter: Duration
     /// Most reliable messages per peer sent but not yet confirmed; `send` waits beyond it. Default 4096.
     public var windowMessages: Int
     /// Most unacknowledged datagram bytes per peer (keeps bursts within the receiver's socket buffer).
@@ -76,6 +85,8 @@ public struct TransportConfiguration: Sendable {
         self.helloInterval = .milliseconds(100)
         self.keepaliveInterval = .milliseconds(1000)
         self.peerTimeout = .milliseconds(3000)
+        self.maxPeers = 4096
+        self.forgetPeersAfter = .seconds(10)
         self.windowMessages = 4096
         self.windowBytes = 2 << 20
         self.maxReassemblyBytesPerPeer = 32 << 20
@@ -101,6 +112,8 @@ public struct TransportConfiguration: Sendable {
         guard maxAckDelay >= .zero, maxAckDelay < minRetransmitTimeout else {
             throw fail("maxAckDelay must be at least 0 and below minRetransmitTimeout (got \(maxAckDelay))")
         }
+        guard maxPeers >= 1 else { throw fail("maxPeers must be at least 1 (got \(maxPeers))") }
+        guard forgetPeersAfter > .zero else { throw fail("forgetPeersAfter must be positive") }
         guard windowMessages >= 1, windowBytes >= maxDatagramSize else { throw fail("windowMessages ≥ 1 and windowBytes ≥ maxDatagramSize") }
         guard maxReassemblyBytesPerPeer >= 0, maxReassemblyBytes >= maxReassemblyBytesPerPeer else {
             throw fail("need 0 ≤ maxReassemblyBytesPerPeer ≤ maxReassemblyBytes")

@@ -4,6 +4,7 @@ public struct TransportError: Error, Hashable, Sendable, CustomStringConvertible
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: Hashable, Sendable {
             case timeout, peerDown, unreachable, rejected, tooLarge, closed, invalidKey, invalidConfiguration, invalidAddress, bindFailed
+            case tooManyPeers
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -28,6 +29,8 @@ public struct TransportError: Error, Hashable, Sendable, CustomStringConvertible
         public static let invalidAddress = Code(.invalidAddress)
         /// The socket could not be bound (for example the port is in use).
         public static let bindFailed = Code(.bindFailed)
+        /// A send to a new address while ``TransportConfiguration/maxPeers`` sessions with live peers are held.
+        public static let tooManyPeers = Code(.tooManyPeers)
 
         /// A short name.
         public var description: String {
@@ -42,6 +45,7 @@ public struct TransportError: Error, Hashable, Sendable, CustomStringConvertible
             case .invalidConfiguration: "invalid configuration"
             case .invalidAddress: "invalid address"
             case .bindFailed: "bind failed"
+            case .tooManyPeers: "too many peers"
             }
         }
     }

@@ -47,6 +47,8 @@ final class TransportHandler: ChannelInboundHandler {
     private var lastCounters = TransportCounters()
     private var rttRecorders: [SocketAddress: Recorder] = [:]
     private var lastGaugeExport: NIODeadline?
+    /// The export of gauges skipped by the rate limit, made up later.
+    private var gaugeCatchUp: Scheduled<Void>?
     /// When datagrams of each kind of rejection (authentication, malformed) were last logged, and how many
     /// arrived since.
     private var lastRejectLog: [Bool: NIODeadline] = [:]
@@ -104,6 +106,7 @@ final class TransportHandler: ChannelInboundHandler {
         closed = true
         gate.close()
         timer?.cancel()
+        gaugeCatchUp?.cancel()
         for (_, promise) in outcomes { promise.complete(.failed(error)) }
         outcomes.removeAll()
         for (_, waiters) in backlogWaiters { for w in waiters { w.fail(error) } }
@@ -129,7 +132,7 @@ final class TransportHandler: ChannelInboundHandler {
         case .accepted:
             perform(machine.takeActions())
         case .replayed:
-            metrics.replays.increment()
+            break  // counted by the state machine, exported with its counters
         case .oversized, .malformed:
             metrics.malformed.increment()
             noteRejected("\(verdict)", envelope.remoteAddress, authentication: false)
@@ -280,6 +283,8 @@ final class TransportHandler: ChannelInboundHandler {
     }
 
     var counters: TransportCounters { machine.counters }
+    /// Peer sessions held now.
+    var sessionCount: Int { machine.sessions.count }
 
     // MARK: Carrying out actions
 
@@ -383,18 +388,35 @@ final class TransportHandler: ChannelInboundHandler {
         metrics.fastRetransmits.increment(by: c.fastRetransmits - lastCounters.fastRetransmits)
         metrics.duplicates.increment(by: c.duplicates - lastCounters.duplicates)
         metrics.replays.increment(by: c.replays - lastCounters.replays)
+        metrics.peersRefused.increment(by: c.peersRefused - lastCounters.peersRefused)
+        metrics.peersForgotten.increment(by: c.peersForgotten - lastCounters.peersForgotten)
         lastCounters = c
-        // Gauges at most ten times a second: they describe state, not events.
+        // Gauges at most ten times a second: they describe state, not events. A skipped export is made up 100 ms
+        // after the last one, so an idle transport's gauges end at its final state (no peers, nothing in flight).
         let now = NIODeadline.now()
-        if let last = lastGaugeExport, now - last < .milliseconds(100) { return }
+        if let last = lastGaugeExport, now - last < .milliseconds(100) {
+            if gaugeCatchUp == nil, !closed {
+                gaugeCatchUp = eventLoop.assumeIsolated().scheduleTask(deadline: last + .milliseconds(100)) { [self] in
+                    gaugeCatchUp = nil
+                    exportCounters()
+                }
+            }
+            return
+        }
         lastGaugeExport = now
         var inFlight = 0
         for (address, session) in machine.sessions {
             inFlight += session.bytesInFlight
             if let srtt = session.rtt.smoothedNanos {
-                let recorder = rttRecorders[address] ?? TransportMetrics.rtt(peer: "\(address)")
+                let recorder = rttRecorders[address] ?? metrics.rtt(peer: "\(address)")
                 rttRecorders[address] = recorder
                 recorder.record(Double(srtt) / 1e9)
+            }
+        }
+        // A forgotten peer's series goes with it: peer labels must not grow with churn.
+        if rttRecorders.count > machine.sessions.count {
+            for address in rttRecorders.keys where machine.sessions[address] == nil {
+                if let recorder = rttRecorders.removeValue(forKey: address) { recorder.destroy() }
             }
         }
         metrics.inFlightBytes.record(inFlight)

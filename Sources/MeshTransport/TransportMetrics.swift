@@ -1,24 +1,50 @@
 import CoreMetrics
 
 /// The transport's metrics (swift-metrics), created once with fixed labels. Applications choose the backend
-/// (`MetricsSystem.bootstrap`); without one these are no-ops.
+/// (`MetricsSystem.bootstrap`, or a task-local `withMetricsFactory` around ``MeshTransport/bind(configuration:logger:group:inboundHandler:)``);
+/// without one these are no-ops.
 struct TransportMetrics: Sendable {
-    let datagramsIn = Counter(label: "mesh_transport_datagrams_in_total")
-    let datagramsOut = Counter(label: "mesh_transport_datagrams_out_total")
-    let bytesIn = Counter(label: "mesh_transport_bytes_in_total")
-    let bytesOut = Counter(label: "mesh_transport_bytes_out_total")
-    let retransmits = Counter(label: "mesh_transport_retransmits_total")
-    let fastRetransmits = Counter(label: "mesh_transport_fast_retransmits_total")
-    let duplicates = Counter(label: "mesh_transport_duplicates_dropped_total")
-    let replays = Counter(label: "mesh_transport_replays_dropped_total")
-    let authFailures = Counter(label: "mesh_transport_auth_failures_total")
-    let malformed = Counter(label: "mesh_transport_malformed_total")
-    let inFlightBytes = Gauge(label: "mesh_transport_in_flight_bytes")
-    let reassemblyBytes = Gauge(label: "mesh_transport_reassembly_bytes")
-    let peers = Gauge(label: "mesh_transport_peers")
+    /// Where the per-peer series are created later (on the event loop, outside the binding task).
+    let factory: any MetricsFactory
+    let datagramsIn: Counter
+    let datagramsOut: Counter
+    let bytesIn: Counter
+    let bytesOut: Counter
+    let retransmits: Counter
+    let fastRetransmits: Counter
+    let duplicates: Counter
+    let replays: Counter
+    let authFailures: Counter
+    let malformed: Counter
+    let peersRefused: Counter
+    let peersForgotten: Counter
+    let inFlightBytes: Gauge
+    let reassemblyBytes: Gauge
+    let peers: Gauge
 
-    /// Smoothed RTT of one peer; created once per peer address and cached by the handler.
-    static func rtt(peer: String) -> Recorder {
-        Recorder(label: "mesh_transport_rtt_seconds", dimensions: [("peer", peer)], aggregate: false)
+    /// The series, from `factory` (by default the one in effect where the transport is bound).
+    init(factory: any MetricsFactory = MetricsSystem.factory) {
+        self.factory = factory
+        datagramsIn = Counter(label: "mesh_transport_datagrams_in_total", factory: factory)
+        datagramsOut = Counter(label: "mesh_transport_datagrams_out_total", factory: factory)
+        bytesIn = Counter(label: "mesh_transport_bytes_in_total", factory: factory)
+        bytesOut = Counter(label: "mesh_transport_bytes_out_total", factory: factory)
+        retransmits = Counter(label: "mesh_transport_retransmits_total", factory: factory)
+        fastRetransmits = Counter(label: "mesh_transport_fast_retransmits_total", factory: factory)
+        duplicates = Counter(label: "mesh_transport_duplicates_dropped_total", factory: factory)
+        replays = Counter(label: "mesh_transport_replays_dropped_total", factory: factory)
+        authFailures = Counter(label: "mesh_transport_auth_failures_total", factory: factory)
+        malformed = Counter(label: "mesh_transport_malformed_total", factory: factory)
+        peersRefused = Counter(label: "mesh_transport_peers_refused_total", factory: factory)
+        peersForgotten = Counter(label: "mesh_transport_peers_forgotten_total", factory: factory)
+        inFlightBytes = Gauge(label: "mesh_transport_in_flight_bytes", factory: factory)
+        reassemblyBytes = Gauge(label: "mesh_transport_reassembly_bytes", factory: factory)
+        peers = Gauge(label: "mesh_transport_peers", factory: factory)
+    }
+
+    /// Smoothed RTT of one peer; created once per peer address and cached by the handler (destroyed when the
+    /// peer is forgotten).
+    func rtt(peer: String) -> Recorder {
+        Recorder(label: "mesh_transport_rtt_seconds", dimensions: [("peer", peer)], aggregate: false, factory: factory)
     }
 }

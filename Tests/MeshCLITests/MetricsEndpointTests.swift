@@ -121,6 +121,43 @@ import Glibc
         #expect(String(decoding: reply, as: UTF8.self).hasPrefix("HTTP/1.1 400"), "\(String(decoding: reply, as: UTF8.self))")
     }
 
+    /// The value of an unlabelled series in Prometheus text, or `nil`.
+    static func value(_ series: String, in text: String) -> Double? {
+        text.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+    }
+
+    /// Short-lived `mesh send` clients come and go: the node's `mesh_transport_peers` returns to the live count
+    /// (here none) instead of growing with every client that ever sent.
+    @Test func peersReturnToTheLiveCountAfterShortLivedClients() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: MeshCommandTests.binary))
+        let dir = FileManager.default.temporaryDirectory.path + "/mesh-cli-churn-" + UUID().uuidString.prefix(8).lowercased()
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let key = try await ClientCommandTests.keygen(dir)
+        try """
+            {"address": "127.0.0.1", "port": 0, "journal": "n.sqlite", "clusterKeyFile": "cluster.key", "forgetPeersAfter": 300}
+            """.write(toFile: dir + "/n.json", atomically: true, encoding: .utf8)
+        let node = try MeshCommandTests.startNode(["node", "--config", dir + "/n.json", "--sink", "1", "--metrics-port", "0"])
+        defer { _ = node.terminate() }
+        let line = node.firstLine
+        let port = try #require(line.range(of: " metrics ").flatMap { Int(line[$0.upperBound...].split(separator: ":").last?
+            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "") }, "no metrics address in: \(line)")
+        for _ in 0..<12 {
+            let sent = try await MeshCommandTests.run(["send", "--to", node.address, "--command", "1", "--key-file", key, "--quiet"])
+            #expect(sent.status == 0, "\(sent.stderr)")
+        }
+        var peers: Double?
+        let deadline = ContinuousClock.now + .seconds(60)
+        repeat {
+            try await Task.sleep(for: .milliseconds(100))
+            peers = Self.value("mesh_transport_peers", in: try Self.get(host: "127.0.0.1", port: port, path: "/metrics"))
+        } while peers != 0 && ContinuousClock.now < deadline
+        #expect(peers == 0)
+        let text = try Self.get(host: "127.0.0.1", port: port, path: "/metrics")
+        #expect(Self.value("mesh_transport_peers_forgotten_total", in: text) == 12, "\(text)")
+        #expect(Self.value("mesh_messages_received_total", in: text) == 12)
+    }
+
     @Test func nodeServesPrometheusMetrics() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: MeshCommandTests.binary))
         let dir = FileManager.default.temporaryDirectory.path + "/mesh-cli-metrics-" + UUID().uuidString.prefix(8).lowercased()

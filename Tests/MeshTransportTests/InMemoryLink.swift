@@ -24,6 +24,8 @@ final class InMemoryLink {
     private(set) var datagramsFromA = 0
     /// Every datagram sent (dropped ones too): when, by whom, and its frames.
     private(set) var sentLog: [(fromA: Bool, at: NIODeadline, frames: [Frame])] = []
+    /// Datagrams sent to addresses other than A's and B's (not delivered): who sent, to where, its frames.
+    private(set) var strayLog: [(fromA: Bool, to: SocketAddress, frames: [Frame])] = []
     private var inFlight: [(toB: Bool, at: NIODeadline, header: PacketHeader, body: ByteBuffer)] = []
 
     init(configure: (inout TransportConfiguration) -> Void = { _ in }) {
@@ -81,9 +83,13 @@ final class InMemoryLink {
     private func route(_ actions: [TransportAction], fromA: Bool) {
         for action in actions {
             switch action {
-            case .transmit(_, let header, let body):
+            case .transmit(let address, let header, let body):
                 var copy = body
                 let frames = Frame.readAll(from: &copy) ?? []
+                guard address == (fromA ? addressB : addressA) else {
+                    strayLog.append((fromA, address, frames))
+                    continue
+                }
                 if fromA { datagramsFromA += 1 }
                 sentLog.append((fromA, now, frames))
                 if drop(fromA, header, frames) { continue }

@@ -21,7 +21,7 @@ import Testing
         let sealer = DatagramSealer(keyring: Keyring(TransportFuzzing.key), encrypt: false)
         let header = PacketHeader(encrypted: false, keyID: 0, sender: NodeID(high: 1, low: 1), senderEpoch: 1, destinationEpoch: 0,
                                   packetNumber: 1)
-        let hello = sealer.seal(header: header, body: ByteBuffer(bytes: body([.hello(version: 1), .ping])), allocator: .init())
+        let hello = sealer.seal(header: header, body: ByteBuffer(bytes: body([.hello(version: 2, session: 1), .ping])), allocator: .init())
         let data = Frame.data(DataFrame(reliable: true, lane: 1, seq: 2, fragment: nil, payload: ByteBuffer(string: "message")))
         let fragment = { (index: UInt32) in
             Frame.data(DataFrame(reliable: true, lane: 2, seq: 1, fragment: .init(index: index, count: 3, totalLength: 12),

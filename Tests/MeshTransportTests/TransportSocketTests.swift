@@ -1,3 +1,5 @@
+import CoreMetrics
+import MetricsTestKit
 import MeshFaultProxy
 import NIOCore
 import Testing
@@ -339,6 +341,87 @@ import Testing
             await receiver.close()
             await proxy.close()
             consumer.cancel()
+        }
+    }
+}
+
+/// The transport's metric values are what happened, once: a replayed datagram is one replay.
+@Suite struct TransportMetricValuesTests {
+    @Test func eachReplayedDatagramCountsOnce() async throws {
+        let metrics = TestMetrics()
+        try await withMetricsFactory(metrics) {
+            try await withTimeout(60, "replay metrics") {
+                let key = ClusterKey.generate()
+                let receiver = try await makeTransport(key: key)
+                let proxy = try await FaultProxy.start(listen: loopback, forward: receiver.localAddress, faults: .init(record: 100), seed: 1)
+                let sender = try await makeTransport(key: key)
+                let (inbox, consumer) = Inbox.collecting(receiver)
+                defer { consumer.cancel() }
+                for i in 0..<20 {
+                    #expect(await (try await sender.send(ByteBuffer(string: "m\(i)"), commandID: 1, to: proxy.listenAddress)).outcome() == .confirmed)
+                }
+                let captured = proxy.recorded
+                let attacker = try await rawSocket()
+                let before = try await receiver.statistics()["replays"]!
+                for datagram in captured { try await sendRaw(attacker, datagram, to: receiver.localAddress) }
+                let deadline = ContinuousClock.now + .seconds(30)
+                while ContinuousClock.now < deadline, try await receiver.statistics()["replays"]! - before < captured.count {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                let replays = try await receiver.statistics()["replays"]!
+                #expect(replays - before == captured.count)
+                // The counter follows the state machine's count exactly (it was once incremented twice per replay).
+                _ = try await receiver.statistics()  // a flush on the loop exports the counters
+                #expect(try metrics.expectCounter("mesh_transport_replays_dropped_total").totalValue == Int64(replays))
+                #expect(await inbox.count == 20)
+                try await attacker.close()
+                await sender.close()
+                await receiver.close()
+                await proxy.close()
+            }
+        }
+    }
+}
+
+/// Short-lived clients come and go through a real socket: the server's sessions return to the live count, and
+/// once every client is gone nothing more is sent.
+@Suite struct PeerChurnSocketTests {
+    @Test func sessionsReturnToTheLiveCountAfterChurnAndDepartedPeersGetNothing() async throws {
+        try await withTimeout(120, "churn") {
+            let key = ClusterKey.generate()
+            func churn(_ c: inout TransportConfiguration) {
+                c.keepaliveInterval = .milliseconds(100)
+                c.peerTimeout = .seconds(2)
+                c.forgetPeersAfter = .milliseconds(300)
+            }
+            let server = try await makeTransport(key: key, configure: churn)
+            let (inbox, collector) = Inbox.collecting(server)
+            defer { collector.cancel() }
+            let live = try await makeTransport(key: key, configure: churn)
+            #expect(await (try await live.send(ByteBuffer(string: "live"), commandID: 1, to: server.localAddress)).outcome() == .confirmed)
+            for i in 0..<40 {
+                let client = try await makeTransport(key: key, configure: churn)
+                #expect(await (try await client.send(ByteBuffer(string: "c\(i)"), commandID: 1, to: server.localAddress)).outcome() == .confirmed)
+                // Half leave with a goodbye, half vanish as a crash would.
+                if i.isMultiple(of: 2) { await client.close() } else { await client.closeAbruptly() }
+            }
+            await inbox.wait(for: 41)
+            // The departed are forgotten; the live client is kept (it answers the probes).
+            let deadline = ContinuousClock.now + .seconds(60)
+            while ContinuousClock.now < deadline, try await server.statistics()["peers"] != 1 { try await Task.sleep(for: .milliseconds(50)) }
+            let stats = try await server.statistics()
+            #expect(stats["peers"] == 1, "\(stats)")
+            // (At least: on a loaded machine the live client may have been quiet long enough to be forgotten too, and
+            // came back with a new session.)
+            #expect(stats["peers_forgotten"]! >= 40, "\(stats)")
+            // The last one leaves too: nothing is held, and the server goes silent.
+            await live.close()
+            while ContinuousClock.now < deadline, try await server.statistics()["peers"] != 0 { try await Task.sleep(for: .milliseconds(50)) }
+            let quiet = try await server.statistics()
+            #expect(quiet["peers"] == 0)
+            try await Task.sleep(for: .seconds(1))  // ten keepalive intervals: a probe would show
+            #expect(try await server.statistics()["datagrams_out"] == quiet["datagrams_out"])
+            await server.close()
         }
     }
 }

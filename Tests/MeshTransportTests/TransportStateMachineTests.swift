@@ -622,3 +622,116 @@ extension Result {
         #expect(gate.closed)
     }
 }
+
+/// Peers come and go (short-lived clients, restarts, replayed datagrams): sessions of peers that are not live
+/// are closed after a bounded time, nothing is sent to them, their number is bounded without evicting a live
+/// peer, and a peer that was forgotten but is alive resumes without losing or repeating a message.
+@Suite struct PeerChurnTests {
+    static func churn(_ c: inout TransportConfiguration) {
+        c.keepaliveInterval = .milliseconds(100)
+        c.peerTimeout = .milliseconds(500)
+        c.forgetPeersAfter = .milliseconds(300)
+        c.retryTimeout = .seconds(2)
+    }
+
+    /// A hello that reaches B from a new address (a replayed capture, or a client that died at once).
+    static func hello(from node: NodeID, packet: UInt64 = 1, session: UInt64 = 1) -> (PacketHeader, [Frame]) {
+        (PacketHeader(encrypted: false, keyID: 0, sender: node, senderEpoch: 1, destinationEpoch: 0, packetNumber: packet),
+         [.hello(version: 2, session: session)])
+    }
+
+    @Test func aHelloThatNobodyFollowsUpBuysABoundedNumberOfDatagramsAndIsForgotten() throws {
+        let link = InMemoryLink(configure: Self.churn)
+        let stranger = try SocketAddress(ipAddress: "10.0.0.9", port: 4444)
+        let (header, frames) = Self.hello(from: NodeID(high: 9, low: 9))
+        link.b.receive(header: header, frames: frames, from: stranger, now: link.now)
+        link.pump()
+        #expect(link.b.sessions[stranger] != nil)
+        link.run(for: .seconds(10), step: .milliseconds(5))
+        let sent = link.strayLog.filter { !$0.fromA && $0.to == stranger }
+        // A welcome, then keepalive probes until the peer timeout (5 at 100 ms in 500 ms), then nothing.
+        #expect(sent.count >= 2 && sent.count <= 8, "\(sent.count) datagrams to a peer that never answered")
+        #expect(link.b.sessions[stranger] == nil)
+        #expect(link.b.counters.peersForgotten == 1)
+        let after = link.strayLog.count
+        link.run(for: .seconds(5), step: .milliseconds(5))
+        #expect(link.strayLog.count == after)
+    }
+
+    @Test func aPeerThatLeftIsForgottenAndNotProbed() {
+        let link = InMemoryLink(configure: Self.churn)
+        link.send("a")
+        #expect(link.run(until: { link.outcomesA.count == 1 }, limit: .seconds(5)))
+        link.b.shutdown()
+        link.run(for: .milliseconds(20))
+        #expect(link.eventsA.contains { if case .peerLeft = $0 { true } else { false } })
+        link.drop = { _, _, _ in true }  // B is gone
+        link.run(for: .seconds(2), step: .milliseconds(5))
+        #expect(link.a.sessions.isEmpty)
+        link.clearLog()
+        link.run(for: .seconds(5), step: .milliseconds(5))
+        #expect(link.sentLog.filter(\.fromA).isEmpty, "A still sends to a peer that left")
+    }
+
+    /// A forgets B (B's answers were lost, so A saw it down) while B keeps its session. B's next message makes
+    /// A open a new session; B resets its side at the hello and sends again: delivered once, in order, confirmed.
+    @Test func aForgottenSessionResumesWhenTheOtherSideSendsFirst() {
+        let link = InMemoryLink(configure: Self.churn)
+        link.sendFromB("b0")
+        #expect(link.run(until: { link.outcomesB.count == 1 }, limit: .seconds(5)))
+        link.drop = { fromA, _, _ in !fromA }  // B → A lost: A sees B go quiet; B hears A's probes
+        #expect(link.run(until: { link.a.sessions.isEmpty }, limit: .seconds(5), step: .milliseconds(5)))
+        #expect(link.b.sessions[link.addressA]?.phase == .established)
+        link.drop = { _, _, _ in false }
+        let tokens = (1...3).map { link.sendFromB("b\($0)") }
+        #expect(link.run(until: { tokens.allSatisfy { link.outcomesB[$0] != nil } }, limit: .seconds(5), step: .milliseconds(1)))
+        #expect(tokens.allSatisfy { link.outcomesB[$0] == .confirmed })
+        #expect(link.deliveredToA.map { String(buffer: $0.payload) } == ["b0", "b1", "b2", "b3"])
+    }
+
+    /// The same, but the side that forgot sends first: its new session's packets are above every number it used
+    /// (not replays to B), B resets at the hello, and traffic flows both ways.
+    @Test func aForgottenSessionResumesWhenItsSideSendsFirst() {
+        let link = InMemoryLink(configure: Self.churn)
+        link.send("a0")
+        #expect(link.run(until: { link.outcomesA.count == 1 }, limit: .seconds(5)))
+        link.drop = { fromA, _, _ in !fromA }
+        #expect(link.run(until: { link.a.sessions.isEmpty }, limit: .seconds(5), step: .milliseconds(5)))
+        link.drop = { _, _, _ in false }
+        let next = link.send("a1")
+        let back = link.sendFromB("b1")
+        #expect(link.run(until: { link.outcomesA[next] != nil && link.outcomesB[back] != nil }, limit: .seconds(5), step: .milliseconds(1)))
+        #expect(link.outcomesA[next] == .confirmed && link.outcomesB[back] == .confirmed)
+        #expect(link.payloadsAtB() == ["a0", "a1"])
+        #expect(link.deliveredToA.map { String(buffer: $0.payload) } == ["b1"])
+        #expect(link.b.counters.replays == 0)
+    }
+
+    /// At the limit, a stranger's hello is dropped rather than evicting a live peer; a session that is not live
+    /// makes room; a send to a new address fails with `tooManyPeers` while every held peer is live.
+    @Test func theNumberOfSessionsIsBoundedWithoutEvictingLivePeers() throws {
+        let link = InMemoryLink { Self.churn(&$0); $0.maxPeers = 2 }
+        link.send("a")
+        #expect(link.run(until: { link.outcomesA.count == 1 }, limit: .seconds(5)))
+        // B holds A (live) and one more peer, which answers B's probes.
+        let friend = try SocketAddress(ipAddress: "10.0.0.7", port: 7777)
+        let (h1, f1) = Self.hello(from: NodeID(high: 7, low: 7))
+        link.b.receive(header: h1, frames: f1, from: friend, now: link.now)
+        #expect(link.b.sessions.count == 2)
+        // A stranger at the limit while both are live: refused, nothing sent to it.
+        let stranger = try SocketAddress(ipAddress: "10.0.0.9", port: 9999)
+        let (h2, f2) = Self.hello(from: NodeID(high: 9, low: 9))
+        link.b.receive(header: h2, frames: f2, from: stranger, now: link.now)
+        link.pump()
+        #expect(link.b.counters.peersRefused == 1)
+        #expect(link.b.sessions[stranger] == nil && link.b.sessions[link.addressA] != nil)
+        #expect(!link.strayLog.contains { $0.to == stranger })
+        let refused = link.b.send(ByteBuffer(string: "x"), lane: 1, reliability: .reliable, to: stranger, now: link.now)
+        guard case .failure(let error) = refused else { Issue.record("a send beyond maxPeers was taken"); return }
+        #expect(error.code == .tooManyPeers)
+        // The friend never answers: once it is down (and quiet), a newcomer takes its place. A stays.
+        link.run(for: .seconds(1), step: .milliseconds(5))
+        link.b.receive(header: h2, frames: f2, from: stranger, now: link.now)
+        #expect(link.b.sessions[stranger] != nil && link.b.sessions[link.addressA] != nil && link.b.sessions[friend] == nil)
+    }
+}

@@ -7,10 +7,14 @@ enum Frame: Equatable, Sendable {
     case ping
     /// Packet numbers received (QUIC-style ranges) and how long the newest was held before this ack.
     case ack(AckFrame)
-    /// Opens a session: "I am (sender node, sender epoch)". Answered by ``welcome``.
-    case hello(version: UInt8)
-    /// Accepts a session opened by a hello; the header's destination epoch echoes the opener's epoch.
-    case welcome
+    /// Opens a session: "I am (sender node, sender epoch), and this is my session `session` with you". Answered by
+    /// ``welcome``. Session numbers grow within a sender's epoch: a hello with a higher one than the session held
+    /// means the sender forgot the old session (it closed it as idle), so the receiver starts afresh too. Version 1
+    /// hellos carried no session number (read as 0).
+    case hello(version: UInt8, session: UInt64)
+    /// Accepts a session opened by a hello; the header's destination epoch echoes the opener's epoch, `session`
+    /// is the accepter's own session number with the opener.
+    case welcome(session: UInt64)
     /// "You addressed an epoch of mine that is gone": the sender must open a new session.
     case stale
     /// The sender is shutting down gracefully.
@@ -106,8 +110,9 @@ extension Frame {
     /// Bytes this frame takes when written.
     var encodedSize: Int {
         switch self {
-        case .ping, .welcome, .stale, .goodbye: return 1
-        case .hello: return 2
+        case .ping, .stale, .goodbye: return 1
+        case .welcome(let session): return 1 + varintSize(session)
+        case .hello(let version, let session): return 2 + (version >= 2 ? varintSize(session) : 0)
         case .ack(let ack):
             var n = 1 + varintSize(ack.largest) + varintSize(ack.delayMicros) + varintSize(UInt64(max(ack.ranges.count - 1, 0)))
             guard let first = ack.ranges.first else { return n + 1 }
@@ -135,12 +140,15 @@ extension Frame {
     func write(to buffer: inout ByteBuffer) {
         switch self {
         case .ping: buffer.writeInteger(FrameType.ping.rawValue)
-        case .welcome: buffer.writeInteger(FrameType.welcome.rawValue)
+        case .welcome(let session):
+            buffer.writeInteger(FrameType.welcome.rawValue)
+            buffer.writeVarint(session)
         case .stale: buffer.writeInteger(FrameType.stale.rawValue)
         case .goodbye: buffer.writeInteger(FrameType.goodbye.rawValue)
-        case .hello(let version):
+        case .hello(let version, let session):
             buffer.writeInteger(FrameType.hello.rawValue)
             buffer.writeInteger(version)
+            if version >= 2 { buffer.writeVarint(session) }
         case .ack(let ack):
             buffer.writeInteger(FrameType.ack.rawValue)
             buffer.writeVarint(ack.largest)
@@ -216,12 +224,16 @@ extension Frame {
         guard let typeByte = buffer.readInteger(as: UInt8.self), let type = FrameType(rawValue: typeByte) else { return nil }
         switch type {
         case .ping: return .ping
-        case .welcome: return .welcome
+        case .welcome:
+            guard let session = buffer.readVarint() else { return nil }
+            return .welcome(session: session)
         case .stale: return .stale
         case .goodbye: return .goodbye
         case .hello:
             guard let version = buffer.readInteger(as: UInt8.self) else { return nil }
-            return .hello(version: version)
+            guard version >= 2 else { return .hello(version: version, session: 0) }
+            guard let session = buffer.readVarint() else { return nil }
+            return .hello(version: version, session: session)
         case .ack:
             guard let largest = buffer.readVarint(), let delay = buffer.readVarint(), let extra = buffer.readVarint(),
                   extra <= 256, let firstLength = buffer.readVarint(), firstLength <= largest else { return nil }

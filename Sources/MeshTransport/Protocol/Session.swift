@@ -115,9 +115,11 @@ struct ReassemblyKey: Hashable {
     let seq: UInt64
 }
 
-/// The protocol state shared with one peer address: one session = (our epoch, peer node, peer epoch).
-/// A session is replaced only when an epoch changes, so packet numbers and lane sequences never repeat
-/// within what a receiver's replay window and lanes remember.
+/// The protocol state shared with one peer address: one session = (our epoch and session number, peer node,
+/// peer epoch and session number). Lanes restart when an epoch or a session number changes — a peer that
+/// closed an idle session opens the next one with a higher number, and both sides start afresh — while packet
+/// numbers never repeat within an epoch (a new session starts above every number used before), so a
+/// receiver's replay window never mistakes it for a replay.
 final class Session {
     enum Phase: Equatable {
         /// No answer yet; hellos are retried.
@@ -134,6 +136,14 @@ final class Session {
     var previousPeer: (node: NodeID, epoch: UInt32)?
     /// The peer stopped answering (reported once); cleared by any authentic packet.
     var down = false
+    /// This side's session number, sent in hellos and welcomes (grows within the epoch).
+    var localSession: UInt64 = 0
+    /// The peer's session number from its hello or welcome (0: not known).
+    var peerSession: UInt64 = 0
+    /// Since when the peer has not proven itself alive: from the session's creation until an authentic packet
+    /// of the session arrives, and again from the moment it is down (silent, gone, or the handshake gave up).
+    /// A session quiet for ``TransportConfiguration/forgetPeersAfter`` with nothing unconfirmed is closed.
+    var quietSince: NIODeadline?
 
     // Handshake.
     var connectStartedAt: NIODeadline?
@@ -198,6 +208,13 @@ final class Session {
     }
 
     var backlogCount: Int { backlog.count - backlogHead }
+
+    /// Whether the session may be closed and its state freed: the peer is not live (down, never answered, or
+    /// gave up on) and nothing of this side's is waiting on it.
+    var isForgettable: Bool {
+        guard quietSince != nil, outstandingCount == 0, backlogCount == 0, reassembly.isEmpty else { return false }
+        return phase == .connecting ? connectStartedAt == nil : down
+    }
 
     var hasQueuedData: Bool { !retransmitQueue.isEmpty || freshHead < freshQueue.count }
 

@@ -25,6 +25,10 @@ struct TransportCounters: Sendable, Equatable {
     var droppedOverLimit = 0
     var authFailures = 0
     var malformed = 0
+    /// Authentic datagrams from new addresses dropped because ``TransportConfiguration/maxPeers`` live peers are held.
+    var peersRefused = 0
+    /// Sessions closed because their peer was quiet for ``TransportConfiguration/forgetPeersAfter``.
+    var peersForgotten = 0
 }
 
 /// The transport protocol as a pure state machine: no sockets, no clock of its own. Every entry point takes
@@ -38,6 +42,11 @@ final class TransportStateMachine {
     private var replayWindows: [ReplayKey: ReplayWindow] = [:]
     private var replayOrder: [ReplayKey] = []
     private var nextToken: UInt64 = 1
+    /// The next session number (hello/welcome); grows for the transport's life (one epoch).
+    private var nextSessionNumber: UInt64 = 1
+    /// The highest packet number sent to anyone: a new session starts above it, so a peer whose replay window
+    /// remembers a closed session's numbers never takes the new session's packets for replays.
+    private var highestPacketNumber: UInt64 = 0
     private var reassemblyBytes = 0
     private var actions: [TransportAction] = []
     private let rttConfiguration: RTTEstimator.Configuration
@@ -61,12 +70,31 @@ final class TransportStateMachine {
         return actions
     }
 
-    private func session(_ address: SocketAddress) -> Session {
+    /// The session with `address`, opened if there is none — `nil` when ``TransportConfiguration/maxPeers``
+    /// sessions are held and none of them may be closed (every peer is live).
+    private func session(_ address: SocketAddress, now: NIODeadline) -> Session? {
         if let s = sessions[address] { return s }
+        if sessions.count >= configuration.maxPeers {
+            // Make room by closing the session quiet the longest; a live peer is never evicted.
+            let candidate = sessions.values.filter(\.isForgettable).min { $0.quietSince! < $1.quietSince! }
+            guard let evicted = candidate else { return nil }
+            forget(evicted)
+        }
         let s = Session(address: address, rtt: rttConfiguration, helloInterval: configuration.helloInterval,
                         maxAckDelay: configuration.maxAckDelay)
+        s.nextPacketNumber = highestPacketNumber + 1
+        s.localSession = nextSessionNumber
+        nextSessionNumber += 1
+        s.quietSince = now
         sessions[address] = s
         return s
+    }
+
+    /// Closes a session and frees its state. Its packet numbers stay used (``highestPacketNumber``).
+    private func forget(_ s: Session) {
+        reassemblyBytes -= s.reassemblyBytes
+        sessions[s.address] = nil
+        counters.peersForgotten += 1
     }
 
     /// Bytes of partly reassembled messages, all peers.
@@ -84,17 +112,17 @@ final class TransportStateMachine {
             return .failure(TransportError(.tooLarge,
                 "message of \(payload.readableBytes) bytes exceeds maxMessageSize \(configuration.maxMessageSize)"))
         }
-        let s = session(address)
+        guard let s = session(address, now: now) else {
+            return .failure(TransportError(.tooManyPeers, """
+                cannot open a session with \(address): \(configuration.maxPeers) sessions with live peers are held (maxPeers)
+                """))
+        }
         let token = nextToken
         nextToken += 1
         let entry = OutboundEntry(token: token, lane: lane, reliable: reliability == .reliable, payload: payload,
                                   fragmentSize: fragmentSize, now: now)
         s.backlog.append(entry)
-        if s.phase == .connecting && s.connectStartedAt == nil {
-            s.connectStartedAt = now
-            s.nextHelloAt = now
-            s.helloBackoff = configuration.helloInterval
-        }
+        if s.phase == .connecting && s.connectStartedAt == nil { startHandshake(s, now: now) }
         admit(s, now: now)
         return .success(token)
     }
@@ -167,9 +195,21 @@ final class TransportStateMachine {
             counters.replays += 1
             return
         }
-        let s = session(address)
-        let hasHello = frames.contains { if case .hello = $0 { true } else { false } }
-        let hasWelcome = frames.contains { $0 == .welcome }
+        guard let s = session(address, now: now) else {
+            // A new address while every held session is live: a stranger cannot evict a live peer.
+            counters.peersRefused += 1
+            return
+        }
+        var helloSession: UInt64?
+        var welcomeSession: UInt64?
+        for frame in frames {
+            switch frame {
+            case .hello(_, let session): helloSession = session
+            case .welcome(let session): welcomeSession = session
+            default: break
+            }
+        }
+        let hasHello = helloSession != nil
         let hasStale = frames.contains { $0 == .stale }
 
         if hasStale && !hasHello {
@@ -191,8 +231,8 @@ final class TransportStateMachine {
             }
             return
         }
-        if hasHello {
-            guard adoptPeer(s, node: header.sender, epoch: header.senderEpoch, now: now) else {
+        if let helloSession {
+            guard adoptPeer(s, node: header.sender, epoch: header.senderEpoch, session: helloSession, now: now) else {
                 recordReplay(header)
                 return
             }
@@ -203,19 +243,27 @@ final class TransportStateMachine {
             counters.stale += 1
             oweStale(s, epoch: header.senderEpoch, now: now)
             return
-        } else if hasWelcome {
-            guard adoptPeer(s, node: header.sender, epoch: header.senderEpoch, now: now) else {
+        } else if let welcomeSession {
+            guard adoptPeer(s, node: header.sender, epoch: header.senderEpoch, session: welcomeSession, now: now) else {
                 recordReplay(header)
                 return
             }
         } else if s.phase != .established || s.peerNode != header.sender || s.peerEpoch != header.senderEpoch {
             recordReplay(header)
+            if s.phase == .connecting {
+                // The sender holds a session with this incarnation of ours that this side no longer has (it was
+                // closed as idle): open a new one. The sender resets its side at the hello and sends again what
+                // this side never confirmed. While a handshake is already under way, its hello is on its way.
+                if s.connectStartedAt == nil { startHandshake(s, now: now) }
+                return
+            }
             counters.stale += 1
             oweStale(s, epoch: header.senderEpoch, now: now)
             return
         }
         recordReplay(header)
         s.lastReceivedAt = now
+        s.quietSince = nil
         if s.down {
             s.down = false
             actions.append(.event(.peerUp(address: address, node: header.sender, epoch: header.senderEpoch)))
@@ -230,7 +278,7 @@ final class TransportStateMachine {
             case .confirm(let lane, let upTo): onConfirm(s, lane: lane, upTo: upTo)
             case .reject(let lane, let seq, let reason): onReject(s, lane: lane, seq: seq, reason: reason)
             case .abandon(let lane, let from, let to): onAbandon(s, lane: lane, from: from, to: to)
-            case .goodbye: peerLeft(s)
+            case .goodbye: peerLeft(s, now: now)
             case .data(let data): if !onData(s, data, now: now) { accepted = false }
             case .ping, .hello, .welcome, .stale: break
             }
@@ -259,17 +307,35 @@ final class TransportStateMachine {
         admit(s, now: now)
     }
 
-    /// Records the peer's identity from a hello or welcome. Returns false for a stale (older) epoch.
-    private func adoptPeer(_ s: Session, node: NodeID, epoch: UInt32, now: NIODeadline) -> Bool {
+    /// Records the peer's identity and session number from a hello or welcome. Returns false for a stale one (an
+    /// older epoch, or an older session of the same epoch).
+    private func adoptPeer(_ s: Session, node: NodeID, epoch: UInt32, session: UInt64, now: NIODeadline) -> Bool {
         if s.phase == .established, let known = s.peerNode {
-            if known == node && epoch == s.peerEpoch { return true }
+            if known == node && epoch == s.peerEpoch {
+                // The same session again (a retransmitted hello, or a version-1 peer without numbers).
+                if session == 0 || session == s.peerSession { return true }
+                // An older session's hello or welcome, overtaken by the current one.
+                if session < s.peerSession { return false }
+                // The peer closed its session with us (idle) and opened a new one: start afresh too; what this side
+                // had not seen confirmed is sent again in the new session.
+                let wasDown = s.down
+                resetSession(s, now: now)
+                s.peerSession = session
+                s.lastReceivedAt = now
+                s.quietSince = nil
+                if wasDown { actions.append(.event(.peerUp(address: s.address, node: node, epoch: epoch))) }
+                admit(s, now: now)
+                return true
+            }
             if known == node && epoch < s.peerEpoch { return false }
             let old = s.peerEpoch
             resetSession(s, now: now)
             s.phase = .established
             s.peerNode = node
             s.peerEpoch = epoch
+            s.peerSession = session
             s.lastReceivedAt = now
+            s.quietSince = nil
             if known == node {
                 actions.append(.event(.peerRestarted(address: s.address, node: node, oldEpoch: old, newEpoch: epoch)))
             } else {
@@ -281,9 +347,11 @@ final class TransportStateMachine {
         s.phase = .established
         s.peerNode = node
         s.peerEpoch = epoch
+        s.peerSession = session
         s.connectStartedAt = nil
         s.nextHelloAt = nil
         s.lastReceivedAt = now
+        s.quietSince = nil
         s.down = false
         if let previous = s.previousPeer, previous.node == node, previous.epoch < epoch {
             actions.append(.event(.peerRestarted(address: s.address, node: node, oldEpoch: previous.epoch, newEpoch: epoch)))
@@ -336,6 +404,14 @@ final class TransportStateMachine {
         s.phase = .connecting
         s.peerNode = nil
         s.peerEpoch = 0
+        s.peerSession = 0
+        s.localSession = nextSessionNumber
+        nextSessionNumber += 1
+        startHandshake(s, now: now)
+    }
+
+    /// Starts sending hellos (now, then backing off) until a welcome arrives or the give-up time passes.
+    private func startHandshake(_ s: Session, now: NIODeadline) {
         s.connectStartedAt = now
         s.nextHelloAt = now
         s.helloBackoff = configuration.helloInterval
@@ -566,7 +642,12 @@ final class TransportStateMachine {
 
     /// Runs timers: handshake retries, retransmission timeouts, give-ups, peer liveness, keepalives.
     func tick(now: NIODeadline) {
+        var forgotten: [Session] = []
         for s in sessions.values {
+            if let quiet = s.quietSince, now - quiet >= configuration.forgetPeersAfter, s.isForgettable {
+                forgotten.append(s)
+                continue
+            }
             if s.phase == .connecting {
                 guard let started = s.connectStartedAt else { continue }
                 if now - started >= configuration.retryTimeout {
@@ -578,6 +659,7 @@ final class TransportStateMachine {
                     let failed = failBacklog(s, error)
                     s.connectStartedAt = nil
                     s.nextHelloAt = nil
+                    s.quietSince = s.quietSince ?? now
                     s.compactSentOrder()
                     if failed { actions.append(.event(.peerDown(address: s.address, node: nil, reason: error))) }
                 }
@@ -635,8 +717,12 @@ final class TransportStateMachine {
             if !s.down, let lastSent = s.lastSentAt, lastSent > lastReceived, now - lastReceived >= configuration.peerTimeout {
                 markDown(s, reason: TransportError(.peerDown, "\(s.address) sent nothing for \(configuration.peerTimeout)"), now: now)
             }
+            // Keepalive probes go to live peers, and to a peer that is down only while messages to it wait for their
+            // give-up time (after a goodbye, to learn of its next incarnation). Nothing else is sent to a peer that is
+            // down: its next packet, or the application's next send, brings it back.
             let lastActivity = max(s.lastSentAt ?? now, lastReceived)
-            if now - lastActivity >= configuration.keepaliveInterval || (now - lastReceived >= configuration.keepaliveInterval && s.sent.isEmpty) {
+            if !s.down || s.outstandingCount > 0, now - lastActivity >= configuration.keepaliveInterval
+                || (now - lastReceived >= configuration.keepaliveInterval && s.sent.isEmpty) {
                 s.pingOwed = true
             }
             // Partly reassembled messages that can no longer complete.
@@ -648,21 +734,24 @@ final class TransportStateMachine {
                 }
             }
         }
+        for s in forgotten { forget(s) }
     }
 
     /// The peer shut down gracefully. It is reported as having left, but its unconfirmed messages are kept: a
     /// node that restarts (a deploy) comes back within seconds, and its new incarnation takes them (the session
     /// resets and resends them, in order). If it does not come back, they fail at the give-up time like any
     /// unconfirmed message. Failing them at once would turn every graceful restart into failed sends.
-    private func peerLeft(_ s: Session) {
+    private func peerLeft(_ s: Session, now: NIODeadline) {
         guard !s.down, let node = s.peerNode else { return }
         s.down = true
+        s.quietSince = now
         actions.append(.event(.peerLeft(address: s.address, node: node)))
     }
 
     private func markDown(_ s: Session, reason: TransportError, now: NIODeadline) {
         guard !s.down else { return }
         s.down = true
+        s.quietSince = s.quietSince ?? now
         for lane in s.outstanding.keys.sorted() {
             let entries = s.outstanding[lane]!.filter { !$0.finished }
             for entry in entries { finish(s, entry, .failed(reason)) }
@@ -684,6 +773,7 @@ final class TransportStateMachine {
             if earliest == nil || d < earliest! { earliest = d }
         }
         for s in sessions.values {
+            if let quiet = s.quietSince, s.isForgettable { consider(quiet + configuration.forgetPeersAfter) }
             if s.phase == .connecting {
                 if let started = s.connectStartedAt {
                     consider(s.nextHelloAt)
@@ -698,7 +788,9 @@ final class TransportStateMachine {
             }
             let lastReceived = s.lastReceivedAt ?? .now()
             if !s.down, let lastSent = s.lastSentAt, lastSent > lastReceived { consider(lastReceived + configuration.peerTimeout) }
-            consider(max(s.lastSentAt ?? lastReceived, lastReceived) + configuration.keepaliveInterval)
+            if !s.down || s.outstandingCount > 0 {
+                consider(max(s.lastSentAt ?? lastReceived, lastReceived) + configuration.keepaliveInterval)
+            }
             for r in s.reassembly.values { consider(r.startedAt + configuration.retryTimeout * 2) }
         }
         return earliest
@@ -719,7 +811,7 @@ final class TransportStateMachine {
 
     private func flush(_ s: Session, now: NIODeadline) {
         if s.phase == .connecting, let due = s.nextHelloAt, due <= now {
-            emit(s, frames: [.hello(version: 1)], items: [.control], now: now)
+            emit(s, frames: [.hello(version: 2, session: s.localSession)], items: [.control], now: now)
             s.nextHelloAt = now + s.helloBackoff
             s.helloBackoff = min(s.helloBackoff * 2, .seconds(1))
         }
@@ -742,7 +834,7 @@ final class TransportStateMachine {
             }
             if s.welcomeOwed {
                 s.welcomeOwed = false
-                _ = add(.welcome, .control)
+                _ = add(.welcome(session: s.localSession), .control)
             }
             if s.phase == .established {
                 if s.ackOwed {
@@ -810,6 +902,7 @@ final class TransportStateMachine {
     private func emit(_ s: Session, frames: [Frame], items: [SentItem], now: NIODeadline, destinationEpoch: UInt32? = nil) {
         let number = s.nextPacketNumber
         s.nextPacketNumber += 1
+        highestPacketNumber = max(highestPacketNumber, number)
         let header = PacketHeader(encrypted: false, keyID: 0, sender: configuration.nodeID, senderEpoch: configuration.epoch,
                                   destinationEpoch: destinationEpoch ?? (s.phase == .established ? s.peerEpoch : 0),
                                   packetNumber: number)
