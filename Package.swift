@@ -207,6 +207,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The README's Swift blocks, compiled (each kept verbatim in a file; a test checks them against README.md).
+        .testTarget(
+            name: "MeshReadmeTests",
+            dependencies: [
+                "Mesh",
+                "MeshCore",
+                "MeshJournal",
+                "MeshTransport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "MeshTransportTests",
             dependencies: [

@@ -26,6 +26,14 @@ extension MeshValue: ExpressibleByStringLiteral {
     public init(stringLiteral value: String) { self = .string(value) }
 }
 
+extension MeshValue: ExpressibleByStringInterpolation {
+    /// An interpolated string literal (`"p-\(level)"`) is ``MeshValue/string(_:)`` of the interpolated text, as it
+    /// would be for a `String`.
+    public init(stringInterpolation: DefaultStringInterpolation) {
+        self = .string(String(stringInterpolation: stringInterpolation))
+    }
+}
+
 extension MeshValue: ExpressibleByArrayLiteral {
     /// An array literal is ``MeshValue/array(_:)``.
     public init(arrayLiteral elements: MeshValue...) { self = .array(elements) }

@@ -11,6 +11,11 @@ import Testing
         #expect(data["none"] == .null)
         #expect(data["list"] == .array([.int64(1), .string("two")]))
         #expect(data.count == 6)
+        // Interpolated strings are strings too (the README writes `["player": "p-\(level)"]`).
+        let level = 7
+        let interpolated: MeshData = ["player": "p-\(level)", "nested": ["at": "x\(level * 2)"]]
+        #expect(interpolated["player"] == .string("p-7"))
+        #expect(interpolated["nested"] == .map(["at": .string("x14")]))
     }
 
     @Test func throwingAccessorsNameKeyAndFoundType() throws {
