@@ -223,6 +223,7 @@ let package = Package(
         .testTarget(
             name: "MeshTransportTests",
             dependencies: [
+                "MeshCore",
                 "MeshTransport",
                 "MeshFaultProxy",
                 .product(name: "Crypto", package: "swift-crypto"),

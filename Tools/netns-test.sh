@@ -5,7 +5,8 @@
 # resume when it returns (the give-up time is 30 s), nothing acknowledged is lost, nothing is journaled twice.
 #
 # Usage: Tools/netns-test.sh [MESH_BINARY] [MESSAGES]   (root on Linux, iproute2 and sqlite3; default
-# .build/debug/mesh and 2000). Creates and removes namespaces mesh-ns1..3 and bridge mesh-br0 itself.
+# .build/debug/mesh and 20000, sent at 1,000 a second so the link goes down mid-stream on any machine). Creates and
+# removes namespaces mesh-ns1..3 and bridge mesh-br0 itself.
 # Exits 0 on success, 1 on a failed check, 77 (skipped, with the reason on stderr) where it cannot run.
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -63,6 +64,7 @@ for i in 1 2 3; do
     seed=(); [ "$i" = 1 ] || seed=(--seed 10.77.0.1:7000)
     ip netns exec "mesh-ns$i" "$mesh" node --bind "10.77.0.$i:7000" --journal "$work/n$i.sqlite" --key-file "$work/cluster.key" \
         "${seed[@]}" --metrics-port 9100 --sink 1024 --send-to "10.77.0.$(next $i):7000" --send-command 1024 --send-count "$messages" \
+        --send-rate 1000 \
         > "$work/n$i.log" 2>&1 &
     pids+=($!)
 done
@@ -79,7 +81,7 @@ received() { q "$1" "SELECT count(*) FROM mesh_inbound WHERE command_id = 1024";
 flowing() { for i in 1 2 3; do [ "$(received $i)" -gt 100 ] 2>/dev/null || return 1; done; }
 midway() { for i in 1 2 3; do [ "$(received $i)" -lt "$messages" ] 2>/dev/null || return 1; done; }
 wait_for 60 "traffic did not flow between the hosts" flowing
-midway || echo "warning: a stream had finished before the link went down (use more messages)" >&2
+midway || fail "a stream had finished before the link went down (use more messages)"
 # The switch side of host 3's cable: host 3 keeps its interface and route, its packets go nowhere. (Taking
 # eth0 down inside the namespace instead makes sends fail with ENETUNREACH, which SwiftNIO treats as fatal for
 # the socket; see the note in README "Several hosts".)
@@ -89,6 +91,10 @@ down_at() { [ "$(reachable "$1")" = 2 ]; }
 wait_for 30 "node 1 did not mark host 3 down" down_at 1
 wait_for 30 "node 2 did not mark host 3 down" down_at 2
 echo "membership: nodes 1 and 2 marked host 3 down"
+# What this test is about: node 2 (whose ring neighbour is host 3) has messages pending to it while it is away.
+pending_to_3() { [ "$(q 2 "SELECT count(*) FROM mesh_outbound_state WHERE status = 0")" -gt 0 ] 2>/dev/null; }
+pending_to_3 || fail "node 2 had no message pending to host 3 while its link was down"
+echo "node 2 holds $(q 2 "SELECT count(*) FROM mesh_outbound_state WHERE status = 0") messages pending to host 3"
 ip link set mesh-v3 up
 echo "host 3 link up"
 

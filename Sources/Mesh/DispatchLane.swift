@@ -117,7 +117,7 @@ extension MeshNode {
             // Invocation records and statuses are streamed to the journal writer (ordered, batched by group commit)
             // rather than awaited one by one.
             for (index, handler) in handlers.enumerated() {
-                if index > 0 { Failpoint.pass("handler.between") }
+                if index > 0 { Failpoint.pass("handler.between", note: info.messageID) }
                 let ticket = journal.streamInvocationStart(inboundID: item.inboundID, handlerIndex: index, attempt: attempt)
                 do {
                     let response = try await handler(data, info)

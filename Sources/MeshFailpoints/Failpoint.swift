@@ -22,7 +22,7 @@ import Synchronization
 /// | `inbound.after-insert` | a received message is committed, not yet acknowledged or dispatched |
 /// | `handler.inside` | inside a handler of `mesh node` (`--sink`, `--echo`, `--fail`): it was called, it has not returned |
 /// | `handler.between` | one handler of a command ID returned, the next has not been called |
-/// | `prune.during` | inside a pruning transaction, between deleting outbound and inbound rows |
+/// | `prune.during` | inside a pruning transaction that deleted rows in both directions, before it commits (its note lists them) |
 /// | `migration.during` | inside a migration's transaction, after its SQL ran, before it commits |
 public enum Failpoint {
     private static let armed: (name: String, at: Int)? = parse(getenv("MESH_FAILPOINT").map { String(cString: $0) })
@@ -38,6 +38,20 @@ public enum Failpoint {
         guard let armed, armed.name == name else { return }
         if passes.add(1, ordering: .relaxed).newValue == armed.at { kill(getpid(), SIGKILL) }
     }
+
+    /// ``pass(_:)``, writing `note` (what the process was doing) to standard error just before it dies, so a
+    /// crash test can check exactly that work after the restart. `note` is evaluated only when armed.
+    public static func pass(_ name: String, note: @autoclosure () -> String) {
+        guard let armed, armed.name == name else { return }
+        if passes.add(1, ordering: .relaxed).newValue == armed.at {
+            let line = Array("failpoint \(name): \(note())\n".utf8)
+            _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+            kill(getpid(), SIGKILL)
+        }
+    }
+
+    /// Whether `name` is the armed failpoint (to gather what its note reports only then).
+    public static func isArmed(_ name: String) -> Bool { armed?.name == name }
 
     /// `name@count` → (name, count); nil for an unset or malformed value (a typo disarms, it never crashes).
     static func parse(_ value: String?) -> (name: String, at: Int)? {

@@ -143,24 +143,42 @@ extension Journal {
     package static func pruneFinished(_ db: SQLiteConnection, completedBeforeMs cutoffMs: Int64, batchSize: Int) throws -> PruneResult {
         // Found through the created_at indexes: a message completes after it is created, so every row that
         // completed before the cutoff was also created before it.
-        let outbound = try db.cached("""
-            DELETE FROM mesh_outbound WHERE seq IN (
-                SELECT o.seq FROM mesh_outbound o JOIN mesh_outbound_state s ON s.seq = o.seq
-                WHERE o.created_at < ?1 AND s.status <> 0 AND s.completed_at < ?1 LIMIT ?2)
-            """)
+        let outboundRows = """
+            SELECT o.seq FROM mesh_outbound o JOIN mesh_outbound_state s ON s.seq = o.seq
+            WHERE o.created_at < ?1 AND s.status <> 0 AND s.completed_at < ?1 LIMIT ?2
+            """
+        let inboundRows = """
+            SELECT i.id FROM mesh_inbound i JOIN mesh_inbound_state s ON s.id = i.id
+            WHERE i.created_at < ?1 AND s.status = 1 AND s.completed_at < ?1 LIMIT ?2
+            """
+        // Only for a crash test: which rows this transaction deletes, reported when the failpoint kills it.
+        var doomed: (outbound: [Int64], inbound: [Int64]) = ([], [])
+        if Failpoint.isArmed("prune.during") {
+            for (sql, isOutbound) in [(outboundRows, true), (inboundRows, false)] {
+                let select = try db.prepare(sql)
+                try select.bind(1, cutoffMs)
+                try select.bind(2, batchSize)
+                var ids: [Int64] = []
+                while try select.step() { ids.append(select.int64(0)) }
+                if isOutbound { doomed.outbound = ids } else { doomed.inbound = ids }
+            }
+        }
+        let outbound = try db.cached("DELETE FROM mesh_outbound WHERE seq IN (\(outboundRows))")
         try outbound.bind(1, cutoffMs)
         try outbound.bind(2, batchSize)
         try outbound.step()
         let outCount = db.changes
-        Failpoint.pass("prune.during")
-        let inbound = try db.cached("""
-            DELETE FROM mesh_inbound WHERE id IN (
-                SELECT i.id FROM mesh_inbound i JOIN mesh_inbound_state s ON s.id = i.id
-                WHERE i.created_at < ?1 AND s.status = 1 AND s.completed_at < ?1 LIMIT ?2)
-            """)
+        let inbound = try db.cached("DELETE FROM mesh_inbound WHERE id IN (\(inboundRows))")
         try inbound.bind(1, cutoffMs)
         try inbound.bind(2, batchSize)
         try inbound.step()
-        return PruneResult(outbound: outCount, inbound: db.changes)
+        let inCount = db.changes
+        if outCount > 0 && inCount > 0 {
+            Failpoint.pass("prune.during", note: """
+                outbound \(doomed.outbound.map(String.init).joined(separator: ",")) \
+                inbound \(doomed.inbound.map(String.init).joined(separator: ","))
+                """)
+        }
+        return PruneResult(outbound: outCount, inbound: inCount)
     }
 }

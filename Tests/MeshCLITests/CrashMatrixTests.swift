@@ -71,7 +71,8 @@ import Testing
             // Two handlers on 1024, so there is a "between".
             ["node", "--bind", "127.0.0.1:\(port)", "--journal", journalB, "--key-file", fixture.keyFile, "--sink", "1024", "--sink", "1024"]
         }
-        let first = try MeshCommandTests.startNode(arguments(port: "0"), environment: ["MESH_FAILPOINT": failpoint])
+        let log = fixture.dir + "/b.log"
+        let first = try MeshCommandTests.startNode(arguments(port: "0"), environment: ["MESH_FAILPOINT": failpoint], stderrPath: log)
         let port = String(first.address.split(separator: ":").last!)
         let target = first.address
         let total = Self.total
@@ -90,6 +91,10 @@ import Testing
         let signal = await first.waitForExit(seconds: 60)
         #expect(signal == SIGKILL, "\(failpoint): the child ended with \(String(describing: signal))")
         if signal == nil { first.kill() }
+        // The message a handler failpoint interrupted (its note names it), and when the restart began.
+        let interrupted = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n")
+            .first { $0.hasPrefix("failpoint handler.") }.flatMap { $0.split(separator: " ").last.map(String.init) }
+        let restartedAt = WallClock.nowMs()
         let second = try MeshCommandTests.startNode(arguments(port: port))
         var unconfirmed = 0
         for delivery in try await sender.value where await delivery.outcome() != .confirmed { unconfirmed += 1 }
@@ -113,6 +118,14 @@ import Testing
             """) == Int64(total), "\(failpoint): a chain did not complete; invocations by (handler, attempt, outcome, unfinished): \(invocations)")
         #expect(try b.scalarText("PRAGMA integrity_check") == "ok")
         #expect(try b.rows("PRAGMA foreign_key_check").isEmpty)
+        // At-least-once: the chain a handler failpoint interrupted ran again, from its first handler, after the restart.
+        if failpoint.hasPrefix("handler.") {
+            let id = try #require(interrupted, "\(failpoint): no failpoint note in the child's log")
+            #expect(try b.scalarInt("""
+                SELECT count(*) FROM mesh_invocations WHERE message_id = '\(id)' AND handler_index = 0 AND outcome = 'ok'
+                AND started_at_ms >= \(restartedAt)
+                """) == 1, "\(failpoint): \(id) did not run again from its first handler after the restart")
+        }
     }
 
     /// A responder dies after journaling an error response and before sending it; its restart resends the
@@ -184,41 +197,69 @@ import Testing
         #expect(try b.scalarText("PRAGMA integrity_check") == "ok")
     }
 
-    /// Killed inside a pruning transaction: the transaction rolls back whole; nothing is half-deleted.
+    /// Killed inside a pruning transaction that deleted rows in both directions (B sends to A and receives from
+    /// A, so it has finished messages of both to prune): after the kill every row that transaction deleted is
+    /// back — message, state row, invocations — and the restarted node goes on pruning and receiving.
     @Test func receiverKilledWhilePruning() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: MeshCommandTests.binary))
         let fixture = try Fixture()
         defer { fixture.remove() }
-        let a = try await fixture.startLocal()
+        let a = try await fixture.startLocal(handler: 2048)
         let journalB = fixture.dir + "/b.sqlite"
         let config = fixture.dir + "/b.json"
         try """
             {"address": "127.0.0.1", "port": 0, "journal": "b.sqlite", "clusterKeyFile": "cluster.key",
              "retention": 1000, "pruneInterval": 50}
             """.write(toFile: config, atomically: true, encoding: .utf8)
-        let first = try MeshCommandTests.startNode(["node", "--config", config, "--sink", "1024"],
-                                                   environment: ["MESH_FAILPOINT": "prune.during@40"])
+        let log = fixture.dir + "/b.log"
+        // The second pruning transaction that deletes in both directions dies before its commit.
+        let first = try MeshCommandTests.startNode(["node", "--config", config, "--sink", "1024", "--send-to", a.address,
+                                                    "--send-command", "2048", "--send-count", "100000", "--send-rate", "400"],
+                                                   environment: ["MESH_FAILPOINT": "prune.during@2"], stderrPath: log)
         let port = String(first.address.split(separator: ":").last!)
-        // Traffic until the failpoint fires (pruning runs every 50 ms; rows become prunable after 1 s).
+        // Traffic until the failpoint fires (rows become prunable 1 s after they finish).
         var sent = 0
-        while first.process.isRunning && sent < 20_000 {
+        while first.process.isRunning && sent < 40_000 {
             _ = try? await a.send(1024, to: first.address, ["i": .int64(Int64(sent))])
             sent += 1
-            if sent % 50 == 0 { try await Task.sleep(for: .milliseconds(10)) }
+            if sent % 20 == 0 { try await Task.sleep(for: .milliseconds(50)) }
         }
         let signal = await first.waitForExit(seconds: 60)
         #expect(signal == SIGKILL, "the child ended with \(String(describing: signal))")
         if signal == nil { first.kill() }
+        // What the killed transaction had deleted, as its failpoint reported it.
+        let report = try #require((try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n")
+            .first { $0.hasPrefix("failpoint prune.during: ") }, "no failpoint report in the child's log")
+        func ids(_ label: String) -> [Int64] {
+            let words = report.split(separator: " ")
+            guard let at = words.firstIndex(of: Substring(label)), at + 1 < words.count else { return [] }
+            return words[at + 1].split(separator: ",").compactMap { Int64($0) }
+        }
+        let outbound = ids("outbound")
+        let inbound = ids("inbound")
+        #expect(!outbound.isEmpty && !inbound.isEmpty, "\(report.prefix(200))")
         let b = try SQLiteConnection(path: journalB, mode: .readOnly)
         #expect(try b.scalarText("PRAGMA integrity_check") == "ok")
         #expect(try b.rows("PRAGMA foreign_key_check").isEmpty)
-        // No message without its state row and no state row without its message (cascade held).
-        #expect(try b.scalarInt("SELECT count(*) FROM mesh_inbound i WHERE NOT EXISTS (SELECT 1 FROM mesh_inbound_state s WHERE s.id = i.id)") == 0)
-        #expect(try b.scalarInt("SELECT count(*) FROM mesh_inbound_state s WHERE NOT EXISTS (SELECT 1 FROM mesh_inbound i WHERE i.id = s.id)") == 0)
-        // The restarted node opens the journal and goes on pruning and receiving.
+        // Rolled back whole: every deleted row is there again, with its state row and (inbound) its invocation.
+        let outList = outbound.map(String.init).joined(separator: ",")
+        let inList = inbound.map(String.init).joined(separator: ",")
+        #expect(try b.scalarInt("SELECT count(*) FROM mesh_outbound WHERE seq IN (\(outList))") == Int64(outbound.count))
+        #expect(try b.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE seq IN (\(outList))") == Int64(outbound.count))
+        #expect(try b.scalarInt("SELECT count(*) FROM mesh_inbound WHERE id IN (\(inList))") == Int64(inbound.count))
+        #expect(try b.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE id IN (\(inList)) AND status = 1") == Int64(inbound.count))
+        #expect(try b.scalarInt("SELECT count(DISTINCT inbound_id) FROM mesh_invocation WHERE inbound_id IN (\(inList))") == Int64(inbound.count))
+        b.close()
+        // The restarted node opens the journal and goes on pruning (those rows too) and receiving.
         let second = try MeshCommandTests.startNode(["node", "--config", config, "--bind", "127.0.0.1:\(port)", "--sink", "1024"])
         let after = try await a.send(1024, to: second.address, ["after": true])
         #expect(await after.outcome() == .confirmed)
+        let reader = try SQLiteConnection(path: journalB, mode: .readOnly)
+        _ = try await Self.awaitProgress("the rolled-back rows pruned after the restart", {
+            (try reader.scalarInt("SELECT count(*) FROM mesh_outbound WHERE seq IN (\(outList))") ?? 0)
+                + (try reader.scalarInt("SELECT count(*) FROM mesh_inbound WHERE id IN (\(inList))") ?? 0)
+        }, until: { $0 == 0 })
+        reader.close()
         #expect(second.terminate() == 0)
         await a.shutdown()
         #expect(try SQLiteConnection(path: journalB, mode: .readOnly).scalarText("PRAGMA integrity_check") == "ok")

@@ -30,7 +30,15 @@ import Testing
             var bytes = try MeshCodec.encode(data)
             let index = position % bytes.count
             bytes[index] ^= (xor == 0 ? 1 : xor)
-            _ = try? MeshCodec.decode(bytes)
+            // A clear MeshCodecError, or a value that re-encodes canonically (a flipped bit inside a string or a
+            // number can still be a valid message) — never a trap or another error.
+            do {
+                let decoded = try MeshCodec.decode(bytes)
+                #expect(try MeshCodec.decode(MeshCodec.encode(decoded)) == decoded)
+            } catch is MeshCodecError {
+            } catch {
+                Issue.record("decode threw \(type(of: error)), not a MeshCodecError: \(error)")
+            }
         }
     }
 

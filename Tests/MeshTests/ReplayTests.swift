@@ -16,7 +16,15 @@ import Testing
             if n == 3 { throw MeshError(.handlerError, "three is unlucky") }
             return ["double": .int64(Int64(n * 2))]
         }
-        for n in 1...4 { _ = try? await a.sendRequest(50, to: b.address, ["n": .int64(Int64(n))]) }
+        // The live requests the replay compares with: answered, or (n = 3) refused with the handler's error.
+        for n in 1...4 {
+            do {
+                let answer = try await a.sendRequest(50, to: b.address, ["n": .int64(Int64(n))], timeout: .seconds(30))
+                #expect(n != 3 && answer == ["double": .int64(Int64(n * 2))], "n = \(n): \(answer)")
+            } catch let error as MeshError {
+                #expect(n == 3 && error.code == .handlerError, "n = \(n): \(error)")
+            }
+        }
         let bAddress = b.address
         try await eventually { try await b.journal.rows("SELECT count(*) FROM mesh_messages WHERE direction = 'in' AND status IN ('handled', 'dead')") == [["4"]] }
         await b.shutdown()

@@ -10,6 +10,7 @@ import Testing
         defer { fixture.remove() }
         let a = try await fixture.start("a") { $0.retention = nil }
         let b = try await fixture.start("b") { $0.retention = nil; $0.maxHandlerAttempts = 1 }
+        let beforeAnything = WallClock.nowMs() - 1
         try b.handleCommand(1) { data in
             if data.int64("n") == 0 { throw MeshError(.handlerError, "poison") }
             return nil
@@ -19,6 +20,10 @@ import Testing
         try await eventually { try await a.journal.rows("SELECT count(*) FROM mesh_messages WHERE status = 'acked'") == [["20"]] }
         // A message to nowhere stays pending at A.
         _ = try await a.send(1, to: "127.0.0.1:9", ["n": 99])
+        // A cutoff before any message completed prunes nothing, though everything is finished: the cutoff counts.
+        #expect(try await a.prune(completedBeforeMs: beforeAnything) == PruneResult(outbound: 0, inbound: 0))
+        #expect(try await b.prune(completedBeforeMs: beforeAnything) == PruneResult(outbound: 0, inbound: 0))
+        #expect(try await b.journal.rows("SELECT count(*) FROM mesh_messages") == [["20"]])
         let future = WallClock.nowMs() + 60_000
         let prunedA = try await a.prune(completedBeforeMs: future)
         let prunedB = try await b.prune(completedBeforeMs: future)
@@ -28,8 +33,6 @@ import Testing
         #expect(try await b.journal.rows("SELECT status FROM mesh_messages") == [["dead"]])
         #expect(try await b.journal.rows("SELECT count(*) FROM mesh_invocations") == [["1"]])  // the dead one's
         #expect(try await b.journal.rows("SELECT count(*) FROM mesh_inbound_state") == [["1"]])
-        // Nothing older than now minus a day: retention with the default cutoff prunes nothing more.
-        #expect(try await b.prune(completedBeforeMs: 0) == PruneResult(outbound: 0, inbound: 0))
         #expect(try await b.journal.read { db in try db.scalarText("PRAGMA integrity_check") } == "ok")
         await a.shutdown()
         await b.shutdown()

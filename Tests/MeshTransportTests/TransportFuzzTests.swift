@@ -2,6 +2,7 @@ import Foundation
 import MeshFaultProxy
 import NIOCore
 import Testing
+@_spi(Fuzzing) import MeshCore
 @_spi(Fuzzing) @testable import MeshTransport
 
 /// The short fuzz run that always runs: each fuzz entry point (the same ones `Tools/fuzz.sh` drives with
@@ -37,52 +38,29 @@ import Testing
         ]
     }
 
-    static func committedSeeds() -> [[UInt8]] {
+    /// The committed seeds of `Fuzz/transport-seeds`; a missing or empty folder fails the test.
+    static func committedSeeds() throws -> [[UInt8]] {
         let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Fuzz/transport-seeds").standardized
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
-        return names.sorted().compactMap { try? [UInt8](Data(contentsOf: dir.appendingPathComponent($0))) }
-    }
-
-    /// Random edits of `input`: bit flips, byte changes, truncation, insertion, duplication of a slice.
-    static func mutate(_ input: [UInt8], _ rng: inout SplitMix64) -> [UInt8] {
-        var bytes = input
-        for _ in 0...(rng.next() % 4) {
-            let position = bytes.isEmpty ? 0 : Int(rng.next() % UInt64(bytes.count))
-            switch rng.next() % 6 {
-            case 0 where !bytes.isEmpty: bytes[position] ^= UInt8(1 << (rng.next() % 8))
-            case 1 where !bytes.isEmpty: bytes[position] = UInt8(truncatingIfNeeded: rng.next())
-            case 2: bytes = Array(bytes.prefix(position))
-            case 3: bytes.insert(contentsOf: (0..<(rng.next() % 8)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }, at: position)
-            case 4 where !bytes.isEmpty:
-                let end = min(bytes.count, position + Int(rng.next() % 16))
-                bytes.insert(contentsOf: bytes[position..<end], at: position)
-            default: bytes.append(UInt8(truncatingIfNeeded: rng.next()))
-            }
-        }
-        return bytes
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
+        try #require(!names.isEmpty, "Fuzz/transport-seeds holds no seed")
+        return try names.map { try [UInt8](Data(contentsOf: dir.appendingPathComponent($0))) }
     }
 
     static func run(_ target: ([UInt8]) -> Void, seeds: [[UInt8]], salt: UInt64) {
-        var rng = SplitMix64(seed: 0x6D65_7368 ^ salt)
-        for seed in seeds {
-            target(seed)
-            for _ in 0..<iterations { target(mutate(seed, &rng)) }
-        }
-        for _ in 0..<iterations {
-            target((0..<(rng.next() % 256)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
-        }
+        var mutator = FuzzMutator(seed: 0x6D65_7368 ^ salt)
+        mutator.run(target, seeds: seeds, iterations: iterations)
     }
 
-    @Test func datagramsFromAnyoneAreNeverAcceptedOrAnswered() {
-        Self.run(TransportFuzzing.datagram, seeds: Array(Self.madeSeeds().values) + Self.committedSeeds(), salt: 1)
+    @Test func datagramsFromAnyoneAreNeverAcceptedOrAnswered() throws {
+        Self.run(TransportFuzzing.datagram, seeds: Array(Self.madeSeeds().values) + (try Self.committedSeeds()), salt: 1)
     }
 
-    @Test func authenticatedBodiesKeepTheProtocolConsistent() {
-        Self.run(TransportFuzzing.authenticatedBody, seeds: Array(Self.madeSeeds().values) + Self.committedSeeds(), salt: 2)
+    @Test func authenticatedBodiesKeepTheProtocolConsistent() throws {
+        Self.run(TransportFuzzing.authenticatedBody, seeds: Array(Self.madeSeeds().values) + (try Self.committedSeeds()), salt: 2)
     }
 
-    @Test func fragmentSetsStayWithinTheReassemblyCaps() {
-        Self.run(TransportFuzzing.fragments, seeds: Array(Self.madeSeeds().values) + Self.committedSeeds(), salt: 3)
+    @Test func fragmentSetsStayWithinTheReassemblyCaps() throws {
+        Self.run(TransportFuzzing.fragments, seeds: Array(Self.madeSeeds().values) + (try Self.committedSeeds()), salt: 3)
     }
 
     /// A datagram sealed with the fuzz key is accepted (so the harness really reaches the protocol), and the
@@ -97,11 +75,18 @@ import Testing
         #expect(machine.ingest(ByteBuffer(bytes: flipped), sealer: sealer, from: TransportFuzzing.addressA, now: TransportFuzzing.start) == .badTag)
     }
 
-    @Test func writeSeedsWhenAsked() throws {
-        guard let dir = ProcessInfo.processInfo.environment["MESH_WRITE_FUZZ_SEEDS"] else { return }
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    /// The seeds made here are the committed ones (libFuzzer starts from the files): a change to a frame's format
+    /// must come with new seed files, written by `MESH_WRITE_FUZZ_SEEDS=Fuzz/transport-seeds swift test --filter
+    /// TransportFuzzTests`.
+    @Test func theCommittedSeedsAreTheMadeOnes() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Fuzz/transport-seeds").standardized
+        if let target = ProcessInfo.processInfo.environment["MESH_WRITE_FUZZ_SEEDS"] {
+            try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+            for (name, bytes) in Self.madeSeeds() { try Data(bytes).write(to: URL(fileURLWithPath: target).appendingPathComponent(name)) }
+        }
         for (name, bytes) in Self.madeSeeds() {
-            try Data(bytes).write(to: URL(fileURLWithPath: dir).appendingPathComponent(name))
+            let committed = try [UInt8](Data(contentsOf: dir.appendingPathComponent(name)))
+            #expect(committed == bytes, "Fuzz/transport-seeds/\(name) is stale: write the seeds again (see above)")
         }
     }
 }

@@ -104,11 +104,12 @@ struct NodeCommand: AsyncParsableCommand {
             node = try await MeshNode.start(configuration: configuration, logger: Logger(label: "mesh.node")) { [echo, sink, fail] node in
                 // Registered before the first message is taken: every message runs its command ID's whole chain.
                 // The reference handlers pass the `handler.inside` failpoint while they run.
-                for command in echo { try node.handleCommand(command) { data in Failpoint.pass("handler.inside"); return data } }
-                for command in sink { try node.handleCommand(command) { _ in Failpoint.pass("handler.inside"); return nil } }
+                // (its note names the message, for the crash tests).
+                for command in echo { try node.handleCommand(command) { data, info in Failpoint.pass("handler.inside", note: info.messageID); return data } }
+                for command in sink { try node.handleCommand(command) { _, info in Failpoint.pass("handler.inside", note: info.messageID); return nil } }
                 for command in fail {
-                    try node.handleCommand(command) { _ in
-                        Failpoint.pass("handler.inside")
+                    try node.handleCommand(command) { _, info in
+                        Failpoint.pass("handler.inside", note: info.messageID)
                         throw ReferenceHandlerFailure(command: command)
                     }
                 }
@@ -136,21 +137,29 @@ struct NodeCommand: AsyncParsableCommand {
         try? await metricsChannel?.close()
     }
 
-    /// Sends `{"i": n}` for every n from the number already journaled for (`target`, `command`) up to `count`,
-    /// eight at a time, so a restarted generator continues where its journal stopped.
+    /// Sends `{"i": n}` for every n in `0..<count` its journal does not hold yet for (`target`, `command`), eight at
+    /// a time, so a restarted generator sends exactly the numbers it had not journaled: eight sends run at once,
+    /// so a kill can leave gaps (n + 1 journaled, n not), which counting rows would miss.
     static func generate(node: MeshNode, to target: String, command: UInt16, count: Int, rate: Double? = nil) async {
-        let start: Int
+        let missing: [Int]
         let peer: String
         do {
             peer = MeshAddress.text(try MeshAddress.parse(target))
-            start = Int(try await node.journal.read { db in
-                try db.scalarInt("SELECT count(*) FROM mesh_outbound WHERE command_id = \(command) AND peer = '\(peer)'")
-            } ?? 0)
+            let journaled = try await node.journal.read { db in
+                let statement = try db.prepare("SELECT payload FROM mesh_outbound WHERE command_id = \(command) AND peer = ?")
+                try statement.bind(1, peer)
+                var numbers: Set<Int> = []
+                while try statement.step() {
+                    if let i = (try? MeshCodec.decode(statement.blob(0)))?.int("i") { numbers.insert(i) }
+                }
+                return numbers
+            }
+            missing = (0..<max(count, 0)).filter { !journaled.contains($0) }
         } catch {
             FileHandle.standardError.write(Data("traffic generator stopped: \(error)\n".utf8))
             return
         }
-        await TrafficPacing.run(from: start, to: count, rate: rate) { i in
+        await TrafficPacing.run(missing, rate: rate) { i in
             _ = try await node.send(command, to: peer, ["i": .int64(Int64(i))])
         }
     }

@@ -1,0 +1,67 @@
+/// The codec's fuzz entry point, shared by the libFuzzer target (`Fuzz/`, `Tools/fuzz.sh codec`) and the short
+/// run in `swift test`, so both check exactly the same properties. Not API: SPI for fuzzing.
+@_spi(Fuzzing)
+public enum CodecFuzzing {
+    /// Checks, on any bytes: decoding never traps; whatever decodes re-encodes canonically (the same bytes
+    /// decode to the same value, and encode again to the same bytes) and renders as JSON; `DataCapsule.unpack`
+    /// never traps. A violated property stops the process (`preconditionFailure`), as a fuzzer needs.
+    public static func codec(_ bytes: [UInt8]) {
+        if let data = try? MeshCodec.decode(bytes) {
+            guard let encoded = try? MeshCodec.encode(data) else { preconditionFailure("a decoded value did not encode") }
+            guard let again = try? MeshCodec.decode(encoded), again == data else { preconditionFailure("round trip changed the value") }
+            guard (try? MeshCodec.encode(again)) == encoded else { preconditionFailure("encoding is not canonical") }
+            _ = MeshJSON.string(from: data)
+        }
+        _ = try? DataCapsule.unpack(bytes)
+    }
+}
+
+/// Seeded random edits of fuzz inputs (bit flips, byte changes, truncation, insertion, duplicated slices), for the
+/// short fuzz runs in `swift test`: libFuzzer explores further, this keeps every entry point exercised on every
+/// run, the same way each time.
+@_spi(Fuzzing)
+public struct FuzzMutator: Sendable {
+    private var state: UInt64
+
+    /// A mutator whose edits follow from `seed`.
+    public init(seed: UInt64) { state = seed }
+
+    /// The next pseudo-random number (SplitMix64).
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// One to four random edits of `input`.
+    public mutating func mutate(_ input: [UInt8]) -> [UInt8] {
+        var bytes = input
+        for _ in 0...(next() % 4) {
+            let position = bytes.isEmpty ? 0 : Int(next() % UInt64(bytes.count))
+            switch next() % 6 {
+            case 0 where !bytes.isEmpty: bytes[position] ^= UInt8(1 << (next() % 8))
+            case 1 where !bytes.isEmpty: bytes[position] = UInt8(truncatingIfNeeded: next())
+            case 2: bytes = Array(bytes.prefix(position))
+            case 3: bytes.insert(contentsOf: (0..<(next() % 8)).map { _ in UInt8(truncatingIfNeeded: next()) }, at: position)
+            case 4 where !bytes.isEmpty:
+                let end = min(bytes.count, position + Int(next() % 16))
+                bytes.insert(contentsOf: bytes[position..<end], at: position)
+            default: bytes.append(UInt8(truncatingIfNeeded: next()))
+            }
+        }
+        return bytes
+    }
+
+    /// Runs `target` on each seed, `iterations` mutations of each, and `iterations` random inputs.
+    public mutating func run(_ target: ([UInt8]) -> Void, seeds: [[UInt8]], iterations: Int) {
+        for seed in seeds {
+            target(seed)
+            for _ in 0..<iterations { target(mutate(seed)) }
+        }
+        for _ in 0..<iterations {
+            target((0..<(next() % 256)).map { _ in UInt8(truncatingIfNeeded: next()) })
+        }
+    }
+}
