@@ -6,7 +6,7 @@ import Glibc
 
 /// A `mesh node` child process, started and read until its first stdout line ("listening on HOST:PORT node …")
 /// gives its address. Used by `mesh bench`, `mesh demo` and the CLI tests.
-package final class ChildNodeProcess {
+package final class ChildNodeProcess: Sendable {
     package let process = Process()
     /// The address from the first line, `HOST:PORT`.
     package let address: String
@@ -64,10 +64,27 @@ package final class ChildNodeProcess {
         return process.terminationReason == .uncaughtSignal ? process.terminationStatus : 0
     }
 
+    /// Starts it (see ``init(executable:arguments:environment:stderrPath:)``) from a thread of its own, so the wait
+    /// for the first line never blocks a thread of Swift's cooperative pool (two on these machines: one blocked
+    /// thread halves every concurrent test).
+    package static func launch(executable: String, arguments: [String], environment: [String: String] = [:],
+                               stderrPath: String? = nil) async throws -> ChildNodeProcess {
+        try await offThePool {
+            try ChildNodeProcess(executable: executable, arguments: arguments, environment: environment, stderrPath: stderrPath)
+        }
+    }
+
     /// SIGKILL, as a crash would, and waits for the exit.
     package func kill() {
         Glibc.kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
+    }
+
+    /// ``kill()``, waiting off the cooperative pool.
+    package func kill() async {
+        let process = self.process
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        await offThePool { process.waitUntilExit() }
     }
 
     /// SIGTERM (a graceful shutdown) if still running; waits and returns the exit status.
@@ -76,5 +93,31 @@ package final class ChildNodeProcess {
         if process.isRunning { process.terminate() }
         process.waitUntilExit()
         return process.terminationStatus
+    }
+
+    /// ``terminate()``, waiting off the cooperative pool.
+    @discardableResult
+    package func terminate() async -> Int32 {
+        let process = self.process
+        if process.isRunning { process.terminate() }
+        return await offThePool {
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+    }
+}
+
+/// Runs blocking `work` on a new thread and suspends until it finishes: process waits and pipe reads must not
+/// hold a thread of Swift's cooperative pool.
+package func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
+    }
+}
+
+/// ``offThePool(_:)`` for work that cannot fail.
+package func offThePool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(returning: work()) }
     }
 }

@@ -108,7 +108,7 @@ package enum ProcessPairBenchmark {
         let seconds = (clock.now - start).seconds
         let retransmits = (try? await node.transportStatistics())?["retransmits"] ?? 0
         await node.shutdown()
-        child.terminate()
+        await child.terminate()
         func fileBytes(_ path: String) -> Int64 {
             ["", "-wal"].reduce(0) { total, suffix in
                 total + ((try? FileManager.default.attributesOfItem(atPath: path + suffix)[.size] as? Int64) ?? 0)

@@ -111,9 +111,9 @@ public struct JournalConfiguration: Sendable, Hashable {
         guard (0...10_000).contains(idleSpinMicroseconds) else {
             throw JournalError(.invalidConfiguration, "idleSpinMicroseconds must be 0...10000 (got \(idleSpinMicroseconds))")
         }
-        guard (0...1_000_000).contains(deferredCommitMicroseconds) else {
+        guard (0...60_000_000).contains(deferredCommitMicroseconds) else {
             throw JournalError(.invalidConfiguration,
-                "deferredCommitMicroseconds must be 0...1000000 (got \(deferredCommitMicroseconds))")
+                "deferredCommitMicroseconds must be 0...60000000 (got \(deferredCommitMicroseconds))")
         }
         guard (512...65536).contains(pageSize), pageSize & (pageSize - 1) == 0 else {
             throw JournalError(.invalidConfiguration, "pageSize must be a power of two in 512...65536 (got \(pageSize))")

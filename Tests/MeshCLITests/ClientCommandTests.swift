@@ -35,7 +35,7 @@ import Glibc
         let dir = try Self.tempDir("send")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let key = try await Self.keygen(dir)
-        let b = try MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/b.sqlite", "--key-file", key,
+        let b = try await MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/b.sqlite", "--key-file", key,
                                                            "--sink", "1024", "--echo", "2001"])
         let sent = try await MeshCommandTests.run(["send", "--to", b.address, "--command", "1024", "--data", #"{"myName": "Jon", "n": 1}"#,
                                              "--count", "20", "--key-file", key, "--journal", dir + "/a.sqlite", "--json"])
@@ -56,14 +56,15 @@ import Glibc
         #expect(unknown.status != 0 && unknown.stderr.contains("no message"))
 
         // Re-drive what B received to a fresh node C: a dry run first (sends nothing), then for real.
-        let c = try MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/c.sqlite", "--key-file", key,
+        let c = try await MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/c.sqlite", "--key-file", key,
                                                            "--sink", "1024", "--echo", "2001"])
         let dry = try await MeshCommandTests.run(["replay", "--journal", dir + "/b.sqlite", "--to", c.address, "--dry-run", "--json", "--key-file", key])
         #expect(dry.status == 0, "\(dry.stderr)")
         #expect(Self.json(dry.stdout)["messages"] as? Int == 23)
         let replay = try await MeshCommandTests.run(["replay", "--journal", dir + "/b.sqlite", "--to", c.address, "--speed", "max", "--key-file", key])
         #expect(replay.status == 0, "\(replay.stderr)")
-        #expect(b.terminate() == 0 && c.terminate() == 0)
+        #expect(await b.terminate() == 0)
+        #expect(await c.terminate() == 0)
         let bJournal = try SQLiteConnection(path: dir + "/b.sqlite", mode: .readOnly)
         let cJournal = try SQLiteConnection(path: dir + "/c.sqlite", mode: .readOnly)
         let perCommand = "SELECT command_id, count(*) FROM mesh_messages WHERE direction = 'in' AND kind <> 'response' GROUP BY 1 ORDER BY 1"
@@ -78,7 +79,7 @@ import Glibc
         let dir = try Self.tempDir("resume")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let key = try await Self.keygen(dir)
-        let b = try MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/b.sqlite", "--key-file", key,
+        let b = try await MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/b.sqlite", "--key-file", key,
                                                            "--sink", "1024"])
         let sender = Process()
         sender.executableURL = URL(fileURLWithPath: MeshCommandTests.binary)
@@ -87,18 +88,18 @@ import Glibc
         sender.standardError = FileHandle.nullDevice
         try sender.run()
         // Kill it once it has journaled some messages.
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
             if let db = try? SQLiteConnection(path: dir + "/s.sqlite", mode: .readOnly),
                let n = try? db.scalarInt("SELECT count(*) FROM mesh_outbound"), n >= 300 { break }
-            usleep(20_000)
+            try await Task.sleep(for: .milliseconds(20))  // suspends; never blocks a thread of the pool
         }
         kill(sender.processIdentifier, SIGKILL)
-        sender.waitUntilExit()
+        await offThePool { sender.waitUntilExit() }
         let resumed = try await MeshCommandTests.run(["send", "--to", b.address, "--command", "1024", "--count", "0", "--key-file", key,
                                                 "--journal", dir + "/s.sqlite", "--json", "--timeout", "30"])
         #expect(resumed.status == 0, "\(resumed.stderr)")
-        #expect(b.terminate() == 0)
+        #expect(await b.terminate() == 0)
         let s = try SQLiteConnection(path: dir + "/s.sqlite", mode: .readOnly)
         let journaled = try #require(try s.scalarInt("SELECT count(*) FROM mesh_outbound"))
         #expect(journaled >= 300)

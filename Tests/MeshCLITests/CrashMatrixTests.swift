@@ -72,7 +72,7 @@ import Testing
             ["node", "--bind", "127.0.0.1:\(port)", "--journal", journalB, "--key-file", fixture.keyFile, "--sink", "1024", "--sink", "1024"]
         }
         let log = fixture.dir + "/b.log"
-        let first = try MeshCommandTests.startNode(arguments(port: "0"), environment: ["MESH_FAILPOINT": failpoint], stderrPath: log)
+        let first = try await MeshCommandTests.startNode(arguments(port: "0"), environment: ["MESH_FAILPOINT": failpoint], stderrPath: log)
         let port = String(first.address.split(separator: ":").last!)
         let target = first.address
         let total = Self.total
@@ -90,12 +90,12 @@ import Testing
         }
         let signal = await first.waitForExit(seconds: 60)
         #expect(signal == SIGKILL, "\(failpoint): the child ended with \(String(describing: signal))")
-        if signal == nil { first.kill() }
+        if signal == nil { await first.kill() }
         // The message a handler failpoint interrupted (its note names it), and when the restart began.
         let interrupted = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n")
             .first { $0.hasPrefix("failpoint handler.") }.flatMap { $0.split(separator: " ").last.map(String.init) }
         let restartedAt = WallClock.nowMs()
-        let second = try MeshCommandTests.startNode(arguments(port: port))
+        let second = try await MeshCommandTests.startNode(arguments(port: port))
         var unconfirmed = 0
         for delivery in try await sender.value where await delivery.outcome() != .confirmed { unconfirmed += 1 }
         #expect(unconfirmed == 0, "\(failpoint): \(unconfirmed) not confirmed")
@@ -103,7 +103,7 @@ import Testing
         _ = try await Self.awaitProgress("\(failpoint): handled at B", {
             try reader.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE status = 1") ?? 0
         }, until: { $0 >= Int64(total) })
-        #expect(second.terminate() == 0)
+        #expect(await second.terminate() == 0)
         await a.shutdown()
 
         let b = try SQLiteConnection(path: journalB, mode: .readOnly)
@@ -141,14 +141,14 @@ import Testing
             ["node", "--bind", "127.0.0.1:\(port)", "--journal", journalB, "--key-file", fixture.keyFile, "--fail", "3000"]
         }
         // B's first journaled outbound message is the error response: it dies right after committing it.
-        let first = try MeshCommandTests.startNode(arguments(port: "0"), environment: ["MESH_FAILPOINT": "outbound.after-insert@1"])
+        let first = try await MeshCommandTests.startNode(arguments(port: "0"), environment: ["MESH_FAILPOINT": "outbound.after-insert@1"])
         let port = String(first.address.split(separator: ":").last!)
         let target = first.address
         let request = Task { try await a.sendRequest(3000, to: target, ["q": 1], timeout: .seconds(120)) }
         let signal = await first.waitForExit(seconds: 60)
         #expect(signal == SIGKILL, "the child ended with \(String(describing: signal))")
-        if signal == nil { first.kill() }
-        let second = try MeshCommandTests.startNode(arguments(port: port))
+        if signal == nil { await first.kill() }
+        let second = try await MeshCommandTests.startNode(arguments(port: port))
         let error = await #expect(throws: MeshError.self) { try await request.value }
         #expect(error?.code == .handlerError)
         #expect(error?.message.contains("mesh node --fail 3000: this handler always fails") == true, "\(String(describing: error))")
@@ -158,7 +158,7 @@ import Testing
             try b.scalarInt("SELECT count(*) FROM mesh_messages WHERE direction = 'out' AND kind = 'response' AND status = 'acked'") ?? 0
         }, until: { $0 == 1 })
         #expect(try b.rows("SELECT kind, status FROM mesh_messages WHERE direction = 'out'") == [["response", "acked"]])
-        #expect(second.terminate() == 0)
+        #expect(await second.terminate() == 0)
         await a.shutdown()
     }
 
@@ -174,11 +174,11 @@ import Testing
         let total = Self.total
         let arguments = ["node", "--bind", "127.0.0.1:0", "--journal", journalB, "--key-file", fixture.keyFile,
                          "--send-to", a.address, "--send-command", "2048", "--send-count", "\(total)"]
-        let first = try MeshCommandTests.startNode(arguments, environment: ["MESH_FAILPOINT": failpoint])
+        let first = try await MeshCommandTests.startNode(arguments, environment: ["MESH_FAILPOINT": failpoint])
         let signal = await first.waitForExit(seconds: 60)
         #expect(signal == SIGKILL, "\(failpoint): the child ended with \(String(describing: signal))")
-        if signal == nil { first.kill() }
-        let second = try MeshCommandTests.startNode(arguments)
+        if signal == nil { await first.kill() }
+        let second = try await MeshCommandTests.startNode(arguments)
         // B resends what it had not seen acknowledged and generates the rest; A handles each message once.
         _ = try await Self.awaitProgress("\(failpoint): handled at A", {
             try await a.journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE status = 1") ?? 0 }
@@ -187,7 +187,7 @@ import Testing
         _ = try await Self.awaitProgress("\(failpoint): acked at B", {
             try reader.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status = 1") ?? 0
         }, until: { $0 >= Int64(total) })
-        #expect(second.terminate() == 0)
+        #expect(await second.terminate() == 0)
         #expect(try await a.journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_inbound") } == Int64(total), "\(failpoint)")
         #expect(try await a.journal.read { db in try db.scalarInt("SELECT count(DISTINCT origin_seq) FROM mesh_inbound") } == Int64(total))
         await a.shutdown()
@@ -213,7 +213,7 @@ import Testing
             """.write(toFile: config, atomically: true, encoding: .utf8)
         let log = fixture.dir + "/b.log"
         // The second pruning transaction that deletes in both directions dies before its commit.
-        let first = try MeshCommandTests.startNode(["node", "--config", config, "--sink", "1024", "--send-to", a.address,
+        let first = try await MeshCommandTests.startNode(["node", "--config", config, "--sink", "1024", "--send-to", a.address,
                                                     "--send-command", "2048", "--send-count", "100000", "--send-rate", "400"],
                                                    environment: ["MESH_FAILPOINT": "prune.during@2"], stderrPath: log)
         let port = String(first.address.split(separator: ":").last!)
@@ -226,7 +226,7 @@ import Testing
         }
         let signal = await first.waitForExit(seconds: 60)
         #expect(signal == SIGKILL, "the child ended with \(String(describing: signal))")
-        if signal == nil { first.kill() }
+        if signal == nil { await first.kill() }
         // What the killed transaction had deleted, as its failpoint reported it.
         let report = try #require((try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n")
             .first { $0.hasPrefix("failpoint prune.during: ") }, "no failpoint report in the child's log")
@@ -251,7 +251,7 @@ import Testing
         #expect(try b.scalarInt("SELECT count(DISTINCT inbound_id) FROM mesh_invocation WHERE inbound_id IN (\(inList))") == Int64(inbound.count))
         b.close()
         // The restarted node opens the journal and goes on pruning (those rows too) and receiving.
-        let second = try MeshCommandTests.startNode(["node", "--config", config, "--bind", "127.0.0.1:\(port)", "--sink", "1024"])
+        let second = try await MeshCommandTests.startNode(["node", "--config", config, "--bind", "127.0.0.1:\(port)", "--sink", "1024"])
         let after = try await a.send(1024, to: second.address, ["after": true])
         #expect(await after.outcome() == .confirmed)
         let reader = try SQLiteConnection(path: journalB, mode: .readOnly)
@@ -260,7 +260,7 @@ import Testing
                 + (try reader.scalarInt("SELECT count(*) FROM mesh_inbound WHERE id IN (\(inList))") ?? 0)
         }, until: { $0 == 0 })
         reader.close()
-        #expect(second.terminate() == 0)
+        #expect(await second.terminate() == 0)
         await a.shutdown()
         #expect(try SQLiteConnection(path: journalB, mode: .readOnly).scalarText("PRAGMA integrity_check") == "ok")
     }

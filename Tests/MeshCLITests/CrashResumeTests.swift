@@ -36,7 +36,7 @@ import Testing
             ["node", "--bind", "127.0.0.1:\(port)", "--journal", journalB, "--key-file", dir + "/cluster.key", "--sink", "1024",
              "--send-to", a.address, "--send-command", "2048", "--send-count", "\(total)", "--send-rate", "4000"]
         }
-        let first = try MeshCommandTests.startNode( childArguments(port: "0"))
+        let first = try await MeshCommandTests.startNode( childArguments(port: "0"))
         let port = first.address.split(separator: ":").last.map(String.init)!
         let target = first.address
         let sender = Task {
@@ -69,7 +69,7 @@ import Testing
             if ackedAtKill >= 1 && receivedAtKill >= Int64(total) * 3 / 4 { break }
             try await Task.sleep(for: .milliseconds(5))
         }
-        first.kill()
+        await first.kill()
         #expect(ackedAtKill >= 1 && ackedAtKill < Int64(total), "killed after \(ackedAtKill) acknowledgements")
         #expect(receivedAtKill >= 1 && receivedAtKill < Int64(total), "killed after receiving \(receivedAtKill)")
         // The chains the kill interrupted: journaled, not finished. Each must run again after the restart.
@@ -77,7 +77,7 @@ import Testing
             .rows("SELECT id FROM mesh_inbound_state WHERE status <> 1").compactMap { $0[0] }
         let restartedAt = WallClock.nowMs()
 
-        let second = try MeshCommandTests.startNode( childArguments(port: port))
+        let second = try await MeshCommandTests.startNode( childArguments(port: port))
         let deliveries = try await sender.value
         var failures = 0
         for delivery in deliveries where await delivery.outcome() != .confirmed { failures += 1 }
@@ -101,7 +101,7 @@ import Testing
         #expect(try await a.journal.read { db in
             try db.scalarInt("SELECT count(DISTINCT json_extract(payload_json, '$.i')) FROM mesh_inbound")
         } == Int64(total))
-        #expect(second.terminate() == 0)
+        #expect(await second.terminate() == 0)
         await a.shutdown()
 
         let b = try SQLiteConnection(path: journalB, mode: .readOnly)

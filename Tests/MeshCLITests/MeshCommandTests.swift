@@ -15,8 +15,8 @@ import Testing
     }()
 
     /// A `mesh node` child process of the built binary (see ``ChildNodeProcess``).
-    static func startNode(_ arguments: [String], environment: [String: String] = [:], stderrPath: String? = nil) throws -> ChildNodeProcess {
-        try ChildNodeProcess(executable: binary, arguments: arguments, environment: environment, stderrPath: stderrPath)
+    static func startNode(_ arguments: [String], environment: [String: String] = [:], stderrPath: String? = nil) async throws -> ChildNodeProcess {
+        try await ChildNodeProcess.launch(executable: binary, arguments: arguments, environment: environment, stderrPath: stderrPath)
     }
 
     struct Run {
@@ -151,7 +151,7 @@ import Testing
         let dir = FileManager.default.temporaryDirectory.path + "/mesh-cli-port-" + UUID().uuidString.prefix(8).lowercased()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let first = try MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/a.sqlite", "--insecure"])
+        let first = try await MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/a.sqlite", "--insecure"])
         defer { _ = first.terminate() }
         let second = try await Self.run(["node", "--bind", first.address, "--journal", dir + "/b.sqlite", "--insecure"], timeout: 30)
         #expect(second.status != 0)

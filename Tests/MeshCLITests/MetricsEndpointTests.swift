@@ -79,7 +79,7 @@ import Glibc
         let dir = FileManager.default.temporaryDirectory.path + "/mesh-cli-metrics-" + UUID().uuidString.prefix(8).lowercased()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let node = try MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/m.sqlite", "--insecure",
+        let node = try await MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/m.sqlite", "--insecure",
                                                    "--sink", "1", "--metrics-port", "0", "--metrics-max-connections", "8",
                                                    "--metrics-timeout", "1"])
         defer { _ = node.terminate() }
@@ -137,7 +137,7 @@ import Glibc
         try """
             {"address": "127.0.0.1", "port": 0, "journal": "n.sqlite", "clusterKeyFile": "cluster.key", "forgetPeersAfter": 300}
             """.write(toFile: dir + "/n.json", atomically: true, encoding: .utf8)
-        let node = try MeshCommandTests.startNode(["node", "--config", dir + "/n.json", "--sink", "1", "--metrics-port", "0"])
+        let node = try await MeshCommandTests.startNode(["node", "--config", dir + "/n.json", "--sink", "1", "--metrics-port", "0"])
         defer { _ = node.terminate() }
         let line = node.firstLine
         let port = try #require(line.range(of: " metrics ").flatMap { Int(line[$0.upperBound...].split(separator: ":").last?
@@ -163,7 +163,7 @@ import Glibc
         let dir = FileManager.default.temporaryDirectory.path + "/mesh-cli-metrics-" + UUID().uuidString.prefix(8).lowercased()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let node = try MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/m.sqlite", "--insecure",
+        let node = try await MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/m.sqlite", "--insecure",
                                                               "--sink", "1", "--metrics-port", "0"])
         defer { _ = node.terminate() }
         let line = node.firstLine

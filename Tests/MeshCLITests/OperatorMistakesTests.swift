@@ -18,7 +18,7 @@ import Glibc
         let dir = try ClientCommandTests.tempDir("double")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let key = try await ClientCommandTests.keygen(dir)
-        let first = try MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/n.sqlite", "--key-file", key])
+        let first = try await MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/n.sqlite", "--key-file", key])
         let second = try await MeshCommandTests.run(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/n.sqlite", "--key-file", key],
                                                     timeout: 30)
         #expect(second.status == 1)
@@ -28,11 +28,11 @@ import Glibc
         #expect(try await MeshCommandTests.run(["journal", "stats", dir + "/n.sqlite"]).status == 0)
         let migrate = try await MeshCommandTests.run(["journal", "migrate", dir + "/n.sqlite"])
         #expect(migrate.status == 0 && migrate.stdout.contains("up to date"), "\(migrate.stderr)")
-        #expect(first.terminate() == 0)
+        #expect(await first.terminate() == 0)
         // Once the first is gone, the journal is free.
-        let third = try MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/n.sqlite", "--key-file", key])
+        let third = try await MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/n.sqlite", "--key-file", key])
         #expect(third.firstLine.contains("epoch 2"), "\(third.firstLine)")
-        #expect(third.terminate() == 0)
+        #expect(await third.terminate() == 0)
     }
 
     @Test func aDamagedJournalIsRefusedByTheNodeAndByEveryTool() async throws {
@@ -41,10 +41,10 @@ import Glibc
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let key = try await ClientCommandTests.keygen(dir)
         let path = dir + "/n.sqlite"
-        let node = try MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", path, "--key-file", key, "--sink", "1"])
+        let node = try await MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", path, "--key-file", key, "--sink", "1"])
         let sent = try await MeshCommandTests.run(["send", "--to", node.address, "--command", "1", "--count", "50", "--key-file", key])
         #expect(sent.status == 0, "\(sent.stderr)")
-        #expect(node.terminate() == 0)
+        #expect(await node.terminate() == 0)
         // A page that no summary query reads (the root of the inbound created_at index): counts would still
         // come out, from a damaged file.
         let root = try #require(try SQLiteConnection(path: path, mode: .readOnly).scalarInt(
@@ -98,12 +98,12 @@ import Glibc
         let other = dir + "/other.key"
         try ClusterKey.generate().hex.write(toFile: other, atomically: true, encoding: .utf8)
         let log = dir + "/receiver.log"
-        let node = try MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/n.sqlite", "--key-file", open,
+        let node = try await MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/n.sqlite", "--key-file", open,
                                                    "--sink", "1"], stderrPath: log)
         let sent = try await MeshCommandTests.run(["send", "--to", node.address, "--command", "1", "--key-file", other, "--timeout", "1"])
         #expect(sent.status != 0)
         #expect(sent.stderr.contains("another cluster key"), "\(sent.stderr)")
-        #expect(node.terminate() == 0)
+        #expect(await node.terminate() == 0)
         let logged = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(logged.contains("failed authentication"), "\(logged)")
     }
@@ -113,7 +113,7 @@ import Glibc
         let dir = try ClientCommandTests.tempDir("data")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let key = try await ClientCommandTests.keygen(dir)
-        let node = try MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/n.sqlite", "--key-file", key, "--sink", "1"])
+        let node = try await MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/n.sqlite", "--key-file", key, "--sink", "1"])
         let big = String(repeating: "x", count: 300 * 1024)
         try #"{"blob": "\#(big)", "via": "file"}"#.write(toFile: dir + "/data.json", atomically: true, encoding: .utf8)
         let fromFile = try await MeshCommandTests.run(["send", "--to", node.address, "--command", "1", "--data-file", dir + "/data.json", "--key-file", key])
@@ -123,7 +123,7 @@ import Glibc
         #expect(fromStdin.status == 0, "\(fromStdin.stderr)")
         let both = try await MeshCommandTests.run(["send", "--to", node.address, "--command", "1", "--data", "{}", "--data-file", "x", "--key-file", key])
         #expect(both.status != 0 && both.stderr.contains("exclude each other"), "\(both.stderr)")
-        #expect(node.terminate() == 0)
+        #expect(await node.terminate() == 0)
         let journal = try SQLiteConnection(path: dir + "/n.sqlite", mode: .readOnly)
         #expect(try journal.rows("""
             SELECT json_extract(payload_json, '$.via'), length(json_extract(payload_json, '$.blob')) FROM mesh_messages

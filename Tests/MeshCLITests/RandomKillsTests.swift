@@ -28,7 +28,7 @@ extension StreamingChildProcessTests {
         func receiverArguments(port: String) -> [String] {
             ["node", "--bind", "127.0.0.1:\(port)", "--journal", dir + "/c.sqlite", "--key-file", dir + "/cluster.key", "--sink", "1024"]
         }
-        var receiver = try MeshCommandTests.startNode(receiverArguments(port: "0"))
+        var receiver = try await MeshCommandTests.startNode(receiverArguments(port: "0"))
         let receiverPort = String(receiver.address.split(separator: ":").last!)
         func senderArguments(port: String) -> [String] {
             ["node", "--bind", "127.0.0.1:\(port)", "--journal", dir + "/b.sqlite", "--key-file", dir + "/cluster.key",
@@ -37,7 +37,7 @@ extension StreamingChildProcessTests {
              "--send-rate", Self.soak ? "3000" : "1000"]
         }
         let streamStart = ContinuousClock.now
-        var sender = try MeshCommandTests.startNode(senderArguments(port: "0"))
+        var sender = try await MeshCommandTests.startNode(senderArguments(port: "0"))
         let senderPort = String(sender.address.split(separator: ":").last!)
         defer {
             if sender.process.isRunning { sender.kill() }
@@ -62,15 +62,15 @@ extension StreamingChildProcessTests {
             killPoints.append(handledNow)
             killTimes.append(Int((ContinuousClock.now - streamStart) / .milliseconds(1)))
             if rng.next() % 2 == 0 {
-                sender.kill()
+                await sender.kill()
                 killed.sender += 1
-                sender = try MeshCommandTests.startNode(senderArguments(port: senderPort))
+                sender = try await MeshCommandTests.startNode(senderArguments(port: senderPort))
             } else {
-                receiver.kill()
+                await receiver.kill()
                 killed.receiver += 1
                 let open = try progress.rows("SELECT id FROM mesh_inbound_state WHERE status <> 1").compactMap { $0[0] }
                 interrupted.append((open, WallClock.nowMs()))
-                receiver = try MeshCommandTests.startNode(receiverArguments(port: receiverPort))
+                receiver = try await MeshCommandTests.startNode(receiverArguments(port: receiverPort))
             }
         }
         // Then let the stream finish: every message handled at C and acknowledged at B (fails after 60 s without progress).
@@ -82,8 +82,8 @@ extension StreamingChildProcessTests {
         _ = try await CrashMatrixTests.awaitProgress("acknowledged at B (seed \(seed))", {
             try b.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status = 1") ?? 0
         }, until: { $0 >= Int64(total) })
-        #expect(sender.terminate() == 0)
-        #expect(receiver.terminate() == 0)
+        #expect(await sender.terminate() == 0)
+        #expect(await receiver.terminate() == 0)
         #expect(killsMidStream > 0, "seed \(seed): every kill came after the stream had finished")
 
         let finalC = try SQLiteConnection(path: dir + "/c.sqlite", mode: .readOnly)

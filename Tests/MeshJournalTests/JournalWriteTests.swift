@@ -43,7 +43,8 @@ import Testing
     /// A streamed status (nobody waits on it) is held back so it shares the commit of the next awaited write:
     /// one transaction for both, where committing at once would have cost two.
     @Test func deferrableWriteSharesTheNextAwaitedWritesCommit() async throws {
-        try await withJournal(configuration: .init(deferredCommitMicroseconds: 1_000_000)) { journal, _ in
+        // A 60 s deferral: no stall between the two writes can let the status commit alone.
+        try await withJournal(configuration: .init(deferredCommitMicroseconds: 60_000_000)) { journal, _ in
             let id = try await journal.appendInbound([inbound(1)])[0]
             guard case .inserted(let rowID) = id else { Issue.record("not inserted"); return }
             let before = journal.writeStatistics.transactions
@@ -75,7 +76,7 @@ import Testing
 
     @Test func deferralIsValidated() {
         #expect(throws: JournalError.self) { try JournalConfiguration(deferredCommitMicroseconds: -1).validate() }
-        #expect(throws: JournalError.self) { try JournalConfiguration(deferredCommitMicroseconds: 2_000_000).validate() }
+        #expect(throws: JournalError.self) { try JournalConfiguration(deferredCommitMicroseconds: 60_000_001).validate() }
     }
 
     @Test func commandIDsWithPendingOrOpenMessagesComeFromTheirIndexes() async throws {

@@ -288,6 +288,15 @@ import Testing
             // Nobody reads `inbound`: at most 2 batches are held, the rest is dropped and counted.
             let receiver = try await makeTransport(key: key) { $0.maxPendingDeliveryBatches = 2 }
             let sender = try await makeTransport(key: key) { $0.retryTimeout = .milliseconds(500) }
+            // The session first: the 500 ms give-up also bounds the handshake, which a loaded machine can exceed
+            // (the messages would then fail `unreachable`, not `timeout`). An unreliable message goes out only once
+            // the session is open; retry it until it does.
+            var opened = false
+            for _ in 0..<60 where !opened {
+                opened = await (try await sender.send(ByteBuffer(string: "open"), commandID: 9, to: receiver.localAddress,
+                                                      reliability: .unreliable)).outcome() == .sent
+            }
+            try #require(opened, "no session after 60 handshakes")
             var receipts: [MeshTransport.Receipt] = []
             for i in 0..<200 {
                 receipts.append(try await sender.send(Self.payload(1, i, size: 1000), commandID: 1, to: receiver.localAddress,

@@ -58,11 +58,13 @@ struct DemoCommand: AsyncParsableCommand {
         let reply = try await a.sendRequest(2001, to: b.address, ["myName": "Jon"], timeout: .seconds(5))
         print("A: request 2001 answered: \(MeshJSON.string(from: reply))")
 
-        // Let the journals settle (acknowledgement and handler status are journaled asynchronously).
-        for _ in 0..<200 {
-            let acked = try await a.journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status = 1") }
-            let finished = try await b.journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE status = 1") }
-            if acked == 1 && finished == 1 { break }
+        // Let the journals settle (acknowledgements and handler statuses are journaled asynchronously): until
+        // nothing A sent is pending and nothing B received is open, for at most 10 s.
+        let settled = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < settled {
+            let pending = try await a.journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status = 0") }
+            let open = try await b.journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE status <> 1") }
+            if pending == 0 && open == 0 { break }
             try await Task.sleep(for: .milliseconds(10))
         }
 
@@ -113,13 +115,13 @@ struct DemoCommand: AsyncParsableCommand {
             if ackedAtKill >= Int64(total / 4) { break }
             try await Task.sleep(for: .milliseconds(2))
         }
-        first.kill()
+        await first.kill()
         print("C killed with SIGKILL after \(ackedAtKill) of \(total) were acknowledged")
         let second = try startC(port: String(target.split(separator: ":").last!))
         print("C restarted on the same journal and port")
         var confirmed = 0
         for delivery in try await sender.value where await delivery.outcome() == .confirmed { confirmed += 1 }
-        second.terminate()
+        await second.terminate()
         let c = try SQLiteConnection(path: folder + "/c.sqlite", mode: .readOnly)
         let journaled = try c.scalarInt("SELECT count(*) FROM mesh_messages WHERE direction = 'in' AND command_id = 1500") ?? 0
         let distinct = try c.scalarInt("SELECT count(DISTINCT message_id) FROM mesh_messages WHERE direction = 'in' AND command_id = 1500") ?? 0

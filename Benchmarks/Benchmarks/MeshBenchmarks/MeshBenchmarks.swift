@@ -246,7 +246,9 @@ func nodeBenchmarks() {
     }
     let recoveryCount = Int(ProcessInfo.processInfo.environment["MESH_BENCH_RECOVERY"] ?? "") ?? 10_000
     let recovery = Slot<(dir: String, key: ClusterKey)>()
-    Benchmark("Recovery: start on a journal with \(recoveryCount) pending messages and resend them all",
+    // What it measures: MeshNode.start until it returns (the resend then runs in the background, towards a peer
+    // that does not answer). The time to the first resend and to the last is Tools/recovery-bench.sh's.
+    Benchmark("Recovery: start on a journal with \(recoveryCount) pending messages (until start returns)",
               configuration: .init(metrics: [.wallClock, .mallocCountTotal], maxIterations: 10, setup: {
                   let dir = scratchDirectory("recovery")
                   let journal = try await Journal.open(path: dir + "/r.sqlite", logger: quietLogger)
