@@ -48,3 +48,25 @@ struct TransportMetrics: Sendable {
         Recorder(label: "mesh_transport_rtt_seconds", dimensions: [("peer", peer)], aggregate: false, factory: factory)
     }
 }
+
+extension MeshTransport {
+    /// One line of help for every `mesh_transport_*` series, by label (what a Prometheus backend prints as `# HELP`).
+    public static let metricDescriptions: [String: String] = [
+        "mesh_transport_datagrams_in_total": "Authentic datagrams received.",
+        "mesh_transport_datagrams_out_total": "Datagrams sent.",
+        "mesh_transport_bytes_in_total": "Bytes of datagrams received, authentic or not.",
+        "mesh_transport_bytes_out_total": "Bytes of datagrams sent.",
+        "mesh_transport_retransmits_total": "Fragments sent again after a loss was detected or a timeout fired.",
+        "mesh_transport_fast_retransmits_total": "Packets declared lost by later acknowledgements (fast retransmit).",
+        "mesh_transport_duplicates_dropped_total": "Duplicate messages or fragments dropped (already received).",
+        "mesh_transport_replays_dropped_total": "Datagrams dropped as replays (a packet number already seen).",
+        "mesh_transport_auth_failures_total": "Datagrams dropped because their authentication tag or key id did not match.",
+        "mesh_transport_malformed_total": "Datagrams or frames dropped as malformed or oversized.",
+        "mesh_transport_peers_refused_total": "Hellos from new peers dropped because maxPeers live peers were held.",
+        "mesh_transport_peers_forgotten_total": "Sessions closed because their peer was quiet for forgetPeersAfter.",
+        "mesh_transport_in_flight_bytes": "Bytes sent and not yet acknowledged, all peers.",
+        "mesh_transport_reassembly_bytes": "Bytes of partly received messages held for reassembly.",
+        "mesh_transport_peers": "Peer sessions held now.",
+        "mesh_transport_rtt_seconds": "Smoothed round-trip time to a peer.",
+    ]
+}

@@ -175,9 +175,78 @@ import Glibc
         #expect(sent.status == 0, "\(sent.stderr)")
         let response = try Self.get(host: "127.0.0.1", port: port, path: "/metrics")
         #expect(response.hasPrefix("HTTP/1.0 200") || response.hasPrefix("HTTP/1.1 200"), "\(response.prefix(200))")
-        #expect(response.contains("mesh_messages_received_total"), "\(response)")
-        #expect(response.contains("mesh_transport_datagrams_in_total"))
+        let body = String(response[(response.range(of: "\r\n\r\n")?.upperBound ?? response.endIndex)...])
+        // Valid Prometheus text, every series with its HELP and TYPE lines (what `promtool check metrics` wants).
+        let families = try PrometheusText.parse(body)
+        let undocumented = families.filter { $0.value.help == nil || $0.value.type == nil }.map(\.key).sorted()
+        #expect(undocumented.isEmpty, "series without HELP or TYPE: \(undocumented)")
+        // And the values are what happened: three messages in, a transport that has talked, one member (itself).
+        #expect(families["mesh_messages_received_total"]?.samples.first?.value == 3, "\(body)")
+        #expect(families["mesh_messages_duplicate_total"]?.samples.first?.value ?? 0 == 0)
+        #expect((families["mesh_transport_datagrams_in_total"]?.samples.first?.value ?? 0) >= 3)
+        #expect((families["mesh_transport_datagrams_out_total"]?.samples.first?.value ?? 0) >= 1)
+        #expect(families["mesh_members_reachable"]?.samples.first?.value == 1)
+        #expect(families["mesh_transport_auth_failures_total"]?.samples.first?.value ?? 0 == 0)
+        // (The short-lived sender may leave before an RTT sample exists; any series there is, is per peer.)
+        #expect(families["mesh_transport_rtt_seconds"]?.samples.allSatisfy { $0.labels["peer"] != nil && $0.value > 0 } ?? true)
         let missing = try Self.get(host: "127.0.0.1", port: port, path: "/nothing")
         #expect(missing.contains(" 404 "))
+    }
+}
+
+/// A strict reader of the Prometheus text exposition format (0.0.4), enough to check what `/metrics` serves:
+/// `# HELP` and `# TYPE` lines, and samples `name{label="value",…} number`. Anything else is an error.
+enum PrometheusText {
+    struct Sample {
+        var labels: [String: String]
+        var value: Double
+    }
+
+    struct Family {
+        var help: String?
+        var type: String?
+        var samples: [Sample] = []
+    }
+
+    struct Malformed: Error, CustomStringConvertible {
+        let line: String
+        var description: String { "not Prometheus text: \(line)" }
+    }
+
+    static func parse(_ text: String) throws -> [String: Family] {
+        var families: [String: Family] = [:]
+        let name = /[a-zA-Z_:][a-zA-Z0-9_:]*/
+        for line in text.split(separator: "\n") {
+            if line.hasPrefix("# HELP ") {
+                let rest = line.dropFirst(7)
+                guard let space = rest.firstIndex(of: " "), rest[..<space].wholeMatch(of: name) != nil else { throw Malformed(line: String(line)) }
+                families[String(rest[..<space]), default: Family()].help = String(rest[rest.index(after: space)...])
+            } else if line.hasPrefix("# TYPE ") {
+                let parts = line.dropFirst(7).split(separator: " ")
+                guard parts.count == 2, parts[0].wholeMatch(of: name) != nil,
+                      ["counter", "gauge", "histogram", "summary", "untyped"].contains(parts[1]) else { throw Malformed(line: String(line)) }
+                families[String(parts[0]), default: Family()].type = String(parts[1])
+            } else if line.hasPrefix("#") {
+                continue
+            } else {
+                guard let match = line.wholeMatch(of: /([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? ([^ ]+)( [0-9]+)?/),
+                      let value = Double(match.3) ?? (match.3 == "+Inf" ? .infinity : match.3 == "-Inf" ? -.infinity : nil)
+                else { throw Malformed(line: String(line)) }
+                var labels: [String: String] = [:]
+                if let block = match.2 {
+                    for pair in block.dropFirst().dropLast().split(separator: ",") where !pair.isEmpty {
+                        guard let equals = pair.firstIndex(of: "="), pair[pair.index(after: equals)...].hasPrefix("\""),
+                              pair.hasSuffix("\"") else { throw Malformed(line: String(line)) }
+                        labels[String(pair[..<equals])] = String(pair[pair.index(equals, offsetBy: 2)..<pair.index(before: pair.endIndex)])
+                    }
+                }
+                var family = String(match.1)
+                for suffix in ["_bucket", "_sum", "_count"] where families[family] == nil && family.hasSuffix(suffix) {
+                    family = String(family.dropLast(suffix.count))
+                }
+                families[family, default: Family()].samples.append(Sample(labels: labels, value: value))
+            }
+        }
+        return families
     }
 }

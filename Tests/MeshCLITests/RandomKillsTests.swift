@@ -5,9 +5,10 @@ import MeshJournal
 import MeshTransport
 import Testing
 
-/// Random kills of both ends of a stream: child B streams to child C while this test SIGKILLs one or the other at
-/// random moments and restarts it on its journal. At the end every message is journaled and handled once at C,
-/// acknowledged at B, and both journals pass `PRAGMA integrity_check`.
+/// Random kills of both ends of a stream: child B streams to child C, and each dies by a failpoint at a seeded
+/// random message (SIGKILL, mid-stream by construction) and is restarted on its journal by this test. At the end
+/// every message is journaled and handled once at C, acknowledged at B, every chain a kill interrupted ran again,
+/// and both journals pass `PRAGMA integrity_check`.
 ///
 /// Short by default (3 kills, 8,000 messages at 1,000 per second); `MESH_SOAK=1` runs the full version (30 kills, 50,000 messages).
 extension StreamingChildProcessTests {
@@ -28,16 +29,32 @@ extension StreamingChildProcessTests {
         func receiverArguments(port: String) -> [String] {
             ["node", "--bind", "127.0.0.1:\(port)", "--journal", dir + "/c.sqlite", "--key-file", dir + "/cluster.key", "--sink", "1024"]
         }
-        var receiver = try await MeshCommandTests.startNode(receiverArguments(port: "0"))
-        let receiverPort = String(receiver.address.split(separator: ":").last!)
-        func senderArguments(port: String) -> [String] {
+        func senderArguments(port: String, receiverPort: String) -> [String] {
             ["node", "--bind", "127.0.0.1:\(port)", "--journal", dir + "/b.sqlite", "--key-file", dir + "/cluster.key",
              "--send-to", "127.0.0.1:\(receiverPort)", "--send-command", "1024", "--send-count", "\(total)",
-             // Paced, so the kills land mid-stream even when this test's task is starved on a loaded machine.
              "--send-rate", Self.soak ? "3000" : "1000"]
         }
-        let streamStart = ContinuousClock.now
-        var sender = try await MeshCommandTests.startNode(senderArguments(port: "0"))
+        func count(_ path: String, _ sql: String) -> Int64 {
+            (try? SQLiteConnection(path: path, mode: .readOnly).scalarInt(sql)) ?? 0
+        }
+        // The kills come from failpoints at seeded random messages (each process dies by itself at its N-th newly
+        // journaled message: the sender after journaling it, the receiver after committing it, before acknowledging
+        // it), so every kill lands mid-stream whatever the machine's load does to this test's scheduling. N is at
+        // most half of what that process still has to journal, so an armed process always dies.
+        var planned = kills
+        func environment(remaining: Int64, point: String) -> [String: String] {
+            guard planned > 0, remaining > 20 else { return [:] }
+            planned -= 1
+            let at = 1 + Int64(rng.next() % UInt64(remaining / 2))
+            return ["MESH_FAILPOINT": "\(point)@\(at)"]
+        }
+        func cHas() -> Int64 { count(dir + "/c.sqlite", "SELECT count(*) FROM mesh_inbound") }
+        func bHas() -> Int64 { count(dir + "/b.sqlite", "SELECT count(*) FROM mesh_outbound") }
+        var receiverArmed = environment(remaining: Int64(total), point: "inbound.after-insert")
+        var receiver = try await MeshCommandTests.startNode(receiverArguments(port: "0"), environment: receiverArmed)
+        let receiverPort = String(receiver.address.split(separator: ":").last!)
+        var senderArmed = environment(remaining: Int64(total), point: "outbound.after-insert")
+        var sender = try await MeshCommandTests.startNode(senderArguments(port: "0", receiverPort: receiverPort), environment: senderArmed)
         let senderPort = String(sender.address.split(separator: ":").last!)
         defer {
             if sender.process.isRunning { sender.kill() }
@@ -45,46 +62,50 @@ extension StreamingChildProcessTests {
         }
 
         var killed = (sender: 0, receiver: 0)
+        var killPoints: [Int64] = []
         // For each receiver kill: the chains it interrupted (journaled, not finished) and when the restart began.
         var interrupted: [(ids: [String], restartedAt: Int64)] = []
-        var killsMidStream = 0
-        var killPoints: [Int64] = []
-        var killTimes: [Int] = []
-        // Random moments: random points of progress (messages handled at C), so each kill lands mid-stream
-        // however fast or slow the machine.
-        let moments = (0..<kills).map { _ in Int64(Double(total) * (0.05 + 0.85 * Double(rng.next() % 10_000) / 10_000)) }.sorted()
-        let progress = try SQLiteConnection(path: dir + "/c.sqlite", mode: .readOnly)
-        for moment in moments {
-            let handledNow = try await CrashMatrixTests.awaitProgress("reaching \(moment) handled (seed \(seed))", {
-                try progress.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE status = 1") ?? 0
-            }, until: { $0 >= moment })
-            if handledNow < Int64(total) { killsMidStream += 1 }
-            killPoints.append(handledNow)
-            killTimes.append(Int((ContinuousClock.now - streamStart) / .milliseconds(1)))
-            if rng.next() % 2 == 0 {
-                await sender.kill()
-                killed.sender += 1
-                sender = try await MeshCommandTests.startNode(senderArguments(port: senderPort))
-            } else {
-                await receiver.kill()
+        // Until no process is armed any more: wait for an armed one to die, restart it (armed while kills remain).
+        let deadline = ContinuousClock.now + .seconds(Self.soak ? 1800 : 300)
+        while !receiverArmed.isEmpty || !senderArmed.isEmpty {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("seed \(seed): an armed process did not die (\(receiverArmed) \(senderArmed))")
+                break
+            }
+            if !receiverArmed.isEmpty, !receiver.process.isRunning {
+                #expect(receiver.process.terminationReason == .uncaughtSignal && receiver.process.terminationStatus == SIGKILL,
+                        "seed \(seed): the receiver ended otherwise than by its failpoint")
                 killed.receiver += 1
-                let open = try progress.rows("SELECT id FROM mesh_inbound_state WHERE status <> 1").compactMap { $0[0] }
+                killPoints.append(count(dir + "/c.sqlite", "SELECT count(*) FROM mesh_inbound_state WHERE status = 1"))
+                let open = (try? SQLiteConnection(path: dir + "/c.sqlite", mode: .readOnly)
+                    .rows("SELECT id FROM mesh_inbound_state WHERE status <> 1").compactMap { $0[0] }) ?? []
                 interrupted.append((open, WallClock.nowMs()))
-                receiver = try await MeshCommandTests.startNode(receiverArguments(port: receiverPort))
+                receiverArmed = environment(remaining: Int64(total) - cHas(), point: "inbound.after-insert")
+                receiver = try await MeshCommandTests.startNode(receiverArguments(port: receiverPort), environment: receiverArmed)
+            } else if !senderArmed.isEmpty, !sender.process.isRunning {
+                #expect(sender.process.terminationReason == .uncaughtSignal && sender.process.terminationStatus == SIGKILL,
+                        "seed \(seed): the sender ended otherwise than by its failpoint")
+                killed.sender += 1
+                killPoints.append(count(dir + "/c.sqlite", "SELECT count(*) FROM mesh_inbound_state WHERE status = 1"))
+                senderArmed = environment(remaining: Int64(total) - bHas(), point: "outbound.after-insert")
+                sender = try await MeshCommandTests.startNode(senderArguments(port: senderPort, receiverPort: receiverPort),
+                                                              environment: senderArmed)
+            } else {
+                try await Task.sleep(for: .milliseconds(20))
             }
         }
+        #expect(killed.sender + killed.receiver == kills, "seed \(seed): \(killed)")
         // Then let the stream finish: every message handled at C and acknowledged at B (fails after 60 s without progress).
-        let c = try SQLiteConnection(path: dir + "/c.sqlite", mode: .readOnly)
-        let b = try SQLiteConnection(path: dir + "/b.sqlite", mode: .readOnly)
+        let progressC = try SQLiteConnection(path: dir + "/c.sqlite", mode: .readOnly)
+        let progressB = try SQLiteConnection(path: dir + "/b.sqlite", mode: .readOnly)
         _ = try await CrashMatrixTests.awaitProgress("handled at C (seed \(seed))", {
-            try c.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE status = 1") ?? 0
+            try progressC.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE status = 1") ?? 0
         }, until: { $0 >= Int64(total) })
         _ = try await CrashMatrixTests.awaitProgress("acknowledged at B (seed \(seed))", {
-            try b.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status = 1") ?? 0
+            try progressB.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status = 1") ?? 0
         }, until: { $0 >= Int64(total) })
         #expect(await sender.terminate() == 0)
         #expect(await receiver.terminate() == 0)
-        #expect(killsMidStream > 0, "seed \(seed): every kill came after the stream had finished")
 
         let finalC = try SQLiteConnection(path: dir + "/c.sqlite", mode: .readOnly)
         let finalB = try SQLiteConnection(path: dir + "/b.sqlite", mode: .readOnly)
@@ -106,8 +127,8 @@ extension StreamingChildProcessTests {
             }
         }
         let reruns = interrupted.reduce(0) { $0 + $1.ids.count }
-        print("random kills (seed \(seed)): \(killed.sender) sender and \(killed.receiver) receiver kills (\(killsMidStream) mid-stream, at \(killPoints) handled, \(killTimes) ms after the start) during \(total) messages; "
-            + "\(reruns) handler chains ran more than once")
+        print("random kills (seed \(seed)): \(killed.sender) sender and \(killed.receiver) receiver kills by failpoint, at \(killPoints) "
+            + "handled, during \(total) messages; \(reruns) handler chains open at a kill ran again")
     }
 }
 }

@@ -56,7 +56,8 @@ struct ChaosProxyCommand: AsyncParsableCommand {
         } catch {
             throw CLIError("cannot listen on \(listen): \(error)")
         }
-        FileHandle.standardOutput.write(Data("proxying \(proxy.listenAddress) -> \(proxy.forwardAddress)\n".utf8))
+        // host:port, as `--to` and `--forward` take them (the first line is what scripts read for a port 0 listener).
+        FileHandle.standardOutput.write(Data("proxying \(MeshAddress.text(proxy.listenAddress)) -> \(MeshAddress.text(proxy.forwardAddress))\n".utf8))
         _ = await waitForTerminationSignal()
         let s = proxy.statistics
         FileHandle.standardError.write(Data(

@@ -87,7 +87,7 @@ struct NodeCommand: AsyncParsableCommand {
         var metricsChannel: (any Channel)?
         if let metricsPort {
             let registry = PrometheusCollectorRegistry()
-            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+            MetricsSystem.bootstrap(DescribedMetricsFactory(registry: registry, descriptions: MeshNode.metricDescriptions))
             do {
                 let channel = try await MetricsServer.start(host: metricsHost, port: metricsPort, registry: registry,
                                                             maxConnections: metricsMaxConnections,

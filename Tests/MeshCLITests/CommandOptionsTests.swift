@@ -1,0 +1,158 @@
+import Foundation
+import MeshBench
+import MeshJournal
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Options the README documents that no other test ran: `send --rate`, `journal tail --follow`, `replay
+/// --direction/--until/--limit/--speed original`, and `chaos-proxy` between a sender and a node.
+@Suite struct CommandOptionsTests {
+    /// A `mesh` child whose standard output is collected by a thread of its own (never the cooperative pool).
+    final class StreamingProcess: Sendable {
+        let process = Process()
+        private let output = Mutex<[UInt8]>([])
+        private let errors = Mutex<[UInt8]>([])
+
+        init(_ arguments: [String]) throws {
+            process.executableURL = URL(fileURLWithPath: MeshCommandTests.binary)
+            process.arguments = arguments
+            let out = Pipe()
+            let err = Pipe()
+            process.standardOutput = out
+            process.standardError = err
+            try process.run()
+            collect(out.fileHandleForReading, errors: false)
+            collect(err.fileHandleForReading, errors: true)
+        }
+
+        private func collect(_ handle: FileHandle, errors isErrors: Bool) {
+            Thread.detachNewThread { [self] in
+                while true {
+                    let chunk = handle.availableData
+                    if chunk.isEmpty { break }
+                    if isErrors { errors.withLock { $0 += chunk } } else { output.withLock { $0 += chunk } }
+                }
+            }
+        }
+
+        var lines: [String] { output.withLock { String(decoding: $0, as: UTF8.self) }.split(separator: "\n").map(String.init) }
+        var standardError: String { errors.withLock { String(decoding: $0, as: UTF8.self) } }
+
+        /// Waits (suspending) until `condition` holds on the output lines, for at most `seconds`.
+        func await(_ seconds: Double = 30, until condition: ([String]) -> Bool) async throws -> Bool {
+            let deadline = ContinuousClock.now + .seconds(seconds)
+            while ContinuousClock.now < deadline {
+                if condition(lines) { return true }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            return condition(lines)
+        }
+
+        /// SIGTERM, then the exit status (waited for off the pool).
+        func stop() async -> Int32 {
+            let process = self.process
+            if process.isRunning { process.terminate() }
+            return await offThePool {
+                process.waitUntilExit()
+                return process.terminationStatus
+            }
+        }
+    }
+
+    static func json(_ line: String) -> [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] ?? [:]
+    }
+
+    @Test func sendRateTailFollowAndReplayFilters() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: MeshCommandTests.binary))
+        let dir = try ClientCommandTests.tempDir("options")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let key = try await ClientCommandTests.keygen(dir)
+        let b = try await MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/b.sqlite", "--key-file", key,
+                                                      "--sink", "1", "--sink", "2"])
+        // A follower of B's journal, started before the traffic: it prints each message as it is journaled.
+        let tail = try StreamingProcess(["journal", "tail", dir + "/b.sqlite", "-n", "0", "--follow", "--json"])
+
+        // --rate 40: the 20th message is due 19/40 s after the first, so the command takes at least that long
+        // however fast the machine (pacing only ever slows).
+        let sendStarted = ContinuousClock.now
+        let paced = try await MeshCommandTests.run(["send", "--to", b.address, "--command", "1", "--count", "20", "--rate", "40",
+                                                    "--key-file", key, "--journal", dir + "/a.sqlite", "--json"])
+        let sendTook = ContinuousClock.now - sendStarted
+        #expect(paced.status == 0, "\(paced.stderr)")
+        #expect(sendTook >= .milliseconds(475), "20 messages at 40 per second took \(sendTook)")
+        let span = try SQLiteConnection(path: dir + "/a.sqlite", mode: .readOnly)
+            .scalarInt("SELECT max(created_at_ms) - min(created_at_ms) FROM mesh_messages WHERE direction = 'out'") ?? 0
+        let cutoff = WallClock.nowMs()
+        try await Task.sleep(for: .milliseconds(20))
+        let more = try await MeshCommandTests.run(["send", "--to", b.address, "--command", "2", "--count", "10", "--key-file", key,
+                                                   "--journal", dir + "/a.sqlite", "--quiet"])
+        #expect(more.status == 0, "\(more.stderr)")
+
+        // The follower printed all 30, as JSON lines, in order.
+        #expect(try await tail.await { $0.count >= 30 }, "tail --follow printed \(tail.lines.count) of 30: \(tail.standardError)")
+        let followed = tail.lines.map(Self.json)
+        #expect(followed.count == 30 && followed.allSatisfy { $0["direction"] as? String == "in" })
+        #expect(followed.map { $0["command_id"] as? String ?? "\($0["command_id"] ?? "")" }.filter { $0 == "2" }.count == 10)
+        #expect(await tail.stop() == 0 || tail.process.terminationReason == .uncaughtSignal)
+
+        // Replay filters, counted by dry runs: direction, command, until, limit.
+        func dryRun(_ extra: [String], journal: String) async throws -> Int {
+            let run = try await MeshCommandTests.run(["replay", "--journal", journal, "--to", b.address, "--dry-run", "--json",
+                                                      "--key-file", key] + extra)
+            #expect(run.status == 0, "\(extra): \(run.stderr)")
+            return Self.json(run.stdout)["messages"] as? Int ?? -1
+        }
+        #expect(try await dryRun([], journal: dir + "/b.sqlite") == 30)
+        #expect(try await dryRun(["--direction", "out"], journal: dir + "/b.sqlite") == 0)
+        #expect(try await dryRun(["--direction", "out"], journal: dir + "/a.sqlite") == 30)
+        #expect(try await dryRun(["--command", "2"], journal: dir + "/b.sqlite") == 10)
+        #expect(try await dryRun(["--until", "\(cutoff)"], journal: dir + "/b.sqlite") == 20)
+        #expect(try await dryRun(["--since", "\(cutoff)"], journal: dir + "/b.sqlite") == 10)
+        #expect(try await dryRun(["--limit", "3"], journal: dir + "/b.sqlite") == 3)
+
+        // --speed original keeps the recorded gaps: the 20 paced messages take at least as long again.
+        let c = try await MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/c.sqlite", "--key-file", key,
+                                                      "--sink", "1"])
+        let started = ContinuousClock.now
+        let replay = try await MeshCommandTests.run(["replay", "--journal", dir + "/b.sqlite", "--to", c.address, "--command", "1",
+                                                     "--speed", "original", "--key-file", key])
+        #expect(replay.status == 0, "\(replay.stderr)")
+        // (The replay's first message goes at once, the last span ms of recorded gaps later.)
+        #expect(ContinuousClock.now - started >= .milliseconds(Int64(span)), "replayed faster than recorded")
+        #expect(await c.terminate() == 0)
+        #expect(await b.terminate() == 0)
+        #expect(try SQLiteConnection(path: dir + "/c.sqlite", mode: .readOnly)
+            .scalarInt("SELECT count(*) FROM mesh_messages WHERE direction = 'in' AND replay_of IS NOT NULL") == 20)
+    }
+
+    @Test func chaosProxyBetweenASenderAndANodeInjectsFaultsAndLosesNothing() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: MeshCommandTests.binary))
+        let dir = try ClientCommandTests.tempDir("chaos")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let key = try await ClientCommandTests.keygen(dir)
+        let b = try await MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/b.sqlite", "--key-file", key,
+                                                      "--sink", "1"])
+        let proxy = try StreamingProcess(["chaos-proxy", "--listen", "127.0.0.1:0", "--forward", b.address, "--loss", "0.1",
+                                          "--duplicate", "0.1", "--reorder", "0.1", "--delay", "0..2", "--corrupt", "0.02", "--seed", "42"])
+        #expect(try await proxy.await { $0.first?.hasPrefix("proxying ") == true }, "\(proxy.standardError)")
+        let listening = try #require(proxy.lines.first?.split(separator: " ").dropFirst().first.map(String.init))
+        let sent = try await MeshCommandTests.run(["send", "--to", listening, "--command", "1", "--count", "200", "--key-file", key,
+                                                   "--timeout", "60", "--json"])
+        #expect(sent.status == 0, "\(sent.stderr)")
+        #expect(Self.json(sent.stdout)["acked"] as? Int == 200)
+        _ = await proxy.stop()
+        let statistics = proxy.standardError
+        let dropped = statistics.firstMatch(of: /dropped (\d+)/).flatMap { Int($0.1) } ?? 0
+        let duplicated = statistics.firstMatch(of: /duplicated (\d+)/).flatMap { Int($0.1) } ?? 0
+        #expect(dropped > 0 && duplicated > 0, "no fault injected: \(statistics)")
+        #expect(await b.terminate() == 0)
+        let journal = try SQLiteConnection(path: dir + "/b.sqlite", mode: .readOnly)
+        #expect(try journal.scalarInt("SELECT count(*) FROM mesh_messages WHERE direction = 'in'") == 200)
+        #expect(try journal.scalarInt("SELECT count(*) FROM mesh_messages WHERE direction = 'in' AND status = 'handled'") == 200)
+    }
+}
