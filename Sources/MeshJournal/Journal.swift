@@ -79,7 +79,7 @@ public final class Journal: Sendable {
         if !existed && !configuration.createIfMissing {
             throw JournalError(.fileNotFound, "\(path) does not exist")
         }
-        let lock = try JournalLock.acquire(journalPath: path, nowMs: WallClock.nowMs())
+        let lock = try await JournalLock.acquire(journalPath: path, nowMs: WallClock.nowMs(), patience: .seconds(2))
         do {
             return try await open(path: path, configuration: configuration, lock: lock, logger: logger)
         } catch {

@@ -56,6 +56,25 @@ package final class JournalLock: Sendable {
         return JournalLock(path: path, descriptor: fd)
     }
 
+    /// ``acquire(journalPath:nowMs:)``, retrying for up to `patience` while the lock is held: a lock is released
+    /// only once every copy of its descriptor is closed, and a child process this process is starting holds a copy
+    /// until its `exec` closes it (the descriptor is close-on-exec) — on a loaded machine, long enough for a node
+    /// restarted in the same process to find its journal still "in use". A real second owner is still refused,
+    /// `patience` later.
+    package static func acquire(journalPath: String, nowMs: Int64, patience: Duration) async throws -> JournalLock {
+        let deadline = ContinuousClock.now + patience
+        while true {
+            switch Result(catching: { () throws(JournalError) in try acquire(journalPath: journalPath, nowMs: nowMs) }) {
+            case .success(let lock):
+                return lock
+            case .failure(let error) where error.code == .inUse && ContinuousClock.now < deadline:
+                try await Task.sleep(for: .milliseconds(10))
+            case .failure(let error):
+                throw error
+            }
+        }
+    }
+
     /// Releases the lock (closing the descriptor). Call once.
     package func release() {
         close(descriptor)

@@ -8,8 +8,8 @@ import Testing
 
 /// Three `mesh node` processes exchange mixed traffic (`--send-mode mixed`: send, usend, sendMany relay trees and
 /// requests, 1 B to 1 MiB) through three fault proxies (loss, duplication, reordering, jitter, corruption), while
-/// this test SIGKILLs a random node now and then and restarts it on its journal, and every node prunes in the
-/// background. It ends with an audit of the three journals: nothing pending or unfinished, nothing failed, every
+/// nodes die by failpoints at seeded random messages (SIGKILL, mid-traffic by construction) and this test restarts
+/// them on their journals, and every node prunes in the background. It ends with an audit of the three journals: nothing pending or unfinished, nothing failed, every
 /// acknowledged message of the audit window journaled by its receiver, integrity checks ok, pruning bounded the
 /// journals; it reports the peak RSS of the nodes and the journal sizes.
 ///
@@ -34,8 +34,9 @@ extension StreamingChildProcessTests {
         let seconds = Self.full ? 600.0 : 20.0
         let rate = Self.full ? 150.0 : 60.0
         let count = Int(seconds * rate)
-        let killEvery = Self.full ? 30.0 : 6.0
-        let retentionMs = Self.full ? 60_000 : 10_000
+        // Retention: long enough that the audit window (the last `retention`, not pruned at either end) still holds
+        // the end of the traffic after a slow settle, short enough that the run prunes its beginning.
+        let retentionMs = Self.full ? 60_000 : 15_000
         let seed = UInt64(ProcessInfo.processInfo.environment["MESH_SEED"] ?? "") ?? UInt64.random(in: 1...1_000_000)
         var rng = SplitMix64(seed: seed)
         let dir = FileManager.default.temporaryDirectory.path + "/mesh-soak-" + UUID().uuidString.prefix(8).lowercased()
@@ -72,6 +73,22 @@ extension StreamingChildProcessTests {
             "b": ([text(bc.listenAddress), text(ab.upstreamAddress)], [text(ab.upstreamAddress), text(ca.upstreamAddress)]),
             "c": ([text(ca.listenAddress), text(bc.upstreamAddress)], [text(bc.upstreamAddress), text(ab.upstreamAddress)]),
         ]
+        // The kills come from failpoints at seeded random messages: a node dies by itself at its K-th journaled
+        // outbound message, K at most a third of what it still has to generate, so every kill lands mid-traffic
+        // whatever the load does to this test's scheduling. Nodes are re-armed at restart while kills remain.
+        var planned = Self.full ? 20 : 3
+        func generated(_ journal: String) -> Int64 {
+            (try? SQLiteConnection(path: journal, mode: .readOnly).scalarInt("""
+                SELECT max(json_extract(payload_json, '$.i')) FROM mesh_outbound WHERE kind <> 3
+                """)).flatMap { $0 }.map { $0 + 1 } ?? 0
+        }
+        func arm(_ journal: String) -> [String: String] {
+            let remaining = Int64(count) - generated(journal)
+            guard planned > 0, remaining > 60 else { return [:] }
+            planned -= 1
+            return ["MESH_FAILPOINT": "outbound.after-insert@\(10 + Int64(rng.next() % UInt64(remaining / 3)))"]
+        }
+        var armed: [String: Bool] = [:]
         var nodes: [Node] = []
         for name in ["a", "b", "c"] {
             let config = try writeConfig(name, port: ports[name]!)
@@ -79,37 +96,43 @@ extension StreamingChildProcessTests {
                              "--send-mode", "mixed", "--send-count", "\(count)", "--send-rate", "\(rate)"]
             for target in routes[name]!.send { arguments += ["--send-to", target] }
             for relay in routes[name]!.relay { arguments += ["--relay-to", relay] }
+            let environment = arm("\(dir)/\(name).sqlite")
+            armed[name] = !environment.isEmpty
             nodes.append(Node(name: name, config: config, journal: "\(dir)/\(name).sqlite",
-                              process: try await MeshCommandTests.startNode(arguments), arguments: arguments))
+                              process: try await MeshCommandTests.startNode(arguments, environment: environment), arguments: arguments))
         }
         defer { for node in nodes where node.process.process.isRunning { node.process.kill() } }
 
-        // Run: a random node SIGKILLed about every `killEvery` seconds and restarted at once; RSS sampled.
+        // Run until no node is armed any more: each armed node dies at its failpoint and is restarted at once (armed
+        // again while kills remain); RSS sampled.
         var peakRSS: [String: Int] = [:]
         var kills: [String] = []
-        let start = ContinuousClock.now
-        var nextKill = start + .seconds(killEvery * (0.5 + Double(rng.next() % 1000) / 1000))
-        // At least the planned time, and until the minimum number of kills happened (a restart can take long on a
-        // loaded machine); bounded all the same.
-        let minimumKills = Self.full ? 10 : 2
-        while ContinuousClock.now - start < .seconds(seconds)
-                || (kills.count < minimumKills && ContinuousClock.now - start < .seconds(seconds * 10)) {
+        let minimumKills = Self.full ? 20 : 3
+        let deadline = ContinuousClock.now + .seconds(seconds * 10)
+        while armed.values.contains(true) && ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(250))
             for node in nodes { peakRSS[node.name] = max(peakRSS[node.name] ?? 0, Self.rssKiB(node.process.process.processIdentifier)) }
-            guard ContinuousClock.now >= nextKill else { continue }
-            let victim = Int(rng.next() % 3)
-            await nodes[victim].process.kill()
-            nodes[victim].process = try await MeshCommandTests.startNode(nodes[victim].arguments)
-            kills.append(nodes[victim].name)
-            nextKill = .now + .seconds(killEvery * (0.5 + Double(rng.next() % 1000) / 1000))
+            for index in nodes.indices where armed[nodes[index].name] == true && !nodes[index].process.process.isRunning {
+                #expect(nodes[index].process.process.terminationStatus == SIGKILL, "\(nodes[index].name) ended otherwise than by its failpoint")
+                kills.append(nodes[index].name)
+                let environment = arm(nodes[index].journal)
+                armed[nodes[index].name] = !environment.isEmpty
+                nodes[index].process = try await MeshCommandTests.startNode(nodes[index].arguments, environment: environment)
+            }
         }
 
         // Then every generator finishes and the cluster settles: nothing pending, nothing unfinished.
         for node in nodes {
             let db = try SQLiteConnection(path: node.journal, mode: .readOnly)
             let me = node.process.address
+            // The highest number generated, among the rows retention has not pruned yet. None left while the node
+            // has sent messages means the last one completed more than `retention` ago: the generator finished.
             _ = try await CrashMatrixTests.awaitProgress("\(node.name) generated everything (seed \(seed))", {
-                (try db.scalarInt("SELECT max(json_extract(payload_json, '$.i')) FROM mesh_outbound WHERE kind <> 3 AND json_extract(payload_json, '$.from') = '\(me)'") ?? -1) + 1
+                if let highest = try db.scalarInt("""
+                    SELECT max(json_extract(payload_json, '$.i')) FROM mesh_outbound
+                    WHERE kind <> 3 AND json_extract(payload_json, '$.from') = '\(me)'
+                    """) { return highest + 1 }
+                return (try db.scalarInt("SELECT last_out_seq FROM mesh_node") ?? 0) > 0 ? Int64(count) : 0
             }, until: { $0 >= Int64(count) })
         }
         // Settled = all three at once: a node checked alone could still get a late message (a retransmitted

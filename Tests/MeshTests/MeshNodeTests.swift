@@ -284,7 +284,7 @@ import Testing
             return
         }
         let a = try await started.value
-        let answer = try await a.sendRequest(2001, to: b.address, ["ping": 1], timeout: .seconds(10))
+        let answer = try await a.sendRequest(2001, to: b.address, ["ping": 1], timeout: .seconds(120))
         #expect(try answer.getInt("ping") == 1)
         try await eventually {
             try await a.journal.rows("SELECT count(*) FROM mesh_messages WHERE direction = 'out' AND peer = '\(dead)' AND status = 'pending'")

@@ -45,8 +45,9 @@ struct NodeFixture {
     func remove() { try? FileManager.default.removeItem(atPath: dir) }
 }
 
-/// Polls `condition` until it holds or `seconds` pass (bounded, so a hang fails fast).
-func eventually(_ seconds: Double = 10, file: String = #fileID, line: Int = #line,
+/// Polls `condition` until it holds or `seconds` pass: bounded, so a hang fails, and generous (60 s by default),
+/// so a loaded machine only makes it slower.
+func eventually(_ seconds: Double = 60, file: String = #fileID, line: Int = #line,
                 _ condition: @Sendable () async throws -> Bool) async throws {
     let deadline = ContinuousClock.now + .seconds(seconds)
     while ContinuousClock.now < deadline {
@@ -88,7 +89,7 @@ extension Journal {
 
 /// The first element of `sequence` matching `predicate`, or `nil` after `seconds` (bounded, so a missing event
 /// fails the test instead of hanging it).
-func first<S: AsyncSequence & Sendable>(_ sequence: S, within seconds: Double = 10,
+func first<S: AsyncSequence & Sendable>(_ sequence: S, within seconds: Double = 60,
                                        where predicate: @escaping @Sendable (S.Element) -> Bool) async -> S.Element?
     where S.Element: Sendable {
     await withTaskGroup(of: S.Element?.self) { group in

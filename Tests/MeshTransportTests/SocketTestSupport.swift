@@ -3,6 +3,7 @@ import Logging
 import MeshFaultProxy
 import NIOCore
 import NIOPosix
+import Synchronization
 import Testing
 @testable import MeshTransport
 
@@ -11,16 +12,38 @@ struct TimedOut: Error, CustomStringConvertible {
     var description: String { "timed out: \(what)" }
 }
 
-/// Runs `body`, failing with ``TimedOut`` after `seconds`, so a hang fails fast instead of blocking CI.
+/// Runs `body`, failing with ``TimedOut`` after `seconds`, so a hang fails fast instead of blocking CI. The body is
+/// cancelled then but not waited for: a task group would join it, and a wait that ignores cancellation (a
+/// continuation) would hang the test run — once seen, after a stream failed under load.
 func withTimeout<T: Sendable>(_ seconds: Double, _ what: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: .seconds(seconds))
-            throw TimedOut(what: what)
+    let race = TimeoutRace<T>()
+    return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+        race.continuation.withLock { $0 = continuation }
+        let work = Task {
+            let result = await Result { try await body() }
+            race.continuation.withLock { $0.take() }?.resume(with: result)
         }
-        defer { group.cancelAll() }
-        return try await group.next()!
+        race.work.withLock { $0 = work }
+        Task {
+            try? await Task.sleep(for: .seconds(seconds))
+            guard let continuation = race.continuation.withLock({ $0.take() }) else { return }
+            race.work.withLock { $0?.cancel() }
+            continuation.resume(throwing: TimedOut(what: what))
+        }
+    }
+}
+
+/// ``withTimeout(_:_:_:)``'s state: the continuation, resumed by whichever of the body and the timer comes first,
+/// and the body's task, to cancel.
+final class TimeoutRace<T: Sendable>: Sendable {
+    let continuation = Mutex<CheckedContinuation<T, any Error>?>(nil)
+    let work = Mutex<Task<Void, Never>?>(nil)
+}
+
+extension Result where Failure == any Error {
+    /// The result of an async throwing body.
+    init(catching body: () async throws -> Success) async {
+        do { self = .success(try await body()) } catch { self = .failure(error) }
     }
 }
 

@@ -230,9 +230,9 @@ struct JournalMigrate: AsyncParsableCommand {
         // A schema change under a running node is refused: migrations take the journal's owner lock.
         let lock: JournalLock
         do {
-            lock = try JournalLock.acquire(journalPath: file, nowMs: WallClock.nowMs())
+            lock = try await JournalLock.acquire(journalPath: file, nowMs: WallClock.nowMs(), patience: .seconds(2))
         } catch {
-            throw CLIError(error.message)
+            throw CLIError((error as? JournalError)?.message ?? "\(error)")
         }
         defer { lock.release() }
         do {
