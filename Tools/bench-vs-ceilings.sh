@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Mesh beside the C journaled bus, measured alternately in the same session: for each round, each C ceiling runs
+# right before the Mesh figure it is compared with, the ratio is taken run by run, and the table prints the median
+# ratio of the rounds (with their range). These machines drift 10-40 % within an hour, so only ratios measured this
+# way mean anything.
+#
+# Usage: Tools/bench-vs-ceilings.sh [ROUNDS]   (default 3; needs gcc, libsqlite3-dev, python3 and a release build:
+#        swift build -c release --product mesh). MESH_BIN overrides the mesh binary, MESH_CEILINGS_DIR the C sources.
+#
+# | row | C ceiling | Mesh |
+# | acked p50 / B1 | jbus 20000 1 1 NORMAL 0: per-message latency | mesh bench --mode acked p50 |
+# | request p50 / B1 | the same | mesh bench --mode request p50 (async handler) |
+# | request p99 / its p50 | - | mesh bench --mode request |
+# | one-way / B5 | jbus 200000 100 4096 NORMAL 1: msgs/s | mesh bench (one-way) msgs/s |
+# | one-way --no-json / B5 | the same | mesh bench --no-json msgs/s |
+# | acked --durability full p50 / B2 | jbus 20000 1 1 FULL 0 | mesh bench --mode acked --durability full p50 |
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+mesh="${MESH_BIN:-$root/.build/release/mesh}"
+bench="${MESH_CEILINGS_DIR:-$root/../shared/bench}"
+rounds="${1:-3}"
+[ -x "$mesh" ] || { echo "no release mesh at $mesh: swift build -c release --product mesh" >&2; exit 1; }
+[ -f "$bench/journaled_bus.c" ] || { echo "no C ceilings at $bench (set MESH_CEILINGS_DIR)" >&2; exit 1; }
+scratch="$(mktemp -d /tmp/mesh-vs-ceilings.XXXXXX)"
+trap 'rm -rf "$scratch"' EXIT
+gcc -O2 -o "$scratch/jbus" "$bench/journaled_bus.c" -lsqlite3
+mkdir -p "$scratch/db"
+# key=value output of jbus -> the value of KEY
+jbus_value() { tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2 }'; }
+# one JSON object of mesh bench -> the value of KEY
+json_value() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+results="$scratch/results"
+: > "$results"
+for round in $(seq "$rounds"); do
+    b1=$("$scratch/jbus" 20000 1 1 NORMAL 0 60 47112 "$scratch/db" | jbus_value msgs_per_s)
+    acked=$("$mesh" bench --mode acked --messages 3000 --json 2>/dev/null | json_value p50_us)
+    echo "acked $(python3 -c "print($acked / (1e6 / $b1))")" >> "$results"
+    b1=$("$scratch/jbus" 20000 1 1 NORMAL 0 60 47113 "$scratch/db" | jbus_value msgs_per_s)
+    request=$("$mesh" bench --mode request --messages 3000 --json 2>/dev/null)
+    p50=$(echo "$request" | json_value p50_us)
+    p99=$(echo "$request" | json_value p99_us)
+    echo "request $(python3 -c "print($p50 / (1e6 / $b1))")" >> "$results"
+    echo "request_p99 $(python3 -c "print($p99 / $p50)")" >> "$results"
+    b5=$("$scratch/jbus" 200000 100 4096 NORMAL 1 60 47114 "$scratch/db" | jbus_value msgs_per_s)
+    oneway=$("$mesh" bench --messages 30000 --json 2>/dev/null | json_value msgs_per_s)
+    echo "oneway $(python3 -c "print($oneway / $b5)")" >> "$results"
+    b5=$("$scratch/jbus" 200000 100 4096 NORMAL 1 60 47115 "$scratch/db" | jbus_value msgs_per_s)
+    nojson=$("$mesh" bench --no-json --messages 30000 --json 2>/dev/null | json_value msgs_per_s)
+    echo "oneway_nojson $(python3 -c "print($nojson / $b5)")" >> "$results"
+    b2=$("$scratch/jbus" 20000 1 1 FULL 0 60 47116 "$scratch/db" | jbus_value msgs_per_s)
+    full=$("$mesh" bench --mode acked --durability full --messages 2000 --json 2>/dev/null | json_value p50_us)
+    echo "acked_full $(python3 -c "print($full / (1e6 / $b2))")" >> "$results"
+    echo "round $round done" >&2
+done
+python3 - "$results" "$rounds" <<'PY'
+import sys, statistics
+rows = {}
+for line in open(sys.argv[1]):
+    key, value = line.split()
+    rows.setdefault(key, []).append(float(value))
+labels = [
+    ("acked", "`mesh bench --mode acked` p50 / B1", "≤ 2.0×"),
+    ("request", "`mesh bench --mode request` p50 / B1 (async handler)", "≤ 3.5×"),
+    ("request_p99", "request p99 / its p50", "≤ 2×"),
+    ("oneway", "`mesh bench` one-way / B5", "≥ 0.65×"),
+    ("oneway_nojson", "`mesh bench --no-json` one-way / B5", "≥ 0.8×"),
+    ("acked_full", "`mesh bench --mode acked --durability full` p50 / B2", "≤ 1.5×"),
+]
+print(f"Mesh beside the C journaled bus, {sys.argv[2]} alternating rounds (median ratio, range):\n")
+print("| measure | ratio | range | bar |")
+print("|---|---|---|---|")
+for key, label, bar in labels:
+    values = rows.get(key, [])
+    if not values:
+        continue
+    print(f"| {label} | {statistics.median(values):.2f}× | {min(values):.2f}–{max(values):.2f} | {bar} |")
+PY
