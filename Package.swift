@@ -110,6 +110,7 @@ let package = Package(
                 "MeshTransport",
                 "MeshFailpoints",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -168,6 +169,7 @@ let package = Package(
             name: "MeshJournalTests",
             dependencies: [
                 "MeshJournal",
+                "MeshBench",
                 "MeshMigrations",
                 "MeshCore",
                 "CSQLite",

@@ -47,6 +47,8 @@ public final class MeshNode: Sendable {
     public var identity: JournalIdentity { journal.identity }
 
     let transport: MeshTransport
+    /// The node's own thread: its socket and its journal's writer (see ``NodeLoop``).
+    let loop: NodeLoop
     let logger: Logger
     private let state: NIOLockedValueBox<State>
     /// The highest inbound row id journaled before this start: rows up to it are dispatched with
@@ -86,7 +88,9 @@ public final class MeshNode: Sendable {
         var resuming: [String: ResumeGate] = [:]
     }
 
-    private init(configuration: MeshConfiguration, journal: Journal, transport: MeshTransport, router: InboundRouter, logger: Logger) {
+    private init(configuration: MeshConfiguration, journal: Journal, transport: MeshTransport, loop: NodeLoop, router: InboundRouter,
+                 logger: Logger) {
+        self.loop = loop
         self.configuration = configuration
         self.router = router
         self.journal = journal
@@ -137,10 +141,17 @@ public final class MeshNode: Sendable {
                              registering: (MeshNode) throws -> Void = { _ in }) async throws -> MeshNode {
         try configuration.validate()
         let bind = try MeshAddress.parse(configuration.address)
-        let journal = try await Journal.open(path: configuration.journalPath,
+        let loop = NodeLoop()
+        let journal: Journal
+        do {
+            journal = try await Journal.open(path: configuration.journalPath,
                                              configuration: .init(durability: configuration.durability,
                                                                   storesPayloadJSON: configuration.storesPayloadJSON),
-                                             logger: logger)
+                                             writerExecutor: loop.journalExecutor, logger: logger)
+        } catch {
+            await loop.shutdown()
+            throw error
+        }
         let transport: MeshTransport
         let router = InboundRouter()
         do {
@@ -152,12 +163,14 @@ public final class MeshNode: Sendable {
             t.maxPeers = configuration.maxPeers
             t.forgetPeersAfter = configuration.forgetPeersAfter
             t.encrypt = configuration.encrypt
-            transport = try await MeshTransport.bind(configuration: t, logger: logger, inboundHandler: router)
+            transport = try await MeshTransport.bind(configuration: t, logger: logger, group: loop.eventLoop, inboundHandler: router)
         } catch {
             await journal.close()
+            await loop.shutdown()
             throw error
         }
-        let node = MeshNode(configuration: configuration, journal: journal, transport: transport, router: router, logger: logger)
+        let node = MeshNode(configuration: configuration, journal: journal, transport: transport, loop: loop, router: router,
+                            logger: logger)
         do {
             try registering(node)
         } catch {
@@ -220,6 +233,7 @@ public final class MeshNode: Sendable {
         // The last view of the cluster, so the next start rejoins through it.
         await persistMembers(membership.withLockedValue { $0.members }.filter { $0.isReachable })
         await journal.close()
+        if !wasStopped { await loop.shutdown() }
     }
 
     /// Runs `work` and returns true if it finished within `timeout`, false otherwise — without waiting for it

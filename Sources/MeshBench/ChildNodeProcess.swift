@@ -7,7 +7,7 @@ import Glibc
 /// A `mesh node` child process, started and read until its first stdout line ("listening on HOST:PORT node …")
 /// gives its address. Used by `mesh bench`, `mesh demo` and the CLI tests.
 package final class ChildNodeProcess: Sendable {
-    package let process = Process()
+    package let process: SpawnedProcess
     /// The address from the first line, `HOST:PORT`.
     package let address: String
     /// The whole first line the node printed.
@@ -18,32 +18,21 @@ package final class ChildNodeProcess: Sendable {
     /// - Parameter stderrPath: a file that receives the child's standard error (its logs); discarded if `nil`.
     /// - Throws: if it cannot start or prints no `listening on` line (it is then terminated).
     package init(executable: String, arguments: [String], environment: [String: String] = [:], stderrPath: String? = nil) throws {
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if !environment.isEmpty {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        }
-        let out = Pipe()
-        process.standardOutput = out
-        if let stderrPath {
-            guard FileManager.default.createFile(atPath: stderrPath, contents: nil),
-                  let handle = FileHandle(forWritingAtPath: stderrPath) else { throw BenchmarkFailure("cannot create \(stderrPath)") }
-            process.standardError = handle
-        } else {
-            process.standardError = FileHandle.nullDevice
-        }
-        try process.run()
-        var line = Data()
+        process = try SpawnedProcess(executable: executable, arguments: arguments, environment: environment,
+                                     stdout: .pipe, stderr: stderrPath.map { .file($0) } ?? .null)
+        let out = process.standardOutput!
+        var line: [UInt8] = []
         let deadline = Date().addingTimeInterval(30)
+        var buffer = [UInt8](repeating: 0, count: 4096)
         while !line.contains(UInt8(ascii: "\n")) && Date() < deadline {
             // Wait for output at most until the deadline (a read alone would block for ever on a node stuck
             // before its first line).
-            var poller = pollfd(fd: out.fileHandleForReading.fileDescriptor, events: Int16(POLLIN), revents: 0)
+            var poller = pollfd(fd: out, events: Int16(POLLIN), revents: 0)
             let remaining = Int32(max(1, deadline.timeIntervalSinceNow * 1000))
             guard poll(&poller, 1, remaining) > 0 else { break }
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            line.append(chunk)
+            let n = buffer.withUnsafeMutableBytes { read(out, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            line += buffer.prefix(n)
         }
         let text = String(decoding: line, as: UTF8.self)
         guard let range = text.range(of: "listening on "), let end = text[range.upperBound...].firstIndex(of: " ") else {
@@ -52,6 +41,11 @@ package final class ChildNodeProcess: Sendable {
         }
         address = String(text[range.upperBound..<end])
         firstLine = text
+    }
+
+    deinit {
+        // The stdout pipe stays open while the child runs (a write to a closed pipe would kill it with SIGPIPE).
+        if let out = process.standardOutput { close(out) }
     }
 
     /// Waits up to `seconds` for the process to exit by itself. Returns the signal that killed it (0 for a

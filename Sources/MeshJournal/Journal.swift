@@ -67,8 +67,11 @@ public final class Journal: Sendable {
     /// another open holds (``JournalError/Code-swift.struct/inUse``: a journal has one owner, see
     /// ``JournalLock``), and one that fails SQLite's quick check (``JournalError/Code-swift.struct/corrupt``).
     /// A journal this call created is removed again if the open fails (a full disk leaves no stub behind).
+    /// - Parameter writerExecutor: an executor the owner lends the writer instead of a thread of its own (a node's
+    ///   own event loop, which also owns its socket: see ``JournalExecutor``); `nil` gives the writer a thread.
     /// - Throws: ``JournalError``.
-    public static func open(path: String, configuration: JournalConfiguration = .init(), logger: Logger) async throws -> Journal {
+    public static func open(path: String, configuration: JournalConfiguration = .init(), writerExecutor: (any JournalExecutor)? = nil,
+                            logger: Logger) async throws -> Journal {
         try configuration.validate()
         // The schema uses STRICT tables (3.37) and ALTER TABLE DROP COLUMN (3.35).
         guard sqlite3_libversion_number() >= minimumSQLiteVersion else {
@@ -81,7 +84,7 @@ public final class Journal: Sendable {
         }
         let lock = try await JournalLock.acquire(journalPath: path, nowMs: WallClock.nowMs(), patience: .seconds(2))
         do {
-            return try await open(path: path, configuration: configuration, lock: lock, logger: logger)
+            return try await open(path: path, configuration: configuration, lock: lock, writerExecutor: writerExecutor, logger: logger)
         } catch {
             if !existed {
                 // Nothing of a journal this open created is worth keeping (it failed before its first commit
@@ -95,12 +98,12 @@ public final class Journal: Sendable {
     }
 
     private static func open(path: String, configuration: JournalConfiguration, lock: JournalLock,
-                             logger: Logger) async throws -> Journal {
+                             writerExecutor: (any JournalExecutor)?, logger: Logger) async throws -> Journal {
         let writer = SQLiteWorker(
             name: "mesh-journal-w",
             role: .writer(maxBatchSize: configuration.maxBatchSize, maxBatchDelayMicroseconds: configuration.maxBatchDelayMicroseconds,
                           deferMicroseconds: configuration.deferredCommitMicroseconds),
-            logger: logger, spinMicroseconds: configuration.idleSpinMicroseconds)
+            logger: logger, spinMicroseconds: configuration.idleSpinMicroseconds, executor: writerExecutor)
         struct Opened: Sendable {
             let identity: JournalIdentity
             let applied: [Int]

@@ -8,9 +8,10 @@ import Logging
 import MeshCore
 import Synchronization
 
-/// A dedicated OS thread that owns one SQLite connection and runs submitted jobs on it, so blocking SQLite
-/// calls never run on a NIO event loop or Swift's cooperative thread pool. Callers `await` their job; the
-/// continuation is resumed from this thread.
+/// A dedicated OS thread — or an executor lent by the journal's owner (``JournalExecutor``: a node's own event
+/// loop, see `SQLiteWorker+Executor.swift`) — that owns one SQLite connection and runs submitted jobs on it, so
+/// blocking SQLite calls never run on an event loop an application shares or on Swift's cooperative thread pool.
+/// Callers `await` their job; the continuation is resumed from that thread.
 ///
 /// A *writer* worker gathers whatever jobs are queued (up to `maxBatchSize`, optionally waiting
 /// `maxBatchDelay` for more) into one `BEGIN IMMEDIATE … COMMIT` transaction — group commit — and resumes each
@@ -28,19 +29,26 @@ final class SQLiteWorker: Sendable {
         case reader
     }
 
-    private struct State: ~Copyable {
+    struct State: ~Copyable {
         var queue: [any SQLiteJob] = []
         var head = 0
         var idle = false
         var closed = false
         var exitContinuation: CheckedContinuation<Void, Never>?
         var exited = false
+        /// On a lent executor: a step is queued there (set by the first enqueue, cleared by a step that found
+        /// nothing to run now).
+        var stepQueued = false
     }
 
     private let name: String
-    private let role: Role
-    private let logger: Logger
-    private let state = Mutex(State())
+    let role: Role
+    let logger: Logger
+    let state = Mutex(State())
+    /// The executor the writer runs on instead of its own thread, if one was lent (writers only).
+    let executor: (any JournalExecutor)?
+    /// What only the lent executor touches (its connection, retries, deferral); `nil` on a thread of its own.
+    let lent: LentState?
     /// Group-commit counters: transactions committed and jobs they carried.
     private let counters = Mutex((transactions: 0, jobs: 0))
     private let wakeup = DispatchSemaphore(value: 0)
@@ -51,19 +59,23 @@ final class SQLiteWorker: Sendable {
     /// A `max_page_count` to apply before the next transaction (0: none pending); see ``Journal/setPageLimit(_:)``.
     let pendingPageLimit = Atomic<Int64>(0)
 
-    init(name: String, role: Role, logger: Logger, spinMicroseconds: Int = 0) {
+    /// - Parameter executor: run on this executor instead of a thread of its own (a writer only).
+    init(name: String, role: Role, logger: Logger, spinMicroseconds: Int = 0, executor: (any JournalExecutor)? = nil) {
         self.name = name
         self.role = role
         self.logger = logger
         self.spinMicroseconds = spinMicroseconds
+        self.executor = executor
+        self.lent = executor.map { _ in LentState() }
     }
 
-    /// Starts the thread and runs `setup` on it (open the connection, migrate, ...). Returns what `setup`
-    /// reports, or throws its error, in which case the thread has already exited.
+    /// Starts the thread (or takes the lent executor) and runs `setup` on it (open the connection, migrate, ...).
+    /// Returns what `setup` reports, or throws its error, in which case the worker has already stopped.
     func start<Report: Sendable>(
         setup: @escaping @Sendable () throws -> (WorkerContext, Report)
     ) async throws -> Report {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Report, any Error>) in
+        if executor != nil { return try await startLent(setup: setup) }
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Report, any Error>) in
             spawnThread(name: name) { [self] in
                 let context: WorkerContext
                 do {
@@ -114,6 +126,7 @@ final class SQLiteWorker: Sendable {
 
     /// Appends `job` to the queue and wakes the thread if it sleeps. False if the worker is closed.
     private func enqueue(_ job: any SQLiteJob) -> Bool {
+        if executor != nil { return enqueueLent(job) }
         let (accepted, shouldWake) = state.withLock { state -> (Bool, Bool) in
             guard !state.closed else { return (false, false) }
             state.queue.append(job)
@@ -148,6 +161,7 @@ final class SQLiteWorker: Sendable {
 
     /// Stops accepting jobs, lets the queued ones finish, closes the connection and waits for the thread.
     func close() async {
+        if executor != nil { return await closeLent() }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let (resumeNow, wake) = state.withLock { state -> (Bool, Bool) in
                 if state.exited { return (true, false) }
@@ -334,7 +348,7 @@ final class SQLiteWorker: Sendable {
     }
 
     /// Applies a page limit set by ``Journal/setPageLimit(_:)``, if any: right before a transaction.
-    private func applyPendingPageLimit(_ context: WorkerContext) {
+    func applyPendingPageLimit(_ context: WorkerContext) {
         guard pendingPageLimit.load(ordering: .relaxed) != 0 else { return }
         _ = try? context.db.scalarInt("PRAGMA max_page_count = \(pendingPageLimit.exchange(0, ordering: .acquiring))")
     }
@@ -342,7 +356,7 @@ final class SQLiteWorker: Sendable {
     /// Runs `jobs` in order: those outside a transaction alone, the others in group-commit batches between them.
     /// Returns the posted writes to retry (their transaction aborted), with every job queued after them in
     /// `jobs`, so nothing overtakes them.
-    private func runTransactions(_ jobs: [any SQLiteJob], _ context: WorkerContext) -> [any SQLiteJob] {
+    func runTransactions(_ jobs: [any SQLiteJob], _ context: WorkerContext) -> [any SQLiteJob] {
         var start = jobs.startIndex
         for (index, job) in jobs.enumerated() where job.outsideTransaction {
             if start < index {

@@ -81,12 +81,9 @@ import Glibc
         let key = try await Self.keygen(dir)
         let b = try await MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/b.sqlite", "--key-file", key,
                                                            "--sink", "1024"])
-        let sender = Process()
-        sender.executableURL = URL(fileURLWithPath: MeshCommandTests.binary)
-        sender.arguments = ["send", "--to", b.address, "--command", "1024", "--count", "100000", "--key-file", key, "--journal", dir + "/s.sqlite"]
-        sender.standardOutput = FileHandle.nullDevice
-        sender.standardError = FileHandle.nullDevice
-        try sender.run()
+        let sender = try SpawnedProcess(executable: MeshCommandTests.binary,
+                                        arguments: ["send", "--to", b.address, "--command", "1024", "--count", "100000", "--key-file", key,
+                                                    "--journal", dir + "/s.sqlite"])
         // Kill it once it has journaled some messages.
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {

@@ -13,29 +13,27 @@ import Glibc
 @Suite struct CommandOptionsTests {
     /// A `mesh` child whose standard output is collected by a thread of its own (never the cooperative pool).
     final class StreamingProcess: Sendable {
-        let process = Process()
+        let process: SpawnedProcess
         private let output = Mutex<[UInt8]>([])
         private let errors = Mutex<[UInt8]>([])
 
         init(_ arguments: [String]) throws {
-            process.executableURL = URL(fileURLWithPath: MeshCommandTests.binary)
-            process.arguments = arguments
-            let out = Pipe()
-            let err = Pipe()
-            process.standardOutput = out
-            process.standardError = err
-            try process.run()
-            collect(out.fileHandleForReading, errors: false)
-            collect(err.fileHandleForReading, errors: true)
+            process = try SpawnedProcess(executable: MeshCommandTests.binary, arguments: arguments, stdout: .pipe, stderr: .pipe)
+            if let fd = process.standardOutput { collect(fd, errors: false) }
+            if let fd = process.standardError { collect(fd, errors: true) }
         }
 
-        private func collect(_ handle: FileHandle, errors isErrors: Bool) {
+        private func collect(_ fd: Int32, errors isErrors: Bool) {
             Thread.detachNewThread { [self] in
+                var buffer = [UInt8](repeating: 0, count: 4096)
                 while true {
-                    let chunk = handle.availableData
-                    if chunk.isEmpty { break }
+                    let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { break }
+                    let chunk = buffer[0..<n]
                     if isErrors { errors.withLock { $0 += chunk } } else { output.withLock { $0 += chunk } }
                 }
+                close(fd)
             }
         }
 

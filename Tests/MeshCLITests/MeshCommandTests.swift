@@ -31,32 +31,15 @@ import Testing
     /// thread of its own, not on the cooperative pool (on 2 cores, two blocked pool threads stall every test).
     /// - Parameter stdin: bytes the process reads from its standard input (then end of file).
     static func run(_ arguments: [String], timeout: Double = 60, environment: [String: String] = [:], stdin: Data? = nil) async throws -> Run {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
-        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-        let out = Pipe()
-        let err = Pipe()
-        let input = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
-        try process.run()
-        return await withCheckedContinuation { (continuation: CheckedContinuation<Run, Never>) in
-            Thread.detachNewThread {
-                if let stdin {
-                    input.fileHandleForWriting.write(stdin)
-                    try? input.fileHandleForWriting.close()
-                }
-                let killer = DispatchWorkItem { process.terminate() }
-                DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: killer)
-                let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                process.waitUntilExit()
-                killer.cancel()
-                continuation.resume(returning: Run(status: process.terminationStatus, stdout: stdout, stderr: stderr,
-                                                   signal: process.terminationReason == .uncaughtSignal ? process.terminationStatus : 0))
-            }
+        let process = try SpawnedProcess(executable: binary, arguments: arguments, environment: environment,
+                                         stdin: stdin.map { .bytes([UInt8]($0)) } ?? .null, stdout: .pipe, stderr: .pipe)
+        return await offThePool {
+            let killer = DispatchWorkItem { process.terminate() }
+            DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: killer)
+            let (stdout, stderr) = process.finish()
+            killer.cancel()
+            return Run(status: process.terminationStatus, stdout: stdout, stderr: stderr,
+                       signal: process.terminationReason == .uncaughtSignal ? process.terminationStatus : 0)
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import MeshBench
 import Testing
 
 /// Mesh across three hosts: runs `Tools/netns-test.sh` (three network namespaces joined by veth pairs to a bridge,
@@ -16,12 +17,7 @@ import Testing
         // Namespaces may be forbidden even to root (some containers): probe as the script does.
         let name = "mesh-probe-\(getpid())"
         func run(_ arguments: [String]) -> Bool {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: ip)
-            process.arguments = arguments
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            guard (try? process.run()) != nil else { return false }
+            guard let process = try? SpawnedProcess(executable: ip, arguments: arguments) else { return false }
             process.waitUntilExit()
             return process.terminationStatus == 0
         }
@@ -39,20 +35,13 @@ import Testing
         // Output goes to a file and the exit is awaited, so no thread of the cooperative pool is blocked for the
         // script's duration (the other tests run meanwhile).
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("mesh-netns-\(UUID().uuidString.prefix(8)).log")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: log) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [Self.script, MeshCommandTests.binary, "20000"]
-        let handle = try FileHandle(forWritingTo: log)
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
+        let process = try SpawnedProcess(executable: "/bin/bash", arguments: [Self.script, MeshCommandTests.binary, "20000"],
+                                         stdout: .file(log.path), stderr: .standardOutput)
         let deadline = ContinuousClock.now + .seconds(400)
         while process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
         if process.isRunning { process.terminate() }
-        process.waitUntilExit()
-        try handle.close()
+        await offThePool { process.waitUntilExit() }
         let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
         // Everything the script needs was checked above: exit 77 ("skipped") here is a failure, not a pass.
         #expect(process.terminationStatus == 0, "\(output)")

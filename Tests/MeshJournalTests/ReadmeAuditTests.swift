@@ -1,7 +1,8 @@
 import Foundation
 import MeshCore
 import Testing
-@testable import MeshJournal
+@testable import MeshBench
+import MeshJournal
 
 /// The README's audit cookbook is part of the contract: every query in it runs, verbatim, against a journal
 /// holding each kind of traffic, through our read connection and through the stock `sqlite3` shell.
@@ -86,17 +87,8 @@ import Testing
             try await Self.populate(journal)
             // The journal is open (live) while the shell reads it.
             for sql in queries {
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: shell!)
-                process.arguments = ["-readonly", journal.path, sql]
-                let output = Pipe()
-                let errors = Pipe()
-                process.standardOutput = output
-                process.standardError = errors
-                try process.run()
-                let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                let errorText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                process.waitUntilExit()
+                let process = try SpawnedProcess(executable: shell!, arguments: ["-readonly", journal.path, sql], stdout: .pipe, stderr: .pipe)
+                let (text, errorText) = await offThePool { process.finish() }
                 #expect(process.terminationStatus == 0, "sqlite3 failed: \(errorText)\n\(sql)")
                 #expect(!text.isEmpty, "sqlite3 printed nothing for:\n\(sql)")
             }

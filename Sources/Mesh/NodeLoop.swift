@@ -1,0 +1,41 @@
+import MeshJournal
+import NIOCore
+import NIOPosix
+
+/// The node's own thread: a one-thread event loop that owns the node's UDP socket and on which the journal's
+/// writer runs (``JournalExecutor``), so a received batch is journaled, committed and acknowledged on one thread
+/// and an outbound message is journaled and transmitted on it — the design of the C journaled bus. A commit blocks
+/// only this thread; it is never an event loop the application shares, nor a thread of Swift's cooperative pool.
+///
+/// Created by ``MeshNode/start(configuration:logger:registering:)`` and shut down last by ``MeshNode/shutdown()``.
+struct NodeLoop: Sendable {
+    let group: MultiThreadedEventLoopGroup
+    let eventLoop: any EventLoop
+
+    init() {
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        eventLoop = group.next()
+    }
+
+    /// The loop, lent to the journal's writer.
+    var journalExecutor: any JournalExecutor { EventLoopJournalExecutor(eventLoop: eventLoop) }
+
+    /// Stops the thread (after the journal and the transport are closed).
+    func shutdown() async {
+        try? await group.shutdownGracefully()
+    }
+}
+
+/// An event loop as the journal writer's executor.
+struct EventLoopJournalExecutor: JournalExecutor {
+    let eventLoop: any EventLoop
+
+    func execute(_ work: @escaping @Sendable () -> Void) { eventLoop.execute(work) }
+
+    func execute(after delay: Duration, _ work: @escaping @Sendable () -> Void) {
+        let nanoseconds = delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000
+        eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) { work() }
+    }
+
+    var isCurrent: Bool { eventLoop.inEventLoop }
+}

@@ -1,0 +1,180 @@
+import Dispatch
+import Logging
+import Synchronization
+
+/// The writer on a lent executor (``JournalExecutor``: a node's own event loop) instead of a thread of its own.
+///
+/// The same group commit as on a thread, driven by steps the executor runs instead of a loop that blocks: a job
+/// queued from any thread queues one step (if none is queued); a step takes what is queued (up to the batch size),
+/// runs it in one transaction and queues the next step if more is waiting. Waiting never blocks the executor:
+/// deferrable writes held back for an awaited one (``JournalConfiguration/deferredCommitMicroseconds``), the batch
+/// delay, and the backoff of writes a full disk failed are timers on it.
+extension SQLiteWorker {
+    /// The state only the lent executor touches.
+    ///
+    /// `@unchecked Sendable` is safe: every property is read and written by steps, setup and close, which all run
+    /// on the one serial executor (``JournalExecutor``), so no two accesses overlap; the object only crosses to
+    /// that executor inside the closures it runs.
+    final class LentState: @unchecked Sendable {
+        /// The write connection, opened by `setup` on the executor.
+        var context: WorkerContext?
+        /// Posted writes of an aborted transaction, retried ahead of everything queued after them.
+        var retry: [any SQLiteJob] = []
+        var retryAt: UInt64 = 0
+        var backoffNanoseconds: UInt64 = 10_000_000
+        /// Until when deferrable writes may wait for an awaited one (0: not waiting).
+        var holdUntil: UInt64 = 0
+        /// A timer step is pending for this instant (0: none), so a wait arms one timer, not one per step.
+        var timerAt: UInt64 = 0
+    }
+
+    /// ``start(setup:)`` on the lent executor.
+    func startLent<Report: Sendable>(setup: @escaping @Sendable () throws -> (WorkerContext, Report)) async throws -> Report {
+        let (executor, lent) = (self.executor!, self.lent!)
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Report, any Error>) in
+            executor.execute { [self] in
+                do {
+                    let (context, report) = try setup()
+                    lent.context = context
+                    continuation.resume(returning: report)
+                } catch {
+                    state.withLock { $0.closed = true; $0.exited = true }
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+
+    /// Queues `job` and a step to run it, unless one is queued already. False once closed.
+    func enqueueLent(_ job: any SQLiteJob) -> Bool {
+        let (accepted, schedule) = state.withLock { state -> (Bool, Bool) in
+            guard !state.closed else { return (false, false) }
+            state.queue.append(job)
+            if state.stepQueued { return (true, false) }
+            state.stepQueued = true
+            return (true, true)
+        }
+        if schedule { executor!.execute { [self] in step() } }
+        return accepted
+    }
+
+    /// Stops accepting jobs, lets the queued ones finish, closes the connection on the executor.
+    func closeLent() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let resumeNow = state.withLock { state -> Bool in
+                if state.exited { return true }
+                state.closed = true
+                state.exitContinuation = continuation
+                return false
+            }
+            if resumeNow { continuation.resume() } else { executor!.execute { [self] in step() } }
+        }
+    }
+
+    /// One step on the executor: runs what is due in one group-commit transaction (or several, around jobs that
+    /// run alone), then queues the next step if more is waiting, or arms a timer for a wait.
+    private func step() {
+        guard let lent, let context = lent.context else { return }
+        guard case .writer(let maxBatch, let delayMicroseconds, let deferMicroseconds) = role else { return }
+        let now = DispatchTime.now().uptimeNanoseconds
+        // A retry waits out its backoff; new jobs queue behind it (nothing overtakes a write a full disk failed).
+        if !lent.retry.isEmpty && now < lent.retryAt && !state.withLock({ $0.closed }) {
+            idle(until: lent.retryAt)
+            return
+        }
+        enum Take { case run([any SQLiteJob]), wait(UInt64), idle, finished }
+        let take = state.withLock { state -> Take in
+            let available = state.queue.count - state.head
+            if available == 0 && lent.retry.isEmpty {
+                state.stepQueued = false
+                return state.closed ? .finished : .idle
+            }
+            // Hold a small batch back: for more jobs (maxBatchDelay) or, if it holds only deferrable writes, for an
+            // awaited write to share its commit; a full batch, an urgent job or closing ends the wait.
+            if !state.closed && lent.retry.isEmpty && available < maxBatch {
+                let pending = state.queue[state.head...]
+                let wait = pending.allSatisfy(\.deferrable) ? max(deferMicroseconds, delayMicroseconds) : delayMicroseconds
+                if wait > 0 {
+                    if lent.holdUntil == 0 { lent.holdUntil = now + UInt64(wait) * 1000 }
+                    if now < lent.holdUntil {
+                        state.stepQueued = false
+                        return .wait(lent.holdUntil)
+                    }
+                }
+            }
+            // This step runs now: a job queued while it runs queues the next one.
+            state.stepQueued = false
+            let n = min(available, maxBatch)
+            let jobs = Array(state.queue[state.head..<(state.head + n)])
+            state.head += n
+            if state.head == state.queue.count {
+                state.queue.removeAll(keepingCapacity: true)
+                state.head = 0
+            } else if state.head > 4096 && state.head * 2 > state.queue.count {
+                state.queue.removeFirst(state.head)
+                state.head = 0
+            }
+            return .run(jobs)
+        }
+        switch take {
+        case .idle:
+            return
+        case .wait(let deadline):
+            idle(until: deadline)
+            return
+        case .finished:
+            finish(context)
+            return
+        case .run(let taken):
+            lent.holdUntil = 0
+            let jobs = lent.retry + taken
+            lent.retry = []
+            applyPendingPageLimit(context)
+            let failed = runTransactions(jobs, context)
+            if failed.isEmpty {
+                lent.backoffNanoseconds = 10_000_000
+            } else if state.withLock({ $0.closed }) {
+                // Closing: this was the last attempt; what still cannot commit is given up (a message whose records
+                // are lost runs again at the next start; an awaited write fails as closed).
+                logger.error("journal closed with writes it could not commit", metadata: ["journal.writes": "\(failed.count)"])
+                for job in failed where !(job is PostedJob) { job.finish(JournalError(.closed, "the journal closed before this write could commit")) }
+            } else {
+                lent.retry = failed
+                lent.retryAt = DispatchTime.now().uptimeNanoseconds + lent.backoffNanoseconds
+                lent.backoffNanoseconds = min(lent.backoffNanoseconds * 2, 250_000_000)
+            }
+            // More waiting (or a retry, or closing to finish): another step, after whatever else the executor has.
+            let more = state.withLock { state -> Bool in
+                if state.stepQueued { return false }
+                let waiting = state.queue.count > state.head || !lent.retry.isEmpty || state.closed
+                if waiting { state.stepQueued = true }
+                return waiting
+            }
+            if more { executor!.execute { [self] in step() } }
+        }
+    }
+
+    /// Arms one timer step for `deadline` (a wait, a retry backoff), unless one is armed for it already; a job
+    /// queued meanwhile still queues an immediate step, which decides again.
+    private func idle(until deadline: UInt64) {
+        guard let lent, lent.timerAt == 0 || lent.timerAt > deadline else { return }
+        lent.timerAt = deadline
+        let now = DispatchTime.now().uptimeNanoseconds
+        let delay = Duration.nanoseconds(Int64(deadline > now ? deadline - now : 0))
+        executor!.execute(after: delay) { [self] in
+            if lent.timerAt == deadline { lent.timerAt = 0 }
+            step()
+        }
+    }
+
+    /// Closing, nothing left: closes the connection on the executor and reports the exit.
+    private func finish(_ context: WorkerContext) {
+        context.close()
+        lent?.context = nil
+        let continuation = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.exited = true
+            return state.exitContinuation
+        }
+        continuation?.resume()
+    }
+}
