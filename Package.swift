@@ -95,6 +95,7 @@ let package = Package(
         .target(
             name: "MeshFaultProxy",
             dependencies: [
+                "MeshCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -117,8 +117,11 @@ public final class MeshNode: Sendable {
     /// shutdown fails with the node's error, not the journal's. (Responses of handlers still draining at
     /// shutdown are journaled all the same: they go out at the next start.)
     func checkRunning() throws(MeshError) {
-        if isStopped { throw MeshError(.notStarted, "the node is shut down: nothing was journaled or sent") }
+        if isStopped { throw Self.shutDownError }
     }
+
+    /// What a send gets once the node shut down (before it journaled anything).
+    static let shutDownError = MeshError(.notStarted, "the node is shut down: nothing was journaled or sent")
 
     /// Opens the journal (a new boot epoch), binds the transport, resends what was never acknowledged and
     /// re-dispatches what was never handled.
@@ -466,7 +469,7 @@ public final class MeshNode: Sendable {
                 switch result {
                 case .failure(let error as JournalError) where error.code == .closed:
                     // The node shut down while the message waited for the writer: nothing was journaled.
-                    continuation.resume(throwing: MeshError(.notStarted, "the node is shut down: nothing was journaled or sent"))
+                    continuation.resume(throwing: Self.shutDownError)
                 case .failure(let error):
                     continuation.resume(throwing: error)
                 case .success(let seqs):

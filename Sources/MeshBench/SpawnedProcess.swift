@@ -156,17 +156,23 @@ package final class SpawnedProcess: Sendable {
         return Spawned(pid: pid, readEnds: readEnds, inputWriter: inputWriter)
     }
 
-    /// Reads one of the pipe read ends to end of file and closes it (blocks: call it off the cooperative pool).
-    package static func readToEnd(_ fd: Int32) -> [UInt8] {
-        var bytes: [UInt8] = []
+    /// Reads one of the pipe read ends chunk by chunk until end of file, then closes it (blocks: call it off the
+    /// cooperative pool).
+    package static func readChunks(_ fd: Int32, _ body: (ArraySlice<UInt8>) -> Void) {
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
-            bytes += buffer[0..<n]
+            body(buffer[0..<n])
         }
         close(fd)
+    }
+
+    /// Reads one of the pipe read ends to end of file and closes it (blocks: call it off the cooperative pool).
+    package static func readToEnd(_ fd: Int32) -> [UInt8] {
+        var bytes: [UInt8] = []
+        readChunks(fd) { bytes += $0 }
         return bytes
     }
 

@@ -1,3 +1,4 @@
+import MeshCore
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -230,20 +231,8 @@ final class ProxyHandler: ChannelInboundHandler {
 @available(*, unavailable)
 extension ProxyHandler: Sendable {}
 
-/// A small, fast, seedable generator (SplitMix64), so fault runs (and the tests' random kills) repeat exactly
-/// for a given seed.
-package struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    package init(seed: UInt64) { state = seed }
-
-    package mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+extension SplitMix64 {
+    /// True with probability `p`.
     mutating func chance(_ p: Double) -> Bool {
         guard p > 0 else { return false }
         return Double(next() >> 11) / Double(1 << 53) < p

@@ -859,33 +859,33 @@ extension Journal {
         let responseBytes = response.flatMap { try? MeshCodec.encode($0) }
         let responseJSON = response.map { MeshJSON.string(from: $0) }
         writer.post(inTransaction: true, "an invocation end") { context in
-                let rowID = ticket.rowID.load(ordering: .acquiring)
-                let statement: SQLiteStatement
-                if rowID != 0 {
-                    statement = try context.db.cached("""
-                        UPDATE mesh_invocation SET finished_at = ?, outcome = ?, error = ?, response = ?, response_json = ? WHERE id = ?
-                        """)
-                    try statement.bind(6, rowID)
-                } else {
-                    statement = try context.db.cached("""
-                        INSERT INTO mesh_invocation(finished_at, outcome, error, response, response_json,
-                                                    inbound_id, handler_index, attempt, started_at)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        """)
-                    try statement.bind(6, ticket.inboundID)
-                    try statement.bind(7, ticket.handlerIndex)
-                    try statement.bind(8, ticket.attempt)
-                    try statement.bind(9, ticket.startedAt)
-                }
-                try statement.bind(1, now)
-                try statement.bind(2, Int64(outcome.rawValue))
-                try statement.bind(3, error)
-                try statement.bind(4, blob: responseBytes)
-                try statement.bind(5, responseJSON)
-                try statement.step()
-                if let (newStatus, attempts, statusError) = status {
-                    try Self.updateInboundStatus(context.db, id: ticket.inboundID, newStatus, attempts: attempts, error: statusError, now: now)
-                }
+            let rowID = ticket.rowID.load(ordering: .acquiring)
+            let statement: SQLiteStatement
+            if rowID != 0 {
+                statement = try context.db.cached("""
+                    UPDATE mesh_invocation SET finished_at = ?, outcome = ?, error = ?, response = ?, response_json = ? WHERE id = ?
+                    """)
+                try statement.bind(6, rowID)
+            } else {
+                statement = try context.db.cached("""
+                    INSERT INTO mesh_invocation(finished_at, outcome, error, response, response_json,
+                                                inbound_id, handler_index, attempt, started_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """)
+                try statement.bind(6, ticket.inboundID)
+                try statement.bind(7, ticket.handlerIndex)
+                try statement.bind(8, ticket.attempt)
+                try statement.bind(9, ticket.startedAt)
+            }
+            try statement.bind(1, now)
+            try statement.bind(2, Int64(outcome.rawValue))
+            try statement.bind(3, error)
+            try statement.bind(4, blob: responseBytes)
+            try statement.bind(5, responseJSON)
+            try statement.step()
+            if let (newStatus, attempts, statusError) = status {
+                try Self.updateInboundStatus(context.db, id: ticket.inboundID, newStatus, attempts: attempts, error: statusError, now: now)
+            }
         }
     }
 

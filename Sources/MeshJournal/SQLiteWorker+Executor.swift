@@ -104,17 +104,7 @@ extension SQLiteWorker {
             }
             // This step runs now: a job queued while it runs queues the next one.
             state.stepQueued = false
-            let n = min(available, maxBatch)
-            let jobs = Array(state.queue[state.head..<(state.head + n)])
-            state.head += n
-            if state.head == state.queue.count {
-                state.queue.removeAll(keepingCapacity: true)
-                state.head = 0
-            } else if state.head > 4096 && state.head * 2 > state.queue.count {
-                state.queue.removeFirst(state.head)
-                state.head = 0
-            }
-            return .run(jobs)
+            return .run(state.dequeue(max: maxBatch))
         }
         switch take {
         case .idle:
@@ -134,10 +124,7 @@ extension SQLiteWorker {
             if failed.isEmpty {
                 lent.backoffNanoseconds = 10_000_000
             } else if state.withLock({ $0.closed }) {
-                // Closing: this was the last attempt; what still cannot commit is given up (a message whose records
-                // are lost runs again at the next start; an awaited write fails as closed).
-                logger.error("journal closed with writes it could not commit", metadata: ["journal.writes": "\(failed.count)"])
-                for job in failed where !(job is PostedJob) { job.finish(JournalError(.closed, "the journal closed before this write could commit")) }
+                giveUp(failed)  // closing: this was the last attempt
             } else {
                 lent.retry = failed
                 lent.retryAt = DispatchTime.now().uptimeNanoseconds + lent.backoffNanoseconds

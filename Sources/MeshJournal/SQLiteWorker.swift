@@ -39,6 +39,23 @@ final class SQLiteWorker: Sendable {
         /// On a lent executor: a step is queued there (set by the first enqueue, cleared by a step that found
         /// nothing to run now).
         var stepQueued = false
+
+        /// Takes up to `max` queued jobs, in order (under the lock). The consumed prefix is dropped when the queue
+        /// drains, and now and then under sustained load, when it never does.
+        mutating func dequeue(max: Int) -> [any SQLiteJob] {
+            let n = Swift.min(queue.count - head, max)
+            guard n > 0 else { return [] }
+            let jobs = Array(queue[head..<(head + n)])
+            head += n
+            if head == queue.count {
+                queue.removeAll(keepingCapacity: true)
+                head = 0
+            } else if head > 4096 && head * 2 > queue.count {
+                queue.removeFirst(head)
+                head = 0
+            }
+            return jobs
+        }
     }
 
     private let name: String
@@ -195,18 +212,7 @@ final class SQLiteWorker: Sendable {
                     state.idle = true
                     return []
                 }
-                let n = Swift.min(available, max)
-                let jobs = Array(state.queue[state.head..<(state.head + n)])
-                state.head += n
-                if state.head == state.queue.count {
-                    state.queue.removeAll(keepingCapacity: true)
-                    state.head = 0
-                } else if state.head > 4096 && state.head * 2 > state.queue.count {
-                    // Under sustained load the queue never drains: drop the consumed prefix now and then.
-                    state.queue.removeFirst(state.head)
-                    state.head = 0
-                }
-                return jobs
+                return state.dequeue(max: max)
             }
             guard let taken else { return nil }
             if !taken.isEmpty { return taken }
@@ -238,14 +244,8 @@ final class SQLiteWorker: Sendable {
         var more: [any SQLiteJob] = []
         while more.count < max {
             let got: [any SQLiteJob] = state.withLock { state in
-                let available = state.queue.count - state.head
-                let n = Swift.min(available, max - more.count)
-                guard n > 0 else {
-                    if microseconds > 0 { state.idle = true }
-                    return []
-                }
-                let jobs = Array(state.queue[state.head..<(state.head + n)])
-                state.head += n
+                let jobs = state.dequeue(max: max - more.count)
+                if jobs.isEmpty && microseconds > 0 { state.idle = true }
                 return jobs
             }
             if got.isEmpty {
@@ -306,13 +306,8 @@ final class SQLiteWorker: Sendable {
                     retry = []
                     applyPendingPageLimit(context)
                     if state.withLock({ $0.closed }) {
-                        // Closing: one last attempt. What still cannot commit is given up (a message whose records
-                        // are lost runs again at the next start; an awaited write fails as closed).
-                        let failed = runTransactions(jobs, context)
-                        if !failed.isEmpty {
-                            logger.error("journal closed with writes it could not commit", metadata: ["journal.writes": "\(failed.count)"])
-                            for job in failed where !(job is PostedJob) { job.finish(JournalError(.closed, "the journal closed before this write could commit")) }
-                        }
+                        // Closing: one last attempt.
+                        giveUp(runTransactions(jobs, context))
                         continue
                     }
                 }
@@ -345,6 +340,14 @@ final class SQLiteWorker: Sendable {
             return state.exitContinuation
         }
         continuation?.resume()
+    }
+
+    /// Closing, and `failed` still could not commit at the last attempt: given up (a message whose records are lost
+    /// runs again at the next start; an awaited write fails as closed).
+    func giveUp(_ failed: [any SQLiteJob]) {
+        guard !failed.isEmpty else { return }
+        logger.error("journal closed with writes it could not commit", metadata: ["journal.writes": "\(failed.count)"])
+        for job in failed where !(job is PostedJob) { job.finish(JournalError(.closed, "the journal closed before this write could commit")) }
     }
 
     /// Applies a page limit set by ``Journal/setPageLimit(_:)``, if any: right before a transaction.

@@ -25,15 +25,9 @@ import Glibc
 
         private func collect(_ fd: Int32, errors isErrors: Bool) {
             Thread.detachNewThread { [self] in
-                var buffer = [UInt8](repeating: 0, count: 4096)
-                while true {
-                    let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                    if n < 0 && errno == EINTR { continue }
-                    if n <= 0 { break }
-                    let chunk = buffer[0..<n]
+                SpawnedProcess.readChunks(fd) { chunk in
                     if isErrors { errors.withLock { $0 += chunk } } else { output.withLock { $0 += chunk } }
                 }
-                close(fd)
             }
         }
 
@@ -59,10 +53,6 @@ import Glibc
                 return process.terminationStatus
             }
         }
-    }
-
-    static func json(_ line: String) -> [String: Any] {
-        (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] ?? [:]
     }
 
     @Test func sendRateTailFollowAndReplayFilters() async throws {
@@ -93,7 +83,7 @@ import Glibc
 
         // The follower printed all 30, as JSON lines, in order.
         #expect(try await tail.await { $0.count >= 30 }, "tail --follow printed \(tail.lines.count) of 30: \(tail.standardError)")
-        let followed = tail.lines.map(Self.json)
+        let followed = tail.lines.map(ClientCommandTests.json)
         #expect(followed.count == 30 && followed.allSatisfy { $0["direction"] as? String == "in" })
         #expect(followed.map { $0["command_id"] as? String ?? "\($0["command_id"] ?? "")" }.filter { $0 == "2" }.count == 10)
         #expect(await tail.stop() == 0 || tail.process.terminationReason == .uncaughtSignal)
@@ -103,7 +93,7 @@ import Glibc
             let run = try await MeshCommandTests.run(["replay", "--journal", journal, "--to", b.address, "--dry-run", "--json",
                                                       "--key-file", key] + extra)
             #expect(run.status == 0, "\(extra): \(run.stderr)")
-            return Self.json(run.stdout)["messages"] as? Int ?? -1
+            return ClientCommandTests.json(run.stdout)["messages"] as? Int ?? -1
         }
         #expect(try await dryRun([], journal: dir + "/b.sqlite") == 30)
         #expect(try await dryRun(["--direction", "out"], journal: dir + "/b.sqlite") == 0)
@@ -142,7 +132,7 @@ import Glibc
         let sent = try await MeshCommandTests.run(["send", "--to", listening, "--command", "1", "--count", "200", "--key-file", key,
                                                    "--timeout", "60", "--json"])
         #expect(sent.status == 0, "\(sent.stderr)")
-        #expect(Self.json(sent.stdout)["acked"] as? Int == 200)
+        #expect(ClientCommandTests.json(sent.stdout)["acked"] as? Int == 200)
         _ = await proxy.stop()
         let statistics = proxy.standardError
         let dropped = statistics.firstMatch(of: /dropped (\d+)/).flatMap { Int($0.1) } ?? 0

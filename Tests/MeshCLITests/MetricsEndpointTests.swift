@@ -8,23 +8,12 @@ import Glibc
 
 /// `mesh node --metrics-port` serves Prometheus text on /metrics.
 @Suite struct MetricsEndpointTests {
-    /// A plain HTTP/1.0 GET over a TCP socket; returns the whole response.
-    static func get(host: String, port: Int, path: String) throws -> String {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw POSIXError(.EIO) }
+    /// A plain HTTP/1.0 GET over a TCP socket to 127.0.0.1; returns the whole response.
+    static func get(port: Int, path: String) throws -> String {
+        let fd = try connection(port: port, request: "GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
         defer { close(fd) }
         var timeout = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        inet_pton(AF_INET, host, &address.sin_addr)
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
-        let request = Array("GET \(path) HTTP/1.0\r\nHost: \(host)\r\n\r\n".utf8)
-        _ = request.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         var response: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -54,6 +43,13 @@ import Glibc
         return fd
     }
 
+    /// The metrics port a `mesh node --metrics-port` child printed on its first line.
+    static func metricsPort(_ node: ChildNodeProcess) throws -> Int {
+        let line = node.firstLine
+        return try #require(line.range(of: " metrics ").flatMap { Int(line[$0.upperBound...].split(separator: ":").last?
+            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "") }, "no metrics address in: \(line)")
+    }
+
     /// Whether the server closed `fd` (end of file or reset), without blocking.
     static func closedByServer(_ fd: Int32) -> Bool {
         var byte: UInt8 = 0
@@ -76,16 +72,13 @@ import Glibc
     /// /metrics answers again once they are gone, and the node's UDP traffic never stopped.
     @Test func heldConnectionsAreBoundedAndTimedOut() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: MeshCommandTests.binary))
-        let dir = FileManager.default.temporaryDirectory.path + "/mesh-cli-metrics-" + UUID().uuidString.prefix(8).lowercased()
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try ClientCommandTests.tempDir("metrics")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let node = try await MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/m.sqlite", "--insecure",
                                                    "--sink", "1", "--metrics-port", "0", "--metrics-max-connections", "8",
                                                    "--metrics-timeout", "1"])
         defer { _ = node.terminate() }
-        let line = node.firstLine
-        let port = try #require(line.range(of: " metrics ").flatMap { Int(line[$0.upperBound...].split(separator: ":").last?
-            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "") }, "no metrics address in: \(line)")
+        let port = try Self.metricsPort(node)
         let pid = node.process.processIdentifier
         let baseline = Self.descriptorCount(pid)
         var held: [Int32] = []
@@ -100,11 +93,11 @@ import Glibc
         #expect(held.allSatisfy(Self.closedByServer), "held connections still open after 30 s")
         #expect(peak <= baseline + 8 + 4, "the node held \(peak - baseline) extra descriptors")
         // The endpoint answers again, and the node kept taking messages all along.
-        let response = try Self.get(host: "127.0.0.1", port: port, path: "/metrics")
+        let response = try Self.get(port: port, path: "/metrics")
         #expect(response.contains(" 200 "), "\(response.prefix(200))")
         let sent = try await MeshCommandTests.run(["send", "--to", node.address, "--command", "1", "--count", "3", "--insecure"])
         #expect(sent.status == 0, "\(sent.stderr)")
-        let answer = try Self.get(host: "127.0.0.1", port: port, path: "/metrics")
+        let answer = try Self.get(port: port, path: "/metrics")
         #expect(answer.contains(" 200 "))
         // A malformed request is answered 400, and its connection closed (the read ends).
         let malformed = try Self.connection(port: port, request: "NOT HTTP AT ALL\r\n\r\n")
@@ -130,8 +123,7 @@ import Glibc
     /// (here none) instead of growing with every client that ever sent.
     @Test func peersReturnToTheLiveCountAfterShortLivedClients() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: MeshCommandTests.binary))
-        let dir = FileManager.default.temporaryDirectory.path + "/mesh-cli-churn-" + UUID().uuidString.prefix(8).lowercased()
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try ClientCommandTests.tempDir("churn")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let key = try await ClientCommandTests.keygen(dir)
         try """
@@ -139,9 +131,7 @@ import Glibc
             """.write(toFile: dir + "/n.json", atomically: true, encoding: .utf8)
         let node = try await MeshCommandTests.startNode(["node", "--config", dir + "/n.json", "--sink", "1", "--metrics-port", "0"])
         defer { _ = node.terminate() }
-        let line = node.firstLine
-        let port = try #require(line.range(of: " metrics ").flatMap { Int(line[$0.upperBound...].split(separator: ":").last?
-            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "") }, "no metrics address in: \(line)")
+        let port = try Self.metricsPort(node)
         for _ in 0..<12 {
             let sent = try await MeshCommandTests.run(["send", "--to", node.address, "--command", "1", "--key-file", key, "--quiet"])
             #expect(sent.status == 0, "\(sent.stderr)")
@@ -150,30 +140,26 @@ import Glibc
         let deadline = ContinuousClock.now + .seconds(60)
         repeat {
             try await Task.sleep(for: .milliseconds(100))
-            peers = Self.value("mesh_transport_peers", in: try Self.get(host: "127.0.0.1", port: port, path: "/metrics"))
+            peers = Self.value("mesh_transport_peers", in: try Self.get(port: port, path: "/metrics"))
         } while peers != 0 && ContinuousClock.now < deadline
         #expect(peers == 0)
-        let text = try Self.get(host: "127.0.0.1", port: port, path: "/metrics")
+        let text = try Self.get(port: port, path: "/metrics")
         #expect(Self.value("mesh_transport_peers_forgotten_total", in: text) == 12, "\(text)")
         #expect(Self.value("mesh_messages_received_total", in: text) == 12)
     }
 
     @Test func nodeServesPrometheusMetrics() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: MeshCommandTests.binary))
-        let dir = FileManager.default.temporaryDirectory.path + "/mesh-cli-metrics-" + UUID().uuidString.prefix(8).lowercased()
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try ClientCommandTests.tempDir("metrics")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let node = try await MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/m.sqlite", "--insecure",
                                                               "--sink", "1", "--metrics-port", "0"])
         defer { _ = node.terminate() }
-        let line = node.firstLine
-        let metrics = try #require(line.range(of: " metrics ").map { String(line[$0.upperBound...]).trimmingCharacters(in: .whitespacesAndNewlines) },
-                                   "no metrics address in: \(line)")
-        let port = try #require(Int(metrics.split(separator: ":").last ?? ""))
+        let port = try Self.metricsPort(node)
         // Some traffic, so the transport series exist.
         let sent = try await MeshCommandTests.run(["send", "--to", node.address, "--command", "1", "--count", "3", "--insecure"])
         #expect(sent.status == 0, "\(sent.stderr)")
-        let response = try Self.get(host: "127.0.0.1", port: port, path: "/metrics")
+        let response = try Self.get(port: port, path: "/metrics")
         #expect(response.hasPrefix("HTTP/1.0 200") || response.hasPrefix("HTTP/1.1 200"), "\(response.prefix(200))")
         let body = String(response[(response.range(of: "\r\n\r\n")?.upperBound ?? response.endIndex)...])
         // Valid Prometheus text, every series with its HELP and TYPE lines (what `promtool check metrics` wants).
@@ -189,7 +175,7 @@ import Glibc
         #expect(families["mesh_transport_auth_failures_total"]?.samples.first?.value ?? 0 == 0)
         // (The short-lived sender may leave before an RTT sample exists; any series there is, is per peer.)
         #expect(families["mesh_transport_rtt_seconds"]?.samples.allSatisfy { $0.labels["peer"] != nil && $0.value > 0 } ?? true)
-        let missing = try Self.get(host: "127.0.0.1", port: port, path: "/nothing")
+        let missing = try Self.get(port: port, path: "/nothing")
         #expect(missing.contains(" 404 "))
     }
 }

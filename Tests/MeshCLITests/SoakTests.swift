@@ -1,5 +1,6 @@
 import Foundation
 import MeshBench
+import MeshCore
 import MeshFaultProxy
 import MeshJournal
 import MeshTransport

@@ -103,8 +103,8 @@ struct NodeCommand: AsyncParsableCommand {
         do {
             node = try await MeshNode.start(configuration: configuration, logger: Logger(label: "mesh.node")) { [echo, sink, fail] node in
                 // Registered before the first message is taken: every message runs its command ID's whole chain.
-                // The reference handlers pass the `handler.inside` failpoint while they run.
-                // (its note names the message, for the crash tests).
+                // The reference handlers pass the `handler.inside` failpoint while they run (its note names the
+                // message, for the crash tests).
                 for command in echo { try node.handleCommand(command) { data, info in Failpoint.pass("handler.inside", note: info.messageID); return data } }
                 for command in sink { try node.handleCommand(command) { _, info in Failpoint.pass("handler.inside", note: info.messageID); return nil } }
                 for command in fail {

@@ -21,19 +21,13 @@ public enum CodecFuzzing {
 /// run, the same way each time.
 @_spi(Fuzzing)
 public struct FuzzMutator: Sendable {
-    private var state: UInt64
+    private var random: SplitMix64
 
     /// A mutator whose edits follow from `seed`.
-    public init(seed: UInt64) { state = seed }
+    public init(seed: UInt64) { random = SplitMix64(seed: seed) }
 
     /// The next pseudo-random number (SplitMix64).
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    public mutating func next() -> UInt64 { random.next() }
 
     /// One to four random edits of `input`.
     public mutating func mutate(_ input: [UInt8]) -> [UInt8] {

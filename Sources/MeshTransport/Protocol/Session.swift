@@ -216,6 +216,11 @@ final class Session {
         return phase == .connecting ? connectStartedAt == nil : down
     }
 
+    /// Whether keepalive probes go to the peer: while it is live, and while it is down only as long as messages to
+    /// it wait for their give-up time (after a goodbye, to learn of its next incarnation). Nothing else is sent to
+    /// a peer that is down: its next packet, or the application's next send, brings it back.
+    var isProbed: Bool { !down || outstandingCount > 0 }
+
     var hasQueuedData: Bool { !retransmitQueue.isEmpty || freshHead < freshQueue.count }
 
     var confirmsOwed: Bool { lanes.values.contains { $0.confirmOwed } }

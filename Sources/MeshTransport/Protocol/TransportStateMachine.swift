@@ -717,11 +717,8 @@ final class TransportStateMachine {
             if !s.down, let lastSent = s.lastSentAt, lastSent > lastReceived, now - lastReceived >= configuration.peerTimeout {
                 markDown(s, reason: TransportError(.peerDown, "\(s.address) sent nothing for \(configuration.peerTimeout)"), now: now)
             }
-            // Keepalive probes go to live peers, and to a peer that is down only while messages to it wait for their
-            // give-up time (after a goodbye, to learn of its next incarnation). Nothing else is sent to a peer that is
-            // down: its next packet, or the application's next send, brings it back.
             let lastActivity = max(s.lastSentAt ?? now, lastReceived)
-            if !s.down || s.outstandingCount > 0, now - lastActivity >= configuration.keepaliveInterval
+            if s.isProbed, now - lastActivity >= configuration.keepaliveInterval
                 || (now - lastReceived >= configuration.keepaliveInterval && s.sent.isEmpty) {
                 s.pingOwed = true
             }
@@ -788,7 +785,7 @@ final class TransportStateMachine {
             }
             let lastReceived = s.lastReceivedAt ?? .now()
             if !s.down, let lastSent = s.lastSentAt, lastSent > lastReceived { consider(lastReceived + configuration.peerTimeout) }
-            if !s.down || s.outstandingCount > 0 {
+            if s.isProbed {
                 consider(max(s.lastSentAt ?? lastReceived, lastReceived) + configuration.keepaliveInterval)
             }
             for r in s.reassembly.values { consider(r.startedAt + configuration.retryTimeout * 2) }

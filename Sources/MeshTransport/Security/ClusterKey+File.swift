@@ -23,15 +23,14 @@ extension ClusterKey {
     /// default — but 0600 (or 0400) is the right mode for it.
     /// - Throws: ``TransportError`` `invalidKey` naming the file and what is wrong.
     public init(contentsOfFile path: String) throws(TransportError) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            throw TransportError(.invalidKey, "cannot read the key file \(path): \(String(cString: strerror(errno)))")
+        func unreadable() -> TransportError {
+            TransportError(.invalidKey, "cannot read the key file \(path): \(String(cString: strerror(errno)))")
         }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw unreadable() }
         defer { close(fd) }
         var info = stat()
-        guard fstat(fd, &info) == 0 else {
-            throw TransportError(.invalidKey, "cannot read the key file \(path): \(String(cString: strerror(errno)))")
-        }
+        guard fstat(fd, &info) == 0 else { throw unreadable() }
         let mode = info.st_mode & 0o7777
         guard mode & 0o022 == 0 else {
             let octal = String(mode, radix: 8)
@@ -42,9 +41,7 @@ extension ClusterKey {
         }
         var buffer = [UInt8](repeating: 0, count: 4096)
         let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard count >= 0 else {
-            throw TransportError(.invalidKey, "cannot read the key file \(path): \(String(cString: strerror(errno)))")
-        }
+        guard count >= 0 else { throw unreadable() }
         let key: ClusterKey
         do {
             key = try ClusterKey(hex: String(decoding: buffer.prefix(count), as: UTF8.self))
