@@ -41,24 +41,54 @@ extension DispatchItem {
 
 /// Runs one command ID's messages through its handlers, one message at a time, in arrival order: a slow or
 /// failing message holds up only its own command ID.
+///
+/// A synchronous chain may run a message inline on the node's thread instead (see `MeshNode+Inline.swift`), but
+/// only while the lane is idle: ``outstanding`` counts work queued, running, or reserved by a receive job that has
+/// not committed yet, so an inline message never overtakes one of its command ID waiting here.
 final class DispatchLane: Sendable {
     let commandID: UInt16
     private let continuation: AsyncStream<DispatchWork>.Continuation
     private let worker: Task<Void, Never>
+    /// Work queued, running or reserved; incremented before a yield, decremented after the work ran.
+    private let outstanding: Outstanding
+
+    /// The count behind ``isIdle``, shared with the worker task.
+    private final class Outstanding: Sendable {
+        let count = Atomic<Int>(0)
+    }
 
     init(commandID: UInt16, node: MeshNode) {
         self.commandID = commandID
         let (stream, continuation) = AsyncStream.makeStream(of: DispatchWork.self)
         self.continuation = continuation
+        let outstanding = Outstanding()
+        self.outstanding = outstanding
         self.worker = Task {
             for await work in stream {
                 if Task.isCancelled { break }
                 await node.dispatch(work, commandID: commandID)
+                outstanding.count.subtract(1, ordering: .releasing)
             }
         }
     }
 
-    func enqueue(_ work: DispatchWork) { continuation.yield(work) }
+    func enqueue(_ work: DispatchWork) {
+        outstanding.count.add(1, ordering: .acquiringAndReleasing)
+        continuation.yield(work)
+    }
+
+    /// Nothing of this command ID is queued, running or reserved.
+    var isIdle: Bool { outstanding.count.load(ordering: .acquiring) == 0 }
+
+    /// Holds the lane busy for work a receive job will queue once it commits (``enqueueReserved(_:)``), or give
+    /// back if it fails (``release()``).
+    func reserve() { outstanding.count.add(1, ordering: .acquiringAndReleasing) }
+
+    /// Queues work for which ``reserve()`` was called.
+    func enqueueReserved(_ work: DispatchWork) { continuation.yield(work) }
+
+    /// Gives back a reservation whose work will not come.
+    func release() { outstanding.count.subtract(1, ordering: .releasing) }
 
     func finish() { continuation.finish() }
 
@@ -120,7 +150,7 @@ extension MeshNode {
                 if index > 0 { Failpoint.pass("handler.between", note: info.messageID) }
                 let ticket = journal.streamInvocationStart(inboundID: item.inboundID, handlerIndex: index, attempt: attempt)
                 do {
-                    let response = try await handler(data, info)
+                    let response = try await handler.call(data, info)
                     if firstResponse == nil { firstResponse = response }
                     // The chain's last record carries the message's status: one writer job, not two.
                     journal.streamInvocationFinish(ticket, outcome: .ok, response: response,

@@ -4,6 +4,7 @@ import MeshCore
 import MeshFailpoints
 import MeshJournal
 import MeshTransport
+import NIOConcurrencyHelpers
 import NIOCore
 import Synchronization
 
@@ -23,6 +24,9 @@ extension MeshNode {
         // A read batch mostly comes from a few peers: their id and address texts are made once per batch.
         var nodeTexts: [NodeID: String] = [:]
         var peerTexts: [SocketAddress: String] = [:]
+        // The kind of each command ID's chain, looked up once per batch; whether any message may run inline.
+        var chains: [UInt16: ChainKind] = [:]
+        var inline = false
         for message in batch {
             if Self.reservedCommandIDs.contains(message.commandID) {
                 receiveControl(message)
@@ -39,8 +43,10 @@ extension MeshNode {
             }
             // A response is journaled `handled`: the request waiting for it takes it right after the commit, and no
             // handler ever runs for it, so it never enters the open set (saving an index entry and a status write).
-            let status: InboundStatus = envelope.kind == .response ? .handled
-                : handlers(for: message.commandID).isEmpty ? .unhandled : .received
+            let chain = envelope.kind == .response ? .none : chains[message.commandID] ?? chainKind(message.commandID)
+            chains[message.commandID] = chain
+            let status: InboundStatus = envelope.kind == .response ? .handled : chain == .none ? .unhandled : .received
+            if chain == .synchronous { inline = true }
             let node = nodeTexts[message.node] ?? message.node.description
             let peer = peerTexts[message.address] ?? MeshAddress.text(message.address)
             nodeTexts[message.node] = node
@@ -60,13 +66,20 @@ extension MeshNode {
         guard !rows.isEmpty else { return }
         let (journaled, confirmations, decoded) = (rows, tokens, envelopes)
         inboundBacklog.add(journaled.count, ordering: .relaxed)
-        journal.appendInboundRelaying(journaled) { result in
+        // Lanes reserved by the inline pass, given back if the job fails.
+        let reserved = NIOLockedValueBox<[DispatchLane]>([])
+        var pass: (@Sendable (WorkerContext, [InboundAppendResult]) throws -> InlinePass)?
+        if inline {
+            pass = { context, results in try self.runInline(journaled, results: results, reserved: reserved, context: context) }
+        }
+        journal.appendInboundRelaying(journaled, then: pass) { result in
             self.inboundBacklog.subtract(journaled.count, ordering: .relaxed)
             switch result {
-            case .success(let (results, forwards)):
+            case .success(let (results, forwards, inlinePass)):
                 self.finishReceive(PreparedBatch(rows: journaled, tokens: confirmations, envelopes: decoded, results: results,
-                                                 forwards: forwards))
+                                                 forwards: forwards, inline: inlinePass ?? InlinePass()))
             case .failure(let error):
+                for lane in reserved.withLockedValue({ $0 }) { lane.release() }
                 // Not durable: refuse, so every sender sees a failure instead of a silent loss.
                 self.logLimited(.error, "could not journal received messages; refused them", cause: "receive",
                                 metadata: ["mesh.count": "\(journaled.count)", "mesh.error": "\(error)"])
@@ -85,6 +98,8 @@ extension MeshNode {
         let results: [InboundAppendResult]
         /// Sequence numbers of the relay forwards journaled with each row.
         let forwards: [[UInt64]]
+        /// What the synchronous chains did in the batch's transaction.
+        let inline: InlinePass
     }
 
     /// On the journal's writer thread, right after the batch committed: confirm it to the senders, transmit relay
@@ -97,6 +112,7 @@ extension MeshNode {
         for (index, seqs) in prepared.forwards.enumerated() where !seqs.isEmpty {
             transmitForwards(rows[index], seqs: seqs)
         }
+        finishInline(prepared.inline)
         var catchUps: Set<UInt16> = []  // one catch-up pass per command ID and batch is enough
         defer { for commandID in catchUps { lane(commandID).enqueue(.catchUp) } }
         for (index, result) in results.enumerated() {
@@ -118,6 +134,13 @@ extension MeshNode {
                     }
                 }
                 continue
+            }
+            switch prepared.inline.fates[index] {
+            case .done: continue
+            case .queue(let lane, let item):
+                lane.enqueueReserved(.message(item))
+                continue
+            case nil: break
             }
             guard rows[index].status == .received else {
                 // Journaled `unhandled`, but a handler may have been registered since: its catch-up pass could

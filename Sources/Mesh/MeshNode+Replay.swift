@@ -91,7 +91,7 @@ extension MeshNode {
         return report
     }
 
-    private func replayOne(_ row: StoredInbound, handlers: [Handler], runID: Int64, sendResponses: Bool) async -> RecordedResult {
+    private func replayOne(_ row: StoredInbound, handlers: [RegisteredHandler], runID: Int64, sendResponses: Bool) async -> RecordedResult {
         guard let data = try? MeshCodec.decode(row.payload) else { return .failed(error: "undecodable payload") }
         let info = MessageInfo(messageID: "\(row.originNode):\(row.originSeq)", sender: row.peer, commandID: row.commandID,
                                kind: row.kind, attempt: 1, replayRun: runID)
@@ -99,7 +99,7 @@ extension MeshNode {
         for (index, handler) in handlers.enumerated() {
             let invocation = try? await journal.startInvocation(inboundID: row.id, handlerIndex: index, attempt: 1, replayRun: runID)
             do {
-                let response = try await handler(data, info)
+                let response = try await handler.call(data, info)
                 if firstResponse == nil { firstResponse = response }
                 if let invocation { try? await journal.finishInvocation(invocation, outcome: .ok, response: response) }
             } catch {

@@ -33,6 +33,9 @@ import MeshFailpoints
 public final class MeshNode: Sendable {
     /// A handler: receives the message data, returns an optional response (for requests) or throws.
     public typealias Handler = @Sendable (MeshData, MessageInfo) async throws -> MeshData?
+    /// A synchronous handler (see ``handleCommandInline(_:_:)``): runs on the node's own thread and must not
+    /// block.
+    public typealias SyncHandler = @Sendable (MeshData, MessageInfo) throws -> MeshData?
 
     /// Command IDs Mesh keeps for its own protocol (membership, health): 65000...65535. Registering one throws.
     public static let reservedCommandIDs: ClosedRange<UInt16> = 65000...65535
@@ -76,7 +79,7 @@ public final class MeshNode: Sendable {
     private let logLimiter = Mutex(LogRateLimiter())
 
     struct State {
-        var handlers: [UInt16: [Handler]] = [:]
+        var handlers: [UInt16: [RegisteredHandler]] = [:]
         var lanes: [UInt16: DispatchLane] = [:]
         var tasks: [Task<Void, Never>] = []
         var stopped = false
@@ -263,6 +266,34 @@ public final class MeshNode: Sendable {
     /// handler (`unhandled`) are then dispatched, in their original order.
     /// - Throws: ``MeshError`` (`reservedCommand`) for an ID in ``reservedCommandIDs``.
     public func handleCommand(_ commandID: UInt16, _ handler: @escaping Handler) throws(MeshError) {
+        try register(.async(handler), for: commandID)
+    }
+
+    /// Registers a synchronous handler for `commandID`: a plain function, as Diarkis handlers are, that the node
+    /// runs on its own thread inside the transaction that journals the message, so the message, the handler's
+    /// invocation record, the message's status and the response to a request commit together and the response
+    /// leaves right after that commit — no thread handoff and no extra commit per message.
+    ///
+    /// **It must not block** (no I/O, no locks held long, no waiting): while it runs, the node neither reads its
+    /// socket nor commits. Work that waits belongs in an async handler (``handleCommand(_:_:)``) or in a task the
+    /// handler starts. A synchronous handler runs inline only when every handler of its command ID is
+    /// synchronous and no earlier message of that command ID is still queued (a retry, a resumed message);
+    /// otherwise it runs on the command ID's lane like any handler, in order.
+    ///
+    /// ```swift
+    /// try node.handleCommandInline(2001) { data, _ in data }  // an echo
+    /// ```
+    ///
+    /// What stays the same: at-least-once, order per command ID, retries and dead letters. What differs: the
+    /// handler runs before its message's commit rather than after, so if the node dies (or the disk fills) before
+    /// that commit, the message was neither acknowledged nor recorded: its sender sends it again and the handler
+    /// runs again — the same as a crash while an async handler runs.
+    /// - Throws: ``MeshError`` (`reservedCommand`) for an ID in ``reservedCommandIDs``.
+    public func handleCommandInline(_ commandID: UInt16, _ handler: @escaping SyncHandler) throws(MeshError) {
+        try register(.sync(handler), for: commandID)
+    }
+
+    private func register(_ handler: RegisteredHandler, for commandID: UInt16) throws(MeshError) {
         guard !Self.reservedCommandIDs.contains(commandID) else {
             throw MeshError(.reservedCommand, "command ID \(commandID) is reserved for Mesh (\(Self.reservedCommandIDs))")
         }
@@ -280,8 +311,47 @@ public final class MeshNode: Sendable {
         try handleCommand(commandID) { data, _ in try await handler(data) }
     }
 
-    func handlers(for commandID: UInt16) -> [Handler] {
+    func handlers(for commandID: UInt16) -> [RegisteredHandler] {
         state.withLockedValue { $0.handlers[commandID] ?? [] }
+    }
+
+    /// The handlers of `commandID` if its message may run them inline now: all synchronous, and its lane idle
+    /// (nothing of the command ID queued or running). Called on the node's thread.
+    func inlineChain(for commandID: UInt16) -> (handlers: [SyncHandler], lane: DispatchLane)? {
+        state.withLockedValue { state in
+            guard let registered = state.handlers[commandID], !registered.isEmpty else { return nil }
+            var chain: [SyncHandler] = []
+            chain.reserveCapacity(registered.count)
+            for handler in registered {
+                guard let sync = handler.synchronous else { return nil }
+                chain.append(sync)
+            }
+            return (chain, lane(commandID, &state))
+        }
+    }
+
+    /// Whether nothing of `commandID` is queued or running on its lane (a message of an all-synchronous chain
+    /// arriving now runs inline). Tests await it: registering a first handler queues a catch-up pass.
+    package func isLaneIdle(_ commandID: UInt16) -> Bool {
+        state.withLockedValue { $0.lanes[commandID]?.isIdle ?? true }
+    }
+
+    /// What handles a command ID's messages now.
+    enum ChainKind {
+        /// No handler: its messages are journaled `unhandled`.
+        case none
+        /// At least one async handler: its messages go to its lane.
+        case lane
+        /// Only synchronous handlers: its messages may run inline (``inlineChain(for:)``).
+        case synchronous
+    }
+
+    /// The kind of `commandID`'s chain.
+    func chainKind(_ commandID: UInt16) -> ChainKind {
+        state.withLockedValue { state in
+            guard let registered = state.handlers[commandID], !registered.isEmpty else { return .none }
+            return registered.allSatisfy { $0.synchronous != nil } ? .synchronous : .lane
+        }
     }
 
     private func lane(_ commandID: UInt16, _ state: inout State) -> DispatchLane {
@@ -391,7 +461,19 @@ public final class MeshNode: Sendable {
     }
 
     func respond(to item: DispatchItem, with response: ResponseBody) async {
-        guard let target = try? MeshAddress.parse(item.peer) else { return }
+        guard let (message, target) = responseMessage(to: item, with: response) else { return }
+        do {
+            _ = try await journalAndTransmit([message], to: [target])
+        } catch {
+            logLimited(.error, "could not send a response", cause: "response",
+                       metadata: ["mesh.request": "\(message.correlationID ?? "")", "mesh.error": "\(error)"])
+        }
+    }
+
+    /// The response to `item` (kind `response`, correlated with the request's message id, marking the request
+    /// answered when journaled) and where it goes; `nil` (logged) if it cannot be encoded or addressed.
+    func responseMessage(to item: DispatchItem, with response: ResponseBody) -> (OutboundMessage, SocketAddress)? {
+        guard let target = try? MeshAddress.parse(item.peer) else { return nil }
         let requestID = "\(item.originNode):\(item.originSeq)"
         let payload: [UInt8]
         let json: String?
@@ -400,21 +482,17 @@ public final class MeshNode: Sendable {
         case .data(let data):
             guard let encoded = try? MeshCodec.encode(data) else {
                 logger.error("could not encode a response", metadata: ["mesh.request": "\(requestID)"])
-                return
+                return nil
             }
             (payload, json, isError) = (encoded, configuration.storesPayloadJSON ? MeshJSON.string(from: data) : nil, false)
         case .error(let text):
             (payload, json, isError) = (Array(text.utf8), configuration.storesPayloadJSON ? MeshJSON.string(from: ["error": .string(text)] as MeshData) : nil, true)
         }
-        do {
-            var message = OutboundMessage(commandID: item.commandID, kind: .response, peer: item.peer, payload: payload,
-                                          payloadJSON: json, correlationID: requestID)
-            message.isErrorResponse = isError
-            message.answersInboundID = item.inboundID
-            _ = try await journalAndTransmit([message], to: [target])
-        } catch {
-            logLimited(.error, "could not send a response", cause: "response", metadata: ["mesh.request": "\(requestID)", "mesh.error": "\(error)"])
-        }
+        var message = OutboundMessage(commandID: item.commandID, kind: .response, peer: item.peer, payload: payload,
+                                      payloadJSON: json, correlationID: requestID)
+        message.isErrorResponse = isError
+        message.answersInboundID = item.inboundID
+        return (message, target)
     }
 
     /// The transport's counters since start (`datagrams_in`, `datagrams_out`, `retransmits`, `fast_retransmits`,

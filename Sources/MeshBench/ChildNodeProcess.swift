@@ -48,6 +48,28 @@ package final class ChildNodeProcess: Sendable {
         if let out = process.standardOutput { close(out) }
     }
 
+    /// SIGTERM (a graceful shutdown) if still running; waits for the exit and returns its status and what the
+    /// node printed on stdout after its first line (`mesh node` prints a `stopped: …` summary last). Reads off
+    /// the cooperative pool.
+    package func terminateReadingOutput() async -> (status: Int32, output: String) {
+        let process = self.process
+        if process.isRunning { process.terminate() }
+        return await offThePool {
+            var bytes: [UInt8] = []
+            if let out = process.standardOutput {
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while true {
+                    let n = buffer.withUnsafeMutableBytes { read(out, $0.baseAddress, $0.count) }
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { break }
+                    bytes += buffer[0..<n]
+                }
+            }
+            process.waitUntilExit()
+            return (process.terminationStatus, String(decoding: bytes, as: UTF8.self))
+        }
+    }
+
     /// Waits up to `seconds` for the process to exit by itself. Returns the signal that killed it (0 for a
     /// normal exit), or nil if it is still running (it is then left running). Suspends between checks rather
     /// than blocking a thread of the cooperative pool.

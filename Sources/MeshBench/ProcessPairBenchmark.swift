@@ -20,6 +20,12 @@ package enum ProcessPairBenchmark {
         case oneway, acked, request
     }
 
+    /// The receiver's handlers: synchronous (`mesh node --sink/--echo`: run on the node's thread, committed with
+    /// their message) or async (`--sink-async/--echo-async`: run on their command ID's lane).
+    package enum HandlerKind: String, Sendable, CaseIterable {
+        case sync, async
+    }
+
     package struct Result: Sendable {
         package var messages: Int
         package var seconds: Double
@@ -31,9 +37,17 @@ package enum ProcessPairBenchmark {
         package var retransmits: Int
         package var senderJournalBytes: Int64
         package var receiverJournalBytes: Int64
+        /// Write transactions committed by the sender during the timed run.
+        package var senderCommits: Int
+        /// Write transactions committed by the receiver since it started (warm-up included).
+        package var receiverCommits: Int
+        /// WAL frames written by the sender during the timed run.
+        package var senderWALFrames: Int
+        /// WAL frames written by the receiver since it started.
+        package var receiverWALFrames: Int
     }
 
-    package static func run(executable: String, mode: Mode, messages: Int, size: Int, concurrency: Int,
+    package static func run(executable: String, mode: Mode, handler: HandlerKind = .async, messages: Int, size: Int, concurrency: Int,
                             durability: JournalConfiguration.Durability, storesPayloadJSON: Bool = true, directory: String,
                             logger: Logger) async throws -> Result {
         let dir = directory + "/mesh-bench-pair-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -48,8 +62,8 @@ package enum ProcessPairBenchmark {
             """
         try receiverConfig.write(toFile: dir + "/b.json", atomically: true, encoding: .utf8)
         let child = try ChildNodeProcess(executable: executable, arguments: [
-            "node", "--config", dir + "/b.json", "--sink", "1024", "--echo", "2000",
-        ])
+            "node", "--config", dir + "/b.json",
+        ] + (handler == .sync ? ["--sink", "1024", "--echo", "2000"] : ["--sink-async", "1024", "--echo-async", "2000"]))
         defer { child.terminate() }
         var configuration = MeshConfiguration(address: "127.0.0.1:0", journalPath: dir + "/a.sqlite", clusterKey: key)
         configuration.durability = durability
@@ -65,6 +79,7 @@ package enum ProcessPairBenchmark {
         _ = try await node.sendRequest(2000, to: child.address, data)
 
         let target = child.address
+        let (commitsBefore, framesBefore) = (node.journal.writeStatistics.transactions, node.journal.walFramesWritten)
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
         let clock = ContinuousClock()
         let start = clock.now
@@ -107,8 +122,16 @@ package enum ProcessPairBenchmark {
         }
         let seconds = (clock.now - start).seconds
         let retransmits = (try? await node.transportStatistics())?["retransmits"] ?? 0
+        let (senderCommits, senderFrames) = (node.journal.writeStatistics.transactions - commitsBefore,
+                                             node.journal.walFramesWritten - framesBefore)
         await node.shutdown()
-        await child.terminate()
+        let (_, summary) = await child.terminateReadingOutput()
+        // `stopped: journal commits N jobs J wal_frames F`
+        func field(_ name: String) -> Int {
+            let words = summary.split(whereSeparator: \.isWhitespace)
+            guard let index = words.firstIndex(where: { $0 == name }), index + 1 < words.count else { return 0 }
+            return Int(words[index + 1]) ?? 0
+        }
         func fileBytes(_ path: String) -> Int64 {
             ["", "-wal"].reduce(0) { total, suffix in
                 total + ((try? FileManager.default.attributesOfItem(atPath: path + suffix)[.size] as? Int64) ?? 0)
@@ -117,7 +140,9 @@ package enum ProcessPairBenchmark {
         return Result(messages: messages, seconds: seconds, messagesPerSecond: Double(messages) / seconds,
                       p50Micros: histogram.valueAtPercentile(50), p90Micros: histogram.valueAtPercentile(90),
                       p99Micros: histogram.valueAtPercentile(99), maxMicros: histogram.max, retransmits: retransmits,
-                      senderJournalBytes: fileBytes(dir + "/a.sqlite"), receiverJournalBytes: fileBytes(dir + "/b.sqlite"))
+                      senderJournalBytes: fileBytes(dir + "/a.sqlite"), receiverJournalBytes: fileBytes(dir + "/b.sqlite"),
+                      senderCommits: senderCommits, receiverCommits: field("commits"), senderWALFrames: senderFrames,
+                      receiverWALFrames: field("wal_frames"))
     }
 }
 

@@ -20,6 +20,8 @@ final class CheckpointScheduler: Sendable {
     private let checkpointer: SQLiteWorker
     private let pending = Atomic<Bool>(false)
     private let counters = Mutex((background: 0, inline: 0))
+    /// WAL frames written by commits (``walFrames``) and the WAL's size after the last commit, in pages.
+    private let frames = Mutex((written: 0, last: Int32(0)))
 
     init(limits: Limits, checkpointer: SQLiteWorker) {
         self.limits = limits
@@ -29,8 +31,17 @@ final class CheckpointScheduler: Sendable {
     /// Checkpoints run so far: in the background, and inline on the writer because the WAL hit the hard limit.
     var statistics: (background: Int, inline: Int) { counters.withLock { $0 } }
 
+    /// WAL frames (pages) written by the writer's commits since open: each page a transaction dirtied, once per
+    /// commit; a checkpoint later copies it into the database file.
+    var walFrames: Int { frames.withLock { $0.written } }
+
     /// Called on the writer thread from the WAL hook, after each commit, with the WAL's size in pages.
     func walGrew(to pages: Int32, db: OpaquePointer) {
+        frames.withLock { frames in
+            // A WAL smaller than after the last commit was restarted by a checkpoint: this commit wrote all of it.
+            frames.written += Int(pages > frames.last ? pages - frames.last : pages)
+            frames.last = pages
+        }
         if pages >= limits.hardPages {
             var log: Int32 = 0
             var done: Int32 = 0

@@ -601,14 +601,28 @@ extension Journal {
         _ messages: [InboundMessage],
         completion: @escaping @Sendable (Result<(results: [InboundAppendResult], forwards: [[UInt64]]), any Error>) -> Void
     ) {
-        guard !messages.isEmpty else { return completion(.success(([], []))) }
+        appendInboundRelaying(messages, then: nil as (@Sendable (WorkerContext, [InboundAppendResult]) throws -> Void)?) { result in
+            completion(result.map { ($0.results, $0.forwards) })
+        }
+    }
+
+    /// ``appendInboundRelaying(_:completion:)`` that runs `then` in the same transaction right after the rows are
+    /// written, with their results: the node runs synchronous handlers there and writes their invocations,
+    /// statuses and responses, so the message, what its handlers did and its response commit together. `then`
+    /// runs on the writer thread and must not block; if it throws, the whole job (rows included) is undone.
+    package func appendInboundRelaying<Extra: Sendable>(
+        _ messages: [InboundMessage],
+        then: (@Sendable (WorkerContext, [InboundAppendResult]) throws -> Extra)?,
+        completion: @escaping @Sendable (Result<(results: [InboundAppendResult], forwards: [[UInt64]], extra: Extra?), any Error>) -> Void
+    ) {
+        guard !messages.isEmpty else { return completion(.success(([], [], nil))) }
         for message in messages where !Self.isValidNodeID(message.originNode) {
             return completion(.failure(JournalError(.invalidArgument, "origin node id \"\(message.originNode)\" is not 32 lowercase hex digits")))
         }
         let now = WallClock.nowMs()
         let render = configuration.storesPayloadJSON
         let hasForwards = messages.contains { !$0.forwards.isEmpty }
-        writer.submit(savepoint: messages.count > 1 || hasForwards, { context in
+        writer.submit(savepoint: messages.count > 1 || hasForwards || then != nil, { context in
             var rows = messages
             for i in rows.indices {
                 rows[i].payloadJSON = render ? Self.renderJSON(rows[i].payload, rows[i].payloadJSON) : nil
@@ -670,7 +684,7 @@ extension Journal {
                     forwards.append([])
                 }
             }
-            return (results, forwards)
+            return (results, forwards, try then?(context, results))
         }, completion: completion)
     }
 
@@ -945,6 +959,10 @@ extension Journal {
     /// Checkpoints run since open: in the background, and inline because the WAL reached
     /// ``JournalConfiguration/walLimitPages``.
     public var checkpointStatistics: (background: Int, inline: Int) { checkpoints.statistics }
+
+    /// WAL frames (pages) the writer's commits wrote since open: the pages a message dirties, each written once
+    /// to the WAL and once more by a checkpoint. `mesh bench --json` reports it per message.
+    public var walFramesWritten: Int { checkpoints.walFrames }
 
     /// Counts of messages by direction and status, for stats and tests.
     public func counts() async throws -> [String: Int] {

@@ -59,9 +59,14 @@ import Testing
 
     /// The receiver dies at the failpoint while this process streams to it, then restarts.
     /// Failpoint and the pass it fires at, mid-stream: the 400th message (failpoints count messages, never
-    /// batches, whose sizes depend on timing).
-    @Test(arguments: ["inbound.after-insert@400", "handler.inside@400", "handler.between@400"])
-    func receiverKilledAtFailpoint(_ failpoint: String) async throws {
+    /// batches, whose sizes depend on timing). The receiver's handlers are synchronous (`--sink`: run inside the
+    /// message's transaction, so a kill there undoes the message too) or, with `/async`, async (`--sink-async`:
+    /// run on the lane after the commit).
+    @Test(arguments: ["inbound.after-insert@400", "handler.inside@400", "handler.between@400",
+                      "handler.inside@400/async", "handler.between@400/async"])
+    func receiverKilledAtFailpoint(_ argument: String) async throws {
+        let failpoint = String(argument.split(separator: "/")[0])
+        let sink = argument.hasSuffix("/async") ? "--sink-async" : "--sink"
         try #require(FileManager.default.isExecutableFile(atPath: MeshCommandTests.binary))
         let fixture = try Fixture()
         defer { fixture.remove() }
@@ -69,7 +74,7 @@ import Testing
         let journalB = fixture.dir + "/b.sqlite"
         func arguments(port: String) -> [String] {
             // Two handlers on 1024, so there is a "between".
-            ["node", "--bind", "127.0.0.1:\(port)", "--journal", journalB, "--key-file", fixture.keyFile, "--sink", "1024", "--sink", "1024"]
+            ["node", "--bind", "127.0.0.1:\(port)", "--journal", journalB, "--key-file", fixture.keyFile, sink, "1024", sink, "1024"]
         }
         let log = fixture.dir + "/b.log"
         let first = try await MeshCommandTests.startNode(arguments(port: "0"), environment: ["MESH_FAILPOINT": failpoint], stderrPath: log)

@@ -118,15 +118,33 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: "/tmp/never.sqlite"))
     }
 
-    @Test(arguments: ["oneway", "acked", "request"])
-    func benchRunsTwoProcessesAndPrintsTheJSONContract(mode: String) async throws {
+    @Test(arguments: [["oneway"], ["acked"], ["request"], ["request", "--handler", "sync"], ["acked", "--handler", "sync"]])
+    func benchRunsTwoProcessesAndPrintsTheJSONContract(mode: [String]) async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary))
-        let result = try await Self.run(["bench", "--mode", mode, "--messages", "200", "--json"], timeout: 120)
+        let result = try await Self.run(["bench", "--mode"] + mode + ["--messages", "200", "--json"], timeout: 120)
         #expect(result.status == 0, "\(result.stderr)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
-        for key in ["messages", "seconds", "msgs_per_s", "p50_us", "p99_us", "retransmits"] { #expect(object[key] != nil, "missing \(key)") }
+        for key in ["messages", "seconds", "msgs_per_s", "p50_us", "p99_us", "retransmits", "sender_journal_bytes", "receiver_journal_bytes",
+                    "handler", "sender_commits", "receiver_commits", "commits_per_message", "sender_wal_frames", "receiver_wal_frames",
+                    "wal_frames_per_message", "receiver_journal_bytes_per_message"] {
+            #expect(object[key] != nil, "missing \(key)")
+        }
         #expect(object["messages"] as? Int == 200)
         #expect((object["p50_us"] as? Int ?? 0) > 0 && (object["p99_us"] as? Int ?? 0) >= (object["p50_us"] as? Int ?? 0))
+        let sync = mode.contains("sync")
+        #expect(object["handler"] as? String == (sync ? "sync" : "async"))
+        // One at a time, every message costs at least one commit at each end. A synchronous handler's message costs
+        // exactly one at the receiver (its row, invocation and status together; the warm-up and the node's own
+        // rows add a few); an async one's invocation and status may take a second one.
+        let (sender, receiver) = (object["sender_commits"] as? Int ?? 0, object["receiver_commits"] as? Int ?? 0)
+        if mode[0] == "oneway" {
+            // Streaming: group commit merges messages, so fewer commits than messages, but never none.
+            #expect(sender > 0 && receiver > 0 && (object["wal_frames_per_message"] as? Double ?? 0) > 0, "\(object)")
+        } else {
+            #expect(sender >= 200 && receiver >= 200, "\(object)")
+            #expect((object["wal_frames_per_message"] as? Double ?? 0) >= 2, "\(object)")
+        }
+        if sync && mode[0] == "acked" { #expect(receiver <= 210, "\(object)") }
     }
 
     @Test func aPortInUseIsAOneLineError() async throws {

@@ -27,6 +27,8 @@ struct PairBench: AsyncParsableCommand {
     @Option(help: "normal or full, on both nodes.") var durability: JournalConfiguration.Durability = .normal
     @Option(help: "oneway (send → journaled at both ends → acknowledged, 'concurrency' senders), acked (the same, one message at a time: the C bus's B1) or request (sequential request/response).")
     var mode: ProcessPairBenchmark.Mode = .oneway
+    @Option(help: "The receiver's handlers: async (run on their command ID's lane) or sync (run on the node's thread, committed with their message).")
+    var handler: ProcessPairBenchmark.HandlerKind = .async
     @Option(help: "Concurrent sending tasks in oneway mode.") var concurrency = 64
     @Option(help: "Directory for the journals.") var dir = FileManager.default.temporaryDirectory.path
     @Flag(help: "Do not store payload_json in either journal (rows as large as the C journaled bus's).") var noJSON = false
@@ -44,7 +46,7 @@ struct PairBench: AsyncParsableCommand {
         logger.logLevel = .error
         let r: ProcessPairBenchmark.Result
         do {
-            r = try await ProcessPairBenchmark.run(executable: executable, mode: mode, messages: messages, size: size,
+            r = try await ProcessPairBenchmark.run(executable: executable, mode: mode, handler: handler, messages: messages, size: size,
                                                    concurrency: concurrency, durability: durability, storesPayloadJSON: !noJSON,
                                                    directory: dir, logger: logger)
         } catch {
@@ -56,21 +58,30 @@ struct PairBench: AsyncParsableCommand {
                 "seconds": r.seconds, "msgs_per_s": r.messagesPerSecond, "p50_us": r.p50Micros, "p90_us": r.p90Micros,
                 "p99_us": r.p99Micros, "max_us": r.maxMicros, "retransmits": r.retransmits,
                 "sender_journal_bytes": r.senderJournalBytes, "receiver_journal_bytes": r.receiverJournalBytes,
+                "handler": handler.rawValue, "sender_commits": r.senderCommits, "receiver_commits": r.receiverCommits,
+                "commits_per_message": Double(r.senderCommits + r.receiverCommits) / Double(r.messages),
+                "sender_wal_frames": r.senderWALFrames, "receiver_wal_frames": r.receiverWALFrames,
+                "wal_frames_per_message": Double(r.senderWALFrames + r.receiverWALFrames) / Double(r.messages),
+                "receiver_journal_bytes_per_message": Double(r.receiverJournalBytes) / Double(r.messages),
             ]
             try printJSON(object)
             return
         }
-        print("mesh bench: \(mode.rawValue), \(r.messages) messages of \(size) B, durability \(durability.rawValue)\(noJSON ? ", no payload_json" : ""), two processes on loopback")
+        print("mesh bench: \(mode.rawValue), \(r.messages) messages of \(size) B, durability \(durability.rawValue)\(noJSON ? ", no payload_json" : ""), \(handler.rawValue) handlers, two processes on loopback")
         print(String(format: "  throughput: %.0f msgs/s (%.2f s)", r.messagesPerSecond, r.seconds))
         print("  latency µs: p50 \(r.p50Micros)  p90 \(r.p90Micros)  p99 \(r.p99Micros)  max \(r.maxMicros)")
         if mode == .oneway {
             print("  (send → acknowledged with \(concurrency) senders streaming: the percentiles include queueing; --mode acked measures one message at a time)")
         }
         print("  retransmits: \(r.retransmits); journals: sender \(r.senderJournalBytes / 1024) KiB, receiver \(r.receiverJournalBytes / 1024) KiB")
+        print(String(format: "  per message: %.2f commits (sender %d, receiver %d in all), %.1f WAL frames, receiver journal %.0f B",
+                     Double(r.senderCommits + r.receiverCommits) / Double(r.messages), r.senderCommits, r.receiverCommits,
+                     Double(r.senderWALFrames + r.receiverWALFrames) / Double(r.messages), Double(r.receiverJournalBytes) / Double(r.messages)))
     }
 }
 
 extension JournalConfiguration.Durability: ExpressibleByArgument {}
+extension ProcessPairBenchmark.HandlerKind: ExpressibleByArgument {}
 
 struct JournalBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

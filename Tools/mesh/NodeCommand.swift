@@ -29,8 +29,12 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "Node role (default UDP).") var role: String?
     @Option(help: "Journal durability: normal or full (default normal).") var durability: JournalConfiguration.Durability?
     @Option(name: .customLong("seed"), help: "Address of a node to join through, HOST:PORT (repeatable).") var seeds: [String] = []
-    @Option(help: "Command ID answered with the request's own data.") var echo: [UInt16] = []
-    @Option(help: "Command ID accepted and ignored.") var sink: [UInt16] = []
+    @Option(help: "Command ID answered with the request's own data (a synchronous handler: run on the node's thread, committed with its message).")
+    var echo: [UInt16] = []
+    @Option(help: "Command ID accepted and ignored (a synchronous handler).") var sink: [UInt16] = []
+    @Option(help: "Command ID answered with the request's own data by an async handler (run on its command ID's lane).")
+    var echoAsync: [UInt16] = []
+    @Option(help: "Command ID accepted and ignored by an async handler.") var sinkAsync: [UInt16] = []
     @Option(help: "Command ID whose handler always throws (requests get an error response; messages are dead-lettered).")
     var fail: [UInt16] = []
     @Option(help: "Serve Prometheus metrics on http://METRICS_HOST:PORT/metrics (0 picks a port).") var metricsPort: Int?
@@ -101,12 +105,18 @@ struct NodeCommand: AsyncParsableCommand {
         let signals = TerminationSignals()  // before "listening on": a SIGTERM from then on is a graceful stop
         let node: MeshNode
         do {
-            node = try await MeshNode.start(configuration: configuration, logger: Logger(label: "mesh.node")) { [echo, sink, fail] node in
+            node = try await MeshNode.start(configuration: configuration, logger: Logger(label: "mesh.node")) { [echo, sink, echoAsync, sinkAsync, fail] node in
                 // Registered before the first message is taken: every message runs its command ID's whole chain.
                 // The reference handlers pass the `handler.inside` failpoint while they run (its note names the
                 // message, for the crash tests).
-                for command in echo { try node.handleCommand(command) { data, info in Failpoint.pass("handler.inside", note: info.messageID); return data } }
-                for command in sink { try node.handleCommand(command) { _, info in Failpoint.pass("handler.inside", note: info.messageID); return nil } }
+                for command in echo {
+                    try node.handleCommandInline(command) { data, info in Failpoint.pass("handler.inside", note: info.messageID); return data }
+                }
+                for command in sink {
+                    try node.handleCommandInline(command) { _, info in Failpoint.pass("handler.inside", note: info.messageID); return nil }
+                }
+                for command in echoAsync { try node.handleCommand(command) { data, info in Failpoint.pass("handler.inside", note: info.messageID); return data } }
+                for command in sinkAsync { try node.handleCommand(command) { _, info in Failpoint.pass("handler.inside", note: info.messageID); return nil } }
                 for command in fail {
                     try node.handleCommand(command) { _, info in
                         Failpoint.pass("handler.inside", note: info.messageID)
@@ -135,6 +145,9 @@ struct NodeCommand: AsyncParsableCommand {
         FileHandle.standardError.write(Data("signal \(received): shutting down\n".utf8))
         await node.shutdown()
         try? await metricsChannel?.close()
+        // What the journal's writer did, for `mesh bench` and operators: one line on stdout after the last one.
+        let writes = node.journal.writeStatistics
+        FileHandle.standardOutput.write(Data("stopped: journal commits \(writes.transactions) jobs \(writes.jobs) wal_frames \(node.journal.walFramesWritten)\n".utf8))
     }
 
     /// Sends `{"i": n}` for every n in `0..<count` its journal does not hold yet for (`target`, `command`), eight at

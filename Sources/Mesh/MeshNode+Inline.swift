@@ -1,0 +1,143 @@
+import Logging
+import MeshCore
+import MeshFailpoints
+import MeshJournal
+import MeshTransport
+import Metrics
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// What the inline pass of one receive job did, returned from its transaction to its commit.
+struct InlinePass: Sendable {
+    /// What became of a row whose command ID has a synchronous chain.
+    enum Fate: Sendable {
+        /// Its chain ran inline and ended (handled, or dead-lettered): nothing to queue.
+        case done
+        /// To queue on its lane (reserved) after the commit: the lane was busy, or the inline attempt failed and
+        /// the message is retried there.
+        case queue(DispatchLane, DispatchItem)
+    }
+
+    /// By row index; rows without an entry take the lane path of any message.
+    var fates: [Int: Fate] = [:]
+    /// Responses journaled by the pass, transmitted right after the commit.
+    var responses: [(seq: UInt64, message: OutboundMessage, target: SocketAddress)] = []
+}
+
+extension MeshNode {
+    /// Runs, inside the transaction that journals a received batch (on the node's thread, right after the rows
+    /// were written), the synchronous chains of its new messages, and writes their invocations, statuses and
+    /// responses in the same transaction. A message whose lane is not idle, or whose inline attempt failed, is
+    /// reserved on its lane (``DispatchLane/reserve()``) so that no later message of its command ID overtakes it;
+    /// `reserved` collects those lanes so a failed job gives the reservations back.
+    func runInline(_ rows: [InboundMessage], results: [InboundAppendResult], reserved: NIOLockedValueBox<[DispatchLane]>, context: WorkerContext) throws -> InlinePass {
+        var pass = InlinePass()
+        for (index, result) in results.enumerated() {
+            guard case .inserted(let id) = result, rows[index].status == .received, rows[index].kind != .response,
+                  let (chain, lane) = inlineChain(for: rows[index].commandID) else { continue }
+            let row = rows[index]
+            let item = DispatchItem(inboundID: id, commandID: row.commandID, kind: row.kind, originNode: row.originNode,
+                                    originSeq: row.originSeq, peer: row.peer, payload: row.payload,
+                                    correlationID: row.correlationID, attempts: 0)
+            guard lane.isIdle else {
+                lane.reserve()
+                reserved.withLockedValue { $0.append(lane) }
+                pass.fates[index] = .queue(lane, item)
+                continue
+            }
+            let failure = try runChain(chain, item, context: context, pass: &pass)
+            if let failure {
+                metrics.handlerErrors.increment()
+                if configuration.maxHandlerAttempts <= 1 {
+                    try deadLetter(item, failure: failure, context: context, pass: &pass)
+                    pass.fates[index] = .done
+                } else {
+                    try Journal.writeInboundStatus(id: id, .failed, attempts: 1, error: failure, context: context)
+                    lane.reserve()
+                    reserved.withLockedValue { $0.append(lane) }
+                    pass.fates[index] = .queue(lane, DispatchItem(
+                        inboundID: id, commandID: row.commandID, kind: row.kind, originNode: row.originNode, originSeq: row.originSeq,
+                        peer: row.peer, payload: row.payload, correlationID: row.correlationID, attempts: 1))
+                }
+            } else {
+                pass.fates[index] = .done
+            }
+        }
+        return pass
+    }
+
+    /// Runs `chain` once on `item` (attempt 1) and writes each invocation; on success writes the status and, for a
+    /// request, the response. Returns the failure text if a handler threw (nothing more is written then).
+    private func runChain(_ chain: [SyncHandler], _ item: DispatchItem, context: WorkerContext,
+                          pass: inout InlinePass) throws -> String? {
+        let messageID = "\(item.originNode):\(item.originSeq)"
+        let data: MeshData
+        do {
+            data = try MeshCodec.decode(item.payload)
+        } catch {
+            logger.warning("dead-lettered an undecodable message", metadata: ["mesh.message": "\(messageID)"])
+            try Journal.writeInboundStatus(id: item.inboundID, .dead, attempts: 1, error: "undecodable payload: \(error)", context: context)
+            return nil
+        }
+        let info = MessageInfo(messageID: messageID, sender: item.peer, commandID: item.commandID, kind: item.kind, attempt: 1)
+        var firstResponse: MeshData?
+        for (index, handler) in chain.enumerated() {
+            if index > 0 { Failpoint.pass("handler.between", note: messageID) }
+            let started = WallClock.nowMs()
+            switch Result(catching: { try handler(data, info) }) {
+            case .success(let response):
+                if firstResponse == nil { firstResponse = response }
+                try Journal.write(.init(inboundID: item.inboundID, handlerIndex: index, attempt: 1, startedAt: started, outcome: .ok,
+                                        response: response), context: context)
+            case .failure(let error):
+                let text = "\(error)"
+                try Journal.write(.init(inboundID: item.inboundID, handlerIndex: index, attempt: 1, startedAt: started, outcome: .error,
+                                        error: text), context: context)
+                return text
+            }
+        }
+        try Journal.writeInboundStatus(id: item.inboundID, .handled, attempts: 1, error: nil, context: context)
+        if item.kind == .request { try writeResponse(to: item, .data(firstResponse ?? MeshData()), context: context, pass: &pass) }
+        return nil
+    }
+
+    /// Dead-letters `item` after its last attempt failed inline, answering a request with the error.
+    private func deadLetter(_ item: DispatchItem, failure: String, context: WorkerContext, pass: inout InlinePass) throws {
+        metrics.deadLetters.increment()
+        logger.warning("dead-lettered a message whose handler keeps failing", metadata: [
+            "mesh.message": "\(item.originNode):\(item.originSeq)", "mesh.command": "\(item.commandID)", "mesh.error": "\(failure)",
+        ])
+        try Journal.writeInboundStatus(id: item.inboundID, .dead, attempts: 1, error: failure, context: context)
+        if item.kind == .request { try writeResponse(to: item, .error(failure), context: context, pass: &pass) }
+    }
+
+    /// Journals the response to `item` in the pass's transaction; it is transmitted after the commit.
+    private func writeResponse(to item: DispatchItem, _ body: ResponseBody, context: WorkerContext, pass: inout InlinePass) throws {
+        guard let (message, target) = responseMessage(to: item, with: body) else { return }
+        let seq = try Journal.writeOutbound([message], context: context)[0]
+        pass.responses.append((seq, message, target))
+    }
+
+    /// After the pass's commit, on the node's thread: transmits its responses in order (the ones a full window
+    /// holds back go from a task, still in order) and queues the reserved messages on their lanes.
+    func finishInline(_ pass: InlinePass) {
+        var blocked: [(seq: UInt64, message: OutboundMessage, target: SocketAddress)] = []
+        for response in pass.responses {
+            if blocked.isEmpty,
+               transmitNow(seq: response.seq, Self.envelope(response.message, seq: response.seq), commandID: response.message.commandID,
+                           to: response.target) != nil {
+                continue
+            }
+            blocked.append(response)
+        }
+        if !blocked.isEmpty {
+            Task {
+                for response in blocked {
+                    // On failure (shutdown) the response stays pending and the next start resends it.
+                    _ = try? await self.transmit(seq: response.seq, Self.envelope(response.message, seq: response.seq),
+                                                 commandID: response.message.commandID, to: response.target)
+                }
+            }
+        }
+    }
+}

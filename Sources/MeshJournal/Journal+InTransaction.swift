@@ -1,0 +1,65 @@
+import MeshCore
+
+/// Writes for a job already running on the writer (inside ``Journal/appendInboundRelaying(_:then:completion:)``'s
+/// `then`): what a synchronous handler did is written in the transaction that journals its message, so one commit
+/// holds the message, its invocations, its status and its response. Node-only (`package`): each must be called on
+/// the writer thread with the job's context.
+extension Journal {
+    /// A finished invocation, written as one row (its start and its end).
+    package struct FinishedInvocation: Sendable {
+        package var inboundID: Int64
+        package var handlerIndex: Int
+        package var attempt: Int
+        package var startedAt: Int64
+        package var outcome: InvocationOutcome
+        package var error: String?
+        package var response: MeshData?
+
+        package init(inboundID: Int64, handlerIndex: Int, attempt: Int, startedAt: Int64, outcome: InvocationOutcome,
+                     error: String? = nil, response: MeshData? = nil) {
+            self.inboundID = inboundID
+            self.handlerIndex = handlerIndex
+            self.attempt = attempt
+            self.startedAt = startedAt
+            self.outcome = outcome
+            self.error = error
+            self.response = response
+        }
+    }
+
+    /// Writes `invocation` in the job's transaction.
+    package static func write(_ invocation: FinishedInvocation, context: WorkerContext) throws {
+        let statement = try context.db.cached("""
+            INSERT INTO mesh_invocation(finished_at, outcome, error, response, response_json,
+                                        inbound_id, handler_index, attempt, started_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        let responseBytes = invocation.response.flatMap { try? MeshCodec.encode($0) }
+        try statement.bind(1, WallClock.nowMs())
+        try statement.bind(2, Int64(invocation.outcome.rawValue))
+        try statement.bind(3, invocation.error)
+        try statement.bind(4, blob: responseBytes)
+        try statement.bind(5, invocation.response.map { MeshJSON.string(from: $0) })
+        try statement.bind(6, invocation.inboundID)
+        try statement.bind(7, invocation.handlerIndex)
+        try statement.bind(8, invocation.attempt)
+        try statement.bind(9, invocation.startedAt)
+        try statement.step()
+    }
+
+    /// Sets an inbound message's status in the job's transaction (see ``setInboundStatus(id:_:attempts:error:)``).
+    package static func writeInboundStatus(id: Int64, _ status: InboundStatus, attempts: Int, error: String?,
+                                           context: WorkerContext) throws {
+        try updateInboundStatus(context.db, id: id, status, attempts: attempts, error: error, now: WallClock.nowMs())
+    }
+
+    /// Journals outbound messages (`pending`) in the job's transaction and returns their sequence numbers; the
+    /// caller transmits them once the job committed. A response's `answersInboundID` marks its request answered.
+    package static func writeOutbound(_ messages: [OutboundMessage], context: WorkerContext) throws -> [UInt64] {
+        var rows = messages
+        for i in rows.indices {
+            rows[i].payloadJSON = context.storesPayloadJSON ? renderJSON(rows[i].payload, rows[i].payloadJSON) : nil
+        }
+        return try insertOutbound(rows, context: context, now: WallClock.nowMs())
+    }
+}
