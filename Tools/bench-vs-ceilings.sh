@@ -10,6 +10,7 @@
 # | row | C ceiling | Mesh |
 # | acked p50 / B1 | jbus 20000 1 1 NORMAL 0: per-message latency | mesh bench --mode acked p50 |
 # | request p50 / B1 | the same | mesh bench --mode request p50 (async handler) |
+# | request sync p50 / B1 | the same | mesh bench --mode request --handler sync p50 (inline handler) |
 # | request p99 / its p50 | - | mesh bench --mode request |
 # | one-way / B5 | jbus 200000 100 4096 NORMAL 1: msgs/s | mesh bench (one-way) msgs/s |
 # | one-way --no-json / B5 | the same | mesh bench --no-json msgs/s |
@@ -41,9 +42,20 @@ for round in $(seq "$rounds"); do
     p99=$(echo "$request" | json_value p99_us)
     echo "request $(python3 -c "print($p50 / (1e6 / $b1))")" >> "$results"
     echo "request_p99 $(python3 -c "print($p99 / $p50)")" >> "$results"
+    echo "commits_async $(echo "$request" | json_value commits_per_message)" >> "$results"
+    b1=$("$scratch/jbus" 20000 1 1 NORMAL 0 60 47117 "$scratch/db" | jbus_value msgs_per_s)
+    request=$("$mesh" bench --mode request --handler sync --messages 3000 --json 2>/dev/null)
+    p50=$(echo "$request" | json_value p50_us)
+    p99=$(echo "$request" | json_value p99_us)
+    echo "request_sync $(python3 -c "print($p50 / (1e6 / $b1))")" >> "$results"
+    echo "request_sync_p99 $(python3 -c "print($p99 / $p50)")" >> "$results"
+    echo "commits_sync $(echo "$request" | json_value commits_per_message)" >> "$results"
+    echo "frames_request_sync $(echo "$request" | json_value wal_frames_per_message)" >> "$results"
     b5=$("$scratch/jbus" 200000 100 4096 NORMAL 1 60 47114 "$scratch/db" | jbus_value msgs_per_s)
-    oneway=$("$mesh" bench --messages 30000 --json 2>/dev/null | json_value msgs_per_s)
-    echo "oneway $(python3 -c "print($oneway / $b5)")" >> "$results"
+    oneway=$("$mesh" bench --messages 30000 --json 2>/dev/null)
+    echo "oneway $(python3 -c "print($(echo "$oneway" | json_value msgs_per_s) / $b5)")" >> "$results"
+    echo "frames_oneway $(echo "$oneway" | json_value wal_frames_per_message)" >> "$results"
+    echo "bytes_oneway $(echo "$oneway" | json_value receiver_journal_bytes_per_message)" >> "$results"
     b5=$("$scratch/jbus" 200000 100 4096 NORMAL 1 60 47115 "$scratch/db" | jbus_value msgs_per_s)
     nojson=$("$mesh" bench --no-json --messages 30000 --json 2>/dev/null | json_value msgs_per_s)
     echo "oneway_nojson $(python3 -c "print($nojson / $b5)")" >> "$results"
@@ -61,17 +73,29 @@ for line in open(sys.argv[1]):
 labels = [
     ("acked", "`mesh bench --mode acked` p50 / B1", "≤ 2.0×"),
     ("request", "`mesh bench --mode request` p50 / B1 (async handler)", "≤ 3.5×"),
-    ("request_p99", "request p99 / its p50", "≤ 2×"),
+    ("request_sync", "`mesh bench --mode request --handler sync` p50 / B1", "≤ 2.5×"),
+    ("request_p99", "request p99 / its p50 (async handler)", "≤ 2×"),
+    ("request_sync_p99", "request p99 / its p50 (sync handler)", "≤ 2×"),
     ("oneway", "`mesh bench` one-way / B5", "≥ 0.65×"),
     ("oneway_nojson", "`mesh bench --no-json` one-way / B5", "≥ 0.8×"),
     ("acked_full", "`mesh bench --mode acked --durability full` p50 / B2", "≤ 1.5×"),
 ]
+def table(header, entries, unit):
+    print(f"| {header} | median | range | bar |")
+    print("|---|---|---|---|")
+    for key, label, bar in entries:
+        values = rows.get(key, [])
+        if values:
+            print(f"| {label} | {statistics.median(values):.2f}{unit} | {min(values):.2f}–{max(values):.2f} | {bar} |")
 print(f"Mesh beside the C journaled bus, {sys.argv[2]} alternating rounds (median ratio, range):\n")
-print("| measure | ratio | range | bar |")
-print("|---|---|---|---|")
-for key, label, bar in labels:
-    values = rows.get(key, [])
-    if not values:
-        continue
-    print(f"| {label} | {statistics.median(values):.2f}× | {min(values):.2f}–{max(values):.2f} | {bar} |")
+table("measure", labels, "×")
+counts = [
+    ("commits_async", "commits per request, both nodes (async handler)", "≤ 3"),
+    ("commits_sync", "commits per request, both nodes (sync handler)", "≤ 3"),
+    ("frames_request_sync", "WAL frames per request, both nodes (sync handler)", "reported"),
+    ("frames_oneway", "WAL frames per one-way message, both nodes", "reported"),
+    ("bytes_oneway", "receiver journal bytes per one-way message (file + WAL)", "reported"),
+]
+print()
+table("count (same runs)", counts, "")
 PY
