@@ -34,7 +34,7 @@ extension MeshNode {
         var pass = InlinePass()
         for (index, result) in results.enumerated() {
             guard case .inserted(let id) = result, rows[index].status == .received, rows[index].kind != .response,
-                  let (chain, lane) = inlineChain(for: rows[index].commandID) else { continue }
+                  let (chain, lane) = dispatcher.inlineChain(for: rows[index].commandID) else { continue }
             let row = rows[index]
             let item = DispatchItem(inboundID: id, commandID: row.commandID, kind: row.kind, originNode: row.originNode,
                                     originSeq: row.originSeq, peer: row.peer, payload: row.payload,

@@ -25,7 +25,7 @@ extension MeshNode {
         var nodeTexts: [NodeID: String] = [:]
         var peerTexts: [SocketAddress: String] = [:]
         // The kind of each command ID's chain, looked up once per batch; whether any message may run inline.
-        var chains: [UInt16: ChainKind] = [:]
+        var chains: [UInt16: Dispatcher.ChainKind] = [:]
         var inline = false
         for message in batch {
             if Self.reservedCommandIDs.contains(message.commandID) {
@@ -43,7 +43,7 @@ extension MeshNode {
             }
             // A response is journaled `handled`: the request waiting for it takes it right after the commit, and no
             // handler ever runs for it, so it never enters the open set (saving an index entry and a status write).
-            let chain = envelope.kind == .response ? .none : chains[message.commandID] ?? chainKind(message.commandID)
+            let chain = envelope.kind == .response ? .none : chains[message.commandID] ?? dispatcher.chainKind(message.commandID)
             chains[message.commandID] = chain
             let status: InboundStatus = envelope.kind == .response ? .handled : chain == .none ? .unhandled : .received
             if chain == .synchronous { inline = true }
@@ -126,11 +126,11 @@ extension MeshNode {
                 if let requestID = rows[index].correlationID {
                     let envelope = envelopes[index]
                     if envelope.isError {
-                        resolveRequest(requestID, .failure(MeshError(.handlerError, String(decoding: envelope.payload, as: UTF8.self))))
+                        requests.resolve(requestID, .failure(MeshError(.handlerError, String(decoding: envelope.payload, as: UTF8.self))))
                     } else if let data = try? MeshCodec.decode(envelope.payload) {
-                        resolveRequest(requestID, .success(data))
+                        requests.resolve(requestID, .success(data))
                     } else {
-                        resolveRequest(requestID, .failure(MeshError(.decode, "undecodable response to \(requestID)")))
+                        requests.resolve(requestID, .failure(MeshError(.decode, "undecodable response to \(requestID)")))
                     }
                 }
                 continue

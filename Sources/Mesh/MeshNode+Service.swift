@@ -21,9 +21,7 @@ extension MeshNode: Service {
     private func withStopSignal(_ body: @escaping @Sendable () async throws -> Void) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await body() }
-            group.addTask { [weak self] in
-                while let self, !self.isStopped { try await Task.sleep(for: .milliseconds(100)) }
-            }
+            group.addTask { [stopSignal] in await stopSignal.wait() }
             _ = try await group.next()
             group.cancelAll()
         }

@@ -57,9 +57,16 @@ public final class MeshNode: Sendable {
     /// The highest inbound row id journaled before this start: rows up to it are dispatched with
     /// ``MessageInfo/isResumed`` set.
     let resumeBoundary = Atomic<Int64>(0)
-    /// Peers whose resend after a restart is still running (the size of `state.resuming`): while it is 0 —
-    /// always, once resume is over — a send skips the node's lock and the peer lookup.
-    let resumingPeers = Atomic<Int>(0)
+    /// Handlers and the lanes that run them.
+    let dispatcher = Dispatcher()
+    /// Requests waiting for their responses.
+    let requests = RequestTable()
+    /// Peers whose pending messages are still being resent after a restart.
+    let resumes = ResumeCoordinator()
+    /// Fired when shutdown begins (``run()`` waits on it).
+    let stopSignal = StopSignal()
+    /// Fired when shutdown finished (a second, concurrent ``shutdown()`` waits on it).
+    private let shutDownSignal = StopSignal()
     /// Received messages handed to the journal's writer and not yet committed (see ``maxInboundBacklog``).
     let inboundBacklog = Atomic<Int>(0)
     /// Most received messages waiting for the journal before unreliable ones are dropped on arrival. Reliable
@@ -78,17 +85,12 @@ public final class MeshNode: Sendable {
     /// Rate limit of log lines whose cause can repeat per message (a full disk, a flood of malformed messages).
     private let logLimiter = Mutex(LogRateLimiter())
 
+    /// The node's lifecycle: its background tasks and whether shutdown began.
     struct State {
-        var handlers: [UInt16: [RegisteredHandler]] = [:]
-        var lanes: [UInt16: DispatchLane] = [:]
         var tasks: [Task<Void, Never>] = []
         var stopped = false
         /// Tasks that only sleep between rounds: cancelled at shutdown.
         var cancelOnStop: [Task<Void, Never>] = []
-        /// Requests waiting for their response, by request message id.
-        var pendingRequests: [String: ResponseSlot] = [:]
-        /// Peers whose pending messages are still being resent after a restart (see ``resend(to:commandIDs:gate:)``).
-        var resuming: [String: ResumeGate] = [:]
     }
 
     private init(configuration: MeshConfiguration, journal: Journal, transport: MeshTransport, loop: NodeLoop, router: InboundRouter,
@@ -103,6 +105,7 @@ public final class MeshNode: Sendable {
         self.address = address
         self.state = NIOLockedValueBox(State())
         self.membership = NIOLockedValueBox(Self.makeMembershipTable(configuration: configuration, identity: journal.identity, address: address))
+        dispatcher.attach { [weak self] work, commandID in await self?.dispatch(work, commandID: commandID) }
     }
 
     var isStopped: Bool { state.withLockedValue { $0.stopped } }
@@ -208,24 +211,29 @@ public final class MeshNode: Sendable {
     }
 
     /// Stops receiving, lets running handlers finish, and closes the transport and the journal. Requests
-    /// still waiting fail with `peerDown`.
+    /// still waiting fail with `peerDown`. Later and concurrent calls return once the first one finished.
     public func shutdown() async {
-        let (tasks, waiting, sleepers, wasStopped) = state.withLockedValue { state in
+        let (tasks, sleepers, wasStopped) = state.withLockedValue { state in
             let wasStopped = state.stopped
             state.stopped = true
-            defer { state.pendingRequests.removeAll() }
-            return (state.tasks, Array(state.pendingRequests.values), state.cancelOnStop, wasStopped)
+            return (state.tasks, state.cancelOnStop, wasStopped)
         }
+        if wasStopped {
+            await shutDownSignal.wait()
+            return
+        }
+        defer { shutDownSignal.fire() }
+        stopSignal.fire()
         for sleeper in sleepers { sleeper.cancel() }
-        if !wasStopped { await announceLeaving() }
+        await announceLeaving()
         finishMembershipEvents()
-        for waiter in waiting { waiter.resolve(.failure(MeshError(.peerDown, "the node shut down"))) }
+        requests.close(failing: MeshError(.peerDown, "the node shut down"))
         await transport.close()
         // Nothing arrives any more; once the writer ran every queued job, every journaled message is in its lane.
         router.close()
         try? await journal.barrier()
         for task in tasks + sleepers { await task.value }
-        let lanes = state.withLockedValue { Array($0.lanes.values) }
+        let lanes = dispatcher.lanes
         for lane in lanes { lane.finish() }
         // Let running handlers finish, within the shutdown timeout.
         let timeout = configuration.shutdownTimeout
@@ -239,7 +247,7 @@ public final class MeshNode: Sendable {
         // The last view of the cluster, so the next start rejoins through it.
         await persistMembers(membership.withLockedValue { $0.members }.filter { $0.isReachable })
         await journal.close()
-        if !wasStopped { await loop.shutdown() }
+        await loop.shutdown()
     }
 
     /// Runs `work` and returns true if it finished within `timeout`, false otherwise — without waiting for it
@@ -297,13 +305,7 @@ public final class MeshNode: Sendable {
         guard !Self.reservedCommandIDs.contains(commandID) else {
             throw MeshError(.reservedCommand, "command ID \(commandID) is reserved for Mesh (\(Self.reservedCommandIDs))")
         }
-        let catchUp: DispatchLane? = state.withLockedValue { state in
-            let first = state.handlers[commandID]?.isEmpty ?? true
-            state.handlers[commandID, default: []].append(handler)
-            guard first else { return nil }
-            return lane(commandID, &state)
-        }
-        catchUp?.enqueue(.catchUp)
+        dispatcher.register(handler, for: commandID)?.enqueue(.catchUp)
     }
 
     /// Registers a handler that takes only the data.
@@ -311,59 +313,13 @@ public final class MeshNode: Sendable {
         try handleCommand(commandID) { data, _ in try await handler(data) }
     }
 
-    func handlers(for commandID: UInt16) -> [RegisteredHandler] {
-        state.withLockedValue { $0.handlers[commandID] ?? [] }
-    }
+    func handlers(for commandID: UInt16) -> [RegisteredHandler] { dispatcher.handlers(for: commandID) }
 
-    /// The handlers of `commandID` if its message may run them inline now: all synchronous, and its lane idle
-    /// (nothing of the command ID queued or running). Called on the node's thread.
-    func inlineChain(for commandID: UInt16) -> (handlers: [SyncHandler], lane: DispatchLane)? {
-        state.withLockedValue { state in
-            guard let registered = state.handlers[commandID], !registered.isEmpty else { return nil }
-            var chain: [SyncHandler] = []
-            chain.reserveCapacity(registered.count)
-            for handler in registered {
-                guard let sync = handler.synchronous else { return nil }
-                chain.append(sync)
-            }
-            return (chain, lane(commandID, &state))
-        }
-    }
+    func lane(_ commandID: UInt16) -> DispatchLane { dispatcher.lane(commandID) }
 
     /// Whether nothing of `commandID` is queued or running on its lane (a message of an all-synchronous chain
     /// arriving now runs inline). Tests await it: registering a first handler queues a catch-up pass.
-    package func isLaneIdle(_ commandID: UInt16) -> Bool {
-        state.withLockedValue { $0.lanes[commandID]?.isIdle ?? true }
-    }
-
-    /// What handles a command ID's messages now.
-    enum ChainKind {
-        /// No handler: its messages are journaled `unhandled`.
-        case none
-        /// At least one async handler: its messages go to its lane.
-        case lane
-        /// Only synchronous handlers: its messages may run inline (``inlineChain(for:)``).
-        case synchronous
-    }
-
-    /// The kind of `commandID`'s chain.
-    func chainKind(_ commandID: UInt16) -> ChainKind {
-        state.withLockedValue { state in
-            guard let registered = state.handlers[commandID], !registered.isEmpty else { return .none }
-            return registered.allSatisfy { $0.synchronous != nil } ? .synchronous : .lane
-        }
-    }
-
-    private func lane(_ commandID: UInt16, _ state: inout State) -> DispatchLane {
-        if let lane = state.lanes[commandID] { return lane }
-        let lane = DispatchLane(commandID: commandID, node: self)
-        state.lanes[commandID] = lane
-        return lane
-    }
-
-    func lane(_ commandID: UInt16) -> DispatchLane {
-        state.withLockedValue { lane(commandID, &$0) }
-    }
+    package func isLaneIdle(_ commandID: UInt16) -> Bool { dispatcher.isLaneIdle(commandID) }
 
     // MARK: - Sending
 
@@ -421,22 +377,17 @@ public final class MeshNode: Sendable {
             delivery = try await journalAndTransmit([message], to: [target]) { seq in
                 let id = self.messageID(seq)
                 registered.withLockedValue { $0 = id }
-                self.state.withLockedValue { $0.pendingRequests[id] = slot }
+                self.requests.register(id, slot)
             }[0]
         } catch {
-            if let id = registered.withLockedValue({ $0 }) { resolveRequest(id, .failure(error)) }
+            if let id = registered.withLockedValue({ $0 }) { requests.resolve(id, .failure(error)) }
             throw error
         }
         let requestID = delivery.messageID
         delivery.receipt.whenComplete { outcome in
-            if case .failed(let error) = outcome { self.resolveRequest(requestID, .failure(MeshError(error))) }
+            if case .failed(let error) = outcome { self.requests.resolve(requestID, .failure(MeshError(error))) }
         }
-        let timer = Task {
-            guard (try? await Task.sleep(for: timeout)) != nil else { return }  // cancelled: the request finished
-            resolveRequest(requestID, .failure(MeshError(.timeout, "no response to \(requestID) within \(timeout)")))
-        }
-        defer { timer.cancel() }
-        return try await slot.value()
+        return try await requests.result(of: requestID, slot: slot, timeout: timeout)
     }
 
     /// The MeshCodec bytes of `data`, or an `encoding` error.
@@ -446,12 +397,6 @@ public final class MeshNode: Sendable {
         } catch {
             throw MeshError(.encoding, "\(error)")
         }
-    }
-
-    /// Completes a waiting request once; later results (a late response, a timeout after it) are ignored.
-    func resolveRequest(_ requestID: String, _ result: Result<MeshData, any Error>) {
-        let slot = state.withLockedValue { $0.pendingRequests.removeValue(forKey: requestID) }
-        slot?.resolve(result)
     }
 
     /// Sends the response to a request (kind `response`, correlated with the request's message id).
@@ -538,7 +483,7 @@ public final class MeshNode: Sendable {
     func journalAndTransmit(_ messages: [OutboundMessage], to targets: [SocketAddress],
                             committed: (@Sendable (UInt64) -> Void)? = nil) async throws -> [Delivery] {
         // After a restart, older messages to these peers go first.
-        if resumingPeers.load(ordering: .acquiring) > 0 {
+        if resumes.isResuming {
             for peer in Set(messages.map(\.peer)) { await awaitResume(of: peer) }
         }
         let (seqs, sent) = try await withCheckedThrowingContinuation {
@@ -621,7 +566,7 @@ public final class MeshNode: Sendable {
             }
             guard first else { return }
             let acked = ackedSeqs
-            journal.streamOutboundAcked {
+            journal.postOutboundAcked {
                 Failpoint.pass("outbound.after-send")
                 return acked.withLockedValue { seqs in
                     defer { seqs.removeAll(keepingCapacity: true) }
@@ -633,7 +578,7 @@ public final class MeshNode: Sendable {
             return
         case .failed(let error):
             metrics.failed.increment()
-            journal.streamOutboundFailed(seq, error: error.description)
+            journal.postOutboundFailed(seq, error: error.description)
         }
     }
 
@@ -652,10 +597,8 @@ public final class MeshNode: Sendable {
         let peers = try await journal.pendingOutboundPeers()
         let commandIDs = peers.isEmpty ? [] : try await journal.pendingOutboundCommandIDs()
         for peer in peers {
-            let gate = ResumeGate()
-            state.withLockedValue { $0.resuming[peer] = gate }
-            resumingPeers.add(1, ordering: .releasing)
-            let task = Task { await resend(to: peer, commandIDs: commandIDs, gate: gate) }
+            _ = resumes.begin(peer)
+            let task = Task { await resend(to: peer, commandIDs: commandIDs) }
             state.withLockedValue { $0.tasks.append(task) }
         }
         var redispatched = 0
@@ -686,12 +629,8 @@ extension MeshNode {
     /// Resends every pending message to `peer`, command ID by command ID (`commandIDs`: those with pending
     /// messages at start) in sequence order (the order that matters), through the pending index; then lets new
     /// messages to `peer` through.
-    func resend(to peer: String, commandIDs: [UInt16], gate: ResumeGate) async {
-        defer {
-            _ = state.withLockedValue { $0.resuming.removeValue(forKey: peer) }
-            resumingPeers.subtract(1, ordering: .releasing)
-            gate.open()
-        }
+    func resend(to peer: String, commandIDs: [UInt16]) async {
+        defer { resumes.end(peer) }
         var resent = 0
         do {
             for commandID in commandIDs {
@@ -723,18 +662,12 @@ extension MeshNode {
 
     /// Waits until the messages that were pending to `peer` at start have been handed to the transport.
     func awaitResume(of peer: String) async {
-        await resumeGate(of: peer)?.wait()
+        await resumes.gate(of: peer)?.wait()
     }
 
     /// Whether a resend to `peer` is still handing over older messages.
     func isResuming(_ peer: String) -> Bool {
-        resumeGate(of: peer) != nil
-    }
-
-    /// The gate of `peer`'s running resend; once no resend runs, found without the node's lock.
-    private func resumeGate(of peer: String) -> ResumeGate? {
-        guard resumingPeers.load(ordering: .acquiring) > 0 else { return nil }
-        return state.withLockedValue { $0.resuming[peer] }
+        resumes.gate(of: peer) != nil
     }
 }
 

@@ -1,7 +1,7 @@
 import Synchronization
 
-/// A streamed invocation on its way to the journal (see ``Journal/streamInvocationStart(inboundID:handlerIndex:attempt:)``).
-public final class InvocationTicket: Sendable {
+/// A posted invocation on its way to the journal (see ``Journal/postInvocationStart(inboundID:handlerIndex:attempt:)``).
+package final class InvocationTicket: Sendable {
     let inboundID: Int64
     let handlerIndex: Int
     let attempt: Int

@@ -334,7 +334,7 @@ extension Journal {
     /// ``appendOutbound(_:)`` without a suspension: `completion` runs on the journal's writer thread once the rows
     /// are committed (or with the error), in commit order. It must not block; the node uses it to hand the
     /// message to the transport straight from the commit.
-    public func appendOutbound(_ messages: [OutboundMessage],
+    package func appendOutbound(_ messages: [OutboundMessage],
                                completion: @escaping @Sendable (Result<[UInt64], any Error>) -> Void) {
         guard !messages.isEmpty else { return completion(.success([])) }
         let now = WallClock.nowMs()
@@ -438,7 +438,7 @@ extension Journal {
     /// the current group-commit transaction. A deferrable write, like ``markOutboundAcked(_:)``, retried if its
     /// transaction aborts (a crash before it commits leaves the rows pending: they are resent after a restart,
     /// and the receiver drops the duplicates).
-    public func streamOutboundAcked(_ take: @escaping @Sendable () -> [UInt64]) {
+    package func postOutboundAcked(_ take: @escaping @Sendable () -> [UInt64]) {
         // Taken once: a retry after an aborted transaction writes the same sequence numbers again.
         let taken = Mutex<[UInt64]?>(nil)
         writer.post(inTransaction: true, "acknowledgements") { context in
@@ -453,7 +453,7 @@ extension Journal {
 
     /// Marks a pending outbound message failed without waiting (see ``markOutboundFailed(_:error:)``); failures
     /// to write are logged.
-    public func streamOutboundFailed(_ seq: UInt64, error text: String) {
+    package func postOutboundFailed(_ seq: UInt64, error text: String) {
         let now = WallClock.nowMs()
         writer.post(inTransaction: true, "a send failure") { context in
             _ = try Self.updateOutboundFailed(context.db, seq, error: text, now: now)
@@ -597,7 +597,7 @@ extension Journal {
     /// ``appendInboundRelaying(_:)`` without a suspension: `completion` runs on the journal's writer thread once
     /// the rows are committed (or with the error), in commit order. It must not block; the node's receive path
     /// confirms and dispatches from it, straight from the commit.
-    public func appendInboundRelaying(
+    package func appendInboundRelaying(
         _ messages: [InboundMessage],
         completion: @escaping @Sendable (Result<(results: [InboundAppendResult], forwards: [[UInt64]]), any Error>) -> Void
     ) {
@@ -841,17 +841,17 @@ extension Journal {
         }
     }
 
-    // MARK: Streamed writes (the dispatcher's path)
+    // MARK: Posted writes (the dispatcher's path; node-only)
 
     /// Records the start of an invocation without waiting for the commit, and returns the ticket that
-    /// ``streamInvocationFinish(_:outcome:error:response:status:)`` completes. The writer runs jobs in submission
+    /// ``postInvocationFinish(_:outcome:error:response:status:)`` completes. The writer runs jobs in submission
     /// order and group commit batches them; a crash can lose only the last, uncommitted writes — the message is
     /// then dispatched again (at-least-once). Failures are logged.
     ///
     /// A handler that ends before the writer reaches its start costs one row written once, at the finish: the
     /// start job sees the ticket finished and writes nothing. A handler still running then gets its row at
     /// once (`finished_at` NULL), so a long or hung invocation is visible in `mesh_invocations`.
-    public func streamInvocationStart(inboundID: Int64, handlerIndex: Int, attempt: Int) -> InvocationTicket {
+    package func postInvocationStart(inboundID: Int64, handlerIndex: Int, attempt: Int) -> InvocationTicket {
         let ticket = InvocationTicket(inboundID: inboundID, handlerIndex: handlerIndex, attempt: attempt, startedAt: WallClock.nowMs())
         writer.post(inTransaction: true, "an invocation start") { context in
             // Retried after an aborted transaction: the row it wrote then was rolled back with it.
@@ -864,9 +864,9 @@ extension Journal {
         return ticket
     }
 
-    /// Records how a streamed invocation ended — inserting its whole row, or completing the row its start wrote —
+    /// Records how a posted invocation ended — inserting its whole row, or completing the row its start wrote —
     /// and, if `status` is given, the message's new status in the same job.
-    public func streamInvocationFinish(_ ticket: InvocationTicket, outcome: InvocationOutcome, error: String? = nil,
+    package func postInvocationFinish(_ ticket: InvocationTicket, outcome: InvocationOutcome, error: String? = nil,
                                        response: MeshData? = nil, status: (InboundStatus, attempts: Int, error: String?)? = nil) {
         ticket.finished.store(true, ordering: .releasing)
         let now = WallClock.nowMs()
@@ -903,8 +903,8 @@ extension Journal {
         }
     }
 
-    /// Sets an inbound message's status without waiting for the commit (see ``streamInvocationStart(inboundID:handlerIndex:attempt:)``).
-    public func streamInboundStatus(id: Int64, _ status: InboundStatus, attempts: Int? = nil, error: String? = nil) {
+    /// Sets an inbound message's status without waiting for the commit (see ``postInvocationStart(inboundID:handlerIndex:attempt:)``).
+    package func postInboundStatus(id: Int64, _ status: InboundStatus, attempts: Int? = nil, error: String? = nil) {
         let now = WallClock.nowMs()
         writer.post(inTransaction: true, "an inbound status") { context in
             try Self.updateInboundStatus(context.db, id: id, status, attempts: attempts, error: error, now: now)

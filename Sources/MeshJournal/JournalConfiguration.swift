@@ -48,7 +48,7 @@ public struct JournalConfiguration: Sendable, Hashable {
     /// the sleep/wake-up latency on request/response paths at the cost of that much CPU per idle period.
     /// Default 50; 0 sleeps at once.
     public var idleSpinMicroseconds: Int
-    /// How long the writer holds back a transaction that would carry only deferrable writes (streamed
+    /// How long the writer holds back a transaction that would carry only deferrable writes (posted
     /// invocation records, message statuses, acknowledgement marks — writes nobody waits on), in microseconds,
     /// hoping an awaited write (a message being journaled) arrives to share its commit. An awaited write ends
     /// the wait at once. Cuts one commit from the critical path of a request/response exchange. Such writes

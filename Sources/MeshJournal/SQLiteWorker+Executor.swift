@@ -64,7 +64,7 @@ extension SQLiteWorker {
             let resumeNow = state.withLock { state -> Bool in
                 if state.exited { return true }
                 state.closed = true
-                state.exitContinuation = continuation
+                state.exitContinuations.append(continuation)
                 return false
             }
             if resumeNow { continuation.resume() } else { executor!.execute { [self] in step() } }
@@ -158,10 +158,11 @@ extension SQLiteWorker {
     private func finish(_ context: WorkerContext) {
         context.close()
         lent?.context = nil
-        let continuation = state.withLock { state -> CheckedContinuation<Void, Never>? in
+        let continuations = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.exited = true
-            return state.exitContinuation
+            defer { state.exitContinuations.removeAll() }
+            return state.exitContinuations
         }
-        continuation?.resume()
+        for continuation in continuations { continuation.resume() }
     }
 }

@@ -34,7 +34,8 @@ final class SQLiteWorker: Sendable {
         var head = 0
         var idle = false
         var closed = false
-        var exitContinuation: CheckedContinuation<Void, Never>?
+        /// Everyone waiting in ``close()`` (concurrent closes all wait for the exit).
+        var exitContinuations: [CheckedContinuation<Void, Never>] = []
         var exited = false
         /// On a lent executor: a step is queued there (set by the first enqueue, cleared by a step that found
         /// nothing to run now).
@@ -183,7 +184,7 @@ final class SQLiteWorker: Sendable {
             let (resumeNow, wake) = state.withLock { state -> (Bool, Bool) in
                 if state.exited { return (true, false) }
                 state.closed = true
-                state.exitContinuation = continuation
+                state.exitContinuations.append(continuation)
                 let wake = state.idle
                 state.idle = false
                 return (false, wake)
@@ -335,11 +336,12 @@ final class SQLiteWorker: Sendable {
             }
         }
         context.close()
-        let continuation = state.withLock { state -> CheckedContinuation<Void, Never>? in
+        let continuations = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.exited = true
-            return state.exitContinuation
+            defer { state.exitContinuations.removeAll() }
+            return state.exitContinuations
         }
-        continuation?.resume()
+        for continuation in continuations { continuation.resume() }
     }
 
     /// Closing, and `failed` still could not commit at the last attempt: given up (a message whose records are lost

@@ -34,6 +34,36 @@ import Testing
         await second.close()
     }
 
+    /// Two closes at once (a node's `run()` and a direct `shutdown()`) both return, once the journal is closed; one
+    /// of them used to overwrite the other's wait and leave it suspended for ever.
+    @Test func concurrentClosesBothReturnOnceClosed() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let path = dir.file("node.sqlite")
+        for _ in 0..<20 {
+            let journal = try await Journal.open(path: path, logger: .test)
+            _ = try await journal.appendOutbound(OutboundMessage(commandID: 1, kind: .send, peer: "p", payload: [1]))
+            // Bounded: a close that never returns fails the test after 60 s instead of hanging the suite.
+            let closed = await withTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    async let first: Void = journal.close()
+                    async let second: Void = journal.close()
+                    _ = await (first, second)
+                    return true
+                }
+                group.addTask {
+                    try? await Task.sleep(for: .seconds(60))
+                    return false
+                }
+                let result = await group.next() ?? false
+                group.cancelAll()
+                return result
+            }
+            try #require(closed, "a concurrent close() never returned")
+            #expect(Self.openDescriptors(path).isEmpty)
+        }
+    }
+
     @Test func closeReturnsWithNoDescriptorOpenAndTheWALRemoved() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }

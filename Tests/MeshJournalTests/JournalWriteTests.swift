@@ -48,7 +48,7 @@ import Testing
             let id = try await journal.appendInbound([inbound(1)])[0]
             guard case .inserted(let rowID) = id else { Issue.record("not inserted"); return }
             let before = journal.writeStatistics.transactions
-            journal.streamInboundStatus(id: rowID, .handled, attempts: 1)
+            journal.postInboundStatus(id: rowID, .handled, attempts: 1)
             _ = try await journal.appendOutbound(outbound(1))  // awaited: commits at once, carrying the status
             #expect(journal.writeStatistics.transactions == before + 1)
             #expect(try await journal.read { db in
@@ -62,7 +62,7 @@ import Testing
         try await withJournal(configuration: .init(deferredCommitMicroseconds: 2_000)) { journal, _ in
             let id = try await journal.appendInbound([inbound(1)])[0]
             guard case .inserted(let rowID) = id else { Issue.record("not inserted"); return }
-            journal.streamInboundStatus(id: rowID, .handled, attempts: 1)
+            journal.postInboundStatus(id: rowID, .handled, attempts: 1)
             let deadline = ContinuousClock.now + .seconds(10)
             var status: Int64?
             while ContinuousClock.now < deadline {

@@ -1,0 +1,92 @@
+import Logging
+import MeshCore
+import Metrics
+import MeshJournal
+import MeshFailpoints
+import Synchronization
+
+/// The dispatcher's work: running a message's handler chain on its command ID's lane (retries, dead letters, the
+/// response to a request) and the catch-up pass after a first registration. Runs on the lane's task.
+extension MeshNode {
+    func dispatch(_ work: DispatchWork, commandID: UInt16) async {
+        switch work {
+        case .message(let item):
+            await process(item)
+        case .catchUp:
+            var afterID: Int64 = 0
+            while let page = try? await journal.openInbound(commandID: commandID, afterID: afterID, limit: 500), !page.isEmpty {
+                for row in page {
+                    afterID = row.id
+                    guard row.status == .unhandled, !handlers(for: commandID).isEmpty,
+                          (try? await journal.claimUnhandled(id: row.id)) == true else { continue }
+                    await process(DispatchItem(row))
+                }
+            }
+        }
+    }
+
+    /// Runs every handler of the message's command ID in registration order, journaling each invocation. A
+    /// throwing handler stops the chain; the message is retried (the whole chain) up to `maxHandlerAttempts`
+    /// times, then dead-lettered. A request gets one response (the first non-nil return, or the error), unless
+    /// it was answered before.
+    ///
+    /// Cancellation (the shutdown timeout ran out while a handler ran) is not a failure: the message is left as
+    /// it is — open, its interrupted invocation unfinished — and runs again at the next start, like after a crash.
+    func process(_ item: DispatchItem) async {
+        let handlers = handlers(for: item.commandID)
+        guard !handlers.isEmpty else {
+            try? await journal.setInboundStatus(id: item.inboundID, .unhandled, attempts: item.attempts)
+            return
+        }
+        let data: MeshData
+        do {
+            data = try MeshCodec.decode(item.payload)
+        } catch {
+            logger.warning("dead-lettered an undecodable message", metadata: ["mesh.message": "\(item.originNode):\(item.originSeq)"])
+            try? await journal.setInboundStatus(id: item.inboundID, .dead, attempts: item.attempts + 1, error: "undecodable payload: \(error)")
+            return
+        }
+        var attempt = item.attempts
+        while !Task.isCancelled {
+            attempt += 1
+            let info = MessageInfo(messageID: "\(item.originNode):\(item.originSeq)", sender: item.peer, commandID: item.commandID,
+                                   kind: item.kind, attempt: attempt, isResumed: item.inboundID <= resumeBoundary.load(ordering: .relaxed))
+            var failure: String?
+            var firstResponse: MeshData?
+            // Invocation records and statuses are posted to the journal writer (ordered, batched by group commit)
+            // rather than awaited one by one.
+            for (index, handler) in handlers.enumerated() {
+                if index > 0 { Failpoint.pass("handler.between", note: info.messageID) }
+                let ticket = journal.postInvocationStart(inboundID: item.inboundID, handlerIndex: index, attempt: attempt)
+                do {
+                    let response = try await handler.call(data, info)
+                    if firstResponse == nil { firstResponse = response }
+                    // The chain's last record carries the message's status: one writer job, not two.
+                    journal.postInvocationFinish(ticket, outcome: .ok, response: response,
+                                                   status: index == handlers.count - 1 ? (.handled, attempt, nil) : nil)
+                } catch {
+                    // Cancelled at shutdown: neither a failure nor an attempt; the next start runs the chain again.
+                    if Task.isCancelled { return }
+                    failure = "\(error)"
+                    journal.postInvocationFinish(ticket, outcome: .error, error: failure)
+                    break
+                }
+            }
+            guard let failure else {
+                if item.kind == .request && !item.isAnswered { await respond(to: item, with: .data(firstResponse ?? MeshData())) }
+                return
+            }
+            metrics.handlerErrors.increment()
+            if attempt >= configuration.maxHandlerAttempts {
+                metrics.deadLetters.increment()
+                logger.warning("dead-lettered a message whose handler keeps failing", metadata: [
+                    "mesh.message": "\(info.messageID)", "mesh.command": "\(item.commandID)", "mesh.error": "\(failure)",
+                ])
+                journal.postInboundStatus(id: item.inboundID, .dead, attempts: attempt, error: failure)
+                if item.kind == .request && !item.isAnswered { await respond(to: item, with: .error(failure)) }
+                return
+            }
+            journal.postInboundStatus(id: item.inboundID, .failed, attempts: attempt, error: failure)
+        }
+    }
+}
