@@ -34,6 +34,9 @@ public struct Member: Sendable, Hashable {
     public var status: MemberStatus
     /// Free-form metadata it published (Diarkis `SetNodeValue`), e.g. its player count.
     public var values: MeshData
+    /// The public address its clients use (Diarkis `SetEndPoint`), `host:port`, or `nil` if it published none.
+    /// Not a mesh address: nodes never send to it.
+    public var endpoint: String?
     /// Orders the node's own announcements: a record with a higher incarnation replaces a lower one. The high
     /// 32 bits are the node's boot epoch, so a restarted node always supersedes its previous life.
     public var incarnation: UInt64
@@ -45,13 +48,14 @@ public struct Member: Sendable, Hashable {
 
     /// Creates a record.
     public init(nodeID: String, address: String, nodeType: String, nodeRole: String, status: MemberStatus,
-                values: MeshData = [:], incarnation: UInt64, isReachable: Bool = true, isSelf: Bool = false) {
+                values: MeshData = [:], endpoint: String? = nil, incarnation: UInt64, isReachable: Bool = true, isSelf: Bool = false) {
         self.nodeID = nodeID
         self.address = address
         self.nodeType = nodeType
         self.nodeRole = nodeRole
         self.status = status
         self.values = values
+        self.endpoint = endpoint
         self.incarnation = incarnation
         self.isReachable = isReachable
         self.isSelf = isSelf
@@ -65,7 +69,7 @@ public struct Member: Sendable, Hashable {
 public enum MembershipEvent: Sendable, Hashable {
     /// A node was heard from for the first time, or again after being down.
     case joined(Member)
-    /// A node's declared status, values, address, type or role changed.
+    /// A node's declared status, values, address, type, role or endpoint changed.
     case updated(Member)
     /// A node stopped answering heartbeats for the member timeout.
     case down(Member)

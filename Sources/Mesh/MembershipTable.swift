@@ -176,6 +176,7 @@ struct MembershipTable: Sendable {
 
     static func sameDeclaration(_ a: Member, _ b: Member) -> Bool {
         a.address == b.address && a.nodeType == b.nodeType && a.nodeRole == b.nodeRole && a.status == b.status && a.values == b.values
+            && a.endpoint == b.endpoint
     }
 
     /// `0.0.0.0:8000` seen from 10.0.0.5 → `10.0.0.5:8000`; `nil` when the host is already specific.
@@ -210,15 +211,20 @@ extension MembershipTable.Gossip {
         return Self(sender: from, leaving: leaving, members: members)
     }
 
+    /// A member's record; `ep` (its public endpoint) only when it has one, so the record is unchanged for nodes
+    /// without one (and readers that know no `ep` ignore it).
     private static func record(_ m: Member) -> MeshData {
-        ["id": .string(m.nodeID), "addr": .string(m.address), "type": .string(m.nodeType), "role": .string(m.nodeRole),
-         "status": .uint8(UInt8(m.status.rawValue)), "inc": .uint64(m.incarnation), "values": .map(m.values)]
+        var record: MeshData = ["id": .string(m.nodeID), "addr": .string(m.address), "type": .string(m.nodeType), "role": .string(m.nodeRole),
+                                "status": .uint8(UInt8(m.status.rawValue)), "inc": .uint64(m.incarnation), "values": .map(m.values)]
+        if let endpoint = m.endpoint { record["ep"] = .string(endpoint) }
+        return record
     }
 
     private static func member(_ d: MeshData) -> Member? {
         guard let id = d.string("id"), id.utf8.count == 32, let addr = d.string("addr"), let type = d.string("type"),
               let role = d.string("role"), let status = d.uint8("status").flatMap({ MemberStatus(rawValue: Int($0)) }),
               let inc = d.uint64("inc"), let values = d.map("values") else { return nil }
-        return Member(nodeID: id, address: addr, nodeType: type, nodeRole: role, status: status, values: values, incarnation: inc)
+        return Member(nodeID: id, address: addr, nodeType: type, nodeRole: role, status: status, values: values,
+                      endpoint: d.string("ep"), incarnation: inc)
     }
 }

@@ -42,7 +42,9 @@ public struct MeshConfiguration: Sendable {
     public var encrypt: Bool
     /// Addresses (`host:port`) of nodes to join through. Any one reachable member is enough; a node restarted
     /// on the same journal also rejoins through the members it remembers. Default none (a cluster of one
-    /// until another node names this one as a seed).
+    /// until another node names this one as a seed). A host may be a DNS name (a Kubernetes headless service, a
+    /// VM group): it is resolved at start and at every membership round, and every address it yields is a seed;
+    /// a name that does not resolve is logged once per change and never stops the node.
     public var seeds: [String]
     /// The node's role (Diarkis: the protocol it serves clients with). Default `"UDP"`.
     public var nodeRole: String
@@ -50,6 +52,10 @@ public struct MeshConfiguration: Sendable {
     /// Default `nil`: ``address`` with the actual port; an unspecified host is replaced by the address the
     /// gossip arrived from.
     public var advertisedAddress: String?
+    /// The public address this node's clients use (Diarkis `SetEndPoint`), `host:port` with a numeric host or
+    /// a DNS name, gossiped with the node's record (``Member/endpoint``); ``MeshNode/setEndpoint(_:)`` changes
+    /// it at run time. Default `nil` (none published).
+    public var endpoint: String?
     /// How often the node sends membership heartbeats to each member and seed. Default 500 ms.
     public var heartbeatInterval: Duration
     /// Silence after which a member is reported down. Default 3 s.
@@ -102,12 +108,13 @@ public struct MeshConfiguration: Sendable {
         guard !journalPath.isEmpty else { throw MeshError(.invalidConfiguration, "journalPath is empty") }
         for seed in seeds {
             do {
-                _ = try MeshAddress.parse(seed)
+                _ = try Seed.parse(seed)
             } catch {
                 throw MeshError(.invalidConfiguration, "seed \"\(seed)\": \(error.message)")
             }
         }
         if let advertisedAddress { _ = try MeshAddress.parse(advertisedAddress) }
+        if let endpoint { try Self.validateEndpoint(endpoint) }
         guard heartbeatInterval >= .milliseconds(10), memberTimeout >= heartbeatInterval * 2 else {
             throw MeshError(.invalidConfiguration,
                 "heartbeatInterval must be at least 10 ms and memberTimeout at least twice it (got \(heartbeatInterval), \(memberTimeout))")
@@ -123,6 +130,17 @@ public struct MeshConfiguration: Sendable {
         }
         guard (1...100).contains(maxHandlerAttempts) else {
             throw MeshError(.invalidConfiguration, "maxHandlerAttempts must be 1...100 (got \(maxHandlerAttempts))")
+        }
+    }
+}
+
+extension MeshConfiguration {
+    /// Checks a public endpoint: `host:port`, the host numeric or a DNS name, the port 1...65535.
+    static func validateEndpoint(_ endpoint: String) throws(MeshError) {
+        do {
+            _ = try Seed.parse(endpoint)
+        } catch {
+            throw MeshError(.invalidConfiguration, "endpoint \"\(endpoint)\": \(error.message)")
         }
     }
 }

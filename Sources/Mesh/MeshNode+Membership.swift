@@ -64,6 +64,28 @@ extension MeshNode {
         gossipNow()
     }
 
+    /// Publishes the public address this node's clients use (Diarkis `SetEndPoint`), `host:port` (numeric or a
+    /// DNS name), or withdraws it with `nil`; gossiped at once.
+    /// - Throws: ``MeshError`` (`invalidConfiguration`) for an endpoint that is not `host:port`.
+    public func setEndpoint(_ endpoint: String?) throws(MeshError) {
+        if let endpoint { try MeshConfiguration.validateEndpoint(endpoint) }
+        membership.withLockedValue { $0.updateSelf { $0.endpoint = endpoint } }
+        gossipNow()
+    }
+
+    /// This node's public endpoint (Diarkis `GetMyNodeEndPoint`), or `nil`.
+    public var endpoint: String? { membership.withLockedValue { $0.me.endpoint } }
+
+    /// The public endpoint of the member at mesh address `address` (Diarkis `GetNodeEndPoint`), or `nil`.
+    public func endpoint(at address: String) -> String? { member(at: address)?.endpoint }
+
+    /// The member whose public endpoint is `endpoint` (Diarkis `GetNodeByEndPoint`), or `nil`; a reachable one
+    /// first if several published it.
+    public func member(atEndpoint endpoint: String) -> Member? {
+        let matching = members().filter { $0.endpoint == endpoint }
+        return matching.first(where: \.isReachable) ?? matching.first
+    }
+
     /// A value published by the member at `address` (Diarkis `GetNodeValue`), this node's own included.
     public func nodeValue(_ name: String, at address: String) -> MeshValue? { member(at: address)?.values[name] }
 
@@ -97,7 +119,7 @@ extension MeshNode {
 
     static func makeMembershipTable(configuration: MeshConfiguration, identity: JournalIdentity, address: String) -> MembershipTable {
         let me = Member(nodeID: identity.nodeID, address: configuration.advertisedAddress ?? address, nodeType: configuration.nodeType,
-                        nodeRole: configuration.nodeRole, status: .online, values: configuration.nodeValues,
+                        nodeRole: configuration.nodeRole, status: .online, values: configuration.nodeValues, endpoint: configuration.endpoint,
                         incarnation: UInt64(UInt32(truncatingIfNeeded: identity.bootEpoch)) << 32)
         return MembershipTable(me: me, memberTimeout: configuration.memberTimeout)
     }
@@ -137,7 +159,9 @@ extension MeshNode {
     /// Sends one gossip datagram to every heartbeat target; returns the receipts.
     @discardableResult
     func gossipRound(leaving: Bool = false) async -> [MeshTransport.Receipt] {
-        let seeds = configuration.seeds
+        // Names are resolved again every round (a headless service gains and loses pods); a slow DNS delays the
+        // round by at most a heartbeat interval, then the last addresses known are used.
+        let seeds = leaving ? self.seeds.current : await self.seeds.addresses(waitingAtMost: configuration.heartbeatInterval)
         let (gossip, targets) = membership.withLockedValue { ($0.nextGossip(leaving: leaving), $0.heartbeatTargets(seeds: seeds)) }
         guard !targets.isEmpty, let bytes = try? gossip.encode() else { return [] }
         var receipts: [MeshTransport.Receipt] = []
@@ -163,6 +187,7 @@ extension MeshNode {
         // A record must come from the node it describes (the transport authenticated the sender's id).
         guard gossip.sender.nodeID == message.node.description else { return }
         let events = membership.withLockedValue { $0.receive(gossip, observedHost: message.address.ipAddress, now: .now) }
+        synced.fire()
         publish(events)
         if !events.isEmpty {
             let members = events.map(\.member)

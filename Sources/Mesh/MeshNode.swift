@@ -63,10 +63,14 @@ public final class MeshNode: Sendable {
     let requests = RequestTable()
     /// Peers whose pending messages are still being resent after a restart.
     let resumes = ResumeCoordinator()
+    /// The seeds, names resolved at every membership round.
+    let seeds: SeedResolver
+    /// Fired when the first gossip record from another member arrived (``initialSync(timeout:)``).
+    let synced = OnceSignal()
     /// Fired when shutdown begins (``run()`` waits on it).
-    let stopSignal = StopSignal()
+    let stopSignal = OnceSignal()
     /// Fired when shutdown finished (a second, concurrent ``shutdown()`` waits on it).
-    private let shutDownSignal = StopSignal()
+    private let shutDownSignal = OnceSignal()
     /// Received messages handed to the journal's writer and not yet committed (see ``maxInboundBacklog``).
     let inboundBacklog = Atomic<Int>(0)
     /// Most received messages waiting for the journal before unreliable ones are dropped on arrival. Reliable
@@ -105,10 +109,22 @@ public final class MeshNode: Sendable {
         self.address = address
         self.state = NIOLockedValueBox(State())
         self.membership = NIOLockedValueBox(Self.makeMembershipTable(configuration: configuration, identity: journal.identity, address: address))
+        // Validated already: every seed parses.
+        self.seeds = SeedResolver(seeds: configuration.seeds.compactMap { try? Seed.parse($0) },
+                                  ipv6: transport.localAddress.protocol == .inet6, logger: logger)
         dispatcher.attach { [weak self] work, commandID in await self?.dispatch(work, commandID: commandID) }
     }
 
     var isStopped: Bool { state.withLockedValue { $0.stopped } }
+
+    /// Adds a task that only loops until shutdown (cancelled then), or cancels it at once if shutdown began.
+    func addBackgroundTask(_ task: Task<Void, Never>) {
+        let stopped = state.withLockedValue { state -> Bool in
+            if !state.stopped { state.cancelOnStop.append(task) }
+            return state.stopped
+        }
+        if stopped { task.cancel() }
+    }
 
     /// Logs `message` unless the same `cause` was logged less than a second ago; the line then carries how many
     /// times it happened since (`mesh.occurrences`).

@@ -1,5 +1,7 @@
 import Foundation
+import Mesh
 import MeshBench
+import MeshCore
 import MeshJournal
 import Synchronization
 import Testing
@@ -55,6 +57,41 @@ import Glibc
         }
     }
 
+    /// `mesh node --seed` takes host names: B names A as `localhost:PORT` and joins it; a second seed, a name that
+    /// does not resolve, is only a warning. B's `--endpoint` and `--value` arrive at A with B's record.
+    @Test func nodeSeedsAcceptHostNamesAndNodesPublishEndpointAndValues() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: MeshCommandTests.binary))
+        let fixture = try CrashMatrixTests.Fixture()
+        defer { fixture.remove() }
+        let a = try await fixture.startLocal()
+        let port = try #require(a.address.split(separator: ":").last)
+        let log = fixture.dir + "/b.log"
+        let b = try await MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", fixture.dir + "/b.sqlite",
+                                                      "--key-file", fixture.keyFile, "--seed", "localhost:\(port)",
+                                                      "--seed", "no-such-host.invalid:\(port)", "--endpoint", "game.example.com:7000",
+                                                      "--value", "ccu=5", "--value", #"region="eu""#],
+                                                     environment: ["MESH_LOG_LEVEL": "info"], stderrPath: log)
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline, a.member(at: b.address)?.isReachable != true {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let member = try #require(a.member(at: b.address), "B never joined A through the seed named localhost")
+        #expect(member.endpoint == "game.example.com:7000")
+        #expect(member.values == ["ccu": 5, "region": "eu"])
+        #expect(a.endpoint(at: b.address) == "game.example.com:7000")
+        #expect(a.member(atEndpoint: "game.example.com:7000")?.address == b.address)
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(text.contains("seed name does not resolve") && text.contains("no-such-host.invalid"), "\(text)")
+        #expect(await b.terminate() == 0)
+        await a.shutdown()
+        // Bad values are refused before anything starts.
+        for bad in [["--endpoint", "not an endpoint"], ["--value", "novalue"], ["--value", "k={"]] {
+            let run = try await MeshCommandTests.run(["node", "--bind", "127.0.0.1:0", "--journal", fixture.dir + "/c.sqlite",
+                                                      "--key-file", fixture.keyFile] + bad)
+            #expect(run.status != 0 && run.stderr.hasPrefix("Error: "), "\(bad): \(run.stderr)")
+        }
+    }
+
     @Test func sendRateTailFollowAndReplayFilters() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: MeshCommandTests.binary))
         let dir = try ClientCommandTests.tempDir("options")
@@ -62,8 +99,9 @@ import Glibc
         let key = try await ClientCommandTests.keygen(dir)
         let b = try await MeshCommandTests.startNode(["node", "--bind", "127.0.0.1:0", "--journal", dir + "/b.sqlite", "--key-file", key,
                                                       "--sink", "1", "--sink", "2"])
-        // A follower of B's journal, started before the traffic: it prints each message as it is journaled.
-        let tail = try StreamingProcess(["journal", "tail", dir + "/b.sqlite", "-n", "0", "--follow", "--json"])
+        // A follower of B's journal, started with the traffic: it prints the latest (none, or those journaled while it
+        // started: process start-up is slow on a loaded machine) and then each message as it is journaled.
+        let tail = try StreamingProcess(["journal", "tail", dir + "/b.sqlite", "-n", "100", "--follow", "--json"])
 
         // --rate 40: the 20th message is due 19/40 s after the first, so the command takes at least that long
         // however fast the machine (pacing only ever slows).

@@ -91,7 +91,9 @@ import Glibc
             try await Task.sleep(for: .milliseconds(20))
         }
         #expect(held.allSatisfy(Self.closedByServer), "held connections still open after 30 s")
-        #expect(peak <= baseline + 8 + 4, "the node held \(peak - baseline) extra descriptors")
+        // Bounded, not growing with the 200 connections: the 8 it serves, plus those accepted in one burst and not
+        // closed yet when sampled (more of them on a loaded machine: 18 extra were seen once).
+        #expect(peak <= baseline + 8 + 32, "the node held \(peak - baseline) extra descriptors")
         // The endpoint answers again, and the node kept taking messages all along.
         let response = try Self.get(port: port, path: "/metrics")
         #expect(response.contains(" 200 "), "\(response.prefix(200))")

@@ -19,14 +19,16 @@ import Testing
         let (dir, file) = try write("""
             {"address": "127.0.0.1", "port": "8100", "retryInterval": 500, "reliableRetryTimeout": 4000, "sendInterval": 0,
              "strictCheckForExternal": true, "journal": "node.sqlite", "clusterKeyFile": "cluster.key",
-             "durability": "full", "nodeType": "ROOM", "seeds": ["10.0.0.1:8000"], "retention": null, "memberTimeout": 5000}
+             "durability": "full", "nodeType": "ROOM", "seeds": ["10.0.0.1:8000", "room.game.svc.cluster.local:8000"],
+             "endpoint": "game.example.com:7000", "retention": null, "memberTimeout": 5000}
             """)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let c = try MeshConfiguration.load(jsonFile: file)
         #expect(c.address == "127.0.0.1:8100")
         #expect(c.retryInterval == .milliseconds(500) && c.retryTimeout == .milliseconds(4000))
         #expect(c.journalPath == dir + "/node.sqlite")
-        #expect(c.durability == .full && c.nodeType == "ROOM" && c.seeds == ["10.0.0.1:8000"])
+        #expect(c.durability == .full && c.nodeType == "ROOM" && c.seeds == ["10.0.0.1:8000", "room.game.svc.cluster.local:8000"])
+        #expect(c.endpoint == "game.example.com:7000")
         #expect(c.retention == nil && c.memberTimeout == .seconds(5))
     }
 
@@ -50,6 +52,9 @@ import Testing
         (#"{"journal": "j", "clusterKeyFile": "cluster.key", "nodeType": 5}"#, "\"nodeType\" must be a string"),
         (#"{"journal": "j", "clusterKeyFile": "cluster.key", "seeds": ["10.0.0.1:1", 2]}"#, "\"seeds\" must be a list of strings"),
         (#"{"journal": "j", "clusterKeyFile": "cluster.key", "retention": false}"#, "\"retention\" must be a whole number"),
+        (#"{"journal": "j", "clusterKeyFile": "cluster.key", "endpoint": 7000}"#, "\"endpoint\" must be a string"),
+        (#"{"journal": "j", "clusterKeyFile": "cluster.key", "endpoint": "no port"}"#, "endpoint \"no port\""),
+        (#"{"journal": "j", "clusterKeyFile": "cluster.key", "seeds": ["bad_name:1"]}"#, "seed \"bad_name:1\""),
         (#"{"journal": "a", "journal": "b", "clusterKeyFile": "cluster.key"}"#, "\"journal\" appears twice"),
         (#"{"journal": "j", "clusterKeyFile": "cluster.key"} {}"#, "unexpected content after"),
         (#"{"clusterKeyFile": "cluster.key"}"#, "\"journal\" is required"),

@@ -53,8 +53,8 @@ import Testing
         #expect(!resumes.isResuming && resumes.gate(of: "p") == nil)
     }
 
-    @Test func theStopSignalWakesWaitersAndCancellation() async throws {
-        let signal = StopSignal()
+    @Test func theOnceSignalWakesWaitersAndCancellation() async throws {
+        let signal = OnceSignal()
         let cancelled = Task { await signal.wait() }
         cancelled.cancel()
         await cancelled.value  // returns without the signal

@@ -46,13 +46,17 @@ struct JournalTail: AsyncParsableCommand {
 
     func run() async throws {
         let db = try openForInspection(file)
+        // One snapshot for the latest rows and the ids to follow from: a message journaled in between is printed
+        // once, by the follow loop (it was once missed: neither in the latest rows nor after the ids).
+        try db.execute("BEGIN")
         var rows = try db.rows("""
             SELECT \(listColumns), created_at_ms FROM mesh_messages ORDER BY created_at_ms DESC, id DESC LIMIT \(max(lines, 0))
             """).reversed().map { $0 }
-        try printRows(rows.map { Array($0.prefix(9)) }, json: json)
-        guard follow else { return }
         var lastOut = try db.scalarInt("SELECT coalesce(max(seq), 0) FROM mesh_outbound") ?? 0
         var lastIn = try db.scalarInt("SELECT coalesce(max(id), 0) FROM mesh_inbound") ?? 0
+        try db.execute("COMMIT")
+        try printRows(rows.map { Array($0.prefix(9)) }, json: json)
+        guard follow else { return }
         while !Task.isCancelled {
             try await Task.sleep(for: .milliseconds(200))
             rows = try db.rows("""

@@ -28,7 +28,11 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "Node type (default UDP).") var type: String?
     @Option(help: "Node role (default UDP).") var role: String?
     @Option(help: "Journal durability: normal or full (default normal).") var durability: JournalConfiguration.Durability?
-    @Option(name: .customLong("seed"), help: "Address of a node to join through, HOST:PORT (repeatable).") var seeds: [String] = []
+    @Option(name: .customLong("seed"), help: "Address of a node to join through, HOST:PORT; HOST may be a DNS name, resolved at every membership round (repeatable).") var seeds: [String] = []
+    @Option(help: "Public address this node's clients use, HOST:PORT (Diarkis SetEndPoint; gossiped with its record).")
+    var endpoint: String?
+    @Option(help: "A node value, KEY=JSON (Diarkis SetNodeValue; repeatable), e.g. --value 'ccu=0'.")
+    var value: [String] = []
     @Option(help: "Command ID answered with the request's own data (a synchronous handler: run on the node's thread, committed with its message).")
     var echo: [UInt16] = []
     @Option(help: "Command ID accepted and ignored (a synchronous handler).") var sink: [UInt16] = []
@@ -87,6 +91,20 @@ struct NodeCommand: AsyncParsableCommand {
         if let role { configuration.nodeRole = role }
         if let durability { configuration.durability = durability }
         if !seeds.isEmpty { configuration.seeds = seeds }
+        if let endpoint { configuration.endpoint = endpoint }
+        for entry in value {
+            guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else {
+                throw ValidationError("--value \"\(entry)\" is not KEY=JSON")
+            }
+            let json = String(entry[entry.index(after: equals)...])
+            let object: Any
+            do {
+                object = try JSONSerialization.jsonObject(with: Data(json.utf8), options: [.fragmentsAllowed])
+            } catch {
+                throw ValidationError("--value \"\(entry)\": \(json) is not valid JSON")
+            }
+            configuration.nodeValues[String(entry[..<equals])] = try JSONInput.value(object)
+        }
         var metricsSuffix = ""
         var metricsChannel: (any Channel)?
         if let metricsPort {

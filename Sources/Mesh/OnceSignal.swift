@@ -1,8 +1,9 @@
 import NIOConcurrencyHelpers
 
-/// Fired once, when a node's shutdown begins: ``MeshNode/run()`` waits on it (instead of polling) beside the
-/// service group's graceful-shutdown signal.
-final class StopSignal: Sendable {
+/// An event that happens once and can be awaited, before or after it happened, from any task: a node's shutdown
+/// beginning (``MeshNode/run()`` waits on it instead of polling), its shutdown finished, its first gossip from the
+/// cluster (``MeshNode/initialSync(timeout:)``). A waiting task that is cancelled stops waiting.
+final class OnceSignal: Sendable {
     private let state = NIOLockedValueBox<(fired: Bool, waiters: [Int: CheckedContinuation<Void, Never>], next: Int)>((false, [:], 0))
 
     /// Wakes every waiter, now and later.
