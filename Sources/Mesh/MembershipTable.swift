@@ -9,6 +9,10 @@ import MeshCore
 /// gossip arrives directly (a rumour about a third node makes it a heartbeat target, never reachable by
 /// hearsay), and *down* after ``memberTimeout`` without one. A node's record is authoritative when it comes
 /// from the node itself; rumours apply only with a higher incarnation.
+///
+/// A *guest* (Diarkis `Guest`: a process that sends and requests but is not a member) marks its gossip `guest`:
+/// members never add it (it is never listed, never a heartbeat target) and answer it with their whole view, a
+/// `full` gossip, whose records the guest takes as reachable. A guest gossips to its seeds only.
 struct MembershipTable: Sendable {
     struct Entry: Sendable {
         var member: Member
@@ -20,6 +24,20 @@ struct MembershipTable: Sendable {
         var sender: Member
         var leaving: Bool
         var members: [Member]
+        /// The sender is a guest: answer with a ``full`` gossip, do not add it.
+        var guest = false
+        /// The sender's whole view of reachable members (an answer to a guest).
+        var full = false
+    }
+
+    /// What to do with a gossip datagram, before ``receive(_:observedHost:now:)``.
+    enum Admission: Equatable {
+        /// Apply it.
+        case apply
+        /// A guest's: answer it with ``fullView()``, add nothing.
+        case answerGuest
+        /// Nothing to do (a guest's gossip reaching a guest, or this node's own).
+        case ignore
     }
 
     private(set) var me: Member
@@ -30,8 +48,11 @@ struct MembershipTable: Sendable {
     /// Third-party records per gossip datagram.
     let fanout: Int
     private var rotation = 0
+    /// This node is a guest (``MeshConfiguration/guest``).
+    let isGuest: Bool
 
-    init(me: Member, memberTimeout: Duration, forgetAfter: Duration = .seconds(3600), fanout: Int = 32) {
+    init(me: Member, memberTimeout: Duration, forgetAfter: Duration = .seconds(3600), fanout: Int = 32, isGuest: Bool = false) {
+        self.isGuest = isGuest
         var me = me
         me.isSelf = true
         me.isReachable = true
@@ -69,6 +90,19 @@ struct MembershipTable: Sendable {
         entries[m.nodeID] = Entry(member: m, lastHeard: now)
     }
 
+    /// How to take `gossip`: a member answers a guest and adds nothing; a guest ignores other guests.
+    func admission(of gossip: Gossip) -> Admission {
+        guard gossip.sender.nodeID != me.nodeID else { return .ignore }
+        guard gossip.guest else { return .apply }
+        return isGuest || gossip.leaving ? .ignore : .answerGuest
+    }
+
+    /// The answer to a guest: this node's record and every reachable member's (at most 255), marked `full`.
+    func fullView() -> Gossip {
+        let reachable = entries.values.map(\.member).filter(\.isReachable).sorted { $0.nodeID < $1.nodeID }
+        return Gossip(sender: me, leaving: false, members: Array(reachable.prefix(255)), full: true)
+    }
+
     /// Applies a gossip datagram received from `observedHost` (the datagram's source IP, used when the
     /// sender advertises an unspecified host such as `0.0.0.0`).
     mutating func receive(_ gossip: Gossip, observedHost: String?, now: ContinuousClock.Instant) -> [MembershipEvent] {
@@ -99,7 +133,26 @@ struct MembershipTable: Sendable {
             entries[sender.nodeID] = Entry(member: sender, lastHeard: now)
             if !gossip.leaving { events.append(.joined(sender)) }
         }
+        if gossip.full && isGuest { return events + takeFullView(gossip, from: sender, now: now) }
         return events + gossipRumours(gossip, from: sender, now: now)
+    }
+
+    /// A guest takes a member's whole view as it is: those records are reachable (the member hears from them).
+    private mutating func takeFullView(_ gossip: Gossip, from sender: Member, now: ContinuousClock.Instant) -> [MembershipEvent] {
+        var events: [MembershipEvent] = []
+        for var record in gossip.members where record.nodeID != me.nodeID && record.nodeID != sender.nodeID {
+            record.isSelf = false
+            record.isReachable = true
+            if let entry = entries[record.nodeID] {
+                guard record.incarnation >= entry.member.incarnation else { continue }
+                if !entry.member.isReachable { events.append(.joined(record)) }
+                else if !Self.sameDeclaration(entry.member, record) { events.append(.updated(record)) }
+            } else {
+                events.append(.joined(record))
+            }
+            entries[record.nodeID] = Entry(member: record, lastHeard: now)
+        }
+        return events
     }
 
     /// What a gossip datagram says about other members: newer records replace older ones (never making a member
@@ -157,6 +210,8 @@ struct MembershipTable: Sendable {
     /// Addresses to send heartbeats to: every remembered member (reachable or not, so a down member that comes
     /// back is noticed), plus the seeds that are not already a known member's address.
     func heartbeatTargets(seeds: [String]) -> [String] {
+        // A guest asks its seeds only (each answers with its whole view).
+        if isGuest { return seeds.filter { $0 != me.address }.sorted() }
         var targets = Set(entries.values.map(\.member.address))
         for seed in seeds where seed != me.address { targets.insert(seed) }
         return targets.sorted()
@@ -171,7 +226,7 @@ struct MembershipTable: Sendable {
             for i in 0..<count { window.append(reachable[(rotation + i) % reachable.count]) }
             rotation = (rotation + count) % reachable.count
         }
-        return Gossip(sender: me, leaving: leaving, members: window)
+        return Gossip(sender: me, leaving: leaving, members: isGuest ? [] : window, guest: isGuest)
     }
 
     static func sameDeclaration(_ a: Member, _ b: Member) -> Bool {
@@ -192,12 +247,16 @@ struct MembershipTable: Sendable {
 // MARK: - Wire form
 
 extension MembershipTable.Gossip {
-    /// `{"v":1, "from": record, "leaving": bool, "members": [record]}` in ``MeshCodec``.
+    /// `{"v":1, "from": record, "leaving": bool, "members": [record], "guest": true?, "full": true?}` in ``MeshCodec``.
     func encode() throws -> [UInt8] {
-        try MeshCodec.encode([
+        var data: MeshData = [
             "v": .uint8(1), "from": .map(Self.record(sender)), "leaving": .bool(leaving),
             "members": .array(members.map { .map(Self.record($0)) }),
-        ])
+        ]
+        // Only when set: a member's gossip is unchanged, and readers that know neither flag ignore them.
+        if guest { data["guest"] = .bool(true) }
+        if full { data["full"] = .bool(true) }
+        return try MeshCodec.encode(data)
     }
 
     static func decode(_ bytes: [UInt8]) -> Self? {
@@ -208,7 +267,7 @@ extension MembershipTable.Gossip {
             guard let record = value.mapValue, let member = member(record) else { return nil }
             members.append(member)
         }
-        return Self(sender: from, leaving: leaving, members: members)
+        return Self(sender: from, leaving: leaving, members: members, guest: data.bool("guest") ?? false, full: data.bool("full") ?? false)
     }
 
     /// A member's record; `ep` (its public endpoint) only when it has one, so the record is unchanged for nodes

@@ -22,6 +22,7 @@ import MeshTransport
 /// | `seeds` | [string] | [] | addresses to join through |
 /// | `advertisedAddress` | string | none | address other nodes use |
 /// | `endpoint` | string | none | public address for clients (Diarkis `SetEndPoint`) |
+/// | `guest` | bool | false | a guest: sends and requests, never a member |
 /// | `peerTimeout`, `forgetPeersAfter`, `heartbeatInterval`, `memberTimeout`, `shutdownTimeout`, `pruneInterval` | ms | see ``MeshConfiguration`` | |
 /// | `maxPeers` | number | 4096 | peers held at once |
 /// | `retention` | ms or null | 7 days | null keeps everything |
@@ -97,6 +98,7 @@ extension MeshConfiguration {
         if let v = try reader.strings("seeds") { c.seeds = v }
         if let v = try reader.string("advertisedAddress") { c.advertisedAddress = v }
         if let v = try reader.string("endpoint") { c.endpoint = v }
+        if let v = try reader.bool("guest") { c.guest = v }
         if let v = try reader.milliseconds("peerTimeout") { c.peerTimeout = v }
         if let v = try reader.int("maxPeers") { c.maxPeers = v }
         if let v = try reader.milliseconds("forgetPeersAfter") { c.forgetPeersAfter = v }

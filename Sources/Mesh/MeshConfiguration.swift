@@ -52,6 +52,11 @@ public struct MeshConfiguration: Sendable {
     /// Default `nil`: ``address`` with the actual port; an unspecified host is replaced by the address the
     /// gossip arrived from.
     public var advertisedAddress: String?
+    /// A guest (Diarkis `Guest`): a process that sends, requests and gets responses but is not a member — never
+    /// listed by the members, never a heartbeat target. It asks its seeds (only) for their view every heartbeat
+    /// interval, so ``MeshNode/members()`` still lists the cluster. `mesh send`, `mesh replay` and `mesh cluster`
+    /// run as guests. Default `false`.
+    public var guest: Bool
     /// The public address this node's clients use (Diarkis `SetEndPoint`), `host:port` with a numeric host or
     /// a DNS name, gossiped with the node's record (``Member/endpoint``); ``MeshNode/setEndpoint(_:)`` changes
     /// it at run time. Default `nil` (none published).
@@ -94,6 +99,7 @@ public struct MeshConfiguration: Sendable {
         self.seeds = []
         self.nodeRole = "UDP"
         self.advertisedAddress = nil
+        self.guest = false
         self.heartbeatInterval = .milliseconds(500)
         self.memberTimeout = .seconds(3)
         self.nodeValues = [:]

@@ -121,7 +121,7 @@ extension MeshNode {
         let me = Member(nodeID: identity.nodeID, address: configuration.advertisedAddress ?? address, nodeType: configuration.nodeType,
                         nodeRole: configuration.nodeRole, status: .online, values: configuration.nodeValues, endpoint: configuration.endpoint,
                         incarnation: UInt64(UInt32(truncatingIfNeeded: identity.bootEpoch)) << 32)
-        return MembershipTable(me: me, memberTimeout: configuration.memberTimeout)
+        return MembershipTable(me: me, memberTimeout: configuration.memberTimeout, isGuest: configuration.guest)
     }
 
     /// Loads the members the journal remembers (heard from within a day) as heartbeat targets.
@@ -186,6 +186,13 @@ extension MeshNode {
               let gossip = MembershipTable.Gossip.decode(Array(message.payload.readableBytesView)) else { return }
         // A record must come from the node it describes (the transport authenticated the sender's id).
         guard gossip.sender.nodeID == message.node.description else { return }
+        switch membership.withLockedValue({ $0.admission(of: gossip) }) {
+        case .apply: break
+        case .ignore: return
+        case .answerGuest:
+            answerGuest(at: message.address)
+            return
+        }
         let events = membership.withLockedValue { $0.receive(gossip, observedHost: message.address.ipAddress, now: .now) }
         synced.fire()
         publish(events)
@@ -193,6 +200,13 @@ extension MeshNode {
             let members = events.map(\.member)
             Task { await persistMembers(members) }
         }
+    }
+
+    /// Sends a guest this node's whole view (it is never added as a member).
+    private func answerGuest(at address: SocketAddress) {
+        guard let bytes = try? membership.withLockedValue({ $0.fullView() }).encode() else { return }
+        // Unreliable and never waiting: under backpressure this answer is skipped, the guest asks again next round.
+        _ = transport.trySend(ByteBuffer(bytes: bytes), commandID: Self.membershipCommand, to: address, reliability: .unreliable)
     }
 
     /// The transport saw a peer stop answering (down) or say goodbye (left): mark it so without waiting for the

@@ -32,6 +32,47 @@ import Testing
         #expect(table.members.map(\.nodeID) == [Self.member(1).nodeID])
     }
 
+    @Test func aMemberAnswersAGuestWithItsWholeViewAndNeverAddsIt() throws {
+        var table = table()
+        let b = Self.member(2), c = Self.member(3)
+        _ = table.receive(.init(sender: b, leaving: false, members: []), observedHost: nil, now: t0)
+        _ = table.receive(.init(sender: c, leaving: false, members: []), observedHost: nil, now: t0)
+        var guest = Self.member(9)
+        guest.address = "10.0.0.9:9000"
+        let ask = MembershipTable.Gossip(sender: guest, leaving: false, members: [], guest: true)
+        #expect(table.admission(of: ask) == .answerGuest)
+        #expect(table.admission(of: .init(sender: guest, leaving: true, members: [], guest: true)) == .ignore)
+        #expect(table.admission(of: .init(sender: b, leaving: false, members: [])) == .apply)
+        let view = table.fullView()
+        #expect(view.full && view.sender.nodeID == Self.member(1).nodeID && view.members.map(\.nodeID) == [b.nodeID, c.nodeID])
+        // The flags survive the wire; a member's own gossip carries neither.
+        let decoded = try #require(MembershipTable.Gossip.decode(try view.encode()))
+        #expect(decoded.full && !decoded.guest && decoded.members == view.members && decoded.sender.nodeID == view.sender.nodeID)
+        #expect(try MembershipTable.Gossip.decode(ask.encode()) == ask)
+        #expect(!table.nextGossip().guest && !table.nextGossip().full)
+        // Never listed, never a heartbeat target.
+        #expect(table.member(nodeID: guest.nodeID) == nil && !table.heartbeatTargets(seeds: []).contains(guest.address))
+    }
+
+    @Test func aGuestAsksItsSeedsOnlyAndTakesAWholeViewAsReachable() {
+        var me = Self.member(9)
+        me.address = "10.0.0.9:9000"
+        var guest = MembershipTable(me: me, memberTimeout: .seconds(3), forgetAfter: .seconds(60), fanout: 2, isGuest: true)
+        let a = Self.member(1), b = Self.member(2), c = Self.member(3)
+        #expect(guest.nextGossip().guest && guest.nextGossip().members.isEmpty)
+        let events = guest.receive(.init(sender: a, leaving: false, members: [b, c], full: true), observedHost: nil, now: t0)
+        #expect(Set(events) == [.joined(a), .joined(b), .joined(c)])
+        #expect(guest.members.filter(\.isReachable).count == 4)
+        // Its seeds only, not every member it learned.
+        #expect(guest.heartbeatTargets(seeds: [a.address]) == [a.address])
+        // Another guest's gossip means nothing to a guest.
+        #expect(guest.admission(of: .init(sender: Self.member(8), leaving: false, members: [], guest: true)) == .ignore)
+        // A member's plain gossip (not a whole view) is a rumour as usual: not reachable by hearsay.
+        let d = Self.member(4)
+        _ = guest.receive(.init(sender: a, leaving: false, members: [d]), observedHost: nil, now: t0)
+        #expect(guest.member(nodeID: d.nodeID)?.isReachable == false)
+    }
+
     @Test func rumoursMakeTargetsNotReachableMembers() {
         var table = table()
         let b = Self.member(2), c = Self.member(3)

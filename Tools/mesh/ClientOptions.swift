@@ -32,6 +32,8 @@ struct ClientOptions: ParsableArguments {
         configuration.retryTimeout = .milliseconds(Int64(timeout * 1000))
         configuration.peerTimeout = .milliseconds(Int64(max(timeout, 3) * 1000))
         configuration.retention = nil
+        // Never a member: the cluster does not list it nor send it heartbeats.
+        configuration.guest = true
         do {
             return try await MeshNode.start(configuration: configuration, logger: Logger(label: "mesh.client"))
         } catch {

@@ -9,7 +9,7 @@ struct MeshCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mesh",
         abstract: "Journaled, authenticated server-to-server messaging (Diarkis-style mesh) with SQLite audit.",
-        subcommands: [DemoCommand.self, NodeCommand.self, SendCommand.self, ReplayCommand.self, KeygenCommand.self, JournalCommand.self, ChaosProxyCommand.self, BenchCommand.self]
+        subcommands: [DemoCommand.self, NodeCommand.self, SendCommand.self, ReplayCommand.self, ClusterCommand.self, KeygenCommand.self, JournalCommand.self, ChaosProxyCommand.self, BenchCommand.self]
     )
 
     /// Logs go to stderr (stdout carries results, e.g. `--json`). Level from `MESH_LOG_LEVEL` (default
