@@ -52,7 +52,8 @@ let package = Package(
                 .embedInCode("0003_fewer_pages_per_commit.sql"),
                 .embedInCode("0004_error_responses.sql"),
                 .embedInCode("0005_open_set_without_in.sql"),
-                .embedInCode("0006_answered_requests.sql")
+                .embedInCode("0006_answered_requests.sql"),
+                .embedInCode("0007_shared_data.sql")
             ],
             swiftSettings: swiftSettings
         ),

@@ -59,8 +59,8 @@ final class InboundRouter: TransportInboundHandler {
             var data = messages
             if let node = state.node {
                 // Membership needs no journal order: handled now, as soon as the node exists.
-                for message in messages where MeshNode.reservedCommandIDs.contains(message.commandID) { node.receiveControl(message) }
-                data = messages.filter { !MeshNode.reservedCommandIDs.contains($0.commandID) }
+                for message in messages where MeshNode.isControl(message.commandID) { node.receiveControl(message) }
+                data = messages.filter { !MeshNode.isControl($0.commandID) }
             }
             if !data.isEmpty { state.held.append(data) }
         }

@@ -1,4 +1,5 @@
 import MeshCore
+import MeshJournal
 
 /// The membership protocol as a pure state machine: it takes gossip and the current time and returns events;
 /// ``MeshNode`` carries out the sends on a timer. Unit-tested with a manual clock.
@@ -28,6 +29,8 @@ struct MembershipTable: Sendable {
         var guest = false
         /// The sender's whole view of reachable members (an answer to a guest).
         var full = false
+        /// Shared-data entries (see ``SharedDataTable/nextGossip(maxBytes:)``), merged by every receiver.
+        var shared: [SharedEntry] = []
     }
 
     /// What to do with a gossip datagram, before ``receive(_:observedHost:now:)``.
@@ -256,6 +259,7 @@ extension MembershipTable.Gossip {
         // Only when set: a member's gossip is unchanged, and readers that know neither flag ignore them.
         if guest { data["guest"] = .bool(true) }
         if full { data["full"] = .bool(true) }
+        if !shared.isEmpty { data["shared"] = .array(shared.map { .map(Self.sharedRecord($0)) }) }
         return try MeshCodec.encode(data)
     }
 
@@ -267,7 +271,13 @@ extension MembershipTable.Gossip {
             guard let record = value.mapValue, let member = member(record) else { return nil }
             members.append(member)
         }
-        return Self(sender: from, leaving: leaving, members: members, guest: data.bool("guest") ?? false, full: data.bool("full") ?? false)
+        var shared: [SharedEntry] = []
+        for value in (data.array("shared") ?? []).prefix(4096) {
+            guard let record = value.mapValue, let entry = sharedEntry(record) else { return nil }
+            shared.append(entry)
+        }
+        return Self(sender: from, leaving: leaving, members: members, guest: data.bool("guest") ?? false, full: data.bool("full") ?? false,
+                    shared: shared)
     }
 
     /// A member's record; `ep` (its public endpoint) only when it has one, so the record is unchanged for nodes
@@ -277,6 +287,19 @@ extension MembershipTable.Gossip {
                                 "status": .uint8(UInt8(m.status.rawValue)), "inc": .uint64(m.incarnation), "values": .map(m.values)]
         if let endpoint = m.endpoint { record["ep"] = .string(endpoint) }
         return record
+    }
+
+    /// `{"k": key, "v": value (absent: removed), "ver": version, "w": writer, "t": ms}`.
+    private static func sharedRecord(_ e: SharedEntry) -> MeshData {
+        var record: MeshData = ["k": .string(e.key), "ver": .uint64(e.version), "w": .string(e.writer), "t": .int64(e.updatedAtMs)]
+        if let value = e.value { record["v"] = value }
+        return record
+    }
+
+    private static func sharedEntry(_ d: MeshData) -> SharedEntry? {
+        guard let key = d.string("k"), !key.isEmpty, let version = d.uint64("ver"), version >= 1, let writer = d.string("w"),
+              writer.utf8.count == 32, let time = d.int64("t") else { return nil }
+        return SharedEntry(key: key, value: d["v"], version: version, writer: writer, updatedAtMs: time)
     }
 
     private static func member(_ d: MeshData) -> Member? {

@@ -23,6 +23,7 @@ import MeshTransport
 /// | `advertisedAddress` | string | none | address other nodes use |
 /// | `endpoint` | string | none | public address for clients (Diarkis `SetEndPoint`) |
 /// | `guest` | bool | false | a guest: sends and requests, never a member |
+/// | `sharedDataMaxKeys`, `sharedDataMaxValueBytes`, `sharedDataMaxTotalBytes`, `sharedDataMaxKeyBytes` | number | 1000, 8192, 1048576, 256 | limits of the shared data |
 /// | `peerTimeout`, `forgetPeersAfter`, `heartbeatInterval`, `memberTimeout`, `shutdownTimeout`, `pruneInterval` | ms | see ``MeshConfiguration`` | |
 /// | `maxPeers` | number | 4096 | peers held at once |
 /// | `retention` | ms or null | 7 days | null keeps everything |
@@ -99,6 +100,10 @@ extension MeshConfiguration {
         if let v = try reader.string("advertisedAddress") { c.advertisedAddress = v }
         if let v = try reader.string("endpoint") { c.endpoint = v }
         if let v = try reader.bool("guest") { c.guest = v }
+        if let v = try reader.int("sharedDataMaxKeys") { c.sharedDataLimits.maxKeys = v }
+        if let v = try reader.int("sharedDataMaxValueBytes") { c.sharedDataLimits.maxValueBytes = v }
+        if let v = try reader.int("sharedDataMaxTotalBytes") { c.sharedDataLimits.maxTotalBytes = v }
+        if let v = try reader.int("sharedDataMaxKeyBytes") { c.sharedDataLimits.maxKeyBytes = v }
         if let v = try reader.milliseconds("peerTimeout") { c.peerTimeout = v }
         if let v = try reader.int("maxPeers") { c.maxPeers = v }
         if let v = try reader.milliseconds("forgetPeersAfter") { c.forgetPeersAfter = v }

@@ -57,6 +57,10 @@ public struct MeshConfiguration: Sendable {
     /// interval, so ``MeshNode/members()`` still lists the cluster. `mesh send`, `mesh replay` and `mesh cluster`
     /// run as guests. Default `false`.
     public var guest: Bool
+    /// Limits of the cluster's shared data (``MeshNode/setShared(_:_:ifVersion:)``): keys, bytes per value, bytes
+    /// in all, bytes per key. Writes beyond them fail with `limitExceeded`. Every node of a cluster should use the
+    /// same limits. Default ``SharedDataLimits/init(maxKeys:maxValueBytes:maxTotalBytes:maxKeyBytes:)``.
+    public var sharedDataLimits: SharedDataLimits
     /// The public address this node's clients use (Diarkis `SetEndPoint`), `host:port` with a numeric host or
     /// a DNS name, gossiped with the node's record (``Member/endpoint``); ``MeshNode/setEndpoint(_:)`` changes
     /// it at run time. Default `nil` (none published).
@@ -100,6 +104,7 @@ public struct MeshConfiguration: Sendable {
         self.nodeRole = "UDP"
         self.advertisedAddress = nil
         self.guest = false
+        self.sharedDataLimits = SharedDataLimits()
         self.heartbeatInterval = .milliseconds(500)
         self.memberTimeout = .seconds(3)
         self.nodeValues = [:]
@@ -121,6 +126,13 @@ public struct MeshConfiguration: Sendable {
         }
         if let advertisedAddress { _ = try MeshAddress.parse(advertisedAddress) }
         if let endpoint { try Self.validateEndpoint(endpoint) }
+        let limits = sharedDataLimits
+        guard limits.maxKeys >= 1, (1...60_000).contains(limits.maxValueBytes), limits.maxTotalBytes >= limits.maxValueBytes,
+              (1...4096).contains(limits.maxKeyBytes) else {
+            throw MeshError(.invalidConfiguration, """
+                sharedDataLimits: need maxKeys ≥ 1, maxValueBytes 1...60000 (an entry travels in one gossip datagram),                 maxTotalBytes ≥ maxValueBytes, maxKeyBytes 1...4096 (got \(limits))
+                """)
+        }
         guard heartbeatInterval >= .milliseconds(10), memberTimeout >= heartbeatInterval * 2 else {
             throw MeshError(.invalidConfiguration,
                 "heartbeatInterval must be at least 10 ms and memberTimeout at least twice it (got \(heartbeatInterval), \(memberTimeout))")

@@ -6,7 +6,7 @@ public struct MeshError: Error, Hashable, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: Hashable, Sendable {
             case reservedCommand, invalidAddress, invalidConfiguration, notStarted, encoding
-            case timeout, peerDown, handlerError, tooLarge, decode, diskFull, notMember
+            case timeout, peerDown, handlerError, tooLarge, decode, diskFull, notMember, versionConflict, limitExceeded
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -35,6 +35,10 @@ public struct MeshError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let diskFull = Code(.diskFull)
         /// No reachable member matches (e.g. no online node of the requested type).
         public static let notMember = Code(.notMember)
+        /// A compare-and-set write found another version (``MeshNode/setShared(_:_:ifVersion:)``).
+        public static let versionConflict = Code(.versionConflict)
+        /// A limit of the shared data would be crossed, or a key is malformed.
+        public static let limitExceeded = Code(.limitExceeded)
 
         /// A short name.
         public var description: String {
@@ -51,6 +55,8 @@ public struct MeshError: Error, Hashable, Sendable, CustomStringConvertible {
             case .decode: "decode failed"
             case .diskFull: "disk full"
             case .notMember: "not a member"
+            case .versionConflict: "version conflict"
+            case .limitExceeded: "limit exceeded"
             }
         }
     }

@@ -15,6 +15,10 @@ extension MeshNode {
     /// The reserved command ID membership gossip travels on.
     public static let membershipCommand: UInt16 = 65000
 
+    /// Bytes of shared-data values per gossip datagram (at least one entry goes each time): a write is in the
+    /// next datagram to every member; the rest of the map follows in rotation.
+    static let sharedBytesPerGossip = 16 * 1024
+
     /// Every member this node knows, itself first (reachable or not; see ``Member/isReachable``).
     public func members() -> [Member] { membership.withLockedValue { $0.members } }
 
@@ -94,28 +98,9 @@ extension MeshNode {
 
     /// Membership changes from now on: joined, updated, down, left. Each call returns a new stream; it buffers
     /// the newest 1024 events if not consumed, and ends when the node shuts down.
-    public func membershipEvents() -> AsyncStream<MembershipEvent> {
-        let (stream, continuation) = AsyncStream.makeStream(of: MembershipEvent.self, bufferingPolicy: .bufferingNewest(1024))
-        let id = UUID()
-        let added = subscribers.withLockedValue { subscribers -> Bool in
-            guard !subscribers.closed else { return false }
-            subscribers.continuations[id] = continuation
-            return true
-        }
-        if added {
-            continuation.onTermination = { [weak self] _ in self?.subscribers.withLockedValue { _ = $0.continuations.removeValue(forKey: id) } }
-        } else {
-            continuation.finish()
-        }
-        return stream
-    }
+    public func membershipEvents() -> AsyncStream<MembershipEvent> { membershipBroadcaster.stream() }
 
     // MARK: - Internals
-
-    struct Subscribers: Sendable {
-        var continuations: [UUID: AsyncStream<MembershipEvent>.Continuation] = [:]
-        var closed = false
-    }
 
     static func makeMembershipTable(configuration: MeshConfiguration, identity: JournalIdentity, address: String) -> MembershipTable {
         let me = Member(nodeID: identity.nodeID, address: configuration.advertisedAddress ?? address, nodeType: configuration.nodeType,
@@ -162,7 +147,8 @@ extension MeshNode {
         // Names are resolved again every round (a headless service gains and loses pods); a slow DNS delays the
         // round by at most a heartbeat interval, then the last addresses known are used.
         let seeds = leaving ? self.seeds.current : await self.seeds.addresses(waitingAtMost: configuration.heartbeatInterval)
-        let (gossip, targets) = membership.withLockedValue { ($0.nextGossip(leaving: leaving), $0.heartbeatTargets(seeds: seeds)) }
+        var (gossip, targets) = membership.withLockedValue { ($0.nextGossip(leaving: leaving), $0.heartbeatTargets(seeds: seeds)) }
+        if !leaving { gossip.shared = sharedData.withLockedValue { $0.nextGossip(maxBytes: Self.sharedBytesPerGossip) } }
         guard !targets.isEmpty, let bytes = try? gossip.encode() else { return [] }
         var receipts: [MeshTransport.Receipt] = []
         for target in targets {
@@ -187,9 +173,12 @@ extension MeshNode {
         // A record must come from the node it describes (the transport authenticated the sender's id).
         guard gossip.sender.nodeID == message.node.description else { return }
         switch membership.withLockedValue({ $0.admission(of: gossip) }) {
-        case .apply: break
+        case .apply:
+            mergeShared(gossip.shared)
         case .ignore: return
         case .answerGuest:
+            // A guest's writes spread through the members it asks.
+            mergeShared(gossip.shared)
             answerGuest(at: message.address)
             return
         }
@@ -204,7 +193,9 @@ extension MeshNode {
 
     /// Sends a guest this node's whole view (it is never added as a member).
     private func answerGuest(at address: SocketAddress) {
-        guard let bytes = try? membership.withLockedValue({ $0.fullView() }).encode() else { return }
+        var view = membership.withLockedValue { $0.fullView() }
+        view.shared = sharedData.withLockedValue { $0.nextGossip(maxBytes: Self.sharedBytesPerGossip) }
+        guard let bytes = try? view.encode() else { return }
         // Unreliable and never waiting: under backpressure this answer is skipped, the guest asks again next round.
         _ = transport.trySend(ByteBuffer(bytes: bytes), commandID: Self.membershipCommand, to: address, reliability: .unreliable)
     }
@@ -230,20 +221,10 @@ extension MeshNode {
                 "mesh.event": "\(Self.eventName(event))", "mesh.peer": "\(event.member.address)", "mesh.peer.node": "\(event.member.nodeID)",
             ])
         }
-        let continuations = subscribers.withLockedValue { Array($0.continuations.values) }
-        for continuation in continuations {
-            for event in events { continuation.yield(event) }
-        }
+        membershipBroadcaster.yield(events)
     }
 
-    func finishMembershipEvents() {
-        let continuations = subscribers.withLockedValue { subscribers in
-            subscribers.closed = true
-            defer { subscribers.continuations.removeAll() }
-            return Array(subscribers.continuations.values)
-        }
-        for continuation in continuations { continuation.finish() }
-    }
+    func finishMembershipEvents() { membershipBroadcaster.finish() }
 
     /// Announces the shutdown (status offline, leaving) and waits briefly for the datagrams to go out.
     func announceLeaving() async {

@@ -28,7 +28,7 @@ extension MeshNode {
         var chains: [UInt16: Dispatcher.ChainKind] = [:]
         var inline = false
         for message in batch {
-            if Self.reservedCommandIDs.contains(message.commandID) {
+            if Self.isControl(message.commandID) {
                 receiveControl(message)
                 continue
             }

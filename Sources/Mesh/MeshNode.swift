@@ -40,6 +40,10 @@ public final class MeshNode: Sendable {
     /// Command IDs Mesh keeps for its own protocol (membership, health): 65000...65535. Registering one throws.
     public static let reservedCommandIDs: ClosedRange<UInt16> = 65000...65535
 
+    /// Control traffic (membership gossip): handled on arrival, never journaled. Mesh's other reserved command IDs
+    /// (``sharedDataCommand``) are messages like any other: journaled, dispatched to Mesh's own handlers.
+    static func isControl(_ commandID: UInt16) -> Bool { commandID == membershipCommand }
+
     /// The node's settings.
     public let configuration: MeshConfiguration
     /// The journal (for audits and tools; the node owns its lifecycle).
@@ -82,7 +86,14 @@ public final class MeshNode: Sendable {
     let router: InboundRouter
     /// What this node knows about the cluster (see `MeshNode+Membership.swift`).
     let membership: NIOLockedValueBox<MembershipTable>
-    let subscribers = NIOLockedValueBox(Subscribers())
+    /// The shared data as this node holds it (see `MeshNode+SharedData.swift`).
+    let sharedData: NIOLockedValueBox<SharedDataTable>
+    /// Local shared-data writes, one at a time (each reads the version it writes the next of).
+    let sharedWrites = AsyncSerializer()
+    /// Subscribers of ``sharedDataChanges()``.
+    let sharedBroadcaster = Broadcaster<SharedEntry>()
+    /// Subscribers of ``membershipEvents()``.
+    let membershipBroadcaster = Broadcaster<MembershipEvent>()
     /// Set by the maintenance loop while the journal's disk is below ``MeshConfiguration/minFreeDiskBytes``.
     let lowDisk = Atomic<Bool>(false)
     let metrics = NodeMetrics()
@@ -109,6 +120,7 @@ public final class MeshNode: Sendable {
         self.address = address
         self.state = NIOLockedValueBox(State())
         self.membership = NIOLockedValueBox(Self.makeMembershipTable(configuration: configuration, identity: journal.identity, address: address))
+        self.sharedData = NIOLockedValueBox(SharedDataTable(limits: configuration.sharedDataLimits))
         // Validated already: every seed parses.
         self.seeds = SeedResolver(seeds: configuration.seeds.compactMap { try? Seed.parse($0) },
                                   ipv6: transport.localAddress.protocol == .inet6, logger: logger)
@@ -202,8 +214,10 @@ public final class MeshNode: Sendable {
             await node.shutdown()
             throw error
         }
+        node.registerSharedDataService()
         router.attach(node)
         do {
+            try await node.loadShared()
             try await node.resume()
         } catch {
             await node.shutdown()
@@ -243,6 +257,7 @@ public final class MeshNode: Sendable {
         for sleeper in sleepers { sleeper.cancel() }
         await announceLeaving()
         finishMembershipEvents()
+        sharedBroadcaster.finish()
         requests.close(failing: MeshError(.peerDown, "the node shut down"))
         await transport.close()
         // Nothing arrives any more; once the writer ran every queued job, every journaled message is in its lane.

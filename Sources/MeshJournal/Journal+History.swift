@@ -132,8 +132,9 @@ extension Journal {
     }
 
     /// Deletes up to `batchSize` finished messages per direction that completed before `cutoffMs`: acked or
-    /// failed outbound rows, handled inbound rows with their invocations. Pending, open and dead messages
-    /// are never pruned. One short transaction per call, so sends interleave; call until it returns zeros.
+    /// failed outbound rows, handled inbound rows with their invocations; and up to `batchSize` shared-data
+    /// versions written before it that a later version of their key superseded. Pending, open and dead messages,
+    /// and the current version of every shared key, are never pruned. One short transaction per call, so sends interleave; call until it returns zeros.
     public func pruneFinished(completedBeforeMs cutoffMs: Int64, batchSize: Int = 1000) async throws -> PruneResult {
         try await writer.submit { context in try Self.pruneFinished(context.db, completedBeforeMs: cutoffMs, batchSize: batchSize) }
     }
@@ -173,6 +174,16 @@ extension Journal {
         try inbound.bind(2, batchSize)
         try inbound.step()
         let inCount = db.changes
+        // Shared-data history: versions superseded by a later one of their key, written before the cutoff (the
+        // current version of every key stays, however old).
+        let shared = try db.cached("""
+            DELETE FROM mesh_shared WHERE id IN (SELECT s.id FROM mesh_shared s WHERE s.updated_at < ?1 AND EXISTS (
+                SELECT 1 FROM mesh_shared t WHERE t.key = s.key AND (t.version > s.version OR (t.version = s.version AND t.writer > s.writer)))
+                LIMIT ?2)
+            """)
+        try shared.bind(1, cutoffMs)
+        try shared.bind(2, batchSize)
+        try shared.step()
         if outCount > 0 && inCount > 0 {
             Failpoint.pass("prune.during", note: """
                 outbound \(doomed.outbound.map(String.init).joined(separator: ",")) \

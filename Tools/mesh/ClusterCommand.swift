@@ -12,7 +12,7 @@ struct ClusterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cluster",
         abstract: "The live cluster, seen through any member (the process joins as a guest: never listed).",
-        subcommands: [ClusterMembers.self]
+        subcommands: [ClusterMembers.self, ClusterShared.self]
     )
 }
 
@@ -35,6 +35,13 @@ struct ClusterOptions: ParsableArguments {
         } catch {
             throw ValidationError("--via \(via): \(error.message)")
         }
+    }
+
+    /// The member to send to: `--via` itself when it is numeric, otherwise (a DNS name) a reachable member the
+    /// guest heard of through it.
+    func memberAddress(_ guest: MeshNode) -> String {
+        if let address = try? MeshAddress.parse(via) { return MeshAddress.text(address) }
+        return guest.members().first { !$0.isSelf && $0.isReachable }?.address ?? via
     }
 
     /// Starts a guest that asks `via` for its view, and waits for the first answer.
@@ -92,6 +99,108 @@ struct ClusterMembers: AsyncParsableCommand {
                            m.nodeRole.padding(toLength: 5, withPad: " ", startingAt: 0), m.status.description.padding(toLength: 8, withPad: " ", startingAt: 0),
                            (m.isReachable ? "yes" : "no").padding(toLength: 10, withPad: " ", startingAt: 0), m.endpoint ?? "-"]
             print(columns.joined(separator: " ") + (m.values.isEmpty ? "" : "  " + MeshJSON.string(from: m.values)))
+        }
+    }
+}
+
+/// `mesh cluster shared get|set|delete`: the cluster's shared data, through the shared-data service of the member
+/// at `--via` (a journaled request; compare-and-set against that member's version).
+struct ClusterShared: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "shared",
+        abstract: "The cluster's shared data: get, set (with --if-version: compare-and-set; a conflict exits 3) and delete.",
+        subcommands: [Get.self, Set.self, Delete.self]
+    )
+
+    /// Sends one request to the service and returns its answer (the guest is shut down first).
+    static func ask(_ options: ClusterOptions, _ request: MeshData) async throws -> MeshData {
+        let (node, journal) = try await options.joinAsGuest()
+        defer { try? FileManager.default.removeItem(atPath: (journal as NSString).deletingLastPathComponent) }
+        let answer: MeshData
+        do {
+            answer = try await node.sendRequest(MeshNode.sharedDataCommand, to: options.memberAddress(node), request,
+                                                timeout: .milliseconds(Int64(options.timeout * 1000)))
+        } catch {
+            await node.shutdown()
+            throw CLIError("the shared-data request to \(options.via) failed: \(error)")
+        }
+        await node.shutdown()
+        if let error = answer.string("error") { throw CLIError(error) }
+        return answer
+    }
+
+    /// An entry of the service's answer as JSON: `key`, `value` (null once removed), `version`, `writer`.
+    static func json(_ entry: MeshValue) -> [String: Any] {
+        let map = entry.mapValue ?? [:]
+        let value = map["value"].map { (try? JSONSerialization.jsonObject(with: Data(MeshJSON.string(from: $0).utf8), options: [.fragmentsAllowed])) ?? NSNull() }
+        return ["key": map.string("key") ?? "", "value": value ?? NSNull(), "version": map.uint64("version") ?? 0, "writer": map.string("writer") ?? ""]
+    }
+
+    /// Prints a written entry, or exits 3 with one line on a version conflict.
+    static func finishWrite(_ answer: MeshData, key: String, ifVersion: UInt64?, json: Bool) throws {
+        if let current = answer.uint64("conflict") {
+            FileHandle.standardError.write(Data("shared key \(key) is at version \(current), not \(ifVersion ?? 0): nothing written\n".utf8))
+            throw ExitCode(3)
+        }
+        guard let entry = answer["entry"] else { throw CLIError("the member's answer holds no entry") }
+        if json {
+            try printJSON(Self.json(entry))
+        } else {
+            let object = Self.json(entry)
+            print("\(key) version \(object["version"] ?? 0) by \(object["writer"] ?? "")")
+        }
+    }
+
+    struct Get: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Every live key (or one) with its value, version and writer.")
+        @Argument(help: "Only this key.") var key: String?
+        @OptionGroup var options: ClusterOptions
+
+        func run() async throws {
+            var request: MeshData = ["op": "get"]
+            if let key { request["key"] = .string(key) }
+            let entries = try await ClusterShared.ask(options, request).array("entries") ?? []
+            if options.json {
+                try printJSON(entries.map(ClusterShared.json))
+                return
+            }
+            for entry in entries.map(ClusterShared.json) {
+                let value = (entry["value"]).flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.fragmentsAllowed, .sortedKeys]) }
+                print("\(entry["key"] ?? "")  version \(entry["version"] ?? 0)  \(String(decoding: value ?? Data(), as: UTF8.self))")
+            }
+        }
+    }
+
+    struct Set: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Writes KEY (a JSON value); with --if-version, only at that version (exit 3 if not).")
+        @Argument(help: "The key.") var key: String
+        @Argument(help: "The value, as JSON (an object, a number, a string in quotes, ...).") var value: String
+        @Option(help: "Write only if the key is at this version (0: never written); otherwise exit 3.") var ifVersion: UInt64?
+        @OptionGroup var options: ClusterOptions
+
+        func run() async throws {
+            let parsed: MeshValue
+            do {
+                parsed = try JSONInput.value(try JSONSerialization.jsonObject(with: Data(value.utf8), options: [.fragmentsAllowed]))
+            } catch {
+                throw ValidationError("the value is not valid JSON: \(value)")
+            }
+            var request: MeshData = ["op": "set", "key": .string(key), "value": parsed]
+            if let ifVersion { request["ifVersion"] = .uint64(ifVersion) }
+            try ClusterShared.finishWrite(try await ClusterShared.ask(options, request), key: key, ifVersion: ifVersion, json: options.json)
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Removes KEY (a tombstone version); with --if-version, only at that version.")
+        @Argument(help: "The key.") var key: String
+        @Option(help: "Remove only if the key is at this version; otherwise exit 3.") var ifVersion: UInt64?
+        @OptionGroup var options: ClusterOptions
+
+        func run() async throws {
+            var request: MeshData = ["op": "delete", "key": .string(key)]
+            if let ifVersion { request["ifVersion"] = .uint64(ifVersion) }
+            try ClusterShared.finishWrite(try await ClusterShared.ask(options, request), key: key, ifVersion: ifVersion, json: options.json)
         }
     }
 }
