@@ -51,11 +51,18 @@ struct MembershipTable: Sendable {
     /// Third-party records per gossip datagram.
     let fanout: Int
     private var rotation = 0
+    /// Targets that get the whole gossip (rumours and shared data) each round, rotating through the members; the
+    /// others get a heartbeat, this node's record only. Keeps a node's gossip bytes O(members) with a small
+    /// constant instead of O(members × fanout): rumours and shared data still spread epidemically.
+    let richFanout: Int
+    private var richRotation = 0
     /// This node is a guest (``MeshConfiguration/guest``).
     let isGuest: Bool
 
-    init(me: Member, memberTimeout: Duration, forgetAfter: Duration = .seconds(3600), fanout: Int = 32, isGuest: Bool = false) {
+    init(me: Member, memberTimeout: Duration, forgetAfter: Duration = .seconds(3600), fanout: Int = 32, richFanout: Int = 3,
+         isGuest: Bool = false) {
         self.isGuest = isGuest
+        self.richFanout = richFanout
         var me = me
         me.isSelf = true
         me.isReachable = true
@@ -218,6 +225,59 @@ struct MembershipTable: Sendable {
         var targets = Set(entries.values.map(\.member.address))
         for seed in seeds where seed != me.address { targets.insert(seed) }
         return targets.sorted()
+    }
+
+    /// The kind of a gossip round.
+    enum RoundKind: Sendable {
+        /// Every heartbeat interval.
+        case periodic
+        /// A local change to announce now: this node's record to every target, no rumours.
+        case urgent
+        /// The shutdown's goodbye to every target.
+        case leaving
+    }
+
+    /// What one gossip round sends; the shell adds the shared data to ``rich``, encodes and sends.
+    struct RoundPlan: Sendable {
+        /// For the targets in ``richTargets``: this node's record and its rumours.
+        var rich: Gossip
+        /// For the other targets: this node's record alone.
+        var heartbeat: Gossip
+        /// Every target, in order.
+        var targets: [String]
+        var richTargets: Set<String>
+        /// Whether the shared data goes out: recent writes only (urgent), a share of the map (periodic), none
+        /// (leaving).
+        var kind: RoundKind
+    }
+
+    /// Plans one gossip round to `seeds` and the members.
+    mutating func planRound(_ kind: RoundKind, seeds: [String]) -> RoundPlan {
+        let targets = heartbeatTargets(seeds: seeds)
+        switch kind {
+        case .urgent:
+            let record = Gossip(sender: me, leaving: false, members: [], guest: isGuest)
+            return RoundPlan(rich: record, heartbeat: record, targets: targets, richTargets: Set(targets), kind: kind)
+        case .leaving, .periodic:
+            let gossip = nextGossip(leaving: kind == .leaving)
+            var heartbeat = gossip
+            heartbeat.members = []
+            let rich = kind == .leaving ? [] : richTargets(targets, seeds: seeds)
+            return RoundPlan(rich: gossip, heartbeat: heartbeat, targets: targets, richTargets: rich, kind: kind)
+        }
+    }
+
+    /// Which of `targets` get the whole gossip this round: every seed (a joining node learns the cluster from
+    /// them) and the next ``richFanout`` of the others in rotation.
+    mutating func richTargets(_ targets: [String], seeds: [String]) -> Set<String> {
+        let seedSet = Set(seeds)
+        var rich = seedSet.intersection(targets)
+        let others = targets.filter { !seedSet.contains($0) }
+        guard !others.isEmpty else { return rich }
+        let count = min(richFanout, others.count)
+        for i in 0..<count { rich.insert(others[(richRotation + i) % others.count]) }
+        richRotation = (richRotation + count) % others.count
+        return rich
     }
 
     /// The next gossip datagram: this node's record plus a rotating window of reachable members.

@@ -141,18 +141,27 @@ extension MeshNode {
         }
     }
 
-    /// Sends one gossip datagram to every heartbeat target; returns the receipts.
+    /// Sends one gossip datagram to every heartbeat target — the whole gossip (rumours, shared data) to the seeds
+    /// and a few others in rotation, a heartbeat (this node's record) to the rest; returns the receipts.
+    /// - Parameter urgent: a local change (status, values, a shared write) goes out now to every target: this
+    ///   node's record and the recent shared writes, no rumours — small, so every member has it within one
+    ///   datagram instead of after a few rounds of spreading.
     @discardableResult
-    func gossipRound(leaving: Bool = false) async -> [MeshTransport.Receipt] {
+    func gossipRound(leaving: Bool = false, urgent: Bool = false) async -> [MeshTransport.Receipt] {
         // Names are resolved again every round (a headless service gains and loses pods); a slow DNS delays the
         // round by at most a heartbeat interval, then the last addresses known are used.
         let seeds = leaving ? self.seeds.current : await self.seeds.addresses(waitingAtMost: configuration.heartbeatInterval)
-        var (gossip, targets) = membership.withLockedValue { ($0.nextGossip(leaving: leaving), $0.heartbeatTargets(seeds: seeds)) }
-        if !leaving { gossip.shared = sharedData.withLockedValue { $0.nextGossip(maxBytes: Self.sharedBytesPerGossip) } }
-        guard !targets.isEmpty, let bytes = try? gossip.encode() else { return [] }
+        var plan = membership.withLockedValue { $0.planRound(leaving ? .leaving : urgent ? .urgent : .periodic, seeds: seeds) }
+        switch plan.kind {
+        case .urgent: plan.rich.shared = sharedData.withLockedValue { $0.takeRecent(maxBytes: Self.sharedBytesPerGossip) }
+        case .periodic: plan.rich.shared = sharedData.withLockedValue { $0.nextGossip(maxBytes: Self.sharedBytesPerGossip) }
+        case .leaving: break
+        }
+        guard !plan.targets.isEmpty, let richBytes = try? plan.rich.encode(), let beatBytes = try? plan.heartbeat.encode() else { return [] }
         var receipts: [MeshTransport.Receipt] = []
-        for target in targets {
+        for target in plan.targets {
             guard let address = try? MeshAddress.parse(target) else { continue }
+            let bytes = plan.richTargets.contains(target) ? richBytes : beatBytes
             if let receipt = try? await transport.send(bytes, commandID: Self.membershipCommand, to: address, reliability: .unreliable) {
                 receipts.append(receipt)
             }
@@ -162,7 +171,7 @@ extension MeshNode {
 
     func gossipNow() {
         guard !isStopped else { return }
-        Task { await gossipRound() }
+        Task { await gossipRound(urgent: true) }
     }
 
     /// Handles a datagram on a reserved command ID (never journaled, never dispatched to handlers).

@@ -66,6 +66,22 @@ struct SharedDataTable: Sendable {
         return true
     }
 
+    /// The recently changed entries, newest first, about `maxBytes` of them (at least one if any), each once: what
+    /// a round triggered by a local write sends to every member.
+    mutating func takeRecent(maxBytes: Int) -> [SharedEntry] {
+        var chosen: [SharedEntry] = []
+        var bytes = 0
+        while let key = recent.last {
+            guard let entry = entries[key] else { recent.removeLast(); continue }
+            let size = (entry.value.map(Self.size(of:)) ?? 0) + key.utf8.count + 48
+            if !chosen.isEmpty && bytes + size > maxBytes { break }
+            recent.removeLast()
+            chosen.append(entry)
+            bytes += size
+        }
+        return chosen
+    }
+
     /// Entries for the next gossip datagram, about `maxBytes` of them: the recently changed first (up to half the
     /// budget; each goes once this way), then the next ones of the rotation through every key (at least one per
     /// datagram, so the rotation always moves on and every entry is gossiped again in turn — what repairs a

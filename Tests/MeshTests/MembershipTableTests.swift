@@ -73,6 +73,64 @@ import Testing
         #expect(guest.member(nodeID: d.nodeID)?.isReachable == false)
     }
 
+    /// A round's gossip bytes from one node, with `count` reachable members: the whole gossip (record, up to 32
+    /// rumours) to the rich targets, a heartbeat (its record) to the rest; and what it was when every target got
+    /// the whole gossip.
+    static func roundBytes(members count: Int) throws -> (bounded: Int, everyoneRich: Int) {
+        var table = MembershipTable(me: member(1), memberTimeout: .seconds(3), forgetAfter: .seconds(60))
+        for n in 2...count {
+            let hex = String(n, radix: 16)
+            let m = Member(nodeID: String(repeating: "0", count: 32 - hex.count) + hex, address: "10.0.\(n / 250).\(n % 250):8000",
+                           nodeType: "ROOM", nodeRole: "UDP", status: .online, values: ["ccu": .int64(Int64(n * 7)), "rooms": 12],
+                           incarnation: 1 << 32)
+            _ = table.receive(.init(sender: m, leaving: false, members: []), observedHost: nil, now: ContinuousClock.now)
+        }
+        let targets = table.heartbeatTargets(seeds: [])
+        let rich = table.richTargets(targets, seeds: [])
+        let gossip = table.nextGossip()
+        var heartbeat = gossip
+        heartbeat.members = []
+        let (richBytes, beatBytes) = (try gossip.encode().count, try heartbeat.encode().count)
+        let bounded = targets.reduce(0) { $0 + (rich.contains($1) ? richBytes : beatBytes) }
+        return (bounded, targets.count * richBytes)
+    }
+
+    @Test func gossipBytesPerNodeGrowWithTheMembersTimesASmallConstant() throws {
+        let three = try Self.roundBytes(members: 3)
+        let twenty = try Self.roundBytes(members: 20)
+        let hundred = try Self.roundBytes(members: 100)
+        // Up to the rich fanout every target gets everything, as before.
+        #expect(three.bounded == three.everyoneRich)
+        // Beyond it, heartbeats: a fraction of what sending every target 32 rumours cost.
+        #expect(twenty.bounded * 3 < twenty.everyoneRich, "\(twenty)")
+        #expect(hundred.bounded * 8 < hundred.everyoneRich, "\(hundred)")
+        // Per member, the bounded round stays near one heartbeat.
+        #expect(hundred.bounded / 99 < 2 * (twenty.bounded / 19), "\(hundred) \(twenty)")
+    }
+
+    @Test func roundsArePlannedByKind() {
+        var table = MembershipTable(me: Self.member(1), memberTimeout: .seconds(3), richFanout: 1)
+        for n in 2...4 { _ = table.receive(.init(sender: Self.member(n), leaving: false, members: []), observedHost: nil, now: t0) }
+        let periodic = table.planRound(.periodic, seeds: [])
+        #expect(periodic.targets.count == 3 && periodic.richTargets.count == 1 && !periodic.rich.members.isEmpty && periodic.heartbeat.members.isEmpty)
+        let urgent = table.planRound(.urgent, seeds: [])
+        #expect(urgent.richTargets == Set(urgent.targets) && urgent.rich.members.isEmpty && !urgent.rich.leaving)
+        let leaving = table.planRound(.leaving, seeds: [])
+        #expect(leaving.richTargets.isEmpty && leaving.heartbeat.leaving && leaving.heartbeat.members.isEmpty)
+    }
+
+    @Test func richTargetsRotateThroughTheMembersAndAlwaysIncludeTheSeeds() {
+        var table = MembershipTable(me: Self.member(1), memberTimeout: .seconds(3), richFanout: 2)
+        let targets = (2...7).map { "10.0.0.\($0):8000" }
+        var seen = Set<String>()
+        for _ in 0..<3 {
+            let rich = table.richTargets(targets, seeds: ["10.0.0.2:8000"])
+            #expect(rich.contains("10.0.0.2:8000") && rich.count == 3)
+            seen.formUnion(rich)
+        }
+        #expect(seen == Set(targets))
+    }
+
     @Test func rumoursMakeTargetsNotReachableMembers() {
         var table = table()
         let b = Self.member(2), c = Self.member(3)

@@ -80,6 +80,11 @@ import Testing
         seen.formUnion(first.map(\.key))
         for _ in 0..<20 { seen.formUnion(table.nextGossip(maxBytes: 1000).map(\.key)) }
         #expect(seen.count == 50)
+        // A local write's round takes the recent ones, newest first, once.
+        table.merge(SharedEntry(key: "key1", value: 1, version: 2, writer: Self.b, updatedAtMs: 0))
+        table.merge(SharedEntry(key: "key2", value: 2, version: 2, writer: Self.b, updatedAtMs: 0))
+        #expect(table.takeRecent(maxBytes: 10_000).map(\.key) == ["key2", "key1"])
+        #expect(table.takeRecent(maxBytes: 10_000).isEmpty)
         // An entry larger than the budget still goes (alone).
         var big = SharedDataTable(limits: SharedDataLimits())
         big.merge(SharedEntry(key: "big", value: .bytes([UInt8](repeating: 0, count: 5000)), version: 1, writer: Self.a, updatedAtMs: 0))
