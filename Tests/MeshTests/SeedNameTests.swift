@@ -108,9 +108,8 @@ final class CapturedLogs: LogHandler, Sendable {
         set {}
     }
 
-    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String,
-             function: String, line: UInt) {
-        let flat = (metadata ?? [:]).mapValues { "\($0)" }
-        lines.withLock { $0.append(Line(level: level, message: message.description, metadata: flat)) }
+    func log(event: LogEvent) {
+        let flat = (event.metadata ?? [:]).mapValues { "\($0)" }
+        lines.withLock { $0.append(Line(level: event.level, message: event.message.description, metadata: flat)) }
     }
 }
