@@ -5,7 +5,6 @@ import MeshJournal
 import MeshTransport
 import Metrics
 import NIOConcurrencyHelpers
-import NIOCore
 
 /// What the inline pass of one receive job did, returned from its transaction to its commit.
 struct InlinePass: Sendable {
@@ -20,8 +19,8 @@ struct InlinePass: Sendable {
 
     /// By row index; rows without an entry take the lane path of any message.
     var fates: [Int: Fate] = [:]
-    /// Responses journaled by the pass, transmitted right after the commit.
-    var responses: [(seq: UInt64, message: OutboundMessage, target: SocketAddress)] = []
+    /// Responses journaled by the pass, transmitted right after the commit (``MeshNode/transmitCommitted(_:)``).
+    var responses: [(message: OutboundMessage, seq: UInt64)] = []
 }
 
 extension MeshNode {
@@ -113,31 +112,7 @@ extension MeshNode {
 
     /// Journals the response to `item` in the pass's transaction; it is transmitted after the commit.
     private func writeResponse(to item: DispatchItem, _ body: ResponseBody, context: WorkerContext, pass: inout InlinePass) throws {
-        guard let (message, target) = responseMessage(to: item, with: body) else { return }
-        let seq = try Journal.writeOutbound([message], context: context)[0]
-        pass.responses.append((seq, message, target))
-    }
-
-    /// After the pass's commit, on the node's thread: transmits its responses in order (the ones a full window
-    /// holds back go from a task, still in order) and queues the reserved messages on their lanes.
-    func finishInline(_ pass: InlinePass) {
-        var blocked: [(seq: UInt64, message: OutboundMessage, target: SocketAddress)] = []
-        for response in pass.responses {
-            if blocked.isEmpty,
-               transmitNow(seq: response.seq, Self.envelope(response.message, seq: response.seq), commandID: response.message.commandID,
-                           to: response.target) != nil {
-                continue
-            }
-            blocked.append(response)
-        }
-        if !blocked.isEmpty {
-            Task {
-                for response in blocked {
-                    // On failure (shutdown) the response stays pending and the next start resends it.
-                    _ = try? await self.transmit(seq: response.seq, Self.envelope(response.message, seq: response.seq),
-                                                 commandID: response.message.commandID, to: response.target)
-                }
-            }
-        }
+        guard let (message, _) = responseMessage(to: item, with: body) else { return }
+        pass.responses.append((message, try Journal.writeOutbound([message], context: context)[0]))
     }
 }

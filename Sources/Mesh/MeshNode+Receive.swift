@@ -110,9 +110,9 @@ extension MeshNode {
         for result in results { if case .inserted = result { Failpoint.pass("inbound.after-insert") } }
         transport.confirm(tokens.filter(\.needsConfirmation))
         for (index, seqs) in prepared.forwards.enumerated() where !seqs.isEmpty {
-            transmitForwards(rows[index], seqs: seqs)
+            transmitCommitted(Array(zip(rows[index].forwards, seqs)))
         }
-        finishInline(prepared.inline)
+        transmitCommitted(prepared.inline.responses)
         var catchUps: Set<UInt16> = []  // one catch-up pass per command ID and batch is enough
         defer { for commandID in catchUps { lane(commandID).enqueue(.catchUp) } }
         for (index, result) in results.enumerated() {

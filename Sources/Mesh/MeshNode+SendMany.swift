@@ -54,29 +54,32 @@ extension MeshNode {
         }
     }
 
-    /// Transmits the forwards journaled with `row` (sequence numbers `seqs`), from the commit that journaled them;
-    /// under backpressure the rest wait for window space in a task, in order.
-    func transmitForwards(_ row: InboundMessage, seqs: [UInt64]) {
-        var rest = Array(zip(row.forwards, seqs))
-        while let (forward, seq) = rest.first, !isResuming(forward.peer) {
-            guard let target = try? MeshAddress.parse(forward.peer) else {
-                logger.error("could not forward a relayed message", metadata: ["mesh.peer": "\(forward.peer)", "mesh.error": "unparseable address"])
+    /// Transmits outbound messages journaled inside a receive transaction (a relay's forwards, a synchronous
+    /// handler's responses), from the commit that journaled them, in order: now while the transport takes them and
+    /// no resend to their peer runs after a restart; the rest from a task that waits for window space and for the
+    /// resend (``awaitResume(of:)``), so none overtakes an older message of its command ID.
+    func transmitCommitted(_ messages: [(message: OutboundMessage, seq: UInt64)]) {
+        var rest = messages[...]
+        while let (message, seq) = rest.first, !isResuming(message.peer) {
+            guard let target = try? MeshAddress.parse(message.peer) else {
+                logger.error("could not transmit a journaled message", metadata: ["mesh.peer": "\(message.peer)", "mesh.error": "unparseable address"])
                 rest.removeFirst()
                 continue
             }
-            guard transmitNow(seq: seq, Self.envelope(forward, seq: seq), commandID: forward.commandID, to: target) != nil else { break }
+            guard transmitNow(seq: seq, Self.envelope(message, seq: seq), commandID: message.commandID, to: target) != nil else { break }
             rest.removeFirst()
         }
         guard !rest.isEmpty else { return }
-        let waiting = rest
+        let waiting = Array(rest)
         Task {
-            for (forward, seq) in waiting {
-                await awaitResume(of: forward.peer)
+            for (message, seq) in waiting {
+                await awaitResume(of: message.peer)
                 do {
-                    _ = try await transmit(seq: seq, Self.envelope(forward, seq: seq), commandID: forward.commandID,
-                                           to: try MeshAddress.parse(forward.peer))
+                    _ = try await transmit(seq: seq, Self.envelope(message, seq: seq), commandID: message.commandID,
+                                           to: try MeshAddress.parse(message.peer))
                 } catch {
-                    logger.error("could not forward a relayed message", metadata: ["mesh.peer": "\(forward.peer)", "mesh.error": "\(error)"])
+                    // Shut down, or unparseable: the row stays pending (resent at the next start, or failed by it).
+                    logger.error("could not transmit a journaled message", metadata: ["mesh.peer": "\(message.peer)", "mesh.error": "\(error)"])
                 }
             }
         }
