@@ -20,7 +20,7 @@ struct DispatchItem: Sendable {
     let payload: [UInt8]
     let correlationID: String?
     /// Attempts already made (from the journal).
-    let attempts: Int
+    var attempts: Int
     /// A request already answered (a re-queued dead request, or a chain re-run after a crash that followed its
     /// response): its handlers run again, no second response is sent.
     var isAnswered = false
@@ -32,6 +32,12 @@ extension DispatchItem {
         self.init(inboundID: row.id, commandID: row.commandID, kind: row.kind, originNode: row.originNode, originSeq: row.originSeq,
                   peer: row.peer, payload: row.payload, correlationID: row.correlationID, attempts: row.attempts,
                   isAnswered: row.isAnswered)
+    }
+
+    /// A message just journaled as row `id` (no attempt made yet).
+    init(_ row: InboundMessage, id: Int64) {
+        self.init(inboundID: id, commandID: row.commandID, kind: row.kind, originNode: row.originNode, originSeq: row.originSeq,
+                  peer: row.peer, payload: row.payload, correlationID: row.correlationID, attempts: 0)
     }
 }
 

@@ -42,8 +42,7 @@ extension MeshNode {
         do {
             data = try MeshCodec.decode(item.payload)
         } catch {
-            logger.warning("dead-lettered an undecodable message", metadata: ["mesh.message": "\(item.originNode):\(item.originSeq)"])
-            try? await journal.setInboundStatus(id: item.inboundID, .dead, attempts: item.attempts + 1, error: "undecodable payload: \(error)")
+            try? await journal.setInboundStatus(id: item.inboundID, .dead, attempts: item.attempts + 1, error: noteUndecodable(item, error))
             return
         }
         var attempt = item.attempts
@@ -78,15 +77,26 @@ extension MeshNode {
             }
             metrics.handlerErrors.increment()
             if attempt >= configuration.maxHandlerAttempts {
-                metrics.deadLetters.increment()
-                logger.warning("dead-lettered a message whose handler keeps failing", metadata: [
-                    "mesh.message": "\(info.messageID)", "mesh.command": "\(item.commandID)", "mesh.error": "\(failure)",
-                ])
+                noteDeadLetter(item, failure: failure)
                 journal.postInboundStatus(id: item.inboundID, .dead, attempts: attempt, error: failure)
                 if item.kind == .request && !item.isAnswered { await respond(to: item, with: .error(failure)) }
                 return
             }
             journal.postInboundStatus(id: item.inboundID, .failed, attempts: attempt, error: failure)
         }
+    }
+
+    /// Counts and logs a message dead-lettered because its handlers kept failing (the lane's and the inline path's).
+    func noteDeadLetter(_ item: DispatchItem, failure: String) {
+        metrics.deadLetters.increment()
+        logger.warning("dead-lettered a message whose handler keeps failing", metadata: [
+            "mesh.message": "\(item.originNode):\(item.originSeq)", "mesh.command": "\(item.commandID)", "mesh.error": "\(failure)",
+        ])
+    }
+
+    /// Logs a message dead-lettered because its payload does not decode; returns the error text to journal.
+    func noteUndecodable(_ item: DispatchItem, _ error: any Error) -> String {
+        logger.warning("dead-lettered an undecodable message", metadata: ["mesh.message": "\(item.originNode):\(item.originSeq)"])
+        return "undecodable payload: \(error)"
     }
 }

@@ -34,13 +34,13 @@ extension MeshNode {
         for (index, result) in results.enumerated() {
             guard case .inserted(let id) = result, rows[index].status == .received, rows[index].kind != .response,
                   let (chain, lane) = dispatcher.inlineChain(for: rows[index].commandID) else { continue }
-            let row = rows[index]
-            let item = DispatchItem(inboundID: id, commandID: row.commandID, kind: row.kind, originNode: row.originNode,
-                                    originSeq: row.originSeq, peer: row.peer, payload: row.payload,
-                                    correlationID: row.correlationID, attempts: 0)
-            guard lane.isIdle else {
+            let item = DispatchItem(rows[index], id: id)
+            func reserve() {
                 lane.reserve()
                 reserved.withLockedValue { $0.append(lane) }
+            }
+            guard lane.isIdle else {
+                reserve()
                 pass.fates[index] = .queue(lane, item)
                 continue
             }
@@ -52,11 +52,10 @@ extension MeshNode {
                     pass.fates[index] = .done
                 } else {
                     try Journal.writeInboundStatus(id: id, .failed, attempts: 1, error: failure, context: context)
-                    lane.reserve()
-                    reserved.withLockedValue { $0.append(lane) }
-                    pass.fates[index] = .queue(lane, DispatchItem(
-                        inboundID: id, commandID: row.commandID, kind: row.kind, originNode: row.originNode, originSeq: row.originSeq,
-                        peer: row.peer, payload: row.payload, correlationID: row.correlationID, attempts: 1))
+                    reserve()
+                    var retry = item
+                    retry.attempts = 1
+                    pass.fates[index] = .queue(lane, retry)
                 }
             } else {
                 pass.fates[index] = .done
@@ -74,8 +73,7 @@ extension MeshNode {
         do {
             data = try MeshCodec.decode(item.payload)
         } catch {
-            logger.warning("dead-lettered an undecodable message", metadata: ["mesh.message": "\(messageID)"])
-            try Journal.writeInboundStatus(id: item.inboundID, .dead, attempts: 1, error: "undecodable payload: \(error)", context: context)
+            try Journal.writeInboundStatus(id: item.inboundID, .dead, attempts: 1, error: noteUndecodable(item, error), context: context)
             return nil
         }
         let info = MessageInfo(messageID: messageID, sender: item.peer, commandID: item.commandID, kind: item.kind, attempt: 1)
@@ -102,10 +100,7 @@ extension MeshNode {
 
     /// Dead-letters `item` after its last attempt failed inline, answering a request with the error.
     private func deadLetter(_ item: DispatchItem, failure: String, context: WorkerContext, pass: inout InlinePass) throws {
-        metrics.deadLetters.increment()
-        logger.warning("dead-lettered a message whose handler keeps failing", metadata: [
-            "mesh.message": "\(item.originNode):\(item.originSeq)", "mesh.command": "\(item.commandID)", "mesh.error": "\(failure)",
-        ])
+        noteDeadLetter(item, failure: failure)
         try Journal.writeInboundStatus(id: item.inboundID, .dead, attempts: 1, error: failure, context: context)
         if item.kind == .request { try writeResponse(to: item, .error(failure), context: context, pass: &pass) }
     }

@@ -157,11 +157,13 @@ extension MeshNode {
         case .periodic: plan.rich.shared = sharedData.withLockedValue { $0.nextGossip(maxBytes: Self.sharedBytesPerGossip) }
         case .leaving: break
         }
-        guard !plan.targets.isEmpty, let richBytes = try? plan.rich.encode(), let beatBytes = try? plan.heartbeat.encode() else { return [] }
+        guard !plan.targets.isEmpty, let richBytes = try? plan.rich.encode() else { return [] }
+        // Encoded only if some target gets it (an urgent round sends everyone the rich one).
+        let beatBytes = plan.richTargets.count < plan.targets.count ? try? plan.heartbeat.encode() : nil
         var receipts: [MeshTransport.Receipt] = []
         for target in plan.targets {
-            guard let address = try? MeshAddress.parse(target) else { continue }
-            let bytes = plan.richTargets.contains(target) ? richBytes : beatBytes
+            guard let address = try? MeshAddress.parse(target),
+                  let bytes = plan.richTargets.contains(target) ? richBytes : beatBytes else { continue }
             if let receipt = try? await transport.send(bytes, commandID: Self.membershipCommand, to: address, reliability: .unreliable) {
                 receipts.append(receipt)
             }

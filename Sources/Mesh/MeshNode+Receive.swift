@@ -148,10 +148,7 @@ extension MeshNode {
                 if !handlers(for: rows[index].commandID).isEmpty { catchUps.insert(rows[index].commandID) }
                 continue
             }
-            lane(rows[index].commandID).enqueue(.message(DispatchItem(
-                inboundID: id, commandID: rows[index].commandID, kind: rows[index].kind, originNode: rows[index].originNode,
-                originSeq: rows[index].originSeq, peer: rows[index].peer, payload: rows[index].payload,
-                correlationID: rows[index].correlationID, attempts: 0)))
+            lane(rows[index].commandID).enqueue(.message(DispatchItem(rows[index], id: id)))
         }
     }
 }

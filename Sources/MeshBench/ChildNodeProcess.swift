@@ -56,15 +56,8 @@ package final class ChildNodeProcess: Sendable {
         if process.isRunning { process.terminate() }
         return await offThePool {
             var bytes: [UInt8] = []
-            if let out = process.standardOutput {
-                var buffer = [UInt8](repeating: 0, count: 4096)
-                while true {
-                    let n = buffer.withUnsafeMutableBytes { read(out, $0.baseAddress, $0.count) }
-                    if n < 0 && errno == EINTR { continue }
-                    if n <= 0 { break }
-                    bytes += buffer[0..<n]
-                }
-            }
+            // Not closed here: the deinit closes the pipe.
+            if let out = process.standardOutput { SpawnedProcess.readChunks(out, closing: false) { bytes += $0 } }
             process.waitUntilExit()
             return (process.terminationStatus, String(decoding: bytes, as: UTF8.self))
         }

@@ -156,9 +156,9 @@ package final class SpawnedProcess: Sendable {
         return Spawned(pid: pid, readEnds: readEnds, inputWriter: inputWriter)
     }
 
-    /// Reads one of the pipe read ends chunk by chunk until end of file, then closes it (blocks: call it off the
-    /// cooperative pool).
-    package static func readChunks(_ fd: Int32, _ body: (ArraySlice<UInt8>) -> Void) {
+    /// Reads one of the pipe read ends chunk by chunk until end of file, then closes it unless `closing` is false
+    /// (its owner closes it) (blocks: call it off the cooperative pool).
+    package static func readChunks(_ fd: Int32, closing: Bool = true, _ body: (ArraySlice<UInt8>) -> Void) {
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
@@ -166,7 +166,7 @@ package final class SpawnedProcess: Sendable {
             if n <= 0 { break }
             body(buffer[0..<n])
         }
-        close(fd)
+        if closing { close(fd) }
     }
 
     /// Reads one of the pipe read ends to end of file and closes it (blocks: call it off the cooperative pool).

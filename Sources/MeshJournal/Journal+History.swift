@@ -178,8 +178,7 @@ extension Journal {
         // current version of every key stays, however old).
         let shared = try db.cached("""
             DELETE FROM mesh_shared WHERE id IN (SELECT s.id FROM mesh_shared s WHERE s.updated_at < ?1 AND EXISTS (
-                SELECT 1 FROM mesh_shared t WHERE t.key = s.key AND (t.version > s.version OR (t.version = s.version AND t.writer > s.writer)))
-                LIMIT ?2)
+                SELECT 1 FROM mesh_shared t WHERE \(Self.sharedSupersedes)) LIMIT ?2)
             """)
         try shared.bind(1, cutoffMs)
         try shared.bind(2, batchSize)

@@ -29,22 +29,11 @@ extension Journal {
 
     /// Writes `invocation` in the job's transaction.
     package static func write(_ invocation: FinishedInvocation, context: WorkerContext) throws {
-        let statement = try context.db.cached("""
-            INSERT INTO mesh_invocation(finished_at, outcome, error, response, response_json,
-                                        inbound_id, handler_index, attempt, started_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
-        let responseBytes = invocation.response.flatMap { try? MeshCodec.encode($0) }
-        try statement.bind(1, WallClock.nowMs())
-        try statement.bind(2, Int64(invocation.outcome.rawValue))
-        try statement.bind(3, invocation.error)
-        try statement.bind(4, blob: responseBytes)
-        try statement.bind(5, invocation.response.map { MeshJSON.string(from: $0) })
-        try statement.bind(6, invocation.inboundID)
-        try statement.bind(7, invocation.handlerIndex)
-        try statement.bind(8, invocation.attempt)
-        try statement.bind(9, invocation.startedAt)
-        try statement.step()
+        try insertFinishedInvocation(context.db, inboundID: invocation.inboundID, handlerIndex: invocation.handlerIndex,
+                                     attempt: invocation.attempt, startedAt: invocation.startedAt, finishedAt: WallClock.nowMs(),
+                                     outcome: invocation.outcome, error: invocation.error,
+                                     responseBytes: invocation.response.flatMap { try? MeshCodec.encode($0) },
+                                     responseJSON: invocation.response.map { MeshJSON.string(from: $0) })
     }
 
     /// Sets an inbound message's status in the job's transaction (see ``setInboundStatus(id:_:attempts:error:)``).

@@ -33,13 +33,16 @@ extension Journal {
         }
     }
 
+    /// `t` is a later version of `s`'s key (higher version, or the same version by a greater writer): the order of
+    /// `SharedEntry.supersedes`, in SQL, for the current map and for pruning superseded history.
+    static let sharedSupersedes = "t.key = s.key AND (t.version > s.version OR (t.version = s.version AND t.writer > s.writer))"
+
     /// The current map: per key, the version with the highest (version, writer), removed keys included.
     package func loadShared() async throws -> [SharedEntry] {
         try await read { db in
             let statement = try db.prepare("""
                 SELECT key, version, writer, updated_at, deleted, value FROM mesh_shared s
-                WHERE NOT EXISTS (SELECT 1 FROM mesh_shared t WHERE t.key = s.key
-                                  AND (t.version > s.version OR (t.version = s.version AND t.writer > s.writer)))
+                WHERE NOT EXISTS (SELECT 1 FROM mesh_shared t WHERE \(Self.sharedSupersedes))
                 """)
             var records: [SharedEntry] = []
             while try statement.step() {

@@ -874,33 +874,48 @@ extension Journal {
         let responseJSON = response.map { MeshJSON.string(from: $0) }
         writer.post(inTransaction: true, "an invocation end") { context in
             let rowID = ticket.rowID.load(ordering: .acquiring)
-            let statement: SQLiteStatement
             if rowID != 0 {
-                statement = try context.db.cached("""
+                let statement = try context.db.cached("""
                     UPDATE mesh_invocation SET finished_at = ?, outcome = ?, error = ?, response = ?, response_json = ? WHERE id = ?
                     """)
+                try statement.bind(1, now)
+                try statement.bind(2, Int64(outcome.rawValue))
+                try statement.bind(3, error)
+                try statement.bind(4, blob: responseBytes)
+                try statement.bind(5, responseJSON)
                 try statement.bind(6, rowID)
+                try statement.step()
             } else {
-                statement = try context.db.cached("""
-                    INSERT INTO mesh_invocation(finished_at, outcome, error, response, response_json,
-                                                inbound_id, handler_index, attempt, started_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """)
-                try statement.bind(6, ticket.inboundID)
-                try statement.bind(7, ticket.handlerIndex)
-                try statement.bind(8, ticket.attempt)
-                try statement.bind(9, ticket.startedAt)
+                try Self.insertFinishedInvocation(context.db, inboundID: ticket.inboundID, handlerIndex: ticket.handlerIndex,
+                                                  attempt: ticket.attempt, startedAt: ticket.startedAt, finishedAt: now, outcome: outcome,
+                                                  error: error, responseBytes: responseBytes, responseJSON: responseJSON)
             }
-            try statement.bind(1, now)
-            try statement.bind(2, Int64(outcome.rawValue))
-            try statement.bind(3, error)
-            try statement.bind(4, blob: responseBytes)
-            try statement.bind(5, responseJSON)
-            try statement.step()
             if let (newStatus, attempts, statusError) = status {
                 try Self.updateInboundStatus(context.db, id: ticket.inboundID, newStatus, attempts: attempts, error: statusError, now: now)
             }
         }
+    }
+
+    /// Inserts a whole invocation row, its start and its end (a posted invocation whose start was never written, and
+    /// a synchronous handler's invocation).
+    static func insertFinishedInvocation(_ db: SQLiteConnection, inboundID: Int64, handlerIndex: Int, attempt: Int, startedAt: Int64,
+                                         finishedAt: Int64, outcome: InvocationOutcome, error: String?, responseBytes: [UInt8]?,
+                                         responseJSON: String?) throws {
+        let statement = try db.cached("""
+            INSERT INTO mesh_invocation(finished_at, outcome, error, response, response_json,
+                                        inbound_id, handler_index, attempt, started_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        try statement.bind(1, finishedAt)
+        try statement.bind(2, Int64(outcome.rawValue))
+        try statement.bind(3, error)
+        try statement.bind(4, blob: responseBytes)
+        try statement.bind(5, responseJSON)
+        try statement.bind(6, inboundID)
+        try statement.bind(7, handlerIndex)
+        try statement.bind(8, attempt)
+        try statement.bind(9, startedAt)
+        try statement.step()
     }
 
     /// Sets an inbound message's status without waiting for the commit (see ``postInvocationStart(inboundID:handlerIndex:attempt:)``).

@@ -65,14 +65,20 @@ struct ClientOptions: ParsableArguments {
 /// JSON text to ``MeshData`` for `--data`: objects become maps, whole numbers int64, other numbers float64.
 enum JSONInput {
     static func parse(_ text: String) throws -> MeshData {
+        guard case .map(let data) = try value(parsing: text, what: "--data") else { throw ValidationError("--data must be a JSON object") }
+        return data
+    }
+
+    /// Any JSON value (an object, a number, a string in quotes, ...) as a ``MeshValue``; `what` names the argument
+    /// in the error.
+    static func value(parsing text: String, what: String) throws -> MeshValue {
         let object: Any
         do {
             object = try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
         } catch {
-            throw ValidationError("--data is not valid JSON: \(text)")
+            throw ValidationError("\(what) is not valid JSON: \(text)")
         }
-        guard case .map(let data) = try value(object) else { throw ValidationError("--data must be a JSON object") }
-        return data
+        return try value(object)
     }
 
     static func value(_ any: Any) throws -> MeshValue {

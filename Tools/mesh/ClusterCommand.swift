@@ -44,10 +44,25 @@ struct ClusterOptions: ParsableArguments {
         return guest.members().first { !$0.isSelf && $0.isReachable }?.address ?? via
     }
 
-    /// Starts a guest that asks `via` for its view, and waits for the first answer.
-    func joinAsGuest() async throws -> (MeshNode, String) {
+    /// Runs `body` with a guest that heard from `via`; shuts it down and removes its temporary journal on every way
+    /// out (a start that failed, no answer, `body` throwing).
+    func withGuest<T: Sendable>(_ body: (MeshNode) async throws -> T) async throws -> T {
         let key = keyFile == nil ? ClusterKey.insecure : try NodeCommand.readKey(keyFile!)
         let journal = try ClientOptions.temporaryJournal("cluster")
+        defer { try? FileManager.default.removeItem(atPath: (journal as NSString).deletingLastPathComponent) }
+        let node = try await joinAsGuest(key: key, journal: journal)
+        do {
+            let result = try await body(node)
+            await node.shutdown()
+            return result
+        } catch {
+            await node.shutdown()
+            throw error
+        }
+    }
+
+    /// Starts a guest on `journal` that asks `via` for its view, and waits for the first answer.
+    private func joinAsGuest(key: ClusterKey, journal: String) async throws -> MeshNode {
         var configuration = MeshConfiguration(address: "127.0.0.1:0", journalPath: journal, clusterKey: key)
         configuration.guest = true
         configuration.seeds = [via]
@@ -65,7 +80,7 @@ struct ClusterOptions: ParsableArguments {
             await node.shutdown()
             throw CLIError("no answer from \(via) within \(timeout) s: is a node listening there, with this cluster key?")
         }
-        return (node, journal)
+        return node
     }
 }
 
@@ -78,10 +93,7 @@ struct ClusterMembers: AsyncParsableCommand {
     @OptionGroup var options: ClusterOptions
 
     func run() async throws {
-        let (node, journal) = try await options.joinAsGuest()
-        let members = node.members().filter { !$0.isSelf }
-        await node.shutdown()
-        try? FileManager.default.removeItem(atPath: (journal as NSString).deletingLastPathComponent)
+        let members = try await options.withGuest { node in node.members().filter { !$0.isSelf } }
         if options.json {
             try printJSON(members.map { member -> [String: Any] in
                 [
@@ -112,19 +124,16 @@ struct ClusterShared: AsyncParsableCommand {
         subcommands: [Get.self, Set.self, Delete.self]
     )
 
-    /// Sends one request to the service and returns its answer (the guest is shut down first).
+    /// Sends one request to the service through a guest and returns its answer.
     static func ask(_ options: ClusterOptions, _ request: MeshData) async throws -> MeshData {
-        let (node, journal) = try await options.joinAsGuest()
-        defer { try? FileManager.default.removeItem(atPath: (journal as NSString).deletingLastPathComponent) }
-        let answer: MeshData
-        do {
-            answer = try await node.sendRequest(MeshNode.sharedDataCommand, to: options.memberAddress(node), request,
-                                                timeout: .milliseconds(Int64(options.timeout * 1000)))
-        } catch {
-            await node.shutdown()
-            throw CLIError("the shared-data request to \(options.via) failed: \(error)")
+        let answer = try await options.withGuest { node in
+            do {
+                return try await node.sendRequest(MeshNode.sharedDataCommand, to: options.memberAddress(node), request,
+                                                  timeout: .milliseconds(Int64(options.timeout * 1000)))
+            } catch {
+                throw CLIError("the shared-data request to \(options.via) failed: \(error)")
+            }
         }
-        await node.shutdown()
         if let error = answer.string("error") { throw CLIError(error) }
         return answer
     }
@@ -179,13 +188,7 @@ struct ClusterShared: AsyncParsableCommand {
         @OptionGroup var options: ClusterOptions
 
         func run() async throws {
-            let parsed: MeshValue
-            do {
-                parsed = try JSONInput.value(try JSONSerialization.jsonObject(with: Data(value.utf8), options: [.fragmentsAllowed]))
-            } catch {
-                throw ValidationError("the value is not valid JSON: \(value)")
-            }
-            var request: MeshData = ["op": "set", "key": .string(key), "value": parsed]
+            var request: MeshData = ["op": "set", "key": .string(key), "value": try JSONInput.value(parsing: value, what: "the value")]
             if let ifVersion { request["ifVersion"] = .uint64(ifVersion) }
             try ClusterShared.finishWrite(try await ClusterShared.ask(options, request), key: key, ifVersion: ifVersion, json: options.json)
         }

@@ -96,14 +96,8 @@ struct NodeCommand: AsyncParsableCommand {
             guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else {
                 throw ValidationError("--value \"\(entry)\" is not KEY=JSON")
             }
-            let json = String(entry[entry.index(after: equals)...])
-            let object: Any
-            do {
-                object = try JSONSerialization.jsonObject(with: Data(json.utf8), options: [.fragmentsAllowed])
-            } catch {
-                throw ValidationError("--value \"\(entry)\": \(json) is not valid JSON")
-            }
-            configuration.nodeValues[String(entry[..<equals])] = try JSONInput.value(object)
+            configuration.nodeValues[String(entry[..<equals])] = try JSONInput.value(parsing: String(entry[entry.index(after: equals)...]),
+                                                                                     what: "--value \"\(entry)\"")
         }
         var metricsSuffix = ""
         var metricsChannel: (any Channel)?
