@@ -39,7 +39,7 @@ extension MeshNode {
     /// `OnSharedDataRemove` for entries whose ``SharedEntry/isRemoved``). Ends at shutdown.
     public func sharedDataChanges() -> AsyncStream<SharedEntry> { sharedBroadcaster.stream() }
 
-    private func writeShared(_ key: String, _ value: MeshValue?, ifVersion: UInt64?) async throws -> SharedEntry {
+    fileprivate func writeShared(_ key: String, _ value: MeshValue?, ifVersion: UInt64?) async throws -> SharedEntry {
         try checkRunning()
         let writer = identity.nodeID
         return try await sharedWrites.run {
@@ -126,9 +126,7 @@ extension MeshNode {
             let value = request.string("op") == "set" ? request["value"] : nil
             if request.string("op") == "set" && value == nil { return ["error": "a \"value\" is required"] }
             do {
-                let written = value.map { v in { try await self.setShared(key, v, ifVersion: ifVersion) } }
-                    ?? { try await self.removeShared(key, ifVersion: ifVersion) }
-                return ["entry": entry(try await written())]
+                return ["entry": entry(try await writeShared(key, value, ifVersion: ifVersion))]
             } catch let error as MeshError where error.code == .versionConflict {
                 return ["conflict": .uint64(sharedData.withLockedValue { $0.entries[key]?.version ?? 0 })]
             } catch {
