@@ -83,6 +83,30 @@ package final class ChildNodeProcess: Sendable {
         }
     }
 
+    /// A UDP port on 127.0.0.1, free now and below the kernel's ephemeral range, for a node that is killed and
+    /// restarted on its port: a bind to port 0 anywhere else (other tests, other nodes) never takes it while the node
+    /// is down. A port the kernel had handed out is up for grabs in that window (a restart found its port taken).
+    package static func restartablePort() -> Int {
+        let range = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))?
+            .split(whereSeparator: \.isWhitespace).compactMap { Int($0) } ?? []
+        let ephemeralLow = range.first ?? 32768
+        for _ in 0..<200 {
+            let port = Int.random(in: 10_000..<max(10_001, ephemeralLow))
+            let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            guard fd >= 0 else { continue }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            close(fd)
+            if bound == 0 { return port }
+        }
+        return 0
+    }
+
     /// SIGKILL, as a crash would, and waits for the exit.
     package func kill() {
         Glibc.kill(process.processIdentifier, SIGKILL)

@@ -57,6 +57,14 @@ import Testing
         }
     }
 
+    /// The port a killed node restarts on is one no bind to port 0 can take meanwhile: below the ephemeral range.
+    @Test func aRestartablePortIsFreeAndBelowTheEphemeralRange() throws {
+        let range = (try String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
+            .split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+        let port = ChildNodeProcess.restartablePort()
+        #expect(port >= 10_000 && port < (range.first ?? 32768), "\(port) against \(range)")
+    }
+
     /// The receiver dies at the failpoint while this process streams to it, then restarts.
     /// Failpoint and the pass it fires at, mid-stream: the 400th message (failpoints count messages, never
     /// batches, whose sizes depend on timing). The receiver's handlers are synchronous (`--sink`: run inside the
@@ -77,7 +85,7 @@ import Testing
             ["node", "--bind", "127.0.0.1:\(port)", "--journal", journalB, "--key-file", fixture.keyFile, sink, "1024", sink, "1024"]
         }
         let log = fixture.dir + "/b.log"
-        let first = try await MeshCommandTests.startNode(arguments(port: "0"), environment: ["MESH_FAILPOINT": failpoint], stderrPath: log)
+        let first = try await MeshCommandTests.startNode(arguments(port: "\(ChildNodeProcess.restartablePort())"), environment: ["MESH_FAILPOINT": failpoint], stderrPath: log)
         let port = String(first.address.split(separator: ":").last!)
         let target = first.address
         let total = Self.total
@@ -146,7 +154,7 @@ import Testing
             ["node", "--bind", "127.0.0.1:\(port)", "--journal", journalB, "--key-file", fixture.keyFile, "--fail", "3000"]
         }
         // B's first journaled outbound message is the error response: it dies right after committing it.
-        let first = try await MeshCommandTests.startNode(arguments(port: "0"), environment: ["MESH_FAILPOINT": "outbound.after-insert@1"])
+        let first = try await MeshCommandTests.startNode(arguments(port: "\(ChildNodeProcess.restartablePort())"), environment: ["MESH_FAILPOINT": "outbound.after-insert@1"])
         let port = String(first.address.split(separator: ":").last!)
         let target = first.address
         let request = Task { try await a.sendRequest(3000, to: target, ["q": 1], timeout: .seconds(120)) }
@@ -213,7 +221,7 @@ import Testing
         let journalB = fixture.dir + "/b.sqlite"
         let config = fixture.dir + "/b.json"
         try """
-            {"address": "127.0.0.1", "port": 0, "journal": "b.sqlite", "clusterKeyFile": "cluster.key",
+            {"address": "127.0.0.1", "port": \(ChildNodeProcess.restartablePort()), "journal": "b.sqlite", "clusterKeyFile": "cluster.key",
              "retention": 1000, "pruneInterval": 50}
             """.write(toFile: config, atomically: true, encoding: .utf8)
         let log = fixture.dir + "/b.log"

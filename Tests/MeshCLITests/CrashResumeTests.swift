@@ -36,7 +36,7 @@ import Testing
             ["node", "--bind", "127.0.0.1:\(port)", "--journal", journalB, "--key-file", dir + "/cluster.key", "--sink", "1024",
              "--send-to", a.address, "--send-command", "2048", "--send-count", "\(total)", "--send-rate", "4000"]
         }
-        let first = try await MeshCommandTests.startNode( childArguments(port: "0"))
+        let first = try await MeshCommandTests.startNode( childArguments(port: "\(ChildNodeProcess.restartablePort())"))
         let port = first.address.split(separator: ":").last.map(String.init)!
         let target = first.address
         let sender = Task {

@@ -52,10 +52,10 @@ extension StreamingChildProcessTests {
         func cHas() -> Int64 { count(dir + "/c.sqlite", "SELECT count(*) FROM mesh_inbound") }
         func bHas() -> Int64 { count(dir + "/b.sqlite", "SELECT count(*) FROM mesh_outbound") }
         var receiverArmed = environment(remaining: Int64(total), point: "inbound.after-insert")
-        var receiver = try await MeshCommandTests.startNode(receiverArguments(port: "0"), environment: receiverArmed)
+        var receiver = try await MeshCommandTests.startNode(receiverArguments(port: "\(ChildNodeProcess.restartablePort())"), environment: receiverArmed)
         let receiverPort = String(receiver.address.split(separator: ":").last!)
         var senderArmed = environment(remaining: Int64(total), point: "outbound.after-insert")
-        var sender = try await MeshCommandTests.startNode(senderArguments(port: "0", receiverPort: receiverPort), environment: senderArmed)
+        var sender = try await MeshCommandTests.startNode(senderArguments(port: "\(ChildNodeProcess.restartablePort())", receiverPort: receiverPort), environment: senderArmed)
         let senderPort = String(sender.address.split(separator: ":").last!)
         defer {
             if sender.process.isRunning { sender.kill() }

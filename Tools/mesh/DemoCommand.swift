@@ -93,7 +93,8 @@ struct DemoCommand: AsyncParsableCommand {
             ])
         }
         print("\n-- resume after a crash: A streams \(total) messages (command 1500) to node C, a separate `mesh node` process")
-        let first = try startC(port: "0")
+        // Below the ephemeral range: no other socket takes the port while C is down.
+        let first = try startC(port: String(ChildNodeProcess.restartablePort()))
         let target = first.address
         let sender = Task {
             try await withThrowingTaskGroup(of: [MeshNode.Delivery].self) { group in
