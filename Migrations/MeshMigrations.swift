@@ -29,6 +29,7 @@ public enum MeshMigrations {
         Migration(id: 5, name: "0005_open_set_without_in.sql", sql: text(PackageResources._005_open_set_without_in_sql)),
         Migration(id: 6, name: "0006_answered_requests.sql", sql: text(PackageResources._006_answered_requests_sql)),
         Migration(id: 7, name: "0007_shared_data.sql", sql: text(PackageResources._007_shared_data_sql)),
+        Migration(id: 8, name: "0008_time_by_row_order.sql", sql: text(PackageResources._008_time_by_row_order_sql)),
     ]
 
     /// The highest migration id this build knows: the schema version it writes.

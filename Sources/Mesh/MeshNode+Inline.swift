@@ -51,7 +51,7 @@ extension MeshNode {
                     try deadLetter(item, failure: failure, context: context, pass: &pass)
                     pass.fates[index] = .done
                 } else {
-                    try Journal.writeInboundStatus(id: id, .failed, attempts: 1, error: failure, context: context)
+                    try Journal.writeInboundStatus(id: id, commandID: item.commandID, .failed, attempts: 1, error: failure, context: context)
                     reserve()
                     var retry = item
                     retry.attempts = 1
@@ -73,7 +73,7 @@ extension MeshNode {
         do {
             data = try MeshCodec.decode(item.payload)
         } catch {
-            try Journal.writeInboundStatus(id: item.inboundID, .dead, attempts: 1, error: noteUndecodable(item, error), context: context)
+            try Journal.writeInboundStatus(id: item.inboundID, commandID: item.commandID, .dead, attempts: 1, error: noteUndecodable(item, error), context: context)
             return nil
         }
         let info = MessageInfo(messageID: messageID, sender: item.peer, commandID: item.commandID, kind: item.kind, attempt: 1)
@@ -93,7 +93,7 @@ extension MeshNode {
                 return text
             }
         }
-        try Journal.writeInboundStatus(id: item.inboundID, .handled, attempts: 1, error: nil, context: context)
+        try Journal.writeInboundStatus(id: item.inboundID, commandID: item.commandID, .handled, attempts: 1, error: nil, context: context)
         if item.kind == .request { try writeResponse(to: item, .data(firstResponse ?? MeshData()), context: context, pass: &pass) }
         return nil
     }
@@ -101,7 +101,7 @@ extension MeshNode {
     /// Dead-letters `item` after its last attempt failed inline, answering a request with the error.
     private func deadLetter(_ item: DispatchItem, failure: String, context: WorkerContext, pass: inout InlinePass) throws {
         noteDeadLetter(item, failure: failure)
-        try Journal.writeInboundStatus(id: item.inboundID, .dead, attempts: 1, error: failure, context: context)
+        try Journal.writeInboundStatus(id: item.inboundID, commandID: item.commandID, .dead, attempts: 1, error: failure, context: context)
         if item.kind == .request { try writeResponse(to: item, .error(failure), context: context, pass: &pass) }
     }
 

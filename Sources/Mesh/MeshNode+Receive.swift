@@ -55,6 +55,8 @@ extension MeshNode {
                 originNode: node, originSeq: envelope.originSeq, commandID: message.commandID,
                 kind: envelope.kind, peer: peer, payload: envelope.payload,
                 correlationID: envelope.correlationID, replayOf: envelope.replayOf, status: status)
+            // Its inline pass writes its state row once, with the status its chain ends in.
+            row.stateWrittenInJob = chain == .synchronous
             if let relay = envelope.relay {
                 row.relay = relay
                 row.forwards = relayForwards(relay, commandID: message.commandID, kind: envelope.kind, payload: envelope.payload)

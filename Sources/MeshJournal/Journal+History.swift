@@ -29,16 +29,20 @@ extension Journal {
     public func inboundHistory(commandID: UInt16, fromMs: Int64 = 0, toMs: Int64 = .max, afterID: Int64 = 0,
                                limit: Int = 1000) async throws -> [StoredInbound] {
         try await read { db in
+            // The time range as a range of ids (rows are in journal order), then exact on created_at.
+            let first = fromMs <= 0 ? 0 : try Self.firstKey(createdAtOrAfter: fromMs, in: .inbound, db)
+            let end = toMs == .max ? Int64.max : try Self.firstKey(createdAtOrAfter: toMs + 1, in: .inbound, db)
             let statement = try db.cached("""
                 SELECT \(Self.inboundColumns) FROM \(Self.inboundSource)
-                WHERE s.command_id = ? AND i.id > ? AND i.created_at BETWEEN ? AND ? AND i.kind <> 3
+                WHERE s.command_id = ? AND i.id > ? AND i.id < ? AND i.created_at BETWEEN ? AND ? AND i.kind <> 3
                 ORDER BY i.id LIMIT ?
                 """)
             try statement.bind(1, Int64(commandID))
-            try statement.bind(2, afterID)
-            try statement.bind(3, fromMs)
-            try statement.bind(4, toMs)
-            try statement.bind(5, limit)
+            try statement.bind(2, max(afterID, first - 1))
+            try statement.bind(3, end)
+            try statement.bind(4, fromMs)
+            try statement.bind(5, toMs)
+            try statement.bind(6, limit)
             var rows: [StoredInbound] = []
             while try statement.step() { rows.append(Self.readInbound(statement)) }
             return rows
@@ -142,36 +146,41 @@ extension Journal {
     /// ``pruneFinished(completedBeforeMs:batchSize:)`` on a connection the caller holds, inside its transaction
     /// (`foreign_keys` must be on so state rows and invocations go with their messages).
     package static func pruneFinished(_ db: SQLiteConnection, completedBeforeMs cutoffMs: Int64, batchSize: Int) throws -> PruneResult {
-        // Found through the created_at indexes: a message completes after it is created, so every row that
-        // completed before the cutoff was also created before it.
+        // A message completes after it is created, so every row that completed before the cutoff was created
+        // before it: the candidates are the rows before the first one created at the cutoff (?3, found by
+        // bisecting the key), read through the narrow state rows in key order.
         let outboundRows = """
-            SELECT o.seq FROM mesh_outbound o JOIN mesh_outbound_state s ON s.seq = o.seq
-            WHERE o.created_at < ?1 AND s.status <> 0 AND s.completed_at < ?1 LIMIT ?2
+            SELECT s.seq FROM mesh_outbound_state s JOIN mesh_outbound o ON o.seq = s.seq
+            WHERE s.seq < ?3 AND s.status <> 0 AND s.completed_at < ?1 AND o.created_at < ?1 ORDER BY s.seq LIMIT ?2
             """
         let inboundRows = """
-            SELECT i.id FROM mesh_inbound i JOIN mesh_inbound_state s ON s.id = i.id
-            WHERE i.created_at < ?1 AND s.status = 1 AND s.completed_at < ?1 LIMIT ?2
+            SELECT s.id FROM mesh_inbound_state s JOIN mesh_inbound i ON i.id = s.id
+            WHERE s.id < ?3 AND s.status = 1 AND s.completed_at < ?1 AND i.created_at < ?1 ORDER BY s.id LIMIT ?2
             """
+        let outboundEnd = try firstKey(createdAtOrAfter: cutoffMs, in: .outbound, db)
+        let inboundEnd = try firstKey(createdAtOrAfter: cutoffMs, in: .inbound, db)
+        func bind(_ statement: SQLiteStatement, end: Int64) throws {
+            try statement.bind(1, cutoffMs)
+            try statement.bind(2, batchSize)
+            try statement.bind(3, end)
+        }
         // Only for a crash test: which rows this transaction deletes, reported when the failpoint kills it.
         var doomed: (outbound: [Int64], inbound: [Int64]) = ([], [])
         if Failpoint.isArmed("prune.during") {
             for (sql, isOutbound) in [(outboundRows, true), (inboundRows, false)] {
                 let select = try db.prepare(sql)
-                try select.bind(1, cutoffMs)
-                try select.bind(2, batchSize)
+                try bind(select, end: isOutbound ? outboundEnd : inboundEnd)
                 var ids: [Int64] = []
                 while try select.step() { ids.append(select.int64(0)) }
                 if isOutbound { doomed.outbound = ids } else { doomed.inbound = ids }
             }
         }
         let outbound = try db.cached("DELETE FROM mesh_outbound WHERE seq IN (\(outboundRows))")
-        try outbound.bind(1, cutoffMs)
-        try outbound.bind(2, batchSize)
+        try bind(outbound, end: outboundEnd)
         try outbound.step()
         let outCount = db.changes
         let inbound = try db.cached("DELETE FROM mesh_inbound WHERE id IN (\(inboundRows))")
-        try inbound.bind(1, cutoffMs)
-        try inbound.bind(2, batchSize)
+        try bind(inbound, end: inboundEnd)
         try inbound.step()
         let inCount = db.changes
         // Shared-data history: versions superseded by a later one of their key, written before the cutoff (the
@@ -190,5 +199,52 @@ extension Journal {
                 """)
         }
         return PruneResult(outbound: outCount, inbound: inCount)
+    }
+
+    /// A table of journaled messages, for ``firstKey(createdAtOrAfter:in:_:)``.
+    package enum MessageTable: Sendable {
+        /// `mesh_outbound`, keyed by `seq`.
+        case outbound
+        /// `mesh_inbound`, keyed by `id`.
+        case inbound
+    }
+
+    /// The key (`seq` of `mesh_outbound`, `id` of `mesh_inbound`) of the first row journaled at or after `ms`
+    /// (Unix ms), or one past the last key if none was (1 for an empty table).
+    ///
+    /// Rows are inserted in the order they are journaled, so their key orders them by `created_at`: this bisects
+    /// the key with point reads (about 2 × log2 of the key range) instead of keeping an index on `created_at`, which
+    /// cost a page per commit (schema v8). If the wall clock stepped back, rows near the answer can be out of time
+    /// order by that step; callers that must be exact also filter on `created_at`.
+    package static func firstKey(createdAtOrAfter ms: Int64, in table: MessageTable, _ db: SQLiteConnection) throws -> Int64 {
+        let (name, key) = switch table {
+        case .outbound: ("mesh_outbound", "seq")
+        case .inbound: ("mesh_inbound", "id")
+        }
+        let bounds = try db.cached("SELECT (SELECT min(\(key)) FROM \(name)), (SELECT max(\(key)) FROM \(name))")
+        defer { bounds.reset() }
+        guard try bounds.step(), let lowest = bounds.optionalInt64(0), let highest = bounds.optionalInt64(1) else { return 1 }
+        // The first row with a key in [from, to]: its key and created_at.
+        let probe = try db.cached("SELECT \(key), created_at FROM \(name) WHERE \(key) BETWEEN ? AND ? ORDER BY \(key) LIMIT 1")
+        defer { probe.reset() }
+        var low = lowest, high = highest, answer = highest + 1
+        while low <= high {
+            let middle = low + (high - low) / 2
+            probe.reset()
+            try probe.bind(1, middle)
+            try probe.bind(2, high)
+            guard try probe.step() else {
+                high = middle - 1
+                continue
+            }
+            let found = probe.int64(0)
+            if probe.int64(1) >= ms {
+                answer = found
+                high = middle - 1
+            } else {
+                low = found + 1
+            }
+        }
+        return answer
     }
 }

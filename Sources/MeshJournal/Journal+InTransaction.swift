@@ -36,10 +36,21 @@ extension Journal {
                                      responseJSON: invocation.response.map { MeshJSON.string(from: $0) })
     }
 
-    /// Sets an inbound message's status in the job's transaction (see ``setInboundStatus(id:_:attempts:error:)``).
-    package static func writeInboundStatus(id: Int64, _ status: InboundStatus, attempts: Int, error: String?,
+    /// Sets an inbound message's status in the job's transaction (see ``setInboundStatus(id:_:attempts:error:)``),
+    /// writing its state row if the job has not yet (a row journaled with ``InboundMessage/stateWrittenInJob``).
+    package static func writeInboundStatus(id: Int64, commandID: UInt16, _ status: InboundStatus, attempts: Int, error: String?,
                                            context: WorkerContext) throws {
-        try updateInboundStatus(context.db, id: id, status, attempts: attempts, error: error, now: WallClock.nowMs())
+        let statement = try context.db.cached("""
+            INSERT INTO mesh_inbound_state(id, command_id, status, attempts, completed_at, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            ON CONFLICT(id) DO UPDATE SET status = ?3, attempts = ?4, completed_at = ?5, error = ?6
+            """)
+        try statement.bind(1, id)
+        try statement.bind(2, Int64(commandID))
+        try statement.bind(3, Int64(status.rawValue))
+        try statement.bind(4, attempts)
+        try statement.bind(5, status.isComplete ? Optional(WallClock.nowMs()) : nil)
+        try statement.bind(6, error)
+        try statement.step()
     }
 
     /// Journals outbound messages (`pending`) in the job's transaction and returns their sequence numbers; the

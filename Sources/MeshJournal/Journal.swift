@@ -383,6 +383,10 @@ extension Journal {
                     let answered = try context.db.cached("UPDATE mesh_inbound_state SET answered = 1 WHERE id = ?")
                     try answered.bind(1, request)
                     try answered.step()
+                    // Its status is written first, also inline (the state row may be written in this job).
+                    guard context.db.changes == 1 else {
+                        throw JournalError(.invalidArgument, "a response answers inbound message \(request), which has no state row")
+                    }
                 }
                 context.lastOutSeq = seq
                 seqs.append(UInt64(seq))
@@ -643,6 +647,18 @@ extension Journal {
             results.reserveCapacity(rows.count)
             var forwards: [[UInt64]] = []
             forwards.reserveCapacity(rows.count)
+            // New rows whose state `then` writes; any it did not are written after it.
+            var statesAfterThen: [(id: Int64, row: InboundMessage)] = []
+            func writeState(_ id: Int64, _ row: InboundMessage, _ state: SQLiteStatement) throws {
+                try state.bind(1, id)
+                try state.bind(2, Int64(row.commandID))
+                try state.bind(3, Int64(row.status.rawValue))
+                // Journaled already complete (a response): one attempt, completed now.
+                try state.bind(4, row.status.isComplete ? 1 : 0)
+                try state.bind(5, row.status.isComplete ? Optional(now) : nil)
+                try state.step()
+                state.reset()
+            }
             for row in rows {
                 let origin = try Self.originID(row.originNode, context: context, now: now)
                 try insert.bind(1, origin)
@@ -661,14 +677,11 @@ extension Journal {
                 insert.reset()
                 if inserted {
                     let id = db.lastInsertRowID
-                    try state.bind(1, id)
-                    try state.bind(2, Int64(row.commandID))
-                    try state.bind(3, Int64(row.status.rawValue))
-                    // Journaled already complete (a response): one attempt, completed now.
-                    try state.bind(4, row.status.isComplete ? 1 : 0)
-                    try state.bind(5, row.status.isComplete ? Optional(now) : nil)
-                    try state.step()
-                    state.reset()
+                    if row.stateWrittenInJob && then != nil {
+                        statesAfterThen.append((id, row))
+                    } else {
+                        try writeState(id, row, state)
+                    }
                     results.append(.inserted(id: id))
                     forwards.append(row.forwards.isEmpty ? [] : try Self.insertOutbound(row.forwards, context: context, now: now))
                 } else {
@@ -684,7 +697,13 @@ extension Journal {
                     forwards.append([])
                 }
             }
-            return (results, forwards, try then?(context, results))
+            let extra = try then?(context, results)
+            if !statesAfterThen.isEmpty {
+                let state = try db.cached(
+                    "INSERT OR IGNORE INTO mesh_inbound_state(id, command_id, status, attempts, completed_at) VALUES (?, ?, ?, ?, ?)")
+                for (id, row) in statesAfterThen { try writeState(id, row, state) }
+            }
+            return (results, forwards, extra)
         }, completion: completion)
     }
 

@@ -153,6 +153,12 @@ public struct InboundMessage: Sendable, Hashable {
     /// Messages to journal as outbound in the same transaction, only if this message is new: the relay
     /// forwards, so a crash can never keep the message but lose its forwarding.
     public var forwards: [OutboundMessage] = []
+    /// Set by the node for a message whose synchronous handlers run inside the job that journals it
+    /// (``Journal/appendInboundRelaying(_:then:completion:)``'s `then`): its state row is written by `then` with
+    /// the message's final status (``Journal/writeInboundStatus(id:commandID:_:attempts:error:context:)``), or with
+    /// `status` after `then` if it wrote none. A message handled inline thus writes its state row once and never
+    /// enters the open-set index: one page fewer per commit.
+    package var stateWrittenInJob = false
 
     /// Creates an inbound message.
     public init(originNode: String, originSeq: UInt64, commandID: UInt16, kind: MessageKind, peer: String,

@@ -45,10 +45,10 @@ import Glibc
         let sent = try await MeshCommandTests.run(["send", "--to", node.address, "--command", "1", "--count", "50", "--key-file", key])
         #expect(sent.status == 0, "\(sent.stderr)")
         #expect(await node.terminate() == 0)
-        // A page that no summary query reads (the root of the inbound created_at index): counts would still
-        // come out, from a damaged file.
+        // A page that no summary query reads (the root of the invocations' index): counts would still come out,
+        // from a damaged file.
         let root = try #require(try SQLiteConnection(path: path, mode: .readOnly).scalarInt(
-            "SELECT rootpage FROM sqlite_schema WHERE name = 'mesh_inbound_created'"))
+            "SELECT rootpage FROM sqlite_schema WHERE name = 'mesh_invocation_inbound'"))
         let handle = try #require(FileHandle(forUpdatingAtPath: path))
         try handle.seek(toOffset: UInt64((Int(root) - 1) * 8192))
         try handle.write(contentsOf: Data(repeating: 0x5A, count: 8192))

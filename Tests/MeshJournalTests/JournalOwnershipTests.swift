@@ -89,7 +89,7 @@ import Testing
         }
         await journal.close()
         // Damage the root page of an index that opening never reads, but that the next outbound write would.
-        let root = try #require(try externalConnection(path).scalarInt("SELECT rootpage FROM sqlite_schema WHERE name = 'mesh_outbound_created'"))
+        let root = try #require(try externalConnection(path).scalarInt("SELECT rootpage FROM sqlite_schema WHERE name = 'mesh_outbound_pending'"))
         let pageSize = 8192
         let handle = try #require(FileHandle(forUpdatingAtPath: path))
         try handle.seek(toOffset: UInt64((Int(root) - 1) * pageSize))

@@ -106,6 +106,48 @@ import Testing
         await b.shutdown()
     }
 
+    /// A message handled inline writes its state row once, with its final status (it never enters the open-set
+    /// index); one whose inline attempt failed is written `failed` and finished by the lane; an async chain's is
+    /// written `received` and updated. Seen through temporary triggers on the node's own write connection.
+    @Test func aMessageHandledInlineWritesItsStateRowOnceWithItsFinalStatus() async throws {
+        let fixture = try NodeFixture()
+        defer { fixture.remove() }
+        let a = try await fixture.start("a")
+        let b = try await fixture.start("b")
+        struct FirstAttempt: Error {}
+        try b.handleCommandInline(2106) { data, info in
+            if try data.getInt64("i") == 1 && info.attempt == 1 { throw FirstAttempt() }
+            return nil
+        }
+        try b.handleCommand(2107) { _, _ in nil }
+        try await eventually { b.isLaneIdle(2106) }
+        try await b.journal.write { context in
+            try context.db.execute("""
+                CREATE TEMP TABLE state_log(op TEXT, command_id INTEGER, status INTEGER);
+                CREATE TEMP TRIGGER state_inserted AFTER INSERT ON main.mesh_inbound_state
+                    BEGIN INSERT INTO state_log VALUES ('insert', new.command_id, new.status); END;
+                CREATE TEMP TRIGGER state_updated AFTER UPDATE ON main.mesh_inbound_state
+                    BEGIN INSERT INTO state_log VALUES ('update', new.command_id, new.status); END;
+                """)
+        }
+        for (command, i) in [(UInt16(2106), 0), (2106, 1), (2107, 2)] {
+            #expect(await (try await a.send(command, to: b.address, ["i": .int64(Int64(i))])).outcome() == .confirmed)
+            try await eventually {
+                try await b.journal.rows("SELECT count(*) FROM mesh_messages WHERE direction = 'in' AND status = 'handled'") == [["\(i + 1)"]]
+            }
+        }
+        let log = try await b.journal.write { context in
+            try context.db.rows("SELECT op, command_id, status FROM temp.state_log ORDER BY rowid").map { $0.map { $0 ?? "" } }
+        }
+        #expect(log == [
+            ["insert", "2106", "1"],                          // handled inline: written once, final
+            ["insert", "2106", "2"], ["update", "2106", "1"], // failed inline, handled on the lane
+            ["insert", "2107", "0"], ["update", "2107", "1"], // async chain: received, then handled
+        ])
+        await a.shutdown()
+        await b.shutdown()
+    }
+
     @Test(arguments: [1, 2])
     func anInlineRequestThatFailsEveryAttemptIsDeadLetteredAndAnsweredWithTheError(attempts: Int) async throws {
         let fixture = try NodeFixture()

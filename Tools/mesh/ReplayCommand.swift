@@ -50,14 +50,21 @@ struct ReplayCommand: AsyncParsableCommand {
         let fromMs = try since.map { try Self.parseTime($0, "--since") } ?? 0
         let toMs = try until.map { try Self.parseTime($0, "--until") } ?? Int64.max
         let commands = command.isEmpty ? "" : "AND command_id IN (\(command.map(String.init).joined(separator: ",")))"
+        // The time range as a range of ids first (rows are in journal order; the tables have no time index).
+        let table: Journal.MessageTable = direction == .in ? .inbound : .outbound
+        let firstID = fromMs <= 0 ? 0 : try Journal.firstKey(createdAtOrAfter: fromMs, in: table, source)
+        let endID = toMs == .max ? Int64.max : try Journal.firstKey(createdAtOrAfter: toMs + 1, in: table, source)
         let statement = try source.prepare("""
             SELECT command_id, kind, payload, message_id, created_at_ms FROM mesh_messages
-            WHERE direction = '\(direction.rawValue)' AND kind <> 'response' \(commands) AND created_at_ms BETWEEN ? AND ?
+            WHERE direction = '\(direction.rawValue)' AND kind <> 'response' \(commands)
+              AND id >= ? AND id < ? AND created_at_ms BETWEEN ? AND ?
             ORDER BY created_at_ms, id LIMIT ?
             """)
-        try statement.bind(1, fromMs)
-        try statement.bind(2, toMs)
-        try statement.bind(3, limit ?? Int.max)
+        try statement.bind(1, firstID)
+        try statement.bind(2, endID)
+        try statement.bind(3, fromMs)
+        try statement.bind(4, toMs)
+        try statement.bind(5, limit ?? Int.max)
         var messages: [Recorded] = []
         while try statement.step() {
             let kind: MessageKind = switch statement.text(1) { case "usend": .usend; case "request": .request; default: .send }
