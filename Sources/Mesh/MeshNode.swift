@@ -64,7 +64,7 @@ public final class MeshNode: Sendable {
     /// Handlers and the lanes that run them.
     let dispatcher = Dispatcher()
     /// Requests waiting for their responses.
-    let requests = RequestTable()
+    let requests: RequestTable
     /// Peers whose pending messages are still being resent after a restart.
     let resumes = ResumeCoordinator()
     /// The seeds, names resolved at every membership round.
@@ -111,6 +111,7 @@ public final class MeshNode: Sendable {
     private init(configuration: MeshConfiguration, journal: Journal, transport: MeshTransport, loop: NodeLoop, router: InboundRouter,
                  logger: Logger) {
         self.loop = loop
+        self.requests = RequestTable(eventLoop: loop.eventLoop)
         self.configuration = configuration
         self.router = router
         self.journal = journal
@@ -400,25 +401,60 @@ public final class MeshNode: Sendable {
         try checkDiskSpace()
         let message = OutboundMessage(commandID: commandID, kind: .request, peer: MeshAddress.text(target), payload: payload,
                                       payloadJSON: configuration.storesPayloadJSON ? MeshJSON.string(from: data) : nil)
+        // After a restart, older messages to this peer go first.
+        if resumes.isResuming { await awaitResume(of: message.peer) }
+        // One suspension for the whole exchange: the request is journaled, registered and handed to the transport
+        // from its commit, on the node's thread, and the caller wakes once, with the result.
         let slot = ResponseSlot()
-        let registered = NIOLockedValueBox<String?>(nil)
-        let delivery: Delivery
-        do {
-            // The slot is registered from the commit, before the request can leave: a fast response finds it.
-            delivery = try await journalAndTransmit([message], to: [target]) { seq in
-                let id = self.messageID(seq)
-                registered.withLockedValue { $0 = id }
-                self.requests.register(id, slot)
-            }[0]
-        } catch {
-            if let id = registered.withLockedValue({ $0 }) { requests.resolve(id, .failure(error)) }
-            throw error
+        return try await slot.value {
+            journalThenTransmit(message, to: target, committed: { seq in
+                // Registered before the request can leave: a fast response finds it.
+                self.requests.register(self.messageID(seq), slot, timeout: timeout)
+            }, sent: { seq, delivery in
+                delivery.receipt.whenComplete { outcome in
+                    if case .failed(let error) = outcome { self.requests.resolve(self.messageID(seq), .failure(MeshError(error))) }
+                }
+            }, failed: { seq, error in
+                if let seq { self.requests.resolve(self.messageID(seq), .failure(error)) } else { slot.resolve(.failure(error)) }
+            })
         }
-        let requestID = delivery.messageID
-        delivery.receipt.whenComplete { outcome in
-            if case .failed(let error) = outcome { self.requests.resolve(requestID, .failure(MeshError(error))) }
+    }
+
+    /// Journals `message` and hands it to the transport from its commit, on the node's thread, without waiting for
+    /// either: `committed` runs right after the commit (before the message can leave), `sent` once the transport
+    /// took it, `failed` if it could not be journaled (`seq` nil) or handed over. The callbacks run on the node's
+    /// thread, or on a task when the peer's window is full and the message waits for space. Messages passed here
+    /// leave in the order they were passed (the writer's order), like every journaled message.
+    func journalThenTransmit(_ message: OutboundMessage, to target: SocketAddress,
+                             committed: @escaping @Sendable (UInt64) -> Void = { _ in },
+                             sent: @escaping @Sendable (UInt64, Delivery) -> Void = { _, _ in },
+                             failed: @escaping @Sendable (UInt64?, any Error) -> Void) {
+        journal.appendOutbound([message]) { result in
+            let seq: UInt64
+            switch result {
+            case .failure(let error as JournalError) where error.code == .closed:
+                // The node shut down while the message waited for the writer: nothing was journaled.
+                return failed(nil, Self.shutDownError)
+            case .failure(let error):
+                return failed(nil, error)
+            case .success(let seqs):
+                seq = seqs[0]
+            }
+            Failpoint.pass("outbound.after-insert")
+            committed(seq)
+            let envelope = Self.envelope(message, seq: seq)
+            if let delivery = self.transmitNow(seq: seq, envelope, commandID: message.commandID, to: target) {
+                return sent(seq, delivery)
+            }
+            // The peer's window is full: wait for space off the node's thread.
+            Task {
+                do {
+                    sent(seq, try await self.transmit(seq: seq, envelope, commandID: message.commandID, to: target))
+                } catch {
+                    failed(seq, error)
+                }
+            }
         }
-        return try await requests.result(of: requestID, slot: slot, timeout: timeout)
     }
 
     /// The MeshCodec bytes of `data`, or an `encoding` error.
@@ -436,14 +472,15 @@ public final class MeshNode: Sendable {
         case error(String)
     }
 
+    /// Journals and transmits the response to `item` without waiting for its commit (the lane goes on with its
+    /// next message; the writer keeps the order), after a running resend to the requester.
     func respond(to item: DispatchItem, with response: ResponseBody) async {
         guard let (message, target) = responseMessage(to: item, with: response) else { return }
-        do {
-            _ = try await journalAndTransmit([message], to: [target])
-        } catch {
-            logLimited(.error, "could not send a response", cause: "response",
-                       metadata: ["mesh.request": "\(message.correlationID ?? "")", "mesh.error": "\(error)"])
-        }
+        if resumes.isResuming { await awaitResume(of: message.peer) }
+        journalThenTransmit(message, to: target, failed: { _, error in
+            self.logLimited(.error, "could not send a response", cause: "response",
+                            metadata: ["mesh.request": "\(message.correlationID ?? "")", "mesh.error": "\(error)"])
+        })
     }
 
     /// The response to `item` (kind `response`, correlated with the request's message id, marking the request

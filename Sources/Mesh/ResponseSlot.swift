@@ -21,8 +21,10 @@ final class ResponseSlot: Sendable {
         waiter?.resume(with: result)
     }
 
-    /// The result, once there is one.
-    func value() async throws -> MeshData {
+    /// The result, once there is one. `start` runs once the caller is waiting (so whatever it starts may resolve
+    /// the slot from any thread at once): the request's journal job, so that the caller suspends once for the
+    /// whole exchange.
+    func value(starting start: () -> Void = {}) async throws -> MeshData {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<MeshData, any Error>) in
             let ready: Result<MeshData, any Error>? = state.withLockedValue { state in
                 switch state {
@@ -32,7 +34,7 @@ final class ResponseSlot: Sendable {
                     return nil
                 }
             }
-            if let ready { continuation.resume(with: ready) }
+            if let ready { continuation.resume(with: ready) } else { start() }
         }
     }
 }

@@ -1,37 +1,64 @@
 @testable import Mesh
 import MeshCore
+import NIOPosix
 import ServiceLifecycle
+import Synchronization
 import ServiceLifecycleTestKit
 import Testing
 
 /// The node's components on their own: the request table, the resume coordinator, the stop signal.
 @Suite struct NodeComponentTests {
     @Test func aRequestIsResolvedOnceAndAClosedTableFailsNewOnes() async throws {
-        let table = RequestTable()
+        let table = RequestTable(eventLoop: MultiThreadedEventLoopGroup.singleton.next())
         let slot = ResponseSlot()
-        table.register("n:1", slot)
+        table.register("n:1", slot, timeout: .seconds(30))
         table.resolve("n:1", .success(["a": 1]))
         table.resolve("n:1", .failure(MeshError(.timeout, "late")))  // ignored: the first result won
         #expect(try await slot.value() == ["a": 1])
 
         let waiting = ResponseSlot()
-        table.register("n:2", waiting)
+        table.register("n:2", waiting, timeout: .seconds(30))
         table.close(failing: MeshError(.peerDown, "the node shut down"))
         await #expect(throws: MeshError.self) { try await waiting.value() }
         let late = ResponseSlot()
-        table.register("n:3", late)  // after close: fails at once, never waits for a timeout
+        table.register("n:3", late, timeout: .seconds(30))  // after close: fails at once, never waits for a timeout
         let error = await #expect(throws: MeshError.self) { try await late.value() }
         #expect(error?.code == .peerDown)
     }
 
-    @Test func aRequestWithoutResponseTimesOut() async throws {
-        let table = RequestTable()
+    @Test func aRequestWithoutResponseTimesOutAndOneAnsweredInTimeDoesNot() async throws {
+        let table = RequestTable(eventLoop: MultiThreadedEventLoopGroup.singleton.next())
         let slot = ResponseSlot()
-        table.register("n:4", slot)
-        let error = await #expect(throws: MeshError.self) { try await table.result(of: "n:4", slot: slot, timeout: .milliseconds(20)) }
+        table.register("n:4", slot, timeout: .milliseconds(20))
+        let error = await #expect(throws: MeshError.self) { try await slot.value() }
         #expect(error?.code == .timeout)
         // The slot left the table with the timeout: a late response finds nothing.
         table.resolve("n:4", .success([:]))
+        // Answered before its timeout: the timer is cancelled and the answer stays the result (the timer would
+        // have fired long before the second, longer request times out).
+        let answered = ResponseSlot(), slower = ResponseSlot()
+        table.register("n:5", answered, timeout: .milliseconds(20))
+        table.register("n:6", slower, timeout: .milliseconds(200))
+        table.resolve("n:5", .success(["b": 2]))
+        await #expect(throws: MeshError.self) { try await slower.value() }
+        #expect(try await answered.value() == ["b": 2])
+        // A timeout too large for nanoseconds saturates instead of trapping.
+        table.register("n:7", ResponseSlot(), timeout: .seconds(Int64.max))
+        table.resolve("n:7", .success([:]))
+    }
+
+    @Test func aSlotStartsItsWorkOnlyOnceTheCallerWaitsAndNotWhenAlreadyResolved() async throws {
+        let started = Mutex(0)
+        let slot = ResponseSlot()
+        let value = try await slot.value {
+            started.withLock { $0 += 1 }
+            slot.resolve(.success(["c": 3]))  // resolved from inside the start: the waiting caller gets it
+        }
+        #expect(value == ["c": 3] && started.withLock { $0 } == 1)
+        let done = ResponseSlot()
+        done.resolve(.failure(MeshError(.timeout, "early")))
+        await #expect(throws: MeshError.self) { try await done.value { started.withLock { $0 += 1 } } }
+        #expect(started.withLock { $0 } == 1)
     }
 
     @Test func aResumingPeerHoldsItsSendersUntilItsResendEnds() async throws {
