@@ -63,13 +63,3 @@ final class RequestTable: Sendable {
         }
     }
 }
-
-extension TimeAmount {
-    /// `duration` in nanoseconds, saturating at the largest amount instead of trapping on overflow.
-    init(clamping duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        let (total, overflow2) = whole.addingReportingOverflow(attoseconds / 1_000_000_000)
-        self = .nanoseconds(overflow || overflow2 ? (seconds < 0 ? .min : .max) : total)
-    }
-}

@@ -11,6 +11,18 @@ public protocol JournalExecutor: Sendable {
     func execute(_ work: @escaping @Sendable () -> Void)
     /// Runs `work` on the executor once `delay` has passed.
     func execute(after delay: Duration, _ work: @escaping @Sendable () -> Void)
+    /// Runs `work` on the executor once `delay` has passed unless the returned closure is called first (on the
+    /// executor): the writer cancels a timer it no longer needs, so that it does not wake the thread for nothing.
+    /// The default cannot cancel: it runs ``execute(after:_:)`` and returns a closure that does nothing.
+    func schedule(after delay: Duration, _ work: @escaping @Sendable () -> Void) -> @Sendable () -> Void
     /// Whether the caller runs on the executor now.
     var isCurrent: Bool { get }
+}
+
+extension JournalExecutor {
+    /// ``execute(after:_:)``, not cancellable.
+    public func schedule(after delay: Duration, _ work: @escaping @Sendable () -> Void) -> @Sendable () -> Void {
+        execute(after: delay, work)
+        return {}
+    }
 }

@@ -26,6 +26,8 @@ extension SQLiteWorker {
         var holdUntil: UInt64 = 0
         /// A timer step is pending for this instant (0: none), so a wait arms one timer, not one per step.
         var timerAt: UInt64 = 0
+        /// Cancels that timer: a step that runs the held batch early (an awaited job came) needs it no more.
+        var cancelTimer: (@Sendable () -> Void)?
     }
 
     /// ``start(setup:)`` on the lent executor.
@@ -116,6 +118,12 @@ extension SQLiteWorker {
             finish(context)
             return
         case .run(let taken):
+            if lent.timerAt != 0 && lent.retry.isEmpty {
+                // The hold ended early: its timer would only wake the thread for an empty step.
+                lent.cancelTimer?()
+                lent.cancelTimer = nil
+                lent.timerAt = 0
+            }
             lent.holdUntil = 0
             let jobs = lent.retry + taken
             lent.retry = []
@@ -148,8 +156,11 @@ extension SQLiteWorker {
         lent.timerAt = deadline
         let now = DispatchTime.now().uptimeNanoseconds
         let delay = Duration.nanoseconds(Int64(deadline > now ? deadline - now : 0))
-        executor!.execute(after: delay) { [self] in
-            if lent.timerAt == deadline { lent.timerAt = 0 }
+        lent.cancelTimer = executor!.schedule(after: delay) { [self] in
+            if lent.timerAt == deadline {
+                lent.timerAt = 0
+                lent.cancelTimer = nil
+            }
             step()
         }
     }

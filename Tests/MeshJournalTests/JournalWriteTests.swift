@@ -1,5 +1,6 @@
 import Foundation
 import MeshCore
+import Synchronization
 import Testing
 @testable import MeshJournal
 
@@ -55,6 +56,26 @@ import Testing
                 try db.scalarInt("SELECT status FROM mesh_inbound_state WHERE id = \(rowID)")
             } == 1)
         }
+    }
+
+    /// On a lent executor the deferral is a timer; when an awaited write ends the hold early, the timer is cancelled
+    /// instead of waking the executor later for an empty step.
+    @Test func anEndedDeferralCancelsItsTimerOnALentExecutor() async throws {
+        let executor = RecordingExecutor()
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let journal = try await Journal.open(path: dir.file("node.sqlite"), configuration: .init(deferredCommitMicroseconds: 60_000_000),
+                                             writerExecutor: executor, logger: .test)
+        let id = try await journal.appendInbound([inbound(1)])[0]
+        guard case .inserted(let rowID) = id else { Issue.record("not inserted"); return }
+        journal.postInboundStatus(id: rowID, .handled, attempts: 1)
+        // The held batch arms its timer (on the executor's queue, right after the post).
+        let deadline = ContinuousClock.now + .seconds(10)
+        while executor.counts.scheduled == 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(executor.counts == .init(scheduled: 1, cancelled: 0))
+        _ = try await journal.appendOutbound(outbound(1))
+        #expect(executor.counts == .init(scheduled: 1, cancelled: 1))
+        await journal.close()
     }
 
     /// With no awaited write coming, a deferrable write still commits by itself once the deferral passed.
@@ -316,4 +337,35 @@ import Testing
             #expect(try await journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_outbound") } == 2000)
         }
     }
+}
+
+/// A serial executor on a dispatch queue that counts the timers the writer arms and cancels.
+final class RecordingExecutor: JournalExecutor {
+    struct Counts: Equatable { var scheduled = 0, cancelled = 0 }
+    private let queue = DispatchQueue(label: "recording-executor")
+    private let key = DispatchSpecificKey<Bool>()
+    private let state = Mutex(Counts())
+    var counts: Counts { state.withLock { $0 } }
+
+    init() { queue.setSpecific(key: key, value: true) }
+
+    func execute(_ work: @escaping @Sendable () -> Void) { queue.async(execute: work) }
+
+    func execute(after delay: Duration, _ work: @escaping @Sendable () -> Void) { _ = schedule(after: delay, work) }
+
+    func schedule(after delay: Duration, _ work: @escaping @Sendable () -> Void) -> @Sendable () -> Void {
+        final class Cancelled: Sendable { let flag = Atomic(false) }
+        let cancelled = Cancelled()
+        state.withLock { $0.scheduled += 1 }
+        let milliseconds = Int(min(delay, .seconds(3600)) / .milliseconds(1))
+        queue.asyncAfter(deadline: .now() + .milliseconds(milliseconds)) {
+            if !cancelled.flag.load(ordering: .acquiring) { work() }
+        }
+        return { [self] in
+            cancelled.flag.store(true, ordering: .releasing)
+            self.state.withLock { $0.cancelled += 1 }
+        }
+    }
+
+    var isCurrent: Bool { DispatchQueue.getSpecific(key: key) == true }
 }
