@@ -1,5 +1,6 @@
 import MeshTransport
 import NIOConcurrencyHelpers
+import NIOCore
 
 /// The node's receiver on the transport's event loop (a ``TransportInboundHandler``): each read batch goes
 /// straight to the journal's writer, with no task in between, and is confirmed and dispatched from its commit.
@@ -24,15 +25,19 @@ final class InboundRouter: TransportInboundHandler {
         state.withLockedValue { $0.node = node }
     }
 
-    /// Journals what was held and everything after it. Batches are handed to the node under the router's lock,
-    /// so held ones go first even while the event loop delivers new ones.
-    func activate() {
-        state.withLockedValue { state in
-            guard !state.closed, let node = state.node else { return }
-            state.active = true
-            for batch in state.held { node.received(batch) }
-            state.held.removeAll()
-        }
+    /// Journals what was held and everything after it. Runs on the node's event loop (`eventLoop`), where every
+    /// batch is delivered, so held batches go first; batches are handed to the node outside the router's lock,
+    /// since a lone message is committed — and its inline handlers run — inside that call.
+    func activate(on eventLoop: any EventLoop) async {
+        try? await eventLoop.submit {
+            let (node, held) = self.state.withLockedValue { state -> (MeshNode?, [[ReceivedMessage]]) in
+                guard !state.closed, let node = state.node else { return (nil, []) }
+                state.active = true
+                defer { state.held.removeAll() }
+                return (node, state.held)
+            }
+            for batch in held { node?.received(batch) }
+        }.get()
     }
 
     /// Drops whatever arrives from now on (the node is shutting down; unconfirmed messages are resent to its
@@ -50,19 +55,24 @@ final class InboundRouter: TransportInboundHandler {
     /// happened to messages that arrived between the bind and ``attach(_:)`` of a restarting node (found by the
     /// random-kills test under load).
     func received(_ messages: [ReceivedMessage], responder: TransportResponder) {
-        state.withLockedValue { state in
-            guard !state.closed else { return }
-            if state.active, let node = state.node {
-                node.received(messages)
-                return
+        // On the event loop, like ``activate(on:)``: the node is called outside the lock (see there).
+        let (active, node) = state.withLockedValue { state -> (Bool, MeshNode?) in
+            guard !state.closed else { return (false, nil) }
+            if state.active, let node = state.node { return (true, node) }
+            if state.node == nil {
+                state.held.append(messages)
+                return (false, nil)
             }
-            var data = messages
-            if let node = state.node {
-                // Membership needs no journal order: handled now, as soon as the node exists.
-                for message in messages where MeshNode.isControl(message.commandID) { node.receiveControl(message) }
-                data = messages.filter { !MeshNode.isControl($0.commandID) }
-            }
+            let data = messages.filter { !MeshNode.isControl($0.commandID) }
             if !data.isEmpty { state.held.append(data) }
+            return (false, state.node)
+        }
+        guard let node else { return }
+        if active {
+            node.received(messages)
+        } else {
+            // Membership needs no journal order: handled now, as soon as the node exists.
+            for message in messages where MeshNode.isControl(message.commandID) { node.receiveControl(message) }
         }
     }
 }

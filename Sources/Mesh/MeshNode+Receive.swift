@@ -74,7 +74,11 @@ extension MeshNode {
         if inline {
             pass = { context, results in try self.runInline(journaled, results: results, reserved: reserved, context: context) }
         }
-        journal.appendInboundRelaying(journaled, then: pass) { result in
+        // A lone message (latency-bound traffic) is committed before this returns — it runs on the node's loop,
+        // inside the transport's read handling — so its acknowledgement, its confirmation and an inline response
+        // leave in one datagram. A burst is acknowledged first and committed right after: senders move their
+        // windows on acknowledgements, and a burst's commit is the longer wait.
+        journal.appendInboundRelaying(journaled, commitAtOnce: journaled.count == 1, then: pass) { result in
             self.inboundBacklog.subtract(journaled.count, ordering: .relaxed)
             switch result {
             case .success(let (results, forwards, inlinePass)):

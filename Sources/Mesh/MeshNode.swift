@@ -225,7 +225,7 @@ public final class MeshNode: Sendable {
             throw error
         }
         // Messages that arrived during the resume were held: journaled now, they queue behind the resumed ones.
-        router.activate()
+        await router.activate(on: loop.eventLoop)
         await node.loadKnownPeers()
         let eventsTask = Task { await node.watchTransportEvents() }
         let membershipTask = Task { await node.membershipLoop() }

@@ -614,8 +614,13 @@ extension Journal {
     /// written, with their results: the node runs synchronous handlers there and writes their invocations,
     /// statuses and responses, so the message, what its handlers did and its response commit together. `then`
     /// runs on the writer thread and must not block; if it throws, the whole job (rows included) is undone.
+    ///
+    /// `commitAtOnce`: called on the writer's lent executor (the node's loop, between reading datagrams and
+    /// flushing its replies), the job commits and `completion` runs before this returns, so the batch's
+    /// acknowledgements, confirmations and responses leave together in that flush.
     package func appendInboundRelaying<Extra: Sendable>(
         _ messages: [InboundMessage],
+        commitAtOnce: Bool = false,
         then: (@Sendable (WorkerContext, [InboundAppendResult]) throws -> Extra)?,
         completion: @escaping @Sendable (Result<(results: [InboundAppendResult], forwards: [[UInt64]], extra: Extra?), any Error>) -> Void
     ) {
@@ -626,7 +631,7 @@ extension Journal {
         let now = WallClock.nowMs()
         let render = configuration.storesPayloadJSON
         let hasForwards = messages.contains { !$0.forwards.isEmpty }
-        writer.submit(savepoint: messages.count > 1 || hasForwards || then != nil, { context in
+        writer.submit(savepoint: messages.count > 1 || hasForwards || then != nil, commitAtOnce: commitAtOnce, { context in
             var rows = messages
             for i in rows.indices {
                 rows[i].payloadJSON = render ? Self.renderJSON(rows[i].payload, rows[i].payloadJSON) : nil

@@ -28,6 +28,8 @@ extension SQLiteWorker {
         var timerAt: UInt64 = 0
         /// Cancels that timer: a step that runs the held batch early (an awaited job came) needs it no more.
         var cancelTimer: (@Sendable () -> Void)?
+        /// A step is running: a job submitted from inside it (a completion, a `then`) is queued, never run in it.
+        var inStep = false
     }
 
     /// ``start(setup:)`` on the lent executor.
@@ -47,16 +49,20 @@ extension SQLiteWorker {
         }
     }
 
-    /// Queues `job` and a step to run it, unless one is queued already. False once closed.
-    func enqueueLent(_ job: any SQLiteJob) -> Bool {
+    /// Queues `job` and a step to run it, unless one is queued already. False once closed. With `commitAtOnce`, on
+    /// the executor and outside a step, the step runs before this returns.
+    func enqueueLent(_ job: any SQLiteJob, commitAtOnce: Bool = false) -> Bool {
+        let now = commitAtOnce && executor!.isCurrent && lent?.inStep == false
         let (accepted, schedule) = state.withLock { state -> (Bool, Bool) in
             guard !state.closed else { return (false, false) }
             state.queue.append(job)
-            if state.stepQueued { return (true, false) }
+            if state.stepQueued && !now { return (true, false) }
             state.stepQueued = true
             return (true, true)
         }
-        if schedule { executor!.execute { [self] in step() } }
+        if schedule {
+            if now { step() } else { executor!.execute { [self] in step() } }
+        }
         return accepted
     }
 
@@ -77,6 +83,8 @@ extension SQLiteWorker {
     /// run alone), then queues the next step if more is waiting, or arms a timer for a wait.
     private func step() {
         guard let lent, let context = lent.context else { return }
+        lent.inStep = true
+        defer { lent.inStep = false }
         guard case .writer(let maxBatch, let delayMicroseconds, let deferMicroseconds) = role else { return }
         let now = DispatchTime.now().uptimeNanoseconds
         // A retry waits out its backoff; new jobs queue behind it (nothing overtakes a write a full disk failed).

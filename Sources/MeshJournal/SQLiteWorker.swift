@@ -133,18 +133,22 @@ final class SQLiteWorker: Sendable {
     /// worker thread once the job's transaction committed (or with the error), in submission order with every
     /// other job. It must not block: it is how the node hands a committed message straight to the transport or
     /// a dispatcher without a hop through the cooperative pool.
+    ///
+    /// `commitAtOnce`: submitted on the lent executor, outside a job, the job is committed before this returns
+    /// (with whatever else is queued), instead of at the executor's next turn — so that what the completion hands
+    /// to the transport leaves in the flush the caller is about to make. Elsewhere it changes nothing.
     func submit<T: Sendable>(
-        savepoint: Bool = false, deferrable: Bool = false,
+        savepoint: Bool = false, deferrable: Bool = false, commitAtOnce: Bool = false,
         _ body: @escaping @Sendable (WorkerContext) throws -> T,
         completion: @escaping @Sendable (Result<T, any Error>) -> Void
     ) {
         let job = CallbackJob(needsSavepoint: savepoint, deferrable: deferrable, body: body, completion: completion)
-        if !enqueue(job) { completion(.failure(JournalError(.closed, "the journal is closed"))) }
+        if !enqueue(job, commitAtOnce: commitAtOnce) { completion(.failure(JournalError(.closed, "the journal is closed"))) }
     }
 
     /// Appends `job` to the queue and wakes the thread if it sleeps. False if the worker is closed.
-    private func enqueue(_ job: any SQLiteJob) -> Bool {
-        if executor != nil { return enqueueLent(job) }
+    private func enqueue(_ job: any SQLiteJob, commitAtOnce: Bool = false) -> Bool {
+        if executor != nil { return enqueueLent(job, commitAtOnce: commitAtOnce) }
         let (accepted, shouldWake) = state.withLock { state -> (Bool, Bool) in
             guard !state.closed else { return (false, false) }
             state.queue.append(job)

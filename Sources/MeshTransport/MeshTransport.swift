@@ -101,6 +101,7 @@ public final class MeshTransport: Sendable {
                 guard let transport else { return }
                 Task { await transport.rebind() }
             }
+            handler.value.beforeFlush = { [weak transport] in transport?.drainMailbox() }
         }.get()
         return transport
     }
@@ -177,6 +178,8 @@ public final class MeshTransport: Sendable {
             queued.append(QueuedSend(payload: payload, commandID: commandID, address: address, reliability: reliability, box: box))
             return queued.count == 1
         }
+        // The drain also runs at the start of every flush (``TransportHandler/beforeFlush``): a message sent from a
+        // commit that runs inside the loop's read handling leaves in that read's flush.
         if first { channel.eventLoop.execute { self.drainMailbox() } }
         return Receipt(box: box)
     }
@@ -187,6 +190,7 @@ public final class MeshTransport: Sendable {
             defer { queued.removeAll(keepingCapacity: true) }
             return queued
         }
+        guard !sends.isEmpty else { return }
         gate.arrived(sends.count)
         handler.value.queue(sends)
     }
@@ -248,6 +252,8 @@ public final class MeshTransport: Sendable {
     /// Reports delivered reliable messages as durable, so their senders see them confirmed.
     public func confirm(_ tokens: [DeliveryToken]) {
         let handler = self.handler
+        // On the loop (the node confirms from its commit there): at once, so the confirmation joins the next flush.
+        if channel.eventLoop.inEventLoop { return handler.value.confirm(tokens) }
         channel.eventLoop.execute { handler.value.confirm(tokens) }
     }
 

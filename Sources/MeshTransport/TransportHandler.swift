@@ -32,6 +32,10 @@ final class TransportHandler: ChannelInboundHandler {
     private(set) var detached = false
     /// Called (on the event loop) when the socket closed without being asked to.
     var onSocketLost: (() -> Void)?
+    /// Called (on the event loop) at every flush, after inbound messages were handed over and before datagrams are
+    /// built: the owner queues what waits in its mailbox, so that messages sent while the inbound handler ran (a
+    /// response committed right there) leave in this flush, with the acknowledgements.
+    var beforeFlush: (() -> Void)?
 
     struct ParkedSend {
         let payload: ByteBuffer
@@ -300,6 +304,7 @@ final class TransportHandler: ChannelInboundHandler {
     private func flushNow() {
         guard !closed else { return }
         deliverPending()
+        beforeFlush?()
         machine.flush(now: .now())
         perform(machine.takeActions())
         context?.flush()

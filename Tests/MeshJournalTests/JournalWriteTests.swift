@@ -78,6 +78,33 @@ import Testing
         await journal.close()
     }
 
+    /// `commitAtOnce` on the lent executor commits before the call returns — but never inside a running job: one
+    /// submitted from a completion is queued and committed after it, in order.
+    @Test func commitAtOnceCommitsBeforeReturningButNeverInsideAJob() async throws {
+        let executor = RecordingExecutor()
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let journal = try await Journal.open(path: dir.file("node.sqlite"), writerExecutor: executor, logger: .test)
+        let (first, second) = (try inbound(1), try inbound(2))
+        let order = Mutex<[String]>([])
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            executor.execute {
+                journal.appendInboundRelaying([first], commitAtOnce: true, then: nil as (@Sendable (WorkerContext, [InboundAppendResult]) throws -> Void)?) { _ in
+                    order.withLock { $0.append("first committed") }
+                    journal.appendInboundRelaying([second], commitAtOnce: true, then: nil as (@Sendable (WorkerContext, [InboundAppendResult]) throws -> Void)?) { _ in
+                        order.withLock { $0.append("second committed") }
+                        done.resume()
+                    }
+                    order.withLock { $0.append("second submitted") }
+                }
+                order.withLock { $0.append("first submitted") }
+            }
+        }
+        #expect(order.withLock { $0 } == ["first committed", "second submitted", "first submitted", "second committed"])
+        #expect(try await journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_inbound") } == 2)
+        await journal.close()
+    }
+
     /// With no awaited write coming, a deferrable write still commits by itself once the deferral passed.
     @Test func deferrableWriteCommitsAloneAfterTheDeferral() async throws {
         try await withJournal(configuration: .init(deferredCommitMicroseconds: 2_000)) { journal, _ in

@@ -22,8 +22,13 @@ struct DemoCommand: AsyncParsableCommand {
         let key = ClusterKey.generate()
         print("journals in \(folder)")
 
-        let a = try await MeshNode.start(
-            configuration: .init(address: "127.0.0.1:0", journalPath: folder + "/a.sqlite", clusterKey: key), logger: logger)
+        var aConfiguration = MeshConfiguration(address: "127.0.0.1:0", journalPath: folder + "/a.sqlite", clusterKey: key)
+        // C is down for as long as its restart takes, which on a loaded machine can pass the 3 s defaults: A would
+        // then give up on the messages in flight (journaled `failed`; C may well have them). The demo shows the
+        // resend, so A waits longer.
+        aConfiguration.retryTimeout = .seconds(60)
+        aConfiguration.peerTimeout = .seconds(60)
+        let a = try await MeshNode.start(configuration: aConfiguration, logger: logger)
         let b = try await MeshNode.start(
             configuration: .init(address: "127.0.0.1:0", journalPath: folder + "/b.sqlite", clusterKey: key), logger: logger)
         print("node A \(a.identity.nodeID) on \(a.address), node B \(b.identity.nodeID) on \(b.address)")
