@@ -33,23 +33,13 @@ struct EventLoopJournalExecutor: JournalExecutor {
     func execute(_ work: @escaping @Sendable () -> Void) { eventLoop.execute(work) }
 
     func execute(after delay: Duration, _ work: @escaping @Sendable () -> Void) {
-        eventLoop.scheduleTask(in: TimeAmount(clamping: delay)) { work() }
+        eventLoop.scheduleTask(in: TimeAmount(delay)) { work() }
     }
 
     func schedule(after delay: Duration, _ work: @escaping @Sendable () -> Void) -> @Sendable () -> Void {
-        let task = eventLoop.scheduleTask(in: TimeAmount(clamping: delay)) { work() }
+        let task = eventLoop.scheduleTask(in: TimeAmount(delay)) { work() }
         return { task.cancel() }
     }
 
     var isCurrent: Bool { eventLoop.inEventLoop }
-}
-
-extension TimeAmount {
-    /// `duration` in nanoseconds, saturating at the largest amount instead of trapping on overflow.
-    init(clamping duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        let (total, overflow2) = whole.addingReportingOverflow(attoseconds / 1_000_000_000)
-        self = .nanoseconds(overflow || overflow2 ? (seconds < 0 ? .min : .max) : total)
-    }
 }

@@ -34,7 +34,7 @@ final class RequestTable: Sendable {
         let closed = state.withLockedValue { state -> MeshError? in
             if let error = state.closed { return error }
             // Scheduled under the lock so that it cannot fire before the slot is in the table.
-            let timer = eventLoop.scheduleTask(in: TimeAmount(clamping: after)) {
+            let timer = eventLoop.scheduleTask(in: TimeAmount(after)) {
                 self.resolve(id, .failure(MeshError(.timeout, "no response to \(id) within \(after)")))
             }
             state.waiting[id] = Waiting(slot: slot, timer: timer)
