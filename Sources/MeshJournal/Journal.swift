@@ -852,16 +852,8 @@ extension Journal {
         let responseBytes = try response.map { data throws(MeshCodecError) in try MeshCodec.encode(data) }
         let responseJSON = response.map { MeshJSON.string(from: $0) }
         try await writer.submit { context in
-            let statement = try context.db.cached("""
-                UPDATE mesh_invocation SET finished_at = ?, outcome = ?, error = ?, response = ?, response_json = ? WHERE id = ?
-                """)
-            try statement.bind(1, now)
-            try statement.bind(2, Int64(outcome.rawValue))
-            try statement.bind(3, error)
-            try statement.bind(4, blob: responseBytes)
-            try statement.bind(5, responseJSON)
-            try statement.bind(6, id)
-            try statement.step()
+            try Self.updateFinishedInvocation(context.db, id: id, finishedAt: now, outcome: outcome, error: error,
+                                              responseBytes: responseBytes, responseJSON: responseJSON)
         }
     }
 
@@ -899,16 +891,8 @@ extension Journal {
         writer.post(inTransaction: true, "an invocation end") { context in
             let rowID = ticket.rowID.load(ordering: .acquiring)
             if rowID != 0 {
-                let statement = try context.db.cached("""
-                    UPDATE mesh_invocation SET finished_at = ?, outcome = ?, error = ?, response = ?, response_json = ? WHERE id = ?
-                    """)
-                try statement.bind(1, now)
-                try statement.bind(2, Int64(outcome.rawValue))
-                try statement.bind(3, error)
-                try statement.bind(4, blob: responseBytes)
-                try statement.bind(5, responseJSON)
-                try statement.bind(6, rowID)
-                try statement.step()
+                try Self.updateFinishedInvocation(context.db, id: rowID, finishedAt: now, outcome: outcome, error: error,
+                                                  responseBytes: responseBytes, responseJSON: responseJSON)
             } else {
                 try Self.insertFinishedInvocation(context.db, inboundID: ticket.inboundID, handlerIndex: ticket.handlerIndex,
                                                   attempt: ticket.attempt, startedAt: ticket.startedAt, finishedAt: now, outcome: outcome,
@@ -918,6 +902,21 @@ extension Journal {
                 try Self.updateInboundStatus(context.db, id: ticket.inboundID, newStatus, attempts: attempts, error: statusError, now: now)
             }
         }
+    }
+
+    /// Completes the invocation row `id` that its start wrote.
+    static func updateFinishedInvocation(_ db: SQLiteConnection, id: Int64, finishedAt: Int64, outcome: InvocationOutcome, error: String?,
+                                         responseBytes: [UInt8]?, responseJSON: String?) throws {
+        let statement = try db.cached("""
+            UPDATE mesh_invocation SET finished_at = ?, outcome = ?, error = ?, response = ?, response_json = ? WHERE id = ?
+            """)
+        try statement.bind(1, finishedAt)
+        try statement.bind(2, Int64(outcome.rawValue))
+        try statement.bind(3, error)
+        try statement.bind(4, blob: responseBytes)
+        try statement.bind(5, responseJSON)
+        try statement.bind(6, id)
+        try statement.step()
     }
 
     /// Inserts a whole invocation row, its start and its end (a posted invocation whose start was never written, and
