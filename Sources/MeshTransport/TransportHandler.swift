@@ -47,6 +47,9 @@ final class TransportHandler: ChannelInboundHandler {
     private var timer: Scheduled<Void>?
     private var timerDeadline: NIODeadline?
     private var flushScheduled = false
+    /// A flush is handing messages over and about to build its datagrams: what asks for a flush meanwhile (a
+    /// confirmation or a send made from the inbound handler) is carried by it, so none is scheduled.
+    private var flushPreparing = false
     private var closed = false
     private var lastCounters = TransportCounters()
     private var rttRecorders: [SocketAddress: Recorder] = [:]
@@ -293,7 +296,7 @@ final class TransportHandler: ChannelInboundHandler {
     // MARK: Carrying out actions
 
     private func scheduleFlush() {
-        guard !flushScheduled, !closed else { return }
+        guard !flushScheduled, !flushPreparing, !closed else { return }
         flushScheduled = true
         eventLoop.assumeIsolated().execute { [self] in
             flushScheduled = false
@@ -303,8 +306,11 @@ final class TransportHandler: ChannelInboundHandler {
 
     private func flushNow() {
         guard !closed else { return }
+        let preparing = flushPreparing
+        flushPreparing = true
         deliverPending()
         beforeFlush?()
+        flushPreparing = preparing
         machine.flush(now: .now())
         perform(machine.takeActions())
         context?.flush()
