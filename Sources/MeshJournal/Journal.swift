@@ -690,15 +690,19 @@ extension Journal {
                     results.append(.inserted(id: id))
                     forwards.append(row.forwards.isEmpty ? [] : try Self.insertOutbound(row.forwards, context: context, now: now))
                 } else {
+                    // The state row is missing only for a copy of a message this job inserted a moment ago (a
+                    // retransmission in the same read batch) whose state `then` writes: it has the status it came with.
                     let existing = try db.cached("""
-                        SELECT i.id, s.status FROM mesh_inbound i JOIN mesh_inbound_state s ON s.id = i.id
+                        SELECT i.id, s.status FROM mesh_inbound i LEFT JOIN mesh_inbound_state s ON s.id = i.id
                         WHERE i.origin = ? AND i.origin_seq = ?
                         """)
                     try existing.bind(1, origin)
                     try existing.bind(2, Int64(bitPattern: row.originSeq))
                     guard try existing.step() else { throw JournalError(.sqlite, "inbound row vanished during dedupe") }
-                    results.append(.duplicate(id: existing.int64(0), status: InboundStatus(rawValue: existing.int(1)) ?? .received))
+                    let id = existing.int64(0)
+                    let status = existing.isNull(1) ? statesAfterThen.first(where: { $0.id == id })?.row.status : InboundStatus(rawValue: existing.int(1))
                     existing.reset()
+                    results.append(.duplicate(id: id, status: status ?? .received))
                     forwards.append([])
                 }
             }

@@ -78,6 +78,24 @@ import Testing
         await journal.close()
     }
 
+    /// A message whose state row the job's `then` writes (`stateWrittenInJob`) may come twice in one batch (a
+    /// retransmission in the same read): the second copy is a duplicate of the first, not an error, and the first
+    /// gets its state row after `then`.
+    @Test func aCopyInTheSameBatchOfAMessageWhoseStateThenWritesIsADuplicate() async throws {
+        try await withJournal { journal, _ in
+            var row = try inbound(7)
+            row.stateWrittenInJob = true
+            let results = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[InboundAppendResult], any Error>) in
+                journal.appendInboundRelaying([row, row], then: { _, results in results.count }) { result in
+                    continuation.resume(with: result.map(\.results))
+                }
+            }
+            guard case .inserted(let id) = results[0] else { Issue.record("\(results)"); return }
+            #expect(results[1] == .duplicate(id: id, status: .received))
+            #expect(try await journal.read { db in try db.scalarInt("SELECT status FROM mesh_inbound_state WHERE id = \(id)") } == 0)
+        }
+    }
+
     /// `commitAtOnce` on the lent executor commits before the call returns — but never inside a running job: one
     /// submitted from a completion is queued and committed after it, in order.
     @Test func commitAtOnceCommitsBeforeReturningButNeverInsideAJob() async throws {
