@@ -60,9 +60,19 @@ extension MeshNode {
                 do {
                     let response = try await handler.call(data, info)
                     if firstResponse == nil { firstResponse = response }
-                    // The chain's last record carries the message's status: one writer job, not two.
-                    journal.postInvocationFinish(ticket, outcome: .ok, response: response,
-                                                   status: index == handlers.count - 1 ? (.handled, attempt, nil) : nil)
+                    // The chain's last record carries the message's status: one writer job, not two — and, for a
+                    // request, its response, so a crash never leaves it handled but unanswered.
+                    guard index == handlers.count - 1 else {
+                        journal.postInvocationFinish(ticket, outcome: .ok, response: response)
+                        continue
+                    }
+                    if item.kind == .request && !item.isAnswered, let (answer, _) = responseMessage(to: item, with: .data(firstResponse ?? MeshData())) {
+                        journal.finishInvocation(ticket, outcome: .ok, response: response, status: (.handled, attempt, nil), answering: answer) {
+                            self.answerCommitted(answer, $0)
+                        }
+                    } else {
+                        journal.postInvocationFinish(ticket, outcome: .ok, response: response, status: (.handled, attempt, nil))
+                    }
                 } catch {
                     // Cancelled at shutdown: neither a failure nor an attempt; the next start runs the chain again.
                     if Task.isCancelled { return }
@@ -71,18 +81,35 @@ extension MeshNode {
                     break
                 }
             }
-            guard let failure else {
-                if item.kind == .request && !item.isAnswered { await respond(to: item, with: .data(firstResponse ?? MeshData())) }
-                return
-            }
+            guard let failure else { return }
             metrics.handlerErrors.increment()
             if attempt >= configuration.maxHandlerAttempts {
                 noteDeadLetter(item, failure: failure)
-                journal.postInboundStatus(id: item.inboundID, .dead, attempts: attempt, error: failure)
-                if item.kind == .request && !item.isAnswered { await respond(to: item, with: .error(failure)) }
+                if item.kind == .request && !item.isAnswered, let (answer, _) = responseMessage(to: item, with: .error(failure)) {
+                    journal.setInboundStatus(id: item.inboundID, .dead, attempts: attempt, error: failure, answering: answer) {
+                        self.answerCommitted(answer, $0)
+                    }
+                } else {
+                    journal.postInboundStatus(id: item.inboundID, .dead, attempts: attempt, error: failure)
+                }
                 return
             }
             journal.postInboundStatus(id: item.inboundID, .failed, attempts: attempt, error: failure)
+        }
+    }
+
+    /// From the commit of a response journaled with its request's final status (on the node's thread): transmits it,
+    /// after a running resend to the requester; logs a journal failure (then nothing was written, and the request
+    /// runs again at the next start).
+    private func answerCommitted(_ answer: OutboundMessage, _ result: Result<UInt64, any Error>) {
+        switch result {
+        case .success(let seq):
+            Failpoint.pass("handler.after-chain", note: answer.correlationID ?? "")
+            Failpoint.pass("outbound.after-insert")
+            transmitCommitted([(answer, seq)])
+        case .failure(let error):
+            logLimited(.error, "could not journal a response", cause: "response",
+                       metadata: ["mesh.request": "\(answer.correlationID ?? "")", "mesh.error": "\(error)"])
         }
     }
 

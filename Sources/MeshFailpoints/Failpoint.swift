@@ -22,6 +22,7 @@ import Synchronization
 /// | `inbound.after-insert` | a received message is committed, not yet acknowledged or dispatched |
 /// | `handler.inside` | inside a handler of `mesh node` (`--sink`, `--echo`, `--fail`): it was called, it has not returned |
 /// | `handler.between` | one handler of a command ID returned, the next has not been called |
+/// | `handler.after-chain` | a request's async handler chain ended (handled, or dead-lettered with an error response): its end and its response are committed in one transaction, the response is not yet handed to the transport |
 /// | `prune.during` | inside a pruning transaction that deleted rows in both directions, before it commits (its note lists them) |
 /// | `migration.during` | inside a migration's transaction, after its SQL ran, before it commits |
 public enum Failpoint {
@@ -30,7 +31,7 @@ public enum Failpoint {
 
     /// Every failpoint name (see the table above).
     public static let names = ["outbound.after-insert", "outbound.after-send", "inbound.after-insert", "handler.inside",
-                               "handler.between", "prune.during", "migration.during"]
+                               "handler.between", "handler.after-chain", "prune.during", "migration.during"]
 
     /// Passes the failpoint `name`: kills the process if it is the armed one and this is the armed pass.
     @inline(__always)

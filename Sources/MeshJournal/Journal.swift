@@ -888,11 +888,45 @@ extension Journal {
     /// and, if `status` is given, the message's new status in the same job.
     package func postInvocationFinish(_ ticket: InvocationTicket, outcome: InvocationOutcome, error: String? = nil,
                                        response: MeshData? = nil, status: (InboundStatus, attempts: Int, error: String?)? = nil) {
+        let finish = Self.invocationFinish(ticket, outcome: outcome, error: error, response: response, status: status)
+        writer.post(inTransaction: true, "an invocation end", finish)
+    }
+
+    /// ``postInvocationFinish(_:outcome:error:response:status:)`` and the request's response (`answer`, which marks
+    /// the request answered) in one transaction, so that a crash never leaves a request handled without its
+    /// response. `committed` runs on the writer thread after the commit with the response's sequence number (the
+    /// caller transmits it), or with the error (then nothing was written: the message stays open and runs again at
+    /// the next start).
+    package func finishInvocation(_ ticket: InvocationTicket, outcome: InvocationOutcome, response: MeshData?,
+                                  status: (InboundStatus, attempts: Int, error: String?), answering answer: OutboundMessage,
+                                  committed: @escaping @Sendable (Result<UInt64, any Error>) -> Void) {
+        let finish = Self.invocationFinish(ticket, outcome: outcome, error: nil, response: response, status: status)
+        writer.submit(savepoint: true, { context in
+            try finish(context)
+            return try Self.writeOutbound([answer], context: context)[0]
+        }, completion: committed)
+    }
+
+    /// ``postInboundStatus(id:_:attempts:error:)`` and the request's response (`answer`) in one transaction, like
+    /// ``finishInvocation(_:outcome:response:status:answering:committed:)``: a dead-lettered request and its error
+    /// response.
+    package func setInboundStatus(id: Int64, _ status: InboundStatus, attempts: Int, error: String?, answering answer: OutboundMessage,
+                                  committed: @escaping @Sendable (Result<UInt64, any Error>) -> Void) {
+        let now = WallClock.nowMs()
+        writer.submit(savepoint: true, { context in
+            try Self.updateInboundStatus(context.db, id: id, status, attempts: attempts, error: error, now: now)
+            return try Self.writeOutbound([answer], context: context)[0]
+        }, completion: committed)
+    }
+
+    /// The writes that end a posted invocation (and set its message's status), for a job.
+    private static func invocationFinish(_ ticket: InvocationTicket, outcome: InvocationOutcome, error: String?, response: MeshData?,
+                                         status: (InboundStatus, attempts: Int, error: String?)?) -> @Sendable (WorkerContext) throws -> Void {
         ticket.finished.store(true, ordering: .releasing)
         let now = WallClock.nowMs()
         let responseBytes = response.flatMap { try? MeshCodec.encode($0) }
         let responseJSON = response.map { MeshJSON.string(from: $0) }
-        writer.post(inTransaction: true, "an invocation end") { context in
+        return { context in
             let rowID = ticket.rowID.load(ordering: .acquiring)
             if rowID != 0 {
                 try Self.updateFinishedInvocation(context.db, id: rowID, finishedAt: now, outcome: outcome, error: error,

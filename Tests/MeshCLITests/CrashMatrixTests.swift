@@ -175,6 +175,45 @@ import Testing
         await a.shutdown()
     }
 
+    /// A responder dies right after its async handler chain ended and was committed, before the response left. The
+    /// chain's end and the response are one transaction, so the restart resends the response: the requester, still
+    /// waiting, gets its answer, and the handler ran once. (When the end was committed on its own, a kill between
+    /// the two commits left the request handled and unanswered: the requester timed out.)
+    @Test func aRequestHandledBeforeACrashIsStillAnswered() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: MeshCommandTests.binary))
+        let fixture = try Fixture()
+        defer { fixture.remove() }
+        let a = try await fixture.startLocal()
+        let journalB = fixture.dir + "/b.sqlite"
+        func arguments(port: String) -> [String] {
+            ["node", "--bind", "127.0.0.1:\(port)", "--journal", journalB, "--key-file", fixture.keyFile, "--echo-async", "3000"]
+        }
+        let log = fixture.dir + "/b.log"
+        let first = try await MeshCommandTests.startNode(arguments(port: "\(ChildNodeProcess.restartablePort())"),
+                                                         environment: ["MESH_FAILPOINT": "handler.after-chain@1"], stderrPath: log)
+        let port = String(first.address.split(separator: ":").last!)
+        let target = first.address
+        let request = Task { try await a.sendRequest(3000, to: target, ["q": 7], timeout: .seconds(120)) }
+        let signal = await first.waitForExit(seconds: 60)
+        #expect(signal == SIGKILL, "the child ended with \(String(describing: signal))")
+        if signal == nil { await first.kill() }
+        let note = try String(contentsOfFile: log, encoding: .utf8)
+        #expect(note.contains("failpoint handler.after-chain: "), "\(note)")
+        let second = try await MeshCommandTests.startNode(arguments(port: port))
+        let answer = try await request.value
+        #expect(answer.int64("q") == 7)
+        let b = try SQLiteConnection(path: journalB, mode: .readOnly)
+        _ = try await Self.awaitProgress("response acked at B", {
+            try b.scalarInt("SELECT count(*) FROM mesh_messages WHERE direction = 'out' AND kind = 'response' AND status = 'acked'") ?? 0
+        }, until: { $0 == 1 })
+        // Handled once: the restart did not run the chain again (its end was committed before the kill).
+        #expect(try b.rows("SELECT kind, status FROM mesh_messages WHERE direction = 'in'") == [["request", "handled"]])
+        #expect(try b.scalarInt("SELECT answered FROM mesh_inbound_state") == 1)
+        #expect(try b.scalarInt("SELECT count(*) FROM mesh_invocations WHERE outcome = 'ok'") == 1)
+        #expect(await second.terminate() == 0)
+        await a.shutdown()
+    }
+
     /// The sender dies at the failpoint while streaming to this process, then restarts and resends.
     /// Per message for `outbound.after-insert`, per batch of acknowledgements for `outbound.after-send`.
     @Test(arguments: ["outbound.after-insert@400", "outbound.after-send@1"])
