@@ -41,6 +41,12 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
+        // An SQLite VFS over the default one that writes a transaction's WAL frames in one system call (C, against
+        // the system SQLite). The journal's write connection opens through it.
+        .target(
+            name: "CMeshWALBatch",
+            dependencies: ["CSQLite"]
+        ),
         // Schema migrations: the numbered .sql files at the top level, embedded in code (no bundle at run time).
         .target(
             name: "MeshMigrations",
@@ -73,6 +79,7 @@ let package = Package(
             name: "MeshJournal",
             dependencies: [
                 "CSQLite",
+                "CMeshWALBatch",
                 "MeshMigrations",
                 "MeshCore",
                 "MeshFailpoints",

@@ -183,7 +183,8 @@ public final class Journal: Sendable {
                                             logger: Logger) throws(JournalError) -> SQLiteConnection {
         let db: SQLiteConnection
         do {
-            db = try SQLiteConnection(path: path, mode: configuration.createIfMissing ? .readWriteCreate : .readWrite)
+            db = try SQLiteConnection(path: path, mode: configuration.createIfMissing ? .readWriteCreate : .readWrite,
+                                      vfs: configuration.batchesWALWrites ? SQLiteConnection.walBatchingVFS : nil)
         } catch {
             if error.primaryCode == SQLiteError.cantOpen && !configuration.createIfMissing {
                 throw JournalError(.fileNotFound, "\(path) does not exist (or cannot be opened): \(error.message)", underlying: error)

@@ -61,6 +61,12 @@ public struct JournalConfiguration: Sendable, Hashable {
     /// The check reads every page: about 0.9 s per GB from the page cache and 9 s per GB from disk on the
     /// reference VM, so the default 1000 covers a journal of about 1 GB kept warm. 0 skips the check.
     public var openCheckMilliseconds: Int
+    /// Whether the write connection hands each transaction's WAL frames to the kernel in one write system call
+    /// (through the `mesh-wal-batch` VFS, a thin C layer over SQLite's default one) instead of two per frame
+    /// (header, then page). What reaches the file, and when SQLite reports a commit, is unchanged: the frames
+    /// are written inside the write of the commit frame, before SQLite makes them visible to any reader, and
+    /// before any sync `.full` asks for. Default `true`; `false` leaves the writer on SQLite's default VFS.
+    public var batchesWALWrites: Bool
 
     /// Creates a configuration; every parameter has the documented default.
     public init(
@@ -76,9 +82,11 @@ public struct JournalConfiguration: Sendable, Hashable {
         walLimitPages: Int = 8000,
         idleSpinMicroseconds: Int = 50,
         deferredCommitMicroseconds: Int = 1000,
-        openCheckMilliseconds: Int = 1000
+        openCheckMilliseconds: Int = 1000,
+        batchesWALWrites: Bool = true
     ) {
         self.openCheckMilliseconds = openCheckMilliseconds
+        self.batchesWALWrites = batchesWALWrites
         self.durability = durability
         self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
         self.maxBatchSize = maxBatchSize

@@ -1,0 +1,23 @@
+// CMeshWALBatch: an SQLite VFS that hands a transaction's WAL frames to the kernel in one write.
+//
+// SQLite appends a WAL frame as two writes (its 24-byte header, then the page), so a commit of N pages costs
+// 2N write system calls. This VFS wraps the default one ("unix"); for WAL files only, it gathers appended
+// writes in memory and writes them at once when the commit frame is complete — before SQLite publishes the
+// frames in the WAL index, so no reader, checkpointer or crash can observe anything but what SQLite itself
+// would have written by then. Every other file and every other operation goes to the default VFS unchanged.
+#ifndef MESH_WAL_BATCH_H
+#define MESH_WAL_BATCH_H
+#include <sqlite3.h>
+
+/// The name connections pass to sqlite3_open_v2 to use the VFS.
+#define MESH_WAL_BATCH_VFS_NAME "mesh-wal-batch"
+
+/// Registers the VFS (not as the default) once per process; later calls return the first result.
+/// Returns SQLITE_OK, or the error of sqlite3_vfs_register / a missing default VFS.
+int mesh_wal_batch_register(void);
+
+/// Counters of the WAL file of `db`'s main database, if it is open through this VFS: `appends` is the number
+/// of writes SQLite made to it, `writes` the number the VFS made to the file. Returns 0 and leaves the outputs
+/// unchanged if the WAL is not open (no transaction yet) or not through this VFS; 1 otherwise.
+int mesh_wal_batch_counters(sqlite3 *db, sqlite3_int64 *appends, sqlite3_int64 *writes);
+#endif

@@ -1,0 +1,300 @@
+// The WAL write-batching VFS (see include/mesh_wal_batch.h).
+//
+// How SQLite writes a WAL (3.x, sqlite3WalFrames): for each frame of a transaction, a 24-byte frame header, then
+// the page, at increasing offsets; the last frame of a commit carries the database size in bytes 4-7 of its
+// header (non-zero only there). Only after every frame is written (and synced, if the durability asks) does
+// SQLite add the frames to the WAL index and publish the new end of the log in its header: before that, no
+// other connection reads them. So writing the buffered frames when the commit frame's page arrives — inside the
+// very xWrite call SQLite makes for it — hands the kernel exactly what the default VFS would have by the time
+// SQLite publishes the commit.
+//
+// Everything that could observe the file (a read, a sync, a truncate, its size, a file control, close) first
+// writes what is buffered. A write that does not extend the buffer (SQLite rewriting an earlier frame's
+// checksum, a new log starting at offset 0) first writes the buffer, unless it lies inside it (then it is
+// patched in place, as the file would be). Memory per WAL file: one buffer of MESH_WAL_BATCH_MAX_BUFFER bytes;
+// a transaction larger than that is written in several calls (each at most that size).
+//
+// Threading: SQLite calls a file's methods from one thread at a time (the connection's); the counters are read
+// through the connection, on its thread. The VFS object itself is written once, under pthread_once.
+#include "mesh_wal_batch.h"
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The most the default VFS takes in one write: its unix write masks the length to 17 bits (SQLite itself never
+   writes more than a page at once). A transaction larger than this is written in several calls. */
+#define MESH_WAL_BATCH_MAX_BUFFER 0x1ffff
+#define MESH_WAL_FRAME_HEADER 24
+
+typedef struct MeshWALFile {
+    sqlite3_file base;           /* pMethods = &walMethods */
+    sqlite3_file *real;          /* the default VFS's file, in the memory right after this struct */
+    unsigned char *buffer;
+    sqlite3_int64 start;         /* file offset of buffer[0] */
+    int length;
+    int commitHeaderBuffered;    /* the last append was a commit frame's header: its page ends the commit */
+    sqlite3_int64 appends;       /* writes SQLite made */
+    sqlite3_int64 writes;        /* writes made to the file */
+} MeshWALFile;
+
+static sqlite3_vfs *realVFS;
+static sqlite3_vfs meshVFS;
+static int registerResult = SQLITE_ERROR;
+static pthread_once_t registerOnce = PTHREAD_ONCE_INIT;
+
+static int walFlush(MeshWALFile *p) {
+    if (p->length == 0) return SQLITE_OK;
+    int length = p->length;
+    p->length = 0;
+    p->commitHeaderBuffered = 0;
+    p->writes++;
+    return p->real->pMethods->xWrite(p->real, p->buffer, length, p->start);
+}
+
+/* Whether the buffer can hold `needed` bytes (allocated at the first write); 0 past the bound or without memory. */
+static int walReserve(MeshWALFile *p, int needed) {
+    if (needed > MESH_WAL_BATCH_MAX_BUFFER) return 0;
+    if (p->buffer == NULL) {
+        p->buffer = malloc(MESH_WAL_BATCH_MAX_BUFFER);
+        if (p->buffer == NULL) return 0;
+    }
+    return 1;
+}
+
+static int walWrite(sqlite3_file *file, const void *data, int amount, sqlite3_int64 offset) {
+    MeshWALFile *p = (MeshWALFile *)file;
+    p->appends++;
+    if (p->length > 0 && offset >= p->start && offset + amount <= p->start + p->length) {
+        /* Inside what is buffered (an earlier frame of this transaction rewritten): patch it. */
+        memcpy(p->buffer + (offset - p->start), data, (size_t)amount);
+        return SQLITE_OK;
+    }
+    int completesCommit = p->commitHeaderBuffered;
+    if (p->length > 0 && offset != p->start + p->length) {
+        int rc = walFlush(p);
+        if (rc != SQLITE_OK) return rc;
+    }
+    if (!walReserve(p, p->length + amount)) {
+        int rc = walFlush(p);
+        if (rc != SQLITE_OK) return rc;
+        if (!walReserve(p, amount)) {
+            /* Too large to buffer, or no memory: write it through, as the default VFS would. */
+            p->writes++;
+            return p->real->pMethods->xWrite(p->real, data, amount, offset);
+        }
+    }
+    if (p->length == 0) p->start = offset;
+    memcpy(p->buffer + p->length, data, (size_t)amount);
+    p->length += amount;
+    /* The page after a commit frame's header completes the commit: hand the transaction to the kernel now. */
+    if (completesCommit) return walFlush(p);
+    if (amount == MESH_WAL_FRAME_HEADER) {
+        const unsigned char *header = data;
+        p->commitHeaderBuffered = (header[4] | header[5] | header[6] | header[7]) != 0;
+    }
+    return SQLITE_OK;
+}
+
+static int walClose(sqlite3_file *file) {
+    MeshWALFile *p = (MeshWALFile *)file;
+    int rc = walFlush(p);
+    int closed = p->real->pMethods->xClose(p->real);
+    free(p->buffer);
+    p->buffer = NULL;
+    return rc != SQLITE_OK ? rc : closed;
+}
+
+static int walRead(sqlite3_file *file, void *data, int amount, sqlite3_int64 offset) {
+    MeshWALFile *p = (MeshWALFile *)file;
+    int rc = walFlush(p);
+    return rc != SQLITE_OK ? rc : p->real->pMethods->xRead(p->real, data, amount, offset);
+}
+
+static int walTruncate(sqlite3_file *file, sqlite3_int64 size) {
+    MeshWALFile *p = (MeshWALFile *)file;
+    int rc = walFlush(p);
+    return rc != SQLITE_OK ? rc : p->real->pMethods->xTruncate(p->real, size);
+}
+
+static int walSync(sqlite3_file *file, int flags) {
+    MeshWALFile *p = (MeshWALFile *)file;
+    int rc = walFlush(p);
+    return rc != SQLITE_OK ? rc : p->real->pMethods->xSync(p->real, flags);
+}
+
+static int walFileSize(sqlite3_file *file, sqlite3_int64 *size) {
+    MeshWALFile *p = (MeshWALFile *)file;
+    int rc = walFlush(p);
+    return rc != SQLITE_OK ? rc : p->real->pMethods->xFileSize(p->real, size);
+}
+
+static int walLock(sqlite3_file *file, int level) {
+    MeshWALFile *p = (MeshWALFile *)file;
+    return p->real->pMethods->xLock(p->real, level);
+}
+
+static int walUnlock(sqlite3_file *file, int level) {
+    MeshWALFile *p = (MeshWALFile *)file;
+    int rc = walFlush(p);
+    int unlocked = p->real->pMethods->xUnlock(p->real, level);
+    return rc != SQLITE_OK ? rc : unlocked;
+}
+
+static int walCheckReservedLock(sqlite3_file *file, int *out) {
+    MeshWALFile *p = (MeshWALFile *)file;
+    return p->real->pMethods->xCheckReservedLock(p->real, out);
+}
+
+static int walFileControl(sqlite3_file *file, int op, void *arg) {
+    MeshWALFile *p = (MeshWALFile *)file;
+    int rc = walFlush(p);
+    return rc != SQLITE_OK ? rc : p->real->pMethods->xFileControl(p->real, op, arg);
+}
+
+static int walSectorSize(sqlite3_file *file) {
+    MeshWALFile *p = (MeshWALFile *)file;
+    return p->real->pMethods->xSectorSize(p->real);
+}
+
+static int walDeviceCharacteristics(sqlite3_file *file) {
+    MeshWALFile *p = (MeshWALFile *)file;
+    return p->real->pMethods->xDeviceCharacteristics(p->real);
+}
+
+/* Version 1: a WAL file is never memory-mapped and has no shared memory of its own (that belongs to the
+   database file, which the default VFS serves directly). */
+static const sqlite3_io_methods walMethods = {
+    1,
+    walClose,
+    walRead,
+    walWrite,
+    walTruncate,
+    walSync,
+    walFileSize,
+    walLock,
+    walUnlock,
+    walCheckReservedLock,
+    walFileControl,
+    walSectorSize,
+    walDeviceCharacteristics,
+    0, 0, 0, 0, 0, 0,
+};
+
+static int meshOpen(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *file, int flags, int *outFlags) {
+    (void)vfs;
+    if ((flags & SQLITE_OPEN_WAL) == 0) return realVFS->xOpen(realVFS, name, file, flags, outFlags);
+    MeshWALFile *p = (MeshWALFile *)file;
+    memset(p, 0, sizeof(*p));
+    p->real = (sqlite3_file *)&p[1];
+    int rc = realVFS->xOpen(realVFS, name, p->real, flags, outFlags);
+    if (rc != SQLITE_OK) {
+        if (p->real->pMethods != NULL) p->real->pMethods->xClose(p->real);
+        p->base.pMethods = NULL;
+        return rc;
+    }
+    p->base.pMethods = &walMethods;
+    return SQLITE_OK;
+}
+
+static int meshDelete(sqlite3_vfs *vfs, const char *name, int syncDir) {
+    (void)vfs;
+    return realVFS->xDelete(realVFS, name, syncDir);
+}
+
+static int meshAccess(sqlite3_vfs *vfs, const char *name, int flags, int *out) {
+    (void)vfs;
+    return realVFS->xAccess(realVFS, name, flags, out);
+}
+
+static int meshFullPathname(sqlite3_vfs *vfs, const char *name, int size, char *out) {
+    (void)vfs;
+    return realVFS->xFullPathname(realVFS, name, size, out);
+}
+
+static void *meshDlOpen(sqlite3_vfs *vfs, const char *name) {
+    (void)vfs;
+    return realVFS->xDlOpen(realVFS, name);
+}
+
+static void meshDlError(sqlite3_vfs *vfs, int size, char *out) {
+    (void)vfs;
+    realVFS->xDlError(realVFS, size, out);
+}
+
+static void (*meshDlSym(sqlite3_vfs *vfs, void *handle, const char *symbol))(void) {
+    (void)vfs;
+    return realVFS->xDlSym(realVFS, handle, symbol);
+}
+
+static void meshDlClose(sqlite3_vfs *vfs, void *handle) {
+    (void)vfs;
+    realVFS->xDlClose(realVFS, handle);
+}
+
+static int meshRandomness(sqlite3_vfs *vfs, int size, char *out) {
+    (void)vfs;
+    return realVFS->xRandomness(realVFS, size, out);
+}
+
+static int meshSleep(sqlite3_vfs *vfs, int microseconds) {
+    (void)vfs;
+    return realVFS->xSleep(realVFS, microseconds);
+}
+
+static int meshCurrentTime(sqlite3_vfs *vfs, double *out) {
+    (void)vfs;
+    return realVFS->xCurrentTime(realVFS, out);
+}
+
+static int meshGetLastError(sqlite3_vfs *vfs, int size, char *out) {
+    (void)vfs;
+    return realVFS->xGetLastError ? realVFS->xGetLastError(realVFS, size, out) : 0;
+}
+
+static int meshCurrentTimeInt64(sqlite3_vfs *vfs, sqlite3_int64 *out) {
+    (void)vfs;
+    if (realVFS->iVersion >= 2 && realVFS->xCurrentTimeInt64) return realVFS->xCurrentTimeInt64(realVFS, out);
+    double now = 0;
+    int rc = realVFS->xCurrentTime(realVFS, &now);
+    *out = (sqlite3_int64)(now * 86400000.0);
+    return rc;
+}
+
+static void registerVFS(void) {
+    realVFS = sqlite3_vfs_find(NULL);
+    if (realVFS == NULL) return;
+    memset(&meshVFS, 0, sizeof(meshVFS));
+    meshVFS.iVersion = 2;
+    meshVFS.szOsFile = (int)sizeof(MeshWALFile) + realVFS->szOsFile;
+    meshVFS.mxPathname = realVFS->mxPathname;
+    meshVFS.zName = MESH_WAL_BATCH_VFS_NAME;
+    meshVFS.xOpen = meshOpen;
+    meshVFS.xDelete = meshDelete;
+    meshVFS.xAccess = meshAccess;
+    meshVFS.xFullPathname = meshFullPathname;
+    meshVFS.xDlOpen = meshDlOpen;
+    meshVFS.xDlError = meshDlError;
+    meshVFS.xDlSym = meshDlSym;
+    meshVFS.xDlClose = meshDlClose;
+    meshVFS.xRandomness = meshRandomness;
+    meshVFS.xSleep = meshSleep;
+    meshVFS.xCurrentTime = meshCurrentTime;
+    meshVFS.xGetLastError = meshGetLastError;
+    meshVFS.xCurrentTimeInt64 = meshCurrentTimeInt64;
+    registerResult = sqlite3_vfs_register(&meshVFS, 0);
+}
+
+int mesh_wal_batch_register(void) {
+    pthread_once(&registerOnce, registerVFS);
+    return registerResult;
+}
+
+int mesh_wal_batch_counters(sqlite3 *db, sqlite3_int64 *appends, sqlite3_int64 *writes) {
+    sqlite3_file *file = NULL;
+    if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &file) != SQLITE_OK) return 0;
+    if (file == NULL || file->pMethods != &walMethods) return 0;
+    MeshWALFile *p = (MeshWALFile *)file;
+    *appends = p->appends;
+    *writes = p->writes;
+    return 1;
+}
