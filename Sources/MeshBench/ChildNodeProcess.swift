@@ -44,6 +44,9 @@ package final class ChildNodeProcess: Sendable {
     }
 
     deinit {
+        // A child whose handle is dropped while it runs (a test that threw before terminating it) is killed, not
+        // left behind holding its port and journal.
+        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
         // The stdout pipe stays open while the child runs (a write to a closed pipe would kill it with SIGPIPE).
         if let out = process.standardOutput { close(out) }
     }

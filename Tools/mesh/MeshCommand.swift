@@ -15,6 +15,7 @@ struct MeshCommand: AsyncParsableCommand {
     /// Logs go to stderr (stdout carries results, e.g. `--json`). Level from `MESH_LOG_LEVEL` (default
     /// `warning`): trace, debug, info, notice, warning, error, critical.
     static func main() async {
+        MallocTuning.apply()
         let level = ProcessInfo.processInfo.environment["MESH_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
