@@ -376,6 +376,28 @@ public final class MeshNode: Sendable {
         try await send(commandID, to: address, data, kind: .send)
     }
 
+    /// Sends `data` reliably to `address` for `commandID` and returns once its outcome is known — in the
+    /// receiver's journal (`.confirmed`) or failed: ``send(_:to:_:)`` followed by ``Delivery/outcome()``, with one
+    /// suspension instead of two (the caller wakes once, with the outcome, not also when the message is journaled
+    /// here). The returned delivery's ``Delivery/outcome()`` returns at once.
+    /// - Throws: as ``send(_:to:_:)``.
+    public func sendConfirmed(_ commandID: UInt16, to address: String, _ data: MeshData) async throws -> Delivery {
+        try checkRunning()
+        let target = try MeshAddress.parse(address)
+        let payload = try Self.encodePayload(data)
+        try checkDiskSpace()
+        let message = OutboundMessage(commandID: commandID, kind: .send, peer: MeshAddress.text(target), payload: payload,
+                                      payloadJSON: configuration.storesPayloadJSON ? MeshJSON.string(from: data) : nil)
+        if resumes.isResuming { await awaitResume(of: message.peer) }
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Delivery, any Error>) in
+            journalThenTransmit(message, to: target, sent: { _, delivery in
+                delivery.receipt.whenComplete { _ in continuation.resume(returning: delivery) }
+            }, failed: { _, error in
+                continuation.resume(throwing: error)
+            })
+        }
+    }
+
     /// Sends `data` once, unreliably (Diarkis `USend`), journaled all the same.
     @discardableResult
     public func usend(_ commandID: UInt16, to address: String, _ data: MeshData) async throws -> Delivery {

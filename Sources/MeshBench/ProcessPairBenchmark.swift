@@ -108,7 +108,7 @@ package enum ProcessPairBenchmark {
         case .acked:
             for _ in 0..<messages {
                 let sent = clock.now
-                guard await (try await node.send(1024, to: target, data)).outcome() == .confirmed else {
+                guard await (try await node.sendConfirmed(1024, to: target, data)).outcome() == .confirmed else {
                     throw BenchmarkFailure("a message was not confirmed")
                 }
                 _ = histogram.record(max(1, UInt64((clock.now - sent).microseconds)))

@@ -197,6 +197,29 @@ import Testing
         #expect(bad?.code == .invalidAddress)
         await a.shutdown()
     }
+
+    /// `sendConfirmed` returns once the outcome is known: confirmed means the receiver's journal already has the
+    /// message when it returns; to nowhere it returns the failure (not a throw), journaled at the sender.
+    @Test func sendConfirmedReturnsWithTheOutcome() async throws {
+        let fixture = try NodeFixture()
+        defer { fixture.remove() }
+        let a = try await fixture.start("a") { $0.retryTimeout = .milliseconds(500) }
+        let b = try await fixture.start("b")
+        try b.handleCommand(5) { _ in nil }
+        for n in 1...3 {
+            let delivery = try await a.sendConfirmed(5, to: b.address, ["n": .int64(Int64(n))])
+            #expect(await delivery.outcome() == .confirmed)
+            #expect(try await b.journal.rows("SELECT count(*) FROM mesh_messages WHERE direction = 'in' AND message_id = '\(delivery.messageID)'")
+                == [["1"]])
+        }
+        let lost = try await a.sendConfirmed(5, to: "127.0.0.1:9", ["n": 0])
+        guard case .failed(let error) = await lost.outcome() else { Issue.record("delivered to nowhere"); return }
+        #expect(error.code == .unreachable)
+        let bad = await #expect(throws: MeshError.self) { try await a.sendConfirmed(5, to: "not-an-address", ["n": 0]) }
+        #expect(bad?.code == .invalidAddress)
+        await a.shutdown()
+        await b.shutdown()
+    }
 }
 
 @Suite struct ShutdownTests {
