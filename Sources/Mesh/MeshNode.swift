@@ -382,12 +382,7 @@ public final class MeshNode: Sendable {
     /// here). The returned delivery's ``Delivery/outcome()`` returns at once.
     /// - Throws: as ``send(_:to:_:)``.
     public func sendConfirmed(_ commandID: UInt16, to address: String, _ data: MeshData) async throws -> Delivery {
-        try checkRunning()
-        let target = try MeshAddress.parse(address)
-        let payload = try Self.encodePayload(data)
-        try checkDiskSpace()
-        let message = OutboundMessage(commandID: commandID, kind: .send, peer: MeshAddress.text(target), payload: payload,
-                                      payloadJSON: configuration.storesPayloadJSON ? MeshJSON.string(from: data) : nil)
+        let (message, target) = try outboundMessage(commandID, kind: .send, to: address, data)
         if resumes.isResuming { await awaitResume(of: message.peer) }
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Delivery, any Error>) in
             journalThenTransmit(message, to: target, sent: { _, delivery in
@@ -417,12 +412,7 @@ public final class MeshNode: Sendable {
     ///   delivered, `decode` for an undecodable response.
     public func sendRequest(_ commandID: UInt16, to address: String, _ data: MeshData,
                             timeout: Duration = .seconds(3)) async throws -> MeshData {
-        try checkRunning()
-        let target = try MeshAddress.parse(address)
-        let payload = try Self.encodePayload(data)
-        try checkDiskSpace()
-        let message = OutboundMessage(commandID: commandID, kind: .request, peer: MeshAddress.text(target), payload: payload,
-                                      payloadJSON: configuration.storesPayloadJSON ? MeshJSON.string(from: data) : nil)
+        let (message, target) = try outboundMessage(commandID, kind: .request, to: address, data)
         // After a restart, older messages to this peer go first.
         if resumes.isResuming { await awaitResume(of: message.peer) }
         // One suspension for the whole exchange: the request is journaled, registered and handed to the transport
@@ -552,6 +542,14 @@ public final class MeshNode: Sendable {
 
     func send(_ commandID: UInt16, to address: String, _ data: MeshData, kind: MessageKind,
               correlationID: String? = nil) async throws -> Delivery {
+        let (message, target) = try outboundMessage(commandID, kind: kind, to: address, data, correlationID: correlationID)
+        return try await journalAndTransmit([message], to: [target])[0]
+    }
+
+    /// The journal row of a message of this node to `address`, and where it goes: the checks every send makes
+    /// first, in order — the node runs, the address parses, the data encodes, the disk has room.
+    private func outboundMessage(_ commandID: UInt16, kind: MessageKind, to address: String, _ data: MeshData,
+                                 correlationID: String? = nil) throws(MeshError) -> (OutboundMessage, SocketAddress) {
         try checkRunning()
         let target = try MeshAddress.parse(address)
         let payload = try Self.encodePayload(data)
@@ -559,7 +557,7 @@ public final class MeshNode: Sendable {
         let message = OutboundMessage(commandID: commandID, kind: kind, peer: MeshAddress.text(target), payload: payload,
                                       payloadJSON: configuration.storesPayloadJSON ? MeshJSON.string(from: data) : nil,
                                       correlationID: correlationID)
-        return try await journalAndTransmit([message], to: [target])[0]
+        return (message, target)
     }
 
     /// The audit id of an outbound message of this node.
