@@ -149,20 +149,10 @@ import Testing
         let fixture = try Fixture()
         defer { fixture.remove() }
         let a = try await fixture.startLocal()
-        let journalB = fixture.dir + "/b.sqlite"
-        func arguments(port: String) -> [String] {
-            ["node", "--bind", "127.0.0.1:\(port)", "--journal", journalB, "--key-file", fixture.keyFile, "--fail", "3000"]
-        }
         // B's first journaled outbound message is the error response: it dies right after committing it.
-        let first = try await MeshCommandTests.startNode(arguments(port: "\(ChildNodeProcess.restartablePort())"), environment: ["MESH_FAILPOINT": "outbound.after-insert@1"])
-        let port = String(first.address.split(separator: ":").last!)
-        let target = first.address
-        let request = Task { try await a.sendRequest(3000, to: target, ["q": 1], timeout: .seconds(120)) }
-        let signal = await first.waitForExit(seconds: 60)
-        #expect(signal == SIGKILL, "the child ended with \(String(describing: signal))")
-        if signal == nil { await first.kill() }
-        let second = try await MeshCommandTests.startNode(arguments(port: port))
-        let error = await #expect(throws: MeshError.self) { try await request.value }
+        let (result, second, journalB) = try await requestAcrossResponderCrash(fixture, from: a, handler: "--fail",
+                                                                               failpoint: "outbound.after-insert@1", ["q": 1])
+        let error = #expect(throws: MeshError.self) { try result.get() }
         #expect(error?.code == .handlerError)
         #expect(error?.message.contains("mesh node --fail 3000: this handler always fails") == true, "\(String(describing: error))")
         // The response, once confirmed by the requester's journal, is journaled acked at B.
@@ -184,23 +174,12 @@ import Testing
         let fixture = try Fixture()
         defer { fixture.remove() }
         let a = try await fixture.startLocal()
-        let journalB = fixture.dir + "/b.sqlite"
-        func arguments(port: String) -> [String] {
-            ["node", "--bind", "127.0.0.1:\(port)", "--journal", journalB, "--key-file", fixture.keyFile, "--echo-async", "3000"]
-        }
         let log = fixture.dir + "/b.log"
-        let first = try await MeshCommandTests.startNode(arguments(port: "\(ChildNodeProcess.restartablePort())"),
-                                                         environment: ["MESH_FAILPOINT": "handler.after-chain@1"], stderrPath: log)
-        let port = String(first.address.split(separator: ":").last!)
-        let target = first.address
-        let request = Task { try await a.sendRequest(3000, to: target, ["q": 7], timeout: .seconds(120)) }
-        let signal = await first.waitForExit(seconds: 60)
-        #expect(signal == SIGKILL, "the child ended with \(String(describing: signal))")
-        if signal == nil { await first.kill() }
+        let (result, second, journalB) = try await requestAcrossResponderCrash(fixture, from: a, handler: "--echo-async",
+                                                                               failpoint: "handler.after-chain@1", ["q": 7], stderrPath: log)
         let note = try String(contentsOfFile: log, encoding: .utf8)
         #expect(note.contains("failpoint handler.after-chain: "), "\(note)")
-        let second = try await MeshCommandTests.startNode(arguments(port: port))
-        let answer = try await request.value
+        let answer = try result.get()
         #expect(answer.int64("q") == 7)
         let b = try SQLiteConnection(path: journalB, mode: .readOnly)
         _ = try await Self.awaitProgress("response acked at B", {
@@ -212,6 +191,28 @@ import Testing
         #expect(try b.scalarInt("SELECT count(*) FROM mesh_invocations WHERE outcome = 'ok'") == 1)
         #expect(await second.terminate() == 0)
         await a.shutdown()
+    }
+
+    /// A child `mesh node` B answering command 3000 with `handler` (its CLI flag) is killed at `failpoint` while a
+    /// request from `a` waits for it (up to 120 s); B restarts on the same port and journal. Returns how the request
+    /// ended, the restarted B and B's journal.
+    func requestAcrossResponderCrash(_ fixture: Fixture, from a: MeshNode, handler: String, failpoint: String, _ data: MeshData,
+                                     stderrPath: String? = nil) async throws
+        -> (result: Result<MeshData, any Error>, second: ChildNodeProcess, journal: String) {
+        let journalB = fixture.dir + "/b.sqlite"
+        func arguments(port: String) -> [String] {
+            ["node", "--bind", "127.0.0.1:\(port)", "--journal", journalB, "--key-file", fixture.keyFile, handler, "3000"]
+        }
+        let first = try await MeshCommandTests.startNode(arguments(port: "\(ChildNodeProcess.restartablePort())"),
+                                                         environment: ["MESH_FAILPOINT": failpoint], stderrPath: stderrPath)
+        let port = String(first.address.split(separator: ":").last!)
+        let target = first.address
+        let request = Task { try await a.sendRequest(3000, to: target, data, timeout: .seconds(120)) }
+        let signal = await first.waitForExit(seconds: 60)
+        #expect(signal == SIGKILL, "\(failpoint): the child ended with \(String(describing: signal))")
+        if signal == nil { await first.kill() }
+        let second = try await MeshCommandTests.startNode(arguments(port: port))
+        return (await request.result, second, journalB)
     }
 
     /// The sender dies at the failpoint while streaming to this process, then restarts and resends.
