@@ -949,13 +949,20 @@ extension Journal {
         let statement = try db.cached("""
             UPDATE mesh_invocation SET finished_at = ?, outcome = ?, error = ?, response = ?, response_json = ? WHERE id = ?
             """)
+        try bindEnd(statement, finishedAt: finishedAt, outcome: outcome, error: error, responseBytes: responseBytes, responseJSON: responseJSON)
+        try statement.bind(6, id)
+        try statement.step()
+    }
+
+    /// Binds an invocation's end — parameters 1–5 of both statements that write one: `finished_at`, `outcome`,
+    /// `error`, `response`, `response_json`.
+    private static func bindEnd(_ statement: SQLiteStatement, finishedAt: Int64, outcome: InvocationOutcome, error: String?,
+                                responseBytes: [UInt8]?, responseJSON: String?) throws {
         try statement.bind(1, finishedAt)
         try statement.bind(2, Int64(outcome.rawValue))
         try statement.bind(3, error)
         try statement.bind(4, blob: responseBytes)
         try statement.bind(5, responseJSON)
-        try statement.bind(6, id)
-        try statement.step()
     }
 
     /// Inserts a whole invocation row, its start and its end (a posted invocation whose start was never written, and
@@ -968,11 +975,7 @@ extension Journal {
                                         inbound_id, handler_index, attempt, started_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
-        try statement.bind(1, finishedAt)
-        try statement.bind(2, Int64(outcome.rawValue))
-        try statement.bind(3, error)
-        try statement.bind(4, blob: responseBytes)
-        try statement.bind(5, responseJSON)
+        try bindEnd(statement, finishedAt: finishedAt, outcome: outcome, error: error, responseBytes: responseBytes, responseJSON: responseJSON)
         try statement.bind(6, inboundID)
         try statement.bind(7, handlerIndex)
         try statement.bind(8, attempt)
