@@ -15,6 +15,7 @@
 # | one-way / B5 | jbus 200000 100 4096 NORMAL 1: msgs/s | mesh bench (one-way) msgs/s |
 # | one-way --no-json / B5 | the same | mesh bench --no-json msgs/s |
 # | acked --durability full p50 / B2 | jbus 20000 1 1 FULL 0 | mesh bench --mode acked --durability full p50 |
+# | acked CPU per message / B1's | jbus 20000 1 1 NORMAL 0, its CPU (both processes) | cpu_us_per_message |
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 mesh="${MESH_BIN:-$root/.build/release/mesh}"
@@ -28,14 +29,29 @@ gcc -O2 -o "$scratch/jbus" "$bench/journaled_bus.c" -lsqlite3
 mkdir -p "$scratch/db"
 # key=value output of jbus -> the value of KEY
 jbus_value() { tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2 }'; }
+# runs a command, then prints its output and cpu_seconds=U+S (its CPU and its waited-for children's)
+with_cpu() {
+    python3 -c 'import resource, subprocess, sys
+out = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, text=True).stdout
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(out.strip(), "cpu_seconds=%f+%f" % (usage.ru_utime, usage.ru_stime))' "$@"
+}
 # one JSON object of mesh bench -> the value of KEY
 json_value() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 results="$scratch/results"
 : > "$results"
 for round in $(seq "$rounds"); do
-    b1=$("$scratch/jbus" 20000 1 1 NORMAL 0 60 47112 "$scratch/db" | jbus_value msgs_per_s)
-    acked=$("$mesh" bench --mode acked --messages 3000 --json 2>/dev/null | json_value p50_us)
+    # B1 with its CPU (user + system of the sender and of the receiver it forks and waits for) per message.
+    b1_out=$(with_cpu "$scratch/jbus" 20000 1 1 NORMAL 0 60 47112 "$scratch/db")
+    b1=$(echo "$b1_out" | jbus_value msgs_per_s)
+    b1_cpu_us=$(python3 -c "print(($(echo "$b1_out" | jbus_value cpu_seconds)) * 1e6 / 20000)")
+    acked_json=$("$mesh" bench --mode acked --messages 3000 --json 2>/dev/null)
+    acked=$(echo "$acked_json" | json_value p50_us)
     echo "acked $(python3 -c "print($acked / (1e6 / $b1))")" >> "$results"
+    acked_cpu_us=$(echo "$acked_json" | json_value cpu_us_per_message)
+    echo "acked_cpu $(python3 -c "print($acked_cpu_us / $b1_cpu_us)")" >> "$results"
+    echo "acked_cpu_us $acked_cpu_us" >> "$results"
+    echo "b1_cpu_us $b1_cpu_us" >> "$results"
     b1=$("$scratch/jbus" 20000 1 1 NORMAL 0 60 47113 "$scratch/db" | jbus_value msgs_per_s)
     request=$("$mesh" bench --mode request --messages 3000 --json 2>/dev/null)
     p50=$(echo "$request" | json_value p50_us)
@@ -79,6 +95,7 @@ labels = [
     ("oneway", "`mesh bench` one-way / B5", "≥ 0.65×"),
     ("oneway_nojson", "`mesh bench --no-json` one-way / B5", "≥ 0.8×"),
     ("acked_full", "`mesh bench --mode acked --durability full` p50 / B2", "≤ 1.5×"),
+    ("acked_cpu", "acked CPU per message, both processes / B1's", "reported"),
 ]
 def table(header, entries, unit):
     print(f"| {header} | median | range | bar |")
@@ -95,6 +112,8 @@ counts = [
     ("frames_request_sync", "WAL frames per request, both nodes (sync handler)", "reported"),
     ("frames_oneway", "WAL frames per one-way message, both nodes", "reported"),
     ("bytes_oneway", "receiver journal bytes per one-way message (file + WAL)", "reported"),
+    ("acked_cpu_us", "CPU µs per acked message, both processes (`cpu_us_per_message`)", "reported"),
+    ("b1_cpu_us", "CPU µs per B1 message, both processes", "reported"),
 ]
 print()
 table("count (same runs)", counts, "")

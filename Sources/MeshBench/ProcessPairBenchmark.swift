@@ -45,6 +45,10 @@ package enum ProcessPairBenchmark {
         package var senderWALFrames: Int
         /// WAL frames written by the receiver since it started.
         package var receiverWALFrames: Int
+        /// CPU seconds (all threads) the sender process used during the timed run (`nil`: no `/proc`).
+        package var senderCPUSeconds: Double?
+        /// CPU seconds (all threads) the receiver process used during the timed run.
+        package var receiverCPUSeconds: Double?
     }
 
     package static func run(executable: String, mode: Mode, handler: HandlerKind = .async, messages: Int, size: Int, concurrency: Int,
@@ -82,6 +86,8 @@ package enum ProcessPairBenchmark {
         let (commitsBefore, framesBefore) = (node.journal.writeStatistics.transactions, node.journal.walFramesWritten)
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
         let clock = ContinuousClock()
+        let receiverPID = child.process.processIdentifier
+        let (senderCPUBefore, receiverCPUBefore) = (ProcessCPUTime.seconds(), ProcessCPUTime.seconds(of: receiverPID))
         let start = clock.now
         switch mode {
         case .oneway:
@@ -121,6 +127,7 @@ package enum ProcessPairBenchmark {
             }
         }
         let seconds = (clock.now - start).seconds
+        let (senderCPUAfter, receiverCPUAfter) = (ProcessCPUTime.seconds(), ProcessCPUTime.seconds(of: receiverPID))
         let retransmits = (try? await node.transportStatistics())?["retransmits"] ?? 0
         let (senderCommits, senderFrames) = (node.journal.writeStatistics.transactions - commitsBefore,
                                              node.journal.walFramesWritten - framesBefore)
@@ -142,7 +149,9 @@ package enum ProcessPairBenchmark {
                       p99Micros: histogram.valueAtPercentile(99), maxMicros: histogram.max, retransmits: retransmits,
                       senderJournalBytes: fileBytes(dir + "/a.sqlite"), receiverJournalBytes: fileBytes(dir + "/b.sqlite"),
                       senderCommits: senderCommits, receiverCommits: field("commits"), senderWALFrames: senderFrames,
-                      receiverWALFrames: field("wal_frames"))
+                      receiverWALFrames: field("wal_frames"),
+                      senderCPUSeconds: senderCPUAfter.flatMap { after in senderCPUBefore.map { after - $0 } },
+                      receiverCPUSeconds: receiverCPUAfter.flatMap { after in receiverCPUBefore.map { after - $0 } })
     }
 }
 

@@ -53,7 +53,7 @@ struct PairBench: AsyncParsableCommand {
             throw CLIError("benchmark failed: \(error)")
         }
         if json {
-            let object: [String: Any] = [
+            var object: [String: Any] = [
                 "mode": mode.rawValue, "messages": r.messages, "size": size, "durability": durability.rawValue, "payload_json": !noJSON,
                 "seconds": r.seconds, "msgs_per_s": r.messagesPerSecond, "p50_us": r.p50Micros, "p90_us": r.p90Micros,
                 "p99_us": r.p99Micros, "max_us": r.maxMicros, "retransmits": r.retransmits,
@@ -64,6 +64,11 @@ struct PairBench: AsyncParsableCommand {
                 "wal_frames_per_message": Double(r.senderWALFrames + r.receiverWALFrames) / Double(r.messages),
                 "receiver_journal_bytes_per_message": Double(r.receiverJournalBytes) / Double(r.messages),
             ]
+            if let sender = r.senderCPUSeconds, let receiver = r.receiverCPUSeconds {
+                object["sender_cpu_us_per_message"] = sender * 1e6 / Double(r.messages)
+                object["receiver_cpu_us_per_message"] = receiver * 1e6 / Double(r.messages)
+                object["cpu_us_per_message"] = (sender + receiver) * 1e6 / Double(r.messages)
+            }
             try printJSON(object)
             return
         }
@@ -77,6 +82,10 @@ struct PairBench: AsyncParsableCommand {
         print(String(format: "  per message: %.2f commits (sender %d, receiver %d in all), %.1f WAL frames, receiver journal %.0f B",
                      Double(r.senderCommits + r.receiverCommits) / Double(r.messages), r.senderCommits, r.receiverCommits,
                      Double(r.senderWALFrames + r.receiverWALFrames) / Double(r.messages), Double(r.receiverJournalBytes) / Double(r.messages)))
+        if let sender = r.senderCPUSeconds, let receiver = r.receiverCPUSeconds {
+            print(String(format: "  CPU per message (all threads, timed run only): %.0f µs (sender %.0f, receiver %.0f)",
+                         (sender + receiver) * 1e6 / Double(r.messages), sender * 1e6 / Double(r.messages), receiver * 1e6 / Double(r.messages)))
+        }
     }
 }
 
