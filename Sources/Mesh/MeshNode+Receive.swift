@@ -21,9 +21,6 @@ extension MeshNode {
         tokens.reserveCapacity(batch.count)
         envelopes.reserveCapacity(batch.count)
         let overloaded = inboundBacklog.load(ordering: .relaxed) >= Self.maxInboundBacklog
-        // A read batch mostly comes from a few peers: their id and address texts are made once per batch.
-        var nodeTexts: [NodeID: String] = [:]
-        var peerTexts: [SocketAddress: String] = [:]
         // The kind of each command ID's chain, looked up once per batch; whether any message may run inline.
         var chains: [UInt16: Dispatcher.ChainKind] = [:]
         var inline = false
@@ -47,10 +44,8 @@ extension MeshNode {
             chains[message.commandID] = chain
             let status: InboundStatus = envelope.kind == .response ? .handled : chain == .none ? .unhandled : .received
             if chain == .synchronous { inline = true }
-            let node = nodeTexts[message.node] ?? message.node.description
-            let peer = peerTexts[message.address] ?? MeshAddress.text(message.address)
-            nodeTexts[message.node] = node
-            peerTexts[message.address] = peer
+            // A node hears from a few peers: their id and address texts are made once, not per message.
+            let (peer, node) = addressTexts.texts(address: message.address, node: message.node)
             var row = InboundMessage(
                 originNode: node, originSeq: envelope.originSeq, commandID: message.commandID,
                 kind: envelope.kind, peer: peer, payload: envelope.payload,

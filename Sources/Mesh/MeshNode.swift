@@ -80,6 +80,8 @@ public final class MeshNode: Sendable {
     /// Most received messages waiting for the journal before unreliable ones are dropped on arrival. Reliable
     /// messages are always taken: each sender's window (`windowMessages`) bounds how many it has unconfirmed.
     static let maxInboundBacklog = 65_536
+    /// Peer addresses and node ids parsed and printed once, not per message (see ``AddressTexts``).
+    let addressTexts = AddressTexts()
     /// Sequence numbers confirmed by their receivers, waiting for the writer to journal them as acked.
     let ackedSeqs = NIOLockedValueBox<[UInt64]>([])
     /// Hands the transport's deliveries to this node on the event loop (held until ``resume()`` finished).
@@ -551,10 +553,10 @@ public final class MeshNode: Sendable {
     private func outboundMessage(_ commandID: UInt16, kind: MessageKind, to address: String, _ data: MeshData,
                                  correlationID: String? = nil) throws(MeshError) -> (OutboundMessage, SocketAddress) {
         try checkRunning()
-        let target = try MeshAddress.parse(address)
+        let (target, peer) = try addressTexts.parse(address)
         let payload = try Self.encodePayload(data)
         try checkDiskSpace()
-        let message = OutboundMessage(commandID: commandID, kind: kind, peer: MeshAddress.text(target), payload: payload,
+        let message = OutboundMessage(commandID: commandID, kind: kind, peer: peer, payload: payload,
                                       payloadJSON: configuration.storesPayloadJSON ? MeshJSON.string(from: data) : nil,
                                       correlationID: correlationID)
         return (message, target)

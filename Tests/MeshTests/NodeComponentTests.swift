@@ -1,5 +1,6 @@
 @testable import Mesh
 import MeshCore
+import MeshTransport
 import NIOPosix
 import ServiceLifecycle
 import Synchronization
@@ -103,5 +104,34 @@ import Testing
             }
         }
         #expect(node.isStopped)
+    }
+
+    @Test func addressTextsMatchTheParserAndStayBounded() throws {
+        let texts = AddressTexts()
+        // The same address and text as parsing and printing each time, from the cache the second time.
+        for _ in 0..<2 {
+            let (address, text) = try texts.parse("localhost:9001")
+            #expect(address == (try MeshAddress.parse("127.0.0.1:9001")))
+            #expect(text == "127.0.0.1:9001")
+            #expect(try texts.parse("[::1]:7").1 == "[::1]:7")
+        }
+        // A bad address fails every time with the parser's error; nothing is kept for it.
+        for _ in 0..<2 {
+            let error = #expect(throws: MeshError.self) { try texts.parse("127.0.0.1") }
+            #expect(error?.code == .invalidAddress)
+        }
+        #expect(texts.counts.parsed == 2)
+        // Received datagrams: the peer text is the parser's normalized form; the node text its description.
+        let node = NodeID.random()
+        let address = try MeshAddress.parse("127.0.0.1:9001")
+        #expect(texts.texts(address: address, node: node) == ("127.0.0.1:9001", node.description))
+        // Ever-new peers: each map starts over at its capacity instead of growing.
+        for port in 1...(AddressTexts.capacity + 10) {
+            _ = try texts.parse("127.0.0.1:\(port)")
+            _ = texts.texts(address: try MeshAddress.parse("127.0.0.1:\(port)"), node: NodeID.random())
+        }
+        let counts = texts.counts
+        #expect(counts.parsed <= AddressTexts.capacity && counts.printed <= AddressTexts.capacity && counts.nodes <= AddressTexts.capacity)
+        #expect(counts.parsed > 0 && counts.printed > 0)
     }
 }
