@@ -6,9 +6,10 @@ import Synchronization
 /// receiving do not parse `host:port` text and print it back (an `inet_pton` and an `inet_ntop`, with their
 /// strings) for every message.
 ///
-/// Shared by the callers of `send` (any task) and the node's thread (received batches), hence the lock; each use
-/// takes it once per message. Bounded: a map that reaches ``capacity`` entries starts
-/// over, so a node addressed by ever-new peers keeps a few kilobytes, not one entry per peer ever seen.
+/// Every per-message use of a peer's address goes through it: sends, responses, relay forwards, resends after a
+/// restart, and received batches. Shared by the callers of `send` (any task) and the node's thread, hence the lock;
+/// each use takes it once per message. Bounded: a map that reaches ``capacity`` entries starts over, so a node
+/// addressed by ever-new peers keeps a few kilobytes, not one entry per peer ever seen.
 final class AddressTexts: Sendable {
     /// Entries per map before it starts over.
     static let capacity = 1024

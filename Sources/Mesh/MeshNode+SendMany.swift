@@ -26,7 +26,7 @@ extension MeshNode {
         var seen: Set<String> = [address]
         var targets: [String] = []
         for text in addresses {
-            let normalized = MeshAddress.text(try MeshAddress.parse(text))
+            let (_, normalized) = try addressTexts.parse(text)
             if seen.insert(normalized).inserted { targets.append(normalized) }
         }
         guard !targets.isEmpty else { return [] }
@@ -38,7 +38,7 @@ extension MeshNode {
                             relay: RelayTree.encode(limit: limit, branch: $0.branch))
         }
         try checkDiskSpace()
-        return try await journalAndTransmit(messages, to: try messages.map { try MeshAddress.parse($0.peer) })
+        return try await journalAndTransmit(messages, to: try messages.map { try addressTexts.parse($0.peer).0 })
     }
 
     /// The outbound rows a relay journals with a received SendMany message: its branch, split again.
@@ -47,7 +47,7 @@ extension MeshNode {
             logger.notice("ignored a malformed relay branch", metadata: ["mesh.command": "\(commandID)"])
             return []
         }
-        let targets = branch.compactMap { try? MeshAddress.text(MeshAddress.parse($0)) }.filter { $0 != address }
+        let targets = branch.compactMap { try? addressTexts.parse($0).1 }.filter { $0 != address }
         return RelayTree.split(targets, limit: limit).map {
             OutboundMessage(commandID: commandID, kind: kind, peer: $0.direct, payload: payload,
                             relay: RelayTree.encode(limit: limit, branch: $0.branch))
@@ -61,7 +61,7 @@ extension MeshNode {
     func transmitCommitted(_ messages: [(message: OutboundMessage, seq: UInt64)]) {
         var rest = messages[...]
         while let (message, seq) = rest.first, !isResuming(message.peer) {
-            guard let target = try? MeshAddress.parse(message.peer) else {
+            guard let (target, _) = try? addressTexts.parse(message.peer) else {
                 logger.error("could not transmit a journaled message", metadata: ["mesh.peer": "\(message.peer)", "mesh.error": "unparseable address"])
                 rest.removeFirst()
                 continue
@@ -76,7 +76,7 @@ extension MeshNode {
                 await awaitResume(of: message.peer)
                 do {
                     _ = try await transmit(seq: seq, Self.envelope(message, seq: seq), commandID: message.commandID,
-                                           to: try MeshAddress.parse(message.peer))
+                                           to: try addressTexts.parse(message.peer).0)
                 } catch {
                     // Shut down, or unparseable: the row stays pending (resent at the next start, or failed by it).
                     logger.error("could not transmit a journaled message", metadata: ["mesh.peer": "\(message.peer)", "mesh.error": "\(error)"])

@@ -500,7 +500,7 @@ public final class MeshNode: Sendable {
     /// The response to `item` (kind `response`, correlated with the request's message id, marking the request
     /// answered when journaled) and where it goes; `nil` (logged) if it cannot be encoded or addressed.
     func responseMessage(to item: DispatchItem, with response: ResponseBody) -> (OutboundMessage, SocketAddress)? {
-        guard let target = try? MeshAddress.parse(item.peer) else { return nil }
+        guard let (target, _) = try? addressTexts.parse(item.peer) else { return nil }
         let requestID = "\(item.originNode):\(item.originSeq)"
         let payload: [UInt8]
         let json: String?
@@ -536,9 +536,9 @@ public final class MeshNode: Sendable {
                         to address: String) async throws -> Delivery {
         try checkRunning()
         guard kind != .response else { throw MeshError(.invalidConfiguration, "responses cannot be re-driven") }
-        let target = try MeshAddress.parse(address)
+        let (target, peer) = try addressTexts.parse(address)
         try checkDiskSpace()
-        return try await journalAndTransmit([OutboundMessage(commandID: commandID, kind: kind, peer: MeshAddress.text(target),
+        return try await journalAndTransmit([OutboundMessage(commandID: commandID, kind: kind, peer: peer,
                                                              payload: payload, replayOf: replayOf)], to: [target])[0]
     }
 
@@ -731,7 +731,7 @@ extension MeshNode {
                     try await journal.recordOutboundAttempts(page.map(\.seq))
                     for row in page {
                         after = row.seq
-                        guard let target = try? MeshAddress.parse(row.peer) else {
+                        guard let (target, _) = try? addressTexts.parse(row.peer) else {
                             try await journal.markOutboundFailed(row.seq, error: "unparseable peer address \(row.peer)")
                             continue
                         }
