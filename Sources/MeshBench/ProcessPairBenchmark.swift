@@ -49,6 +49,12 @@ package enum ProcessPairBenchmark {
         package var senderCPUSeconds: Double?
         /// CPU seconds (all threads) the receiver process used during the timed run.
         package var receiverCPUSeconds: Double?
+
+        /// CPU µs per message of the sender and of the receiver during the timed run (`nil`: no `/proc`).
+        package var cpuMicrosPerMessage: (sender: Double, receiver: Double)? {
+            guard let sender = senderCPUSeconds, let receiver = receiverCPUSeconds else { return nil }
+            return (sender * 1e6 / Double(messages), receiver * 1e6 / Double(messages))
+        }
     }
 
     package static func run(executable: String, mode: Mode, handler: HandlerKind = .async, messages: Int, size: Int, concurrency: Int,

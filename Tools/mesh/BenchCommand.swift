@@ -64,10 +64,10 @@ struct PairBench: AsyncParsableCommand {
                 "wal_frames_per_message": Double(r.senderWALFrames + r.receiverWALFrames) / Double(r.messages),
                 "receiver_journal_bytes_per_message": Double(r.receiverJournalBytes) / Double(r.messages),
             ]
-            if let sender = r.senderCPUSeconds, let receiver = r.receiverCPUSeconds {
-                object["sender_cpu_us_per_message"] = sender * 1e6 / Double(r.messages)
-                object["receiver_cpu_us_per_message"] = receiver * 1e6 / Double(r.messages)
-                object["cpu_us_per_message"] = (sender + receiver) * 1e6 / Double(r.messages)
+            if let cpu = r.cpuMicrosPerMessage {
+                object["sender_cpu_us_per_message"] = cpu.sender
+                object["receiver_cpu_us_per_message"] = cpu.receiver
+                object["cpu_us_per_message"] = cpu.sender + cpu.receiver
             }
             try printJSON(object)
             return
@@ -82,9 +82,9 @@ struct PairBench: AsyncParsableCommand {
         print(String(format: "  per message: %.2f commits (sender %d, receiver %d in all), %.1f WAL frames, receiver journal %.0f B",
                      Double(r.senderCommits + r.receiverCommits) / Double(r.messages), r.senderCommits, r.receiverCommits,
                      Double(r.senderWALFrames + r.receiverWALFrames) / Double(r.messages), Double(r.receiverJournalBytes) / Double(r.messages)))
-        if let sender = r.senderCPUSeconds, let receiver = r.receiverCPUSeconds {
+        if let cpu = r.cpuMicrosPerMessage {
             print(String(format: "  CPU per message (all threads, timed run only): %.0f µs (sender %.0f, receiver %.0f)",
-                         (sender + receiver) * 1e6 / Double(r.messages), sender * 1e6 / Double(r.messages), receiver * 1e6 / Double(r.messages)))
+                         cpu.sender + cpu.receiver, cpu.sender, cpu.receiver))
         }
     }
 }
