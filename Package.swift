@@ -60,7 +60,8 @@ let package = Package(
                 .embedInCode("0005_open_set_without_in.sql"),
                 .embedInCode("0006_answered_requests.sql"),
                 .embedInCode("0007_shared_data.sql"),
-                .embedInCode("0008_time_by_row_order.sql")
+                .embedInCode("0008_time_by_row_order.sql"),
+                .embedInCode("0009_compact_invocations.sql")
             ],
             swiftSettings: swiftSettings
         ),

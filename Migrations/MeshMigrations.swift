@@ -30,6 +30,7 @@ public enum MeshMigrations {
         Migration(id: 6, name: "0006_answered_requests.sql", sql: text(PackageResources._006_answered_requests_sql)),
         Migration(id: 7, name: "0007_shared_data.sql", sql: text(PackageResources._007_shared_data_sql)),
         Migration(id: 8, name: "0008_time_by_row_order.sql", sql: text(PackageResources._008_time_by_row_order_sql)),
+        Migration(id: 9, name: "0009_compact_invocations.sql", sql: text(PackageResources._009_compact_invocations_sql)),
     ]
 
     /// The highest migration id this build knows: the schema version it writes.

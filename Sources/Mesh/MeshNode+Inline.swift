@@ -78,14 +78,17 @@ extension MeshNode {
         }
         let info = MessageInfo(messageID: messageID, sender: item.peer, commandID: item.commandID, kind: item.kind, attempt: 1)
         var firstResponse: MeshData?
+        // A chain of one handler that returns: its invocation goes with the status, into the state row.
+        var ending: Journal.FinishedInvocation?
         for (index, handler) in chain.enumerated() {
             if index > 0 { Failpoint.pass("handler.between", note: messageID) }
             let started = WallClock.nowMs()
             switch Result(catching: { try handler(data, info) }) {
             case .success(let response):
                 if firstResponse == nil { firstResponse = response }
-                try Journal.write(.init(inboundID: item.inboundID, handlerIndex: index, attempt: 1, startedAt: started, outcome: .ok,
-                                        response: response), context: context)
+                let invocation = Journal.FinishedInvocation(inboundID: item.inboundID, handlerIndex: index, attempt: 1, startedAt: started,
+                                                            outcome: .ok, response: response)
+                if chain.count == 1 { ending = invocation } else { try Journal.write(invocation, context: context) }
             case .failure(let error):
                 let text = "\(error)"
                 try Journal.write(.init(inboundID: item.inboundID, handlerIndex: index, attempt: 1, startedAt: started, outcome: .error,
@@ -93,7 +96,8 @@ extension MeshNode {
                 return text
             }
         }
-        try Journal.writeInboundStatus(id: item.inboundID, commandID: item.commandID, .handled, attempts: 1, error: nil, context: context)
+        try Journal.writeInboundStatus(id: item.inboundID, commandID: item.commandID, .handled, attempts: 1, error: nil, invocation: ending,
+                                       context: context)
         if item.kind == .request { try writeResponse(to: item, .data(firstResponse ?? MeshData()), context: context, pass: &pass) }
         return nil
     }

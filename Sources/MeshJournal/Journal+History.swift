@@ -56,9 +56,9 @@ extension Journal {
             // The last chain: the invocations from the most recent finished first handler on (attempt numbers
             // restart after a re-queue, so order by id rather than attempt).
             let statement = try db.cached("""
-                SELECT v.outcome, v.error, v.response FROM mesh_invocation v
+                SELECT v.outcome, v.error, v.response FROM mesh_invocation_rows v
                 WHERE v.inbound_id = ?1 AND v.replay_run IS NULL AND v.finished_at IS NOT NULL
-                  AND v.id >= (SELECT max(id) FROM mesh_invocation
+                  AND v.id >= (SELECT max(id) FROM mesh_invocation_rows
                                WHERE inbound_id = ?1 AND replay_run IS NULL AND handler_index = 0 AND finished_at IS NOT NULL)
                 ORDER BY v.handler_index, v.id
                 """)

@@ -27,19 +27,54 @@ extension Journal {
         }
     }
 
-    /// Writes `invocation` in the job's transaction.
+    /// Writes `invocation` in the job's transaction, as a row of its own.
     package static func write(_ invocation: FinishedInvocation, context: WorkerContext) throws {
-        try insertFinishedInvocation(context.db, inboundID: invocation.inboundID, handlerIndex: invocation.handlerIndex,
-                                     attempt: invocation.attempt, startedAt: invocation.startedAt, finishedAt: WallClock.nowMs(),
-                                     outcome: invocation.outcome, error: invocation.error,
-                                     responseBytes: invocation.response.flatMap { try? MeshCodec.encode($0) },
-                                     responseJSON: invocation.response.map { MeshJSON.string(from: $0) })
+        try insertFinishedInvocation(context, compactable(invocation, finishedAt: WallClock.nowMs()))
+    }
+
+    private static func compactable(_ invocation: FinishedInvocation, finishedAt: Int64) -> CompactableInvocation {
+        CompactableInvocation(inboundID: invocation.inboundID, handlerIndex: invocation.handlerIndex, attempt: invocation.attempt,
+                              startedAt: invocation.startedAt, finishedAt: finishedAt, outcome: invocation.outcome, error: invocation.error,
+                              responseBytes: invocation.response.flatMap { try? MeshCodec.encode($0) },
+                              responseJSON: invocation.response.map { MeshJSON.string(from: $0) })
     }
 
     /// Sets an inbound message's status in the job's transaction (see ``setInboundStatus(id:_:attempts:error:)``),
     /// writing its state row if the job has not yet (a row journaled with ``InboundMessage/stateWrittenInJob``).
+    ///
+    /// `invocation`, the one that ended the message, is written with it: into the state row if it is the common kind
+    /// (see migration 0009), else as a row of its own.
     package static func writeInboundStatus(id: Int64, commandID: UInt16, _ status: InboundStatus, attempts: Int, error: String?,
-                                           context: WorkerContext) throws {
+                                           invocation: FinishedInvocation? = nil, context: WorkerContext) throws {
+        let now = WallClock.nowMs()
+        let completedAt = status.isComplete ? Optional(now) : nil
+        if let invocation {
+            let finished = compactable(invocation, finishedAt: now)
+            if status == .handled, error == nil, finished.handlerIndex == 0, finished.outcome == .ok, finished.error == nil,
+               finished.attempt == attempts, finished.inboundID == id {
+                let statement = try context.db.cached("""
+                    INSERT INTO mesh_inbound_state(id, command_id, status, attempts, completed_at, error, invocation_id, invocation_attempt,
+                                                   invocation_started_at, invocation_finished_at, invocation_response, invocation_response_json)
+                    VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?4, ?7, ?5, ?8, ?9)
+                    ON CONFLICT(id) DO UPDATE SET status = ?3, attempts = ?4, completed_at = ?5, error = NULL, invocation_id = ?6,
+                        invocation_attempt = ?4, invocation_started_at = ?7, invocation_finished_at = ?5, invocation_response = ?8,
+                        invocation_response_json = ?9
+                    WHERE invocation_id IS NULL
+                    """)
+                try statement.bind(1, id)
+                try statement.bind(2, Int64(commandID))
+                try statement.bind(3, Int64(status.rawValue))
+                try statement.bind(4, attempts)
+                try statement.bind(5, completedAt)
+                try statement.bind(6, try context.nextInvocationID())
+                try statement.bind(7, finished.startedAt)
+                try statement.bind(8, blob: finished.responseBytes)
+                try statement.bind(9, finished.responseJSON)
+                try statement.step()
+                if context.db.changes == 1 { return }
+            }
+            try insertFinishedInvocation(context, finished)
+        }
         let statement = try context.db.cached("""
             INSERT INTO mesh_inbound_state(id, command_id, status, attempts, completed_at, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
             ON CONFLICT(id) DO UPDATE SET status = ?3, attempts = ?4, completed_at = ?5, error = ?6
@@ -48,7 +83,7 @@ extension Journal {
         try statement.bind(2, Int64(commandID))
         try statement.bind(3, Int64(status.rawValue))
         try statement.bind(4, attempts)
-        try statement.bind(5, status.isComplete ? Optional(WallClock.nowMs()) : nil)
+        try statement.bind(5, completedAt)
         try statement.bind(6, error)
         try statement.step()
     }

@@ -115,8 +115,10 @@ public final class Journal: Sendable {
         let opened = try await writer.start { () throws -> (WorkerContext, Opened) in
             let db = try openWriteConnection(path: path, configuration: configuration, logger: logger)
             let applied = try Migrator().migrate(db, nowMs: WallClock.nowMs())
-            let (identity, lastOutSeq) = try startEpoch(db)
-            let context = WorkerContext(db: db, lastOutSeq: lastOutSeq, storesPayloadJSON: configuration.storesPayloadJSON)
+            let start = try startEpoch(db)
+            let identity = start.identity
+            let context = WorkerContext(db: db, lastOutSeq: start.lastOutSeq, invocationIDs: start.invocationIDs,
+                                        storesPayloadJSON: configuration.storesPayloadJSON)
             do {
                 try checkpoints.install(on: db)
             } catch let error as SQLiteError {
@@ -244,35 +246,56 @@ public final class Journal: Sendable {
         return db
     }
 
-    /// Creates the node identity on first open, or increments the boot epoch.
-    private static func startEpoch(_ db: SQLiteConnection) throws(JournalError) -> (JournalIdentity, Int64) {
+    /// What opening the journal's writer starts from.
+    private struct StartState {
+        var identity: JournalIdentity
+        /// The highest outbound sequence ever used.
+        var lastOutSeq: Int64
+        /// The highest invocation id that may have been used, and the reservation recorded above it.
+        var invocationIDs: (last: Int64, reserved: Int64)
+    }
+
+    /// Creates the node identity on first open, or increments the boot epoch (and reserves invocation ids).
+    private static func startEpoch(_ db: SQLiteConnection) throws(JournalError) -> StartState {
         do {
-            return try db.immediateTransaction { () throws -> (JournalIdentity, Int64) in
+            return try db.immediateTransaction { () throws -> StartState in
                 let now = WallClock.nowMs()
                 // The highest sequence ever used: the larger of the one recorded when rows were deleted and the
-                // highest one present (not recorded at every commit; see migration 0003).
+                // highest one present (not recorded at every commit; see migration 0003). The invocation ids
+                // start above the last reservation (migration 0009) and a new one is recorded.
                 let select = try db.prepare("""
-                    SELECT node_id, boot_epoch, max(last_out_seq, (SELECT coalesce(max(seq), 0) FROM mesh_outbound))
+                    SELECT node_id, boot_epoch, max(last_out_seq, (SELECT coalesce(max(seq), 0) FROM mesh_outbound)),
+                           max(invocation_reserved, (SELECT coalesce(max(id), 0) FROM mesh_invocation))
                     FROM mesh_node WHERE singleton = 1
                     """)
                 if try select.step() {
                     let nodeID = select.text(0)
                     let epoch = select.int64(1) + 1
                     let lastOutSeq = select.int64(2)
-                    let update = try db.prepare("UPDATE mesh_node SET boot_epoch = ?, opened_at = ? WHERE singleton = 1")
+                    let lastInvocationID = select.int64(3)
+                    let reserved = lastInvocationID + WorkerContext.invocationIDBlock
+                    let update = try db.prepare("""
+                        UPDATE mesh_node SET boot_epoch = ?, opened_at = ?, invocation_reserved = ? WHERE singleton = 1
+                        """)
                     try update.bind(1, epoch)
                     try update.bind(2, now)
+                    try update.bind(3, reserved)
                     try update.step()
-                    return (JournalIdentity(nodeID: nodeID, bootEpoch: UInt64(epoch)), lastOutSeq)
+                    return StartState(identity: JournalIdentity(nodeID: nodeID, bootEpoch: UInt64(epoch)), lastOutSeq: lastOutSeq,
+                                      invocationIDs: (lastInvocationID, reserved))
                 }
                 let nodeID = randomNodeID()
-                let insert = try db.prepare(
-                    "INSERT INTO mesh_node(singleton, node_id, boot_epoch, last_out_seq, created_at, opened_at) VALUES (1, ?, 1, 0, ?, ?)")
+                let insert = try db.prepare("""
+                    INSERT INTO mesh_node(singleton, node_id, boot_epoch, last_out_seq, created_at, opened_at, invocation_reserved)
+                    VALUES (1, ?, 1, 0, ?, ?, ?)
+                    """)
                 try insert.bind(1, nodeID)
                 try insert.bind(2, now)
                 try insert.bind(3, now)
+                try insert.bind(4, WorkerContext.invocationIDBlock)
                 try insert.step()
-                return (JournalIdentity(nodeID: nodeID, bootEpoch: 1), 0)
+                return StartState(identity: JournalIdentity(nodeID: nodeID, bootEpoch: 1), lastOutSeq: 0,
+                                  invocationIDs: (0, WorkerContext.invocationIDBlock))
             }
         } catch let error as SQLiteError {
             throw JournalError(error, context: "starting a boot epoch in \(db.path)")
@@ -823,24 +846,27 @@ extension Journal {
     /// replay run). Returns the invocation id for ``finishInvocation(_:outcome:error:response:)``.
     public func startInvocation(inboundID: Int64, handlerIndex: Int, attempt: Int, replayRun: Int64? = nil) async throws -> Int64 {
         let now = WallClock.nowMs()
-        return try await writer.submit { context in
-            try Self.insertInvocation(context.db, inboundID: inboundID, handlerIndex: handlerIndex, attempt: attempt,
+        return try await writer.submit(savepoint: true) { context in
+            try Self.insertInvocation(context, inboundID: inboundID, handlerIndex: handlerIndex, attempt: attempt,
                                       replayRun: replayRun, now: now)
-            return context.db.lastInsertRowID
         }
     }
 
-    static func insertInvocation(_ db: SQLiteConnection, inboundID: Int64, handlerIndex: Int, attempt: Int, replayRun: Int64?,
-                                 now: Int64) throws {
-        let statement = try db.cached("""
-            INSERT INTO mesh_invocation(inbound_id, handler_index, attempt, replay_run, started_at) VALUES (?, ?, ?, ?, ?)
+    /// Inserts the row of a started invocation and returns its id.
+    static func insertInvocation(_ context: WorkerContext, inboundID: Int64, handlerIndex: Int, attempt: Int, replayRun: Int64?,
+                                 now: Int64) throws -> Int64 {
+        let id = try context.nextInvocationID()
+        let statement = try context.db.cached("""
+            INSERT INTO mesh_invocation(id, inbound_id, handler_index, attempt, replay_run, started_at) VALUES (?, ?, ?, ?, ?, ?)
             """)
-        try statement.bind(1, inboundID)
-        try statement.bind(2, handlerIndex)
-        try statement.bind(3, attempt)
-        try statement.bind(4, replayRun)
-        try statement.bind(5, now)
+        try statement.bind(1, id)
+        try statement.bind(2, inboundID)
+        try statement.bind(3, handlerIndex)
+        try statement.bind(4, attempt)
+        try statement.bind(5, replayRun)
+        try statement.bind(6, now)
         try statement.step()
+        return id
     }
 
     /// The result of a handler invocation.
@@ -878,9 +904,9 @@ extension Journal {
             // Retried after an aborted transaction: the row it wrote then was rolled back with it.
             ticket.rowID.store(0, ordering: .releasing)
             guard !ticket.finished.load(ordering: .acquiring) else { return }
-            try Self.insertInvocation(context.db, inboundID: inboundID, handlerIndex: handlerIndex, attempt: attempt,
-                                      replayRun: nil, now: ticket.startedAt)
-            ticket.rowID.store(context.db.lastInsertRowID, ordering: .releasing)
+            let id = try Self.insertInvocation(context, inboundID: inboundID, handlerIndex: handlerIndex, attempt: attempt,
+                                               replayRun: nil, now: ticket.startedAt)
+            ticket.rowID.store(id, ordering: .releasing)
         }
         return ticket
     }
@@ -933,14 +959,60 @@ extension Journal {
                 try Self.updateFinishedInvocation(context.db, id: rowID, finishedAt: now, outcome: outcome, error: error,
                                                   responseBytes: responseBytes, responseJSON: responseJSON)
             } else {
-                try Self.insertFinishedInvocation(context.db, inboundID: ticket.inboundID, handlerIndex: ticket.handlerIndex,
-                                                  attempt: ticket.attempt, startedAt: ticket.startedAt, finishedAt: now, outcome: outcome,
-                                                  error: error, responseBytes: responseBytes, responseJSON: responseJSON)
+                let invocation = CompactableInvocation(inboundID: ticket.inboundID, handlerIndex: ticket.handlerIndex, attempt: ticket.attempt,
+                                                       startedAt: ticket.startedAt, finishedAt: now, outcome: outcome, error: error,
+                                                       responseBytes: responseBytes, responseJSON: responseJSON)
+                if let (newStatus, attempts, statusError) = status,
+                   try Self.writeCompact(invocation, status: newStatus, attempts: attempts, statusError: statusError, context: context) {
+                    return
+                }
+                try Self.insertFinishedInvocation(context, invocation)
             }
             if let (newStatus, attempts, statusError) = status {
                 try Self.updateInboundStatus(context.db, id: ticket.inboundID, newStatus, attempts: attempts, error: statusError, now: now)
             }
         }
+    }
+
+    /// A finished invocation's columns, before it is written as a row of its own or into its message's state row.
+    struct CompactableInvocation {
+        var inboundID: Int64
+        var handlerIndex: Int
+        var attempt: Int
+        var startedAt: Int64
+        var finishedAt: Int64
+        var outcome: InvocationOutcome
+        var error: String?
+        var responseBytes: [UInt8]?
+        var responseJSON: String?
+    }
+
+    /// Writes `invocation` into its message's state row together with the message's new status, if it is the common
+    /// kind that fits there (migration 0009): the first handler, returned, the attempt the status counts, and it ends
+    /// the message (`handled`). Returns false, having written nothing, for any other invocation, or if the row
+    /// already holds one (a message handled again after a re-queue keeps both): then the caller writes it as a row
+    /// of its own and the status apart.
+    static func writeCompact(_ invocation: CompactableInvocation, status: InboundStatus, attempts: Int, statusError: String?,
+                             context: WorkerContext) throws -> Bool {
+        guard status == .handled, statusError == nil, invocation.handlerIndex == 0, invocation.outcome == .ok,
+              invocation.error == nil, invocation.attempt == attempts else { return false }
+        let id = try context.nextInvocationID()
+        let statement = try context.db.cached("""
+            UPDATE mesh_inbound_state SET status = ?1, attempts = ?2, error = NULL, completed_at = ?3,
+                invocation_id = ?4, invocation_attempt = ?2, invocation_started_at = ?5, invocation_finished_at = ?3,
+                invocation_response = ?6, invocation_response_json = ?7
+            WHERE id = ?8 AND invocation_id IS NULL
+            """)
+        try statement.bind(1, Int64(status.rawValue))
+        try statement.bind(2, attempts)
+        try statement.bind(3, invocation.finishedAt)
+        try statement.bind(4, id)
+        try statement.bind(5, invocation.startedAt)
+        try statement.bind(6, blob: invocation.responseBytes)
+        try statement.bind(7, invocation.responseJSON)
+        try statement.bind(8, invocation.inboundID)
+        try statement.step()
+        return context.db.changes == 1
     }
 
     /// Completes the invocation row `id` that its start wrote.
@@ -967,19 +1039,20 @@ extension Journal {
 
     /// Inserts a whole invocation row, its start and its end (a posted invocation whose start was never written, and
     /// a synchronous handler's invocation).
-    static func insertFinishedInvocation(_ db: SQLiteConnection, inboundID: Int64, handlerIndex: Int, attempt: Int, startedAt: Int64,
-                                         finishedAt: Int64, outcome: InvocationOutcome, error: String?, responseBytes: [UInt8]?,
-                                         responseJSON: String?) throws {
-        let statement = try db.cached("""
+    static func insertFinishedInvocation(_ context: WorkerContext, _ invocation: CompactableInvocation) throws {
+        let id = try context.nextInvocationID()
+        let statement = try context.db.cached("""
             INSERT INTO mesh_invocation(finished_at, outcome, error, response, response_json,
-                                        inbound_id, handler_index, attempt, started_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                        id, inbound_id, handler_index, attempt, started_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
-        try bindEnd(statement, finishedAt: finishedAt, outcome: outcome, error: error, responseBytes: responseBytes, responseJSON: responseJSON)
-        try statement.bind(6, inboundID)
-        try statement.bind(7, handlerIndex)
-        try statement.bind(8, attempt)
-        try statement.bind(9, startedAt)
+        try bindEnd(statement, finishedAt: invocation.finishedAt, outcome: invocation.outcome, error: invocation.error,
+                    responseBytes: invocation.responseBytes, responseJSON: invocation.responseJSON)
+        try statement.bind(6, id)
+        try statement.bind(7, invocation.inboundID)
+        try statement.bind(8, invocation.handlerIndex)
+        try statement.bind(9, invocation.attempt)
+        try statement.bind(10, invocation.startedAt)
         try statement.step()
     }
 

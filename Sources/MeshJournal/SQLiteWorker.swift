@@ -420,6 +420,7 @@ final class SQLiteWorker: Sendable {
                     try? db.execute("ROLLBACK TO mesh_job")
                     try? db.execute("RELEASE mesh_job")
                 }
+                context.jobRolledBack()
                 job.finish(error)
             }
         }

@@ -1,7 +1,8 @@
 import CSQLite
 
 /// What a job sees on a worker thread: the connection, and for the writer the state that must follow the
-/// transaction's fate (the outbound sequence counter and the origin-id cache roll back with it).
+/// transaction's fate (the outbound sequence counter, the origin-id cache and the invocation-id reservation roll
+/// back with it).
 ///
 /// Confined to its worker thread, hence not `Sendable`.
 package final class WorkerContext {
@@ -17,10 +18,23 @@ package final class WorkerContext {
     /// Kept alive for the writer connection's WAL hook.
     var checkpointScheduler: CheckpointScheduler?
 
-    init(db: SQLiteConnection, lastOutSeq: Int64, storesPayloadJSON: Bool) {
+    /// The highest invocation id handed out (both forms, see migration 0009). Never moves back: an id a
+    /// rolled-back job took is skipped, not reused.
+    private var lastInvocationID: Int64
+    /// The highest id the writer may hand out without recording a higher `mesh_node.invocation_reserved` first:
+    /// one recorded in a committed transaction or earlier in the open one. 0 after a rollback, which may have
+    /// undone the record.
+    private var reservedInvocationID: Int64
+
+    /// How many invocation ids one record of `mesh_node.invocation_reserved` covers.
+    static let invocationIDBlock: Int64 = 1024
+
+    init(db: SQLiteConnection, lastOutSeq: Int64, invocationIDs: (last: Int64, reserved: Int64) = (0, 0), storesPayloadJSON: Bool) {
         self.db = db
         self.lastOutSeq = lastOutSeq
         self.committedLastOutSeq = lastOutSeq
+        self.lastInvocationID = invocationIDs.last
+        self.reservedInvocationID = invocationIDs.reserved
         self.storesPayloadJSON = storesPayloadJSON
     }
 
@@ -29,6 +43,27 @@ package final class WorkerContext {
     func rolledBack() {
         lastOutSeq = committedLastOutSeq
         originIDs.removeAll()
+        reservedInvocationID = 0
+    }
+
+    /// A job's savepoint was rolled back: a reservation it recorded is gone.
+    func jobRolledBack() {
+        reservedInvocationID = 0
+    }
+
+    /// The next invocation id, for a row written in the open transaction. Records a new reservation in that
+    /// transaction when the current one is used up, so every committed id is at most the committed reservation
+    /// and a restart (which starts above it) never hands out an id again.
+    func nextInvocationID() throws -> Int64 {
+        lastInvocationID += 1
+        if lastInvocationID > reservedInvocationID {
+            let reserved = lastInvocationID + Self.invocationIDBlock - 1
+            let statement = try db.cached("UPDATE mesh_node SET invocation_reserved = ? WHERE singleton = 1")
+            try statement.bind(1, reserved)
+            try statement.step()
+            reservedInvocationID = reserved
+        }
+        return lastInvocationID
     }
 
     /// Closes the connection on the worker thread, before the worker reports that it exited: whoever awaited

@@ -124,9 +124,9 @@ import Testing
         #expect(try b.scalarInt("SELECT count(DISTINCT origin_seq) FROM mesh_inbound") == Int64(total), "\(failpoint): journaled twice")
         #expect(try b.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE status <> 1") == 0, "\(failpoint): unfinished chains")
         // Every chain completed: both handlers of every message have a finished invocation.
-        let invocations = try b.rows("SELECT handler_index, attempt, outcome, finished_at IS NULL, count(*) FROM mesh_invocation GROUP BY 1, 2, 3, 4")
+        let invocations = try b.rows("SELECT handler_index, attempt, outcome, finished_at IS NULL, count(*) FROM mesh_invocation_rows GROUP BY 1, 2, 3, 4")
         #expect(try b.scalarInt("""
-            SELECT count(*) FROM mesh_inbound i WHERE (SELECT count(DISTINCT handler_index) FROM mesh_invocation v
+            SELECT count(*) FROM mesh_inbound i WHERE (SELECT count(DISTINCT handler_index) FROM mesh_invocation_rows v
                 WHERE v.inbound_id = i.id AND v.finished_at IS NOT NULL AND v.outcome = 0) = 2
             """) == Int64(total), "\(failpoint): a chain did not complete; invocations by (handler, attempt, outcome, unfinished): \(invocations)")
         #expect(try b.scalarText("PRAGMA integrity_check") == "ok")
@@ -301,7 +301,7 @@ import Testing
         #expect(try b.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE seq IN (\(outList))") == Int64(outbound.count))
         #expect(try b.scalarInt("SELECT count(*) FROM mesh_inbound WHERE id IN (\(inList))") == Int64(inbound.count))
         #expect(try b.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE id IN (\(inList)) AND status = 1") == Int64(inbound.count))
-        #expect(try b.scalarInt("SELECT count(DISTINCT inbound_id) FROM mesh_invocation WHERE inbound_id IN (\(inList))") == Int64(inbound.count))
+        #expect(try b.scalarInt("SELECT count(DISTINCT inbound_id) FROM mesh_invocation_rows WHERE inbound_id IN (\(inList))") == Int64(inbound.count))
         b.close()
         // The restarted node opens the journal and goes on pruning (those rows too) and receiving.
         let second = try await MeshCommandTests.startNode(["node", "--config", config, "--bind", "127.0.0.1:\(port)", "--sink", "1024"])

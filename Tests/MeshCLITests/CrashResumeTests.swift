@@ -115,7 +115,7 @@ import Testing
         // At-least-once: each chain open at the kill ran again from its first handler after the restart.
         for id in openAtKill {
             #expect(try b.scalarInt("""
-                SELECT count(*) FROM mesh_invocation WHERE inbound_id = \(id) AND handler_index = 0 AND outcome = 0
+                SELECT count(*) FROM mesh_invocation_rows WHERE inbound_id = \(id) AND handler_index = 0 AND outcome = 0
                 AND started_at >= \(restartedAt)
                 """) == 1, "message row \(id), open at the kill, did not run again after the restart")
         }

@@ -123,7 +123,7 @@ extension StreamingChildProcessTests {
         for (ids, restartedAt) in interrupted {
             for id in ids {
                 #expect(try finalC.scalarInt("""
-                    SELECT count(*) FROM mesh_invocation WHERE inbound_id = \(id) AND handler_index = 0 AND outcome = 0 AND started_at >= \(restartedAt)
+                    SELECT count(*) FROM mesh_invocation_rows WHERE inbound_id = \(id) AND handler_index = 0 AND outcome = 0 AND started_at >= \(restartedAt)
                     """)! >= 1, "seed \(seed): row \(id), open at a kill, did not run again after the restart")
             }
         }

@@ -88,13 +88,13 @@ import Testing
         try await eventually(30) { await handled.count == 6 }
         #expect(await handled.items == [1, 2, 3, 4, 5, 6])
         // Nothing of it could be written: still open, no invocation finished (the held one's start is recorded).
-        #expect(try await b.journal.rows("SELECT count(*) FROM mesh_invocation WHERE finished_at IS NOT NULL") == [["0"]])
+        #expect(try await b.journal.rows("SELECT count(*) FROM mesh_invocation_rows WHERE finished_at IS NOT NULL") == [["0"]])
         #expect(try await b.journal.rows("SELECT count(*) FROM mesh_inbound_state WHERE status = 1") == [["0"]])
         try await Self.unlimitJournal(b)
         try await eventually(30) { try await b.journal.rows("SELECT count(*) FROM mesh_inbound_state WHERE status = 1") == [["6"]] }
         // Each message handled once, with its one invocation, completed in arrival order.
         #expect(try await b.journal.rows("""
-            SELECT i.id, count(v.id) FROM mesh_inbound i LEFT JOIN mesh_invocation v ON v.inbound_id = i.id GROUP BY i.id ORDER BY i.id
+            SELECT i.id, count(v.id) FROM mesh_inbound i LEFT JOIN mesh_invocation_rows v ON v.inbound_id = i.id GROUP BY i.id ORDER BY i.id
             """).map { $0[1] } == Array(repeating: "1", count: 6))
         let completion = try await b.journal.rows("SELECT completed_at FROM mesh_inbound_state ORDER BY id").compactMap { $0[0].flatMap(Int64.init) }
         #expect(completion == completion.sorted())

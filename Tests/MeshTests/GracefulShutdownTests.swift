@@ -65,7 +65,7 @@ import Testing
         #expect(await started.items == [1], "the cancelled chain was retried")
         let journal = try SQLiteConnection(path: fixture.dir + "/b.sqlite", mode: .readOnly)
         #expect(try journal.rows("SELECT status, attempts, error FROM mesh_messages WHERE direction = 'in'") == [["received", "0", nil]])
-        #expect(try journal.scalarInt("SELECT count(*) FROM mesh_invocation WHERE outcome IS NOT NULL") == 0)
+        #expect(try journal.scalarInt("SELECT count(*) FROM mesh_invocation_rows WHERE outcome IS NOT NULL") == 0)
         journal.close()
         // The next start runs it again, and this time it finishes.
         let port = Int(bAddress.split(separator: ":").last!)!
