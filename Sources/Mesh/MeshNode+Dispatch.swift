@@ -100,7 +100,8 @@ extension MeshNode {
 
     /// From the commit of a response journaled with its request's final status (on the node's thread): transmits it
     /// (behind the resend of older messages to the requester, if one is running); logs a journal failure (then
-    /// nothing was written, and the request runs again at the next start).
+    /// nothing was written, and the request runs again at the next start). A full disk does not end up here: the
+    /// writer retries the job until space returns.
     private func answerCommitted(_ answer: OutboundMessage, _ result: Result<UInt64, any Error>) {
         switch result {
         case .success(let seq):

@@ -921,26 +921,27 @@ extension Journal {
 
     /// ``postInvocationFinish(_:outcome:error:response:status:)`` and the request's response (`answer`, which marks
     /// the request answered) in one transaction, so that a crash never leaves a request handled without its
-    /// response. `committed` runs on the writer thread after the commit with the response's sequence number (the
-    /// caller transmits it), or with the error (then nothing was written: the message stays open and runs again at
-    /// the next start).
+    /// response. If the transaction aborts (a full disk) the job is retried, like a posted write, until it commits.
+    /// `committed` runs on the writer thread after the commit with the response's sequence number (the caller
+    /// transmits it), or with the error of a failure of its own or of a close that came first (then nothing was
+    /// written: the message stays open and runs again at the next start).
     package func finishInvocation(_ ticket: InvocationTicket, outcome: InvocationOutcome, response: MeshData?,
                                   status: (InboundStatus, attempts: Int, error: String?), answering answer: OutboundMessage,
                                   committed: @escaping @Sendable (Result<UInt64, any Error>) -> Void) {
         let finish = Self.invocationFinish(ticket, outcome: outcome, error: nil, response: response, status: status)
-        writer.submit(savepoint: true, { context in
+        writer.submit(savepoint: true, retriedOnAbort: true, { context in
             try finish(context)
             return try Self.writeOutbound([answer], context: context)[0]
         }, completion: committed)
     }
 
     /// ``postInboundStatus(id:_:attempts:error:)`` and the request's response (`answer`) in one transaction, like
-    /// ``finishInvocation(_:outcome:response:status:answering:committed:)``: a dead-lettered request and its error
-    /// response.
+    /// ``finishInvocation(_:outcome:response:status:answering:committed:)`` (retried the same way): a dead-lettered
+    /// request and its error response.
     package func setInboundStatus(id: Int64, _ status: InboundStatus, attempts: Int, error: String?, answering answer: OutboundMessage,
                                   committed: @escaping @Sendable (Result<UInt64, any Error>) -> Void) {
         let now = WallClock.nowMs()
-        writer.submit(savepoint: true, { context in
+        writer.submit(savepoint: true, retriedOnAbort: true, { context in
             try Self.updateInboundStatus(context.db, id: id, status, attempts: attempts, error: error, now: now)
             return try Self.writeOutbound([answer], context: context)[0]
         }, completion: committed)
@@ -1107,7 +1108,14 @@ extension Journal {
 
     /// Group-commit statistics since open: how many write transactions committed and how many jobs (append
     /// or update calls) they held. `jobs / transactions` is the average batch size.
-    public var writeStatistics: (transactions: Int, jobs: Int) { writer.statistics }
+    public var writeStatistics: (transactions: Int, jobs: Int) {
+        let statistics = writer.statistics
+        return (statistics.transactions, statistics.jobs)
+    }
+
+    /// Write transactions that aborted since open (a full disk, an I/O error), or could not begin: their posted
+    /// writes were retried in later ones.
+    package var abortedTransactions: Int { writer.statistics.aborted }
 
     /// Checkpoints run since open: in the background, and inline because the WAL reached
     /// ``JournalConfiguration/walLimitPages``.

@@ -67,8 +67,9 @@ final class SQLiteWorker: Sendable {
     let executor: (any JournalExecutor)?
     /// What only the lent executor touches (its connection, retries, deferral); `nil` on a thread of its own.
     let lent: LentState?
-    /// Group-commit counters: transactions committed and jobs they carried.
-    private let counters = Mutex((transactions: 0, jobs: 0))
+    /// Group-commit counters: transactions committed, jobs they carried, transactions aborted (a full disk, an
+    /// I/O error; their retried jobs run again in a later one).
+    private let counters = Mutex((transactions: 0, jobs: 0, aborted: 0))
     private let wakeup = DispatchSemaphore(value: 0)
     /// How long an idle worker polls its queue before sleeping (0: sleep at once).
     private let spinMicroseconds: Int
@@ -131,18 +132,21 @@ final class SQLiteWorker: Sendable {
 
     /// ``submit(savepoint:outsideTransaction:deferrable:_:)`` without a suspension: `completion` runs on the
     /// worker thread once the job's transaction committed (or with the error), in submission order with every
-    /// other job. It must not block: it is how the node hands a committed message straight to the transport or
+    /// other job. `retriedOnAbort`: if its transaction aborts (disk full, I/O error) the job is retried like a
+    /// posted write, ahead of everything queued after it, and `completion` runs once it committed (or with the error
+    /// of a failure of its own, or when the journal closes first). It must not block: it is how the node hands a committed message straight to the transport or
     /// a dispatcher without a hop through the cooperative pool.
     ///
     /// `commitAtOnce`: submitted on the lent executor, outside a job, the job is committed before this returns
     /// (with whatever else is queued), instead of at the executor's next turn — so that what the completion hands
     /// to the transport leaves in the flush the caller is about to make. Elsewhere it changes nothing.
     func submit<T: Sendable>(
-        savepoint: Bool = false, deferrable: Bool = false, commitAtOnce: Bool = false,
+        savepoint: Bool = false, deferrable: Bool = false, commitAtOnce: Bool = false, retriedOnAbort: Bool = false,
         _ body: @escaping @Sendable (WorkerContext) throws -> T,
         completion: @escaping @Sendable (Result<T, any Error>) -> Void
     ) {
-        let job = CallbackJob(needsSavepoint: savepoint, deferrable: deferrable, body: body, completion: completion)
+        let job = CallbackJob(needsSavepoint: savepoint, deferrable: deferrable, retriedOnAbort: retriedOnAbort, body: body,
+                              completion: completion)
         if !enqueue(job, commitAtOnce: commitAtOnce) { completion(.failure(JournalError(.closed, "the journal is closed"))) }
     }
 
@@ -199,7 +203,7 @@ final class SQLiteWorker: Sendable {
     }
 
     /// Transactions committed by this writer so far, and the jobs they held.
-    var statistics: (transactions: Int, jobs: Int) { counters.withLock { $0 } }
+    var statistics: (transactions: Int, jobs: Int, aborted: Int) { counters.withLock { $0 } }
 
     // MARK: - The thread
 
@@ -439,12 +443,13 @@ final class SQLiteWorker: Sendable {
         return []
     }
 
-    /// A transaction holding `jobs` aborted: the awaited ones fail with `failure`; the posted ones are returned,
-    /// in order, to be retried.
+    /// A transaction holding `jobs` aborted (or could not begin): the awaited ones fail with `failure`; the
+    /// posted ones and those retried on abort are returned, in order, to be retried.
     private func abort(_ jobs: [any SQLiteJob], _ failure: any Error) -> [any SQLiteJob] {
+        counters.withLock { $0.aborted += 1 }
         var retry: [any SQLiteJob] = []
         for job in jobs {
-            if job is PostedJob { retry.append(job) } else { job.finish(failure) }
+            if job.retriedOnAbort { retry.append(job) } else { job.finish(failure) }
         }
         return retry
     }
@@ -472,6 +477,8 @@ protocol SQLiteJob: AnyObject, Sendable {
     var outsideTransaction: Bool { get }
     /// Nobody needs this job committed at once: it may wait for an urgent job to share a commit with.
     var deferrable: Bool { get }
+    /// Run again in a later transaction if its transaction aborts, instead of failing.
+    var retriedOnAbort: Bool { get }
     func execute(_ context: WorkerContext) throws
     func finish(_ error: (any Error)?)
 }
@@ -485,6 +492,7 @@ final class TypedJob<T: Sendable>: SQLiteJob, @unchecked Sendable {
     let needsSavepoint: Bool
     let outsideTransaction: Bool
     let deferrable: Bool
+    let retriedOnAbort = false
     private let body: @Sendable (WorkerContext) throws -> T
     private let continuation: CheckedContinuation<T, any Error>
     private var result: T?
@@ -517,14 +525,16 @@ final class CallbackJob<T: Sendable>: SQLiteJob, @unchecked Sendable {
     let needsSavepoint: Bool
     let outsideTransaction = false
     let deferrable: Bool
+    let retriedOnAbort: Bool
     private let body: @Sendable (WorkerContext) throws -> T
     private let completion: @Sendable (Result<T, any Error>) -> Void
     private var result: T?
 
-    init(needsSavepoint: Bool, deferrable: Bool, body: @escaping @Sendable (WorkerContext) throws -> T,
+    init(needsSavepoint: Bool, deferrable: Bool, retriedOnAbort: Bool, body: @escaping @Sendable (WorkerContext) throws -> T,
          completion: @escaping @Sendable (Result<T, any Error>) -> Void) {
         self.needsSavepoint = needsSavepoint
         self.deferrable = deferrable
+        self.retriedOnAbort = retriedOnAbort
         self.body = body
         self.completion = completion
     }
@@ -544,6 +554,7 @@ final class CallbackJob<T: Sendable>: SQLiteJob, @unchecked Sendable {
 /// writer retries it.
 final class PostedJob: SQLiteJob {
     let needsSavepoint = false
+    let retriedOnAbort = true
     let outsideTransaction: Bool
     var deferrable: Bool { !outsideTransaction }
     private let what: String

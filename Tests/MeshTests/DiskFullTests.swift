@@ -103,6 +103,43 @@ import Testing
         await b.shutdown()
     }
 
+    /// A request's handler returns while the journal is full: its response, journaled with the request's status in
+    /// one transaction, waits for space like the posted writes and leaves once space returns — it once failed for
+    /// good, leaving the request open and its requester without an answer until the responder restarted.
+    @Test func aResponseThatCannotBeJournaledWaitsForSpaceAndThenLeaves() async throws {
+        let fixture = try NodeFixture()
+        defer { fixture.remove() }
+        let gate = Gate()
+        let returned = Recorder<Int>()
+        let big = [UInt8](repeating: 0xA5, count: 64 * 1024)
+        let b = try await fixture.start("b")
+        try b.handleCommand(6) { _ in
+            await gate.wait()
+            await returned.add(1)
+            return ["echo": .bytes(big)]  // a 64 KiB response: journaling it needs new pages
+        }
+        let a = try await fixture.start("a")
+        async let response = a.sendRequest(6, to: b.address, ["i": 1], timeout: .seconds(120))
+        try await eventually(30) { try await b.journal.rows("SELECT count(*) FROM mesh_inbound") == [["1"]] }
+        try await Self.limitJournal(b, extraPages: 0)
+        await gate.open()
+        try await eventually(30) { await returned.count == 1 }
+        // Transactions keep aborting after the handler returned (retries back off from 10 ms): the response's job,
+        // queued at once, was among them. Nothing of it was kept.
+        let abortedWhenReturned = b.journal.abortedTransactions
+        try await eventually(30) { b.journal.abortedTransactions >= abortedWhenReturned + 3 }
+        #expect(try await b.journal.rows("SELECT count(*) FROM mesh_messages WHERE direction = 'out' AND kind = 'response'") == [["0"]])
+        #expect(try await b.journal.rows("SELECT status FROM mesh_messages WHERE direction = 'in'") == [["received"]])
+        try await Self.unlimitJournal(b)
+        #expect(try await response == ["echo": .bytes(big)])
+        #expect(try await b.journal.rows("SELECT status FROM mesh_messages WHERE direction = 'in'") == [["handled"]])
+        #expect(try await b.journal.rows("SELECT count(*) FROM mesh_messages WHERE direction = 'out' AND kind = 'response'") == [["1"]])
+        #expect(try await b.journal.rows("SELECT handler_index, attempt, outcome FROM mesh_invocations") == [["0", "1", "ok"]])
+        #expect(try await b.journal.rows("PRAGMA integrity_check") == [["ok"]])
+        await a.shutdown()
+        await b.shutdown()
+    }
+
     @Test func senderJournalFullFailsTheSendCallAndRecovers() async throws {
         let fixture = try NodeFixture()
         defer { fixture.remove() }
