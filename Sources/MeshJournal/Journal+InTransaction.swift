@@ -50,8 +50,7 @@ extension Journal {
         let completedAt = status.isComplete ? Optional(now) : nil
         if let invocation {
             let finished = compactable(invocation, finishedAt: now)
-            if status == .handled, error == nil, finished.handlerIndex == 0, finished.outcome == .ok, finished.error == nil,
-               finished.attempt == attempts, finished.inboundID == id {
+            if finished.inboundID == id, finished.fitsStateRow(status: status, attempts: attempts, statusError: error) {
                 let statement = try context.db.cached("""
                     INSERT INTO mesh_inbound_state(id, command_id, status, attempts, completed_at, error, invocation_id, invocation_attempt,
                                                    invocation_started_at, invocation_finished_at, invocation_response, invocation_response_json)

@@ -986,17 +986,21 @@ extension Journal {
         var error: String?
         var responseBytes: [UInt8]?
         var responseJSON: String?
+
+        /// Whether it fits in its message's state row (migration 0009): the first handler, returned, the attempt the
+        /// status counts, and it ends the message (`handled`).
+        func fitsStateRow(status: InboundStatus, attempts: Int, statusError: String?) -> Bool {
+            status == .handled && statusError == nil && handlerIndex == 0 && outcome == .ok && error == nil && attempt == attempts
+        }
     }
 
-    /// Writes `invocation` into its message's state row together with the message's new status, if it is the common
-    /// kind that fits there (migration 0009): the first handler, returned, the attempt the status counts, and it ends
-    /// the message (`handled`). Returns false, having written nothing, for any other invocation, or if the row
-    /// already holds one (a message handled again after a re-queue keeps both): then the caller writes it as a row
-    /// of its own and the status apart.
+    /// Writes `invocation` into its message's state row together with the message's new status, if it fits there
+    /// (``CompactableInvocation/fitsStateRow(status:attempts:statusError:)``). Returns false, having written nothing,
+    /// for any other invocation, or if the row already holds one (a message handled again after a re-queue keeps
+    /// both): then the caller writes it as a row of its own and the status apart.
     static func writeCompact(_ invocation: CompactableInvocation, status: InboundStatus, attempts: Int, statusError: String?,
                              context: WorkerContext) throws -> Bool {
-        guard status == .handled, statusError == nil, invocation.handlerIndex == 0, invocation.outcome == .ok,
-              invocation.error == nil, invocation.attempt == attempts else { return false }
+        guard invocation.fitsStateRow(status: status, attempts: attempts, statusError: statusError) else { return false }
         let id = try context.nextInvocationID()
         let statement = try context.db.cached("""
             UPDATE mesh_inbound_state SET status = ?1, attempts = ?2, error = NULL, completed_at = ?3,
