@@ -34,22 +34,29 @@ import Testing
             for i in 0..<total { deliveries.append(try await a.send(77, to: target, ["i": .int64(Int64(i))])) }
             return deliveries
         }
+        let began = ContinuousClock.now
         try await eventually(60) { await seen.count >= total / 3 }
+        let stopping = ContinuousClock.now
         await b.shutdown()  // graceful restart of the receiver mid-stream, same journal and port
         b = try await startReceiver(port: bPort)
+        let restartedAfter = "\(stopping - began) of streaming, down for \(ContinuousClock.now - stopping)"
         // Every message is accounted for: confirmed, or failed with an error the sender saw. The receiver's
         // goodbye at its graceful shutdown does not fail what was in flight to it: its next incarnation (back
         // well within the 30 s give-up time) takes those messages.
         var confirmed: Set<Int64> = []
         var failed = 0
+        var firstFailure = ""
         for (i, delivery) in try await sender.value.enumerated() {
             switch await delivery.outcome() {
             case .confirmed: confirmed.insert(Int64(i))
-            case .failed: failed += 1
+            case .failed(let error):
+                if failed == 0 { firstFailure = "message \(i): \(error)" }
+                failed += 1
             case .sent: Issue.record("a reliable message reported .sent")
             }
         }
-        #expect(failed == 0, "\(failed) failed")
+        // Named so that a failure can be told apart: the give-up time, the peer declared down, a refusal.
+        #expect(failed == 0, "\(failed) failed, the first: \(firstFailure); receiver restarted after \(restartedAfter)")
         let expectedSeen = confirmed.count
         try await eventually(60) { await seen.count >= expectedSeen }
         let order = await seen.items
