@@ -8,12 +8,10 @@ import Testing
 /// state row; every other one in a row of its own. `mesh_invocations` shows both the same way, and invocation ids
 /// stay unique and increasing across both forms, rollbacks, restarts and pruning.
 @Suite struct CompactInvocationTests {
-    static let peerNode = "0123456789abcdef0123456789abcdef"
+    static let peerNode = JournalWriteTests.peerNode
 
-    func inbound(_ seq: UInt64) throws -> InboundMessage {
-        InboundMessage(originNode: Self.peerNode, originSeq: seq, commandID: 7, kind: .send, peer: "127.0.0.1:8001",
-                       payload: try MeshCodec.encode(["seq": .uint64(seq)]))
-    }
+    /// A received message from ``peerNode`` for command 7 (the journal tests' message).
+    func inbound(_ seq: UInt64) throws -> InboundMessage { try JournalWriteTests().inbound(seq, command: 7) }
 
     /// Every invocation id committed is at most the recorded reservation (what a restart starts above).
     func expectIDsReserved(_ journal: Journal, sourceLocation: SourceLocation = #_sourceLocation) async throws {
