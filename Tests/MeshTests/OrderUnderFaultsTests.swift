@@ -55,8 +55,13 @@ import Testing
             case .sent: Issue.record("a reliable message reported .sent")
             }
         }
-        // Named so that a failure can be told apart: the give-up time, the peer declared down, a refusal.
-        #expect(failed == 0, "\(failed) failed, the first: \(firstFailure); receiver restarted after \(restartedAfter)")
+        // Named so that a failure can be told apart: the give-up time, the peer declared down, a refusal; with what
+        // each side's transport and the proxy counted (did the restarted receiver hear the sender, answer it stale?).
+        if failed > 0 {
+            let counts = "sender \((try? await a.transportStatistics()) ?? [:]); receiver \((try? await b.transportStatistics()) ?? [:]); "
+                + "proxy \(proxy.statistics)"
+            Issue.record("\(failed) failed, the first: \(firstFailure); receiver restarted after \(restartedAfter); \(counts)")
+        }
         let expectedSeen = confirmed.count
         try await eventually(60) { await seen.count >= expectedSeen }
         let order = await seen.items
