@@ -46,6 +46,17 @@ final class InMemoryLink {
         inFlight.removeAll { $0.toB }
     }
 
+    /// Replaces B with another node (`node`) at B's address: a different process took the port. The outcomes of
+    /// B's sends are forgotten (the new machine numbers its tokens from 1 again).
+    func replaceB(node: NodeID, epoch: UInt32) {
+        var config = b.configuration
+        config.nodeID = node
+        config.epoch = epoch
+        b = TransportStateMachine(configuration: config)
+        inFlight.removeAll { $0.toB }
+        outcomesB = [:]
+    }
+
     @discardableResult
     func send(_ text: String, lane: UInt16 = 1, reliability: Reliability = .reliable) -> UInt64 {
         send(ByteBuffer(string: text), lane: lane, reliability: reliability)

@@ -34,6 +34,8 @@ import Testing
             "body-control": body([.confirm(lane: 1, upTo: 1), .abandon(lane: 1, from: 3, to: 4),
                                   .reject(lane: 1, seq: 1, reason: "no"), .goodbye]),
             "body-fragments": body([fragment(0), fragment(2), fragment(1)]),
+            "body-handshake": body([.hello(version: 3, session: 2), .welcome(session: 3, answering: 2), .welcome(session: 4, answering: nil),
+                                    .stale]),
             "fragments-structured": [0, 1, 1, 0, 2, 1, 4, 0, 1, 1, 1, 2, 1, 4, 0, 1, 1, 2, 2, 1, 4, 6, 3, 2, 9, 200, 255, 255],
         ]
     }

@@ -10,11 +10,14 @@ enum Frame: Equatable, Sendable {
     /// Opens a session: "I am (sender node, sender epoch), and this is my session `session` with you". Answered by
     /// ``welcome``. Session numbers grow within a sender's epoch: a hello with a higher one than the session held
     /// means the sender forgot the old session (it closed it as idle), so the receiver starts afresh too. Version 1
-    /// hellos carried no session number (read as 0).
+    /// hellos carried no session number (read as 0); from version 3 the opener understands a welcome that names the
+    /// hello it answers.
     case hello(version: UInt8, session: UInt64)
     /// Accepts a session opened by a hello; the header's destination epoch echoes the opener's epoch, `session`
-    /// is the accepter's own session number with the opener.
-    case welcome(session: UInt64)
+    /// is the accepter's own session number with the opener, and `answering` the opener's session number from the
+    /// hello it accepts (`nil` in the form a version-2 opener reads): an opener that has since given that hello up
+    /// (and sent a newer one) ignores the welcome, since its peer will reset again at the newer hello.
+    case welcome(session: UInt64, answering: UInt64?)
     /// "You addressed an epoch of mine that is gone": the sender must open a new session.
     case stale
     /// The sender is shutting down gracefully.
@@ -65,7 +68,7 @@ struct DataFrame: Equatable, Sendable {
 
 enum FrameType: UInt8 {
     case ping = 0x01, ack = 0x02, hello = 0x03, welcome = 0x04, stale = 0x05, goodbye = 0x06
-    case confirm = 0x07, reject = 0x08, abandon = 0x09, data = 0x10
+    case confirm = 0x07, reject = 0x08, abandon = 0x09, welcomeAnswering = 0x0A, data = 0x10
 }
 
 extension ByteBuffer {
@@ -111,7 +114,7 @@ extension Frame {
     var encodedSize: Int {
         switch self {
         case .ping, .stale, .goodbye: return 1
-        case .welcome(let session): return 1 + varintSize(session)
+        case .welcome(let session, let answering): return 1 + varintSize(session) + (answering.map(varintSize) ?? 0)
         case .hello(let version, let session): return 2 + (version >= 2 ? varintSize(session) : 0)
         case .ack(let ack):
             var n = 1 + varintSize(ack.largest) + varintSize(ack.delayMicros) + varintSize(UInt64(max(ack.ranges.count - 1, 0)))
@@ -140,9 +143,13 @@ extension Frame {
     func write(to buffer: inout ByteBuffer) {
         switch self {
         case .ping: buffer.writeInteger(FrameType.ping.rawValue)
-        case .welcome(let session):
+        case .welcome(let session, nil):
             buffer.writeInteger(FrameType.welcome.rawValue)
             buffer.writeVarint(session)
+        case .welcome(let session, let answering?):
+            buffer.writeInteger(FrameType.welcomeAnswering.rawValue)
+            buffer.writeVarint(session)
+            buffer.writeVarint(answering)
         case .stale: buffer.writeInteger(FrameType.stale.rawValue)
         case .goodbye: buffer.writeInteger(FrameType.goodbye.rawValue)
         case .hello(let version, let session):
@@ -226,7 +233,10 @@ extension Frame {
         case .ping: return .ping
         case .welcome:
             guard let session = buffer.readVarint() else { return nil }
-            return .welcome(session: session)
+            return .welcome(session: session, answering: nil)
+        case .welcomeAnswering:
+            guard let session = buffer.readVarint(), let answering = buffer.readVarint() else { return nil }
+            return .welcome(session: session, answering: answering)
         case .stale: return .stale
         case .goodbye: return .goodbye
         case .hello:

@@ -140,6 +140,14 @@ final class Session {
     var localSession: UInt64 = 0
     /// The peer's session number from its hello or welcome (0: not known).
     var peerSession: UInt64 = 0
+    /// The number of the peer's datagram (its hello or welcome) that opened this session. The peer's other datagrams
+    /// numbered below it belong to an earlier session — before a reset, or with another node that had this address
+    /// with the same epoch (short-lived clients on fresh journals behind one NAT or proxy) — and are dropped:
+    /// their acknowledgements and confirmations describe packets and sequence numbers of that earlier session.
+    /// Packet numbers toward one address only grow within a sender's epoch, so the rule drops nothing of this session.
+    var peerFloor: UInt64 = 0
+    /// The peer's hellos are version 3 or later: welcomes to it name the hello they answer.
+    var peerReadsAnswering = false
     /// Since when the peer has not proven itself alive: from the session's creation until an authentic packet
     /// of the session arrives, and again from the moment it is down (silent, gone, or the handshake gave up).
     /// A session quiet for ``TransportConfiguration/forgetPeersAfter`` with nothing unconfirmed is closed.

@@ -201,11 +201,17 @@ final class TransportStateMachine {
             return
         }
         var helloSession: UInt64?
+        var helloVersion: UInt8 = 0
         var welcomeSession: UInt64?
+        var welcomeAnswering: UInt64?
         for frame in frames {
             switch frame {
-            case .hello(_, let session): helloSession = session
-            case .welcome(let session): welcomeSession = session
+            case .hello(let version, let session):
+                helloSession = session
+                helloVersion = version
+            case .welcome(let session, let answering):
+                welcomeSession = session
+                welcomeAnswering = answering
             default: break
             }
         }
@@ -232,10 +238,12 @@ final class TransportStateMachine {
             return
         }
         if let helloSession {
-            guard adoptPeer(s, node: header.sender, epoch: header.senderEpoch, session: helloSession, now: now) else {
+            guard adoptPeer(s, node: header.sender, epoch: header.senderEpoch, session: helloSession,
+                            packetNumber: header.packetNumber, now: now) else {
                 recordReplay(header)
                 return
             }
+            s.peerReadsAnswering = helloVersion >= 3
             s.welcomeOwed = true
         } else if header.destinationEpoch != configuration.epoch {
             // Addressed to an earlier incarnation of this node: tell the sender to open a new session.
@@ -244,7 +252,15 @@ final class TransportStateMachine {
             oweStale(s, epoch: header.senderEpoch, now: now)
             return
         } else if let welcomeSession {
-            guard adoptPeer(s, node: header.sender, epoch: header.senderEpoch, session: welcomeSession, now: now) else {
+            // A welcome to a hello this side has given up (it opened a newer session since) is about the past: the
+            // peer resets again at the newer hello, and answers it with a welcome of its own.
+            if let answering = welcomeAnswering, answering != s.localSession {
+                recordReplay(header)
+                counters.stale += 1
+                return
+            }
+            guard adoptPeer(s, node: header.sender, epoch: header.senderEpoch, session: welcomeSession,
+                            packetNumber: header.packetNumber, now: now) else {
                 recordReplay(header)
                 return
             }
@@ -259,6 +275,11 @@ final class TransportStateMachine {
             }
             counters.stale += 1
             oweStale(s, epoch: header.senderEpoch, now: now)
+            return
+        } else if header.packetNumber < s.peerFloor {
+            // Sent before the handshake that opened this session (see ``Session/peerFloor``): held up in the network.
+            recordReplay(header)
+            counters.stale += 1
             return
         }
         recordReplay(header)
@@ -309,7 +330,8 @@ final class TransportStateMachine {
 
     /// Records the peer's identity and session number from a hello or welcome. Returns false for a stale one (an
     /// older epoch, or an older session of the same epoch).
-    private func adoptPeer(_ s: Session, node: NodeID, epoch: UInt32, session: UInt64, now: NIODeadline) -> Bool {
+    private func adoptPeer(_ s: Session, node: NodeID, epoch: UInt32, session: UInt64, packetNumber: UInt64,
+                           now: NIODeadline) -> Bool {
         if s.phase == .established, let known = s.peerNode {
             if known == node && epoch == s.peerEpoch {
                 // The same session again (a retransmitted hello, or a version-1 peer without numbers).
@@ -321,6 +343,7 @@ final class TransportStateMachine {
                 let wasDown = s.down
                 resetSession(s, now: now)
                 s.peerSession = session
+                s.peerFloor = packetNumber
                 s.lastReceivedAt = now
                 s.quietSince = nil
                 if wasDown { actions.append(.event(.peerUp(address: s.address, node: node, epoch: epoch))) }
@@ -329,11 +352,19 @@ final class TransportStateMachine {
             }
             if known == node && epoch < s.peerEpoch { return false }
             let old = s.peerEpoch
+            if known != node {
+                // Another node has this address now (the previous one is gone): what was sent while the previous
+                // one held it is not delivered to this one.
+                failUnconfirmed(s, TransportError(.peerDown, """
+                    the node at \(s.address) is now another node (\(node)); \(known), to which this was sent, is gone from there
+                    """))
+            }
             resetSession(s, now: now)
             s.phase = .established
             s.peerNode = node
             s.peerEpoch = epoch
             s.peerSession = session
+            s.peerFloor = packetNumber
             s.lastReceivedAt = now
             s.quietSince = nil
             if known == node {
@@ -348,6 +379,7 @@ final class TransportStateMachine {
         s.peerNode = node
         s.peerEpoch = epoch
         s.peerSession = session
+        s.peerFloor = packetNumber
         s.connectStartedAt = nil
         s.nextHelloAt = nil
         s.lastReceivedAt = now
@@ -749,6 +781,12 @@ final class TransportStateMachine {
         guard !s.down else { return }
         s.down = true
         s.quietSince = s.quietSince ?? now
+        failUnconfirmed(s, reason)
+        actions.append(.event(.peerDown(address: s.address, node: s.peerNode, reason: reason)))
+    }
+
+    /// Fails every unconfirmed message (in the window and waiting behind it) and tells the peer to skip them.
+    private func failUnconfirmed(_ s: Session, _ reason: TransportError) {
         for lane in s.outstanding.keys.sorted() {
             let entries = s.outstanding[lane]!.filter { !$0.finished }
             for entry in entries { finish(s, entry, .failed(reason)) }
@@ -759,7 +797,6 @@ final class TransportStateMachine {
         failBacklog(s, reason)
         s.clearInFlight()
         s.compactSentOrder()
-        actions.append(.event(.peerDown(address: s.address, node: s.peerNode, reason: reason)))
     }
 
     /// When ``tick(now:)`` next has work; `nil` when nothing is pending.
@@ -808,7 +845,7 @@ final class TransportStateMachine {
 
     private func flush(_ s: Session, now: NIODeadline) {
         if s.phase == .connecting, let due = s.nextHelloAt, due <= now {
-            emit(s, frames: [.hello(version: 2, session: s.localSession)], items: [.control], now: now)
+            emit(s, frames: [.hello(version: 3, session: s.localSession)], items: [.control], now: now)
             s.nextHelloAt = now + s.helloBackoff
             s.helloBackoff = min(s.helloBackoff * 2, .seconds(1))
         }
@@ -831,7 +868,7 @@ final class TransportStateMachine {
             }
             if s.welcomeOwed {
                 s.welcomeOwed = false
-                _ = add(.welcome(session: s.localSession), .control)
+                _ = add(.welcome(session: s.localSession, answering: s.peerReadsAnswering ? s.peerSession : nil), .control)
             }
             if s.phase == .established {
                 if s.ackOwed {
