@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -12,6 +13,8 @@ package final class ChildNodeProcess: Sendable {
     package let address: String
     /// The whole first line the node printed.
     package let firstLine: String
+    /// Standard output read after the first line and not yet consumed by ``awaitLine(containing:seconds:)``.
+    private let unread: Mutex<[UInt8]>
 
     /// Starts `executable` with `arguments` (normally `node …`) and waits up to 30 s for its first line.
     /// - Parameter environment: variables added to this process's environment (e.g. `MESH_FAILPOINT`).
@@ -40,7 +43,36 @@ package final class ChildNodeProcess: Sendable {
             throw BenchmarkFailure("the mesh node did not start: \(text)")
         }
         address = String(text[range.upperBound..<end])
-        firstLine = text
+        let newline = line.firstIndex(of: UInt8(ascii: "\n"))
+        firstLine = String(decoding: newline.map { line[...$0] } ?? line[...], as: UTF8.self)
+        unread = Mutex(newline.map { Array(line[($0 + 1)...]) } ?? [])
+    }
+
+    /// Waits up to `seconds` for a stdout line containing `text` (lines before it are consumed); returns it, or `nil`
+    /// at the deadline or the end of the output. Reads off the cooperative pool.
+    package func awaitLine(containing text: String, seconds: Double) async -> String? {
+        guard let out = process.standardOutput else { return nil }
+        let deadline = Date().addingTimeInterval(seconds)
+        return await offThePool { [self] in
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let found: String? = unread.withLock { bytes in
+                    while let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) {
+                        let line = String(decoding: bytes[..<newline], as: UTF8.self)
+                        bytes.removeFirst(newline + 1)
+                        if line.contains(text) { return line }
+                    }
+                    return nil
+                }
+                if let found { return found }
+                var poller = pollfd(fd: out, events: Int16(POLLIN), revents: 0)
+                let remaining = Int32(max(1, deadline.timeIntervalSinceNow * 1000))
+                guard Date() < deadline, poll(&poller, 1, remaining) > 0 else { return nil }
+                let n = buffer.withUnsafeMutableBytes { read(out, $0.baseAddress, $0.count) }
+                if n <= 0 { return nil }
+                unread.withLock { $0 += buffer.prefix(n) }
+            }
+        }
     }
 
     deinit {
@@ -57,8 +89,8 @@ package final class ChildNodeProcess: Sendable {
     package func terminateReadingOutput() async -> (status: Int32, output: String) {
         let process = self.process
         if process.isRunning { process.terminate() }
-        return await offThePool {
-            var bytes: [UInt8] = []
+        return await offThePool { [self] in
+            var bytes = unread.withLock { $0 }
             // Not closed here: the deinit closes the pipe.
             if let out = process.standardOutput { SpawnedProcess.readChunks(out, closing: false) { bytes += $0 } }
             process.waitUntilExit()

@@ -146,10 +146,14 @@ struct NodeCommand: AsyncParsableCommand {
         switch (sendMode, sendTo.first) {
         case (_, nil): generator = nil
         case (.plain, let target?):
-            generator = Task { await Self.generate(node: node, to: target, command: sendCommand, count: sendCount, rate: sendRate) }
+            generator = Task { [sendCount, sendRate, sendCommand] in
+                await Self.generate(node: node, to: target, command: sendCommand, count: sendCount, rate: sendRate)
+                Self.generatorFinished(sendCount)
+            }
         case (.mixed, _):
             generator = Task { [sendTo, relayTo, sendCount, sendRate] in
                 await MixedTraffic.generate(node: node, targets: sendTo, relays: relayTo, count: sendCount, rate: sendRate)
+                Self.generatorFinished(sendCount)
             }
         }
         let received = await signals.wait()
@@ -160,6 +164,13 @@ struct NodeCommand: AsyncParsableCommand {
         // What the journal's writer did, for `mesh bench` and operators: one line on stdout after the last one.
         let writes = node.journal.writeStatistics
         FileHandle.standardOutput.write(Data("stopped: journal commits \(writes.transactions) jobs \(writes.jobs) wal_frames \(node.journal.walFramesWritten)\n".utf8))
+    }
+
+    /// Says on stdout that the traffic generator handed its last message to the node (every send returned), unless
+    /// it was stopped first: a supervisor waiting for the traffic to settle knows no more is coming.
+    static func generatorFinished(_ count: Int) {
+        guard !Task.isCancelled else { return }
+        FileHandle.standardOutput.write(Data("generated: \(count) messages journaled\n".utf8))
     }
 
     /// Sends `{"i": n}` for every n in `0..<count` its journal does not hold yet for (`target`, `command`), eight at
