@@ -285,16 +285,22 @@ public final class Journal: Sendable {
                                       invocationIDs: (lastInvocationID, reserved))
                 }
                 let nodeID = randomNodeID()
+                // The first epoch is random, so two journals rarely share one: a node that takes another's address
+                // (a short-lived client, a replaced node on a fresh journal) is told apart from it by its epoch too,
+                // which every datagram names as its destination. Below 2^30: an incarnation (epoch << 32) stays
+                // within SQLite's signed 64 bits, and 2^30 restarts fit before the transport's 32 bits wrap.
+                let epoch = Int64.random(in: 1..<(1 << 30))
                 let insert = try db.prepare("""
                     INSERT INTO mesh_node(singleton, node_id, boot_epoch, last_out_seq, created_at, opened_at, invocation_reserved)
-                    VALUES (1, ?, 1, 0, ?, ?, ?)
+                    VALUES (1, ?, ?, 0, ?, ?, ?)
                     """)
                 try insert.bind(1, nodeID)
-                try insert.bind(2, now)
+                try insert.bind(2, epoch)
                 try insert.bind(3, now)
-                try insert.bind(4, WorkerContext.invocationIDBlock)
+                try insert.bind(4, now)
+                try insert.bind(5, WorkerContext.invocationIDBlock)
                 try insert.step()
-                return StartState(identity: JournalIdentity(nodeID: nodeID, bootEpoch: 1), lastOutSeq: 0,
+                return StartState(identity: JournalIdentity(nodeID: nodeID, bootEpoch: UInt64(epoch)), lastOutSeq: 0,
                                   invocationIDs: (0, WorkerContext.invocationIDBlock))
             }
         } catch let error as SQLiteError {

@@ -14,6 +14,12 @@ final class InMemoryLink {
     var drop: (_ fromA: Bool, _ header: PacketHeader, _ frames: [Frame]) -> Bool = { _, _, _ in false }
     /// Confirm reliable deliveries automatically.
     var autoConfirm = true
+    /// When set, the network's fate for each datagram not dropped: one delivery per delay returned (none: lost, two:
+    /// duplicated; different delays reorder). Replaces `latency`.
+    var network: ((_ fromA: Bool) -> [TimeAmount])?
+    /// Which B machine (0 for the first, +1 at each restart or replacement) received each of ``deliveredToB``.
+    private(set) var deliveredToBGeneration: [Int] = []
+    private(set) var bGeneration = 0
 
     private(set) var deliveredToB: [ReceivedMessage] = []
     private(set) var deliveredToA: [ReceivedMessage] = []
@@ -38,23 +44,26 @@ final class InMemoryLink {
         b = TransportStateMachine(configuration: cb)
     }
 
-    /// Replaces B with a fresh machine (a restart) with the given epoch.
-    func restartB(epoch: UInt32) {
+    /// Replaces B with a fresh machine (a restart) with the given epoch. Datagrams on their way to B are lost,
+    /// unless `keepInFlight` (a network that held them: they reach the new machine).
+    func restartB(epoch: UInt32, keepInFlight: Bool = false) {
         var config = b.configuration
         config.epoch = epoch
         b = TransportStateMachine(configuration: config)
-        inFlight.removeAll { $0.toB }
+        if !keepInFlight { inFlight.removeAll { $0.toB } }
+        bGeneration += 1
     }
 
     /// Replaces B with another node (`node`) at B's address: a different process took the port. The outcomes of
     /// B's sends are forgotten (the new machine numbers its tokens from 1 again).
-    func replaceB(node: NodeID, epoch: UInt32) {
+    func replaceB(node: NodeID, epoch: UInt32, keepInFlight: Bool = false) {
         var config = b.configuration
         config.nodeID = node
         config.epoch = epoch
         b = TransportStateMachine(configuration: config)
-        inFlight.removeAll { $0.toB }
+        if !keepInFlight { inFlight.removeAll { $0.toB } }
         outcomesB = [:]
+        bGeneration += 1
     }
 
     @discardableResult
@@ -104,9 +113,16 @@ final class InMemoryLink {
                 if fromA { datagramsFromA += 1 }
                 sentLog.append((fromA, now, frames))
                 if drop(fromA, header, frames) { continue }
-                inFlight.append((toB: fromA, at: now + latency, header: header, body: body))
+                for delay in network?(fromA) ?? [latency] {
+                    inFlight.append((toB: fromA, at: now + delay, header: header, body: body))
+                }
             case .deliver(let message):
-                if fromA { deliveredToA.append(message) } else { deliveredToB.append(message) }
+                if fromA {
+                    deliveredToA.append(message)
+                } else {
+                    deliveredToB.append(message)
+                    deliveredToBGeneration.append(bGeneration)
+                }
                 if autoConfirm && message.token.needsConfirmation {
                     if fromA { a.confirm(message.token) } else { b.confirm(message.token) }
                 }

@@ -352,13 +352,7 @@ final class TransportStateMachine {
             }
             if known == node && epoch < s.peerEpoch { return false }
             let old = s.peerEpoch
-            if known != node {
-                // Another node has this address now (the previous one is gone): what was sent while the previous
-                // one held it is not delivered to this one.
-                failUnconfirmed(s, TransportError(.peerDown, """
-                    the node at \(s.address) is now another node (\(node)); \(known), to which this was sent, is gone from there
-                    """))
-            }
+            if known != node { failUnconfirmed(s, addressChanged(s, from: known, to: node)) }
             resetSession(s, now: now)
             s.phase = .established
             s.peerNode = node
@@ -375,6 +369,8 @@ final class TransportStateMachine {
             admit(s, now: now)
             return true
         }
+        // The same when the session was being opened again (after a "stale"): what waits was sent to the previous node.
+        if let previous = s.previousPeer, previous.node != node { failUnconfirmed(s, addressChanged(s, from: previous.node, to: node)) }
         s.phase = .established
         s.peerNode = node
         s.peerEpoch = epoch
@@ -393,6 +389,12 @@ final class TransportStateMachine {
         s.previousPeer = nil
         admit(s, now: now)
         return true
+    }
+
+    /// Another node has the address now (the previous one is gone): what was sent while the previous one held it
+    /// and is not confirmed fails with this, rather than reach the new one.
+    private func addressChanged(_ s: Session, from previous: NodeID, to node: NodeID) -> TransportError {
+        TransportError(.peerDown, "the node at \(s.address) is now another node (\(node)); \(previous), to which this was sent, is gone from there")
     }
 
     /// Starts a new session with the same address: unconfirmed reliable messages go back to the backlog (in
