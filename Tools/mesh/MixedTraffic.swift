@@ -21,7 +21,8 @@ enum MixedTraffic {
         return 1 + (i &* 37) % 1024
     }
 
-    static func generate(node: MeshNode, targets: [String], relays: [String], count: Int, rate: Double?) async {
+    /// Returns whether every message was handed to the node (false when stopped or failed).
+    static func generate(node: MeshNode, targets: [String], relays: [String], count: Int, rate: Double?) async -> Bool {
         let me = node.address
         let last: Int64?
         do {
@@ -33,9 +34,9 @@ enum MixedTraffic {
             }
         } catch {
             FileHandle.standardError.write(Data("traffic generator stopped: \(error)\n".utf8))
-            return
+            return false
         }
-        await TrafficPacing.run(from: last.map { Int($0) + 1 } ?? 0, to: count, rate: rate) { i in
+        return await TrafficPacing.run(from: last.map { Int($0) + 1 } ?? 0, to: count, rate: rate) { i in
             let data: MeshData = ["i": .int64(Int64(i)), "from": .string(me),
                                   "body": .bytes([UInt8](repeating: UInt8(truncatingIfNeeded: i), count: bodySize(i)))]
             let target = targets[i % targets.count]

@@ -147,13 +147,15 @@ struct NodeCommand: AsyncParsableCommand {
         case (_, nil): generator = nil
         case (.plain, let target?):
             generator = Task { [sendCount, sendRate, sendCommand] in
-                await Self.generate(node: node, to: target, command: sendCommand, count: sendCount, rate: sendRate)
-                Self.generatorFinished(sendCount)
+                if await Self.generate(node: node, to: target, command: sendCommand, count: sendCount, rate: sendRate) {
+                    Self.generatorFinished(sendCount)
+                }
             }
         case (.mixed, _):
             generator = Task { [sendTo, relayTo, sendCount, sendRate] in
-                await MixedTraffic.generate(node: node, targets: sendTo, relays: relayTo, count: sendCount, rate: sendRate)
-                Self.generatorFinished(sendCount)
+                if await MixedTraffic.generate(node: node, targets: sendTo, relays: relayTo, count: sendCount, rate: sendRate) {
+                    Self.generatorFinished(sendCount)
+                }
             }
         }
         let received = await signals.wait()
@@ -166,17 +168,16 @@ struct NodeCommand: AsyncParsableCommand {
         FileHandle.standardOutput.write(Data("stopped: journal commits \(writes.transactions) jobs \(writes.jobs) wal_frames \(node.journal.walFramesWritten)\n".utf8))
     }
 
-    /// Says on stdout that the traffic generator handed its last message to the node (every send returned), unless
-    /// it was stopped first: a supervisor waiting for the traffic to settle knows no more is coming.
+    /// Says on stdout that the traffic generator handed its last message to the node (every send returned): a
+    /// supervisor waiting for the traffic to settle knows no more is coming. Not said when it stopped or failed.
     static func generatorFinished(_ count: Int) {
-        guard !Task.isCancelled else { return }
         FileHandle.standardOutput.write(Data("generated: \(count) messages journaled\n".utf8))
     }
 
     /// Sends `{"i": n}` for every n in `0..<count` its journal does not hold yet for (`target`, `command`), eight at
     /// a time, so a restarted generator sends exactly the numbers it had not journaled: eight sends run at once,
     /// so a kill can leave gaps (n + 1 journaled, n not), which counting rows would miss.
-    static func generate(node: MeshNode, to target: String, command: UInt16, count: Int, rate: Double? = nil) async {
+    static func generate(node: MeshNode, to target: String, command: UInt16, count: Int, rate: Double? = nil) async -> Bool {
         let missing: [Int]
         let peer: String
         do {
@@ -193,9 +194,9 @@ struct NodeCommand: AsyncParsableCommand {
             missing = (0..<max(count, 0)).filter { !journaled.contains($0) }
         } catch {
             FileHandle.standardError.write(Data("traffic generator stopped: \(error)\n".utf8))
-            return
+            return false
         }
-        await TrafficPacing.run(missing, rate: rate) { i in
+        return await TrafficPacing.run(missing, rate: rate) { i in
             _ = try await node.send(command, to: peer, ["i": .int64(Int64(i))])
         }
     }

@@ -2,15 +2,17 @@ import Foundation
 
 /// The traffic generators' loop (`mesh node --send-to`): messages `start..<count` (or exactly `numbers`) from eight
 /// workers, the k-th due `k / rate` seconds after the start when a rate is given. It ends quietly when cancelled
-/// (the node stops) and reports any other error on stderr.
+/// (the node stops) and reports any other error on stderr. Returns whether every send returned.
 enum TrafficPacing {
-    static func run(from start: Int, to count: Int, rate: Double?, _ send: @escaping @Sendable (Int) async throws -> Void) async {
-        guard start < count else { return }
-        await run(Array(start..<count), rate: rate, send)
+    @discardableResult
+    static func run(from start: Int, to count: Int, rate: Double?, _ send: @escaping @Sendable (Int) async throws -> Void) async -> Bool {
+        guard start < count else { return true }
+        return await run(Array(start..<count), rate: rate, send)
     }
 
-    static func run(_ numbers: [Int], rate: Double?, _ send: @escaping @Sendable (Int) async throws -> Void) async {
-        guard !numbers.isEmpty else { return }
+    @discardableResult
+    static func run(_ numbers: [Int], rate: Double?, _ send: @escaping @Sendable (Int) async throws -> Void) async -> Bool {
+        guard !numbers.isEmpty else { return true }
         let began = ContinuousClock.now
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -28,9 +30,12 @@ enum TrafficPacing {
                 }
                 try await group.waitForAll()
             }
+            return true
         } catch is CancellationError {
+            return false
         } catch {
             FileHandle.standardError.write(Data("traffic generator stopped: \(error)\n".utf8))
+            return false
         }
     }
 }
