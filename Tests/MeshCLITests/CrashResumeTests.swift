@@ -55,22 +55,27 @@ import Testing
                 return try await group.reduce(into: [MeshNode.Delivery]()) { $0 += $1 }
             }
         }
-        // Kill B once part of both streams went through (acknowledged by B, received from B).
-        let killDeadline = ContinuousClock.now + .seconds(300)
-        var ackedAtKill: Int64 = 0
-        var receivedAtKill: Int64 = 0
-        while ContinuousClock.now < killDeadline {
-            (ackedAtKill, receivedAtKill) = try await a.journal.read { db in
-                (try db.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status = 1") ?? 0,
-                 try db.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE command_id = 2048") ?? 0)
+        // Kill B once part of both streams went through (acknowledged by B, received from B). Watched from a thread
+        // of its own through a reader of A's journal: tests running beside this one in this process can hold both
+        // threads of the cooperative pool for seconds, and a watcher on the pool then killed B after its stream
+        // had ended (B's 10 s are a process of their own).
+        let journalA = dir + "/a.sqlite"
+        let (ackedAtKill, receivedAtKill) = try await offThePool { () throws -> (Int64, Int64) in
+            let db = try SQLiteConnection(path: journalA, mode: .readOnly)
+            let killDeadline = Date().addingTimeInterval(300)
+            var counts: (acked: Int64, received: Int64) = (0, 0)
+            while Date() < killDeadline {
+                counts = (try db.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status = 1") ?? 0,
+                          try db.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE command_id = 2048") ?? 0)
+                // Mid-stream both ways: after 2,000 each, or as soon as A got one through once B's stream is a quarter
+                // done (on a loaded machine B can outpace this process; seven seconds of its stream are left then).
+                if counts.acked >= 2000 && counts.received >= 2000 { break }
+                if counts.acked >= 1 && counts.received >= Int64(total) / 4 { break }
+                Thread.sleep(forTimeInterval: 0.005)
             }
-            // Mid-stream both ways: after 2,000 each, or as soon as A got one through once B's stream is a quarter
-            // done (on a loaded machine B can outpace this process; seven seconds of its stream are left then).
-            if ackedAtKill >= 2000 && receivedAtKill >= 2000 { break }
-            if ackedAtKill >= 1 && receivedAtKill >= Int64(total) / 4 { break }
-            try await Task.sleep(for: .milliseconds(5))
+            first.kill()
+            return counts
         }
-        await first.kill()
         #expect(ackedAtKill >= 1 && ackedAtKill < Int64(total), "killed after \(ackedAtKill) acknowledgements")
         #expect(receivedAtKill >= 1 && receivedAtKill < Int64(total), "killed after receiving \(receivedAtKill)")
         // The chains the kill interrupted: journaled, not finished. Each must run again after the restart.
