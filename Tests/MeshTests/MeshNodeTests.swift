@@ -300,8 +300,10 @@ import Testing
         }
         let b = try await fixture.start("b")
         try b.handleCommand(2001) { data in data }
+        // A start that waited for the dead peer would take the give-up time (120 s): 90 s tells the two apart with room
+        // for a loaded machine (20 s was once too short under two builds' load).
         let started = Task { try await fixture.start("a") { $0.retryTimeout = .seconds(120); $0.peerTimeout = .seconds(120) } }
-        let finished = await MeshNode.race(timeout: .seconds(20)) { _ = try? await started.value }
+        let finished = await MeshNode.race(timeout: .seconds(90)) { _ = try? await started.value }
         guard finished else {
             Issue.record("start waited for the dead peer")
             return
