@@ -26,17 +26,7 @@ package final class ChildNodeProcess: Sendable {
         let out = process.standardOutput!
         var line: [UInt8] = []
         let deadline = Date().addingTimeInterval(30)
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while !line.contains(UInt8(ascii: "\n")) && Date() < deadline {
-            // Wait for output at most until the deadline (a read alone would block for ever on a node stuck
-            // before its first line).
-            var poller = pollfd(fd: out, events: Int16(POLLIN), revents: 0)
-            let remaining = Int32(max(1, deadline.timeIntervalSinceNow * 1000))
-            guard poll(&poller, 1, remaining) > 0 else { break }
-            let n = buffer.withUnsafeMutableBytes { read(out, $0.baseAddress, $0.count) }
-            if n <= 0 { break }
-            line += buffer.prefix(n)
-        }
+        while !line.contains(UInt8(ascii: "\n")), let more = Self.read(out, until: deadline) { line += more }
         let text = String(decoding: line, as: UTF8.self)
         guard let range = text.range(of: "listening on "), let end = text[range.upperBound...].firstIndex(of: " ") else {
             process.terminate()
@@ -54,7 +44,6 @@ package final class ChildNodeProcess: Sendable {
         guard let out = process.standardOutput else { return nil }
         let deadline = Date().addingTimeInterval(seconds)
         return await offThePool { [self] in
-            var buffer = [UInt8](repeating: 0, count: 4096)
             while true {
                 let found: String? = unread.withLock { bytes in
                     while let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) {
@@ -65,14 +54,21 @@ package final class ChildNodeProcess: Sendable {
                     return nil
                 }
                 if let found { return found }
-                var poller = pollfd(fd: out, events: Int16(POLLIN), revents: 0)
-                let remaining = Int32(max(1, deadline.timeIntervalSinceNow * 1000))
-                guard Date() < deadline, poll(&poller, 1, remaining) > 0 else { return nil }
-                let n = buffer.withUnsafeMutableBytes { read(out, $0.baseAddress, $0.count) }
-                if n <= 0 { return nil }
-                unread.withLock { $0 += buffer.prefix(n) }
+                guard let more = Self.read(out, until: deadline) else { return nil }
+                unread.withLock { $0 += more }
             }
         }
+    }
+
+    /// The next bytes of `fd`, waiting for them at most until `deadline` (a read alone would block for ever on a
+    /// node that prints nothing); `nil` at the deadline or the end of the output. Blocks the calling thread.
+    private static func read(_ fd: Int32, until deadline: Date) -> [UInt8]? {
+        guard Date() < deadline else { return nil }
+        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&poller, 1, Int32(max(1, deadline.timeIntervalSinceNow * 1000))) > 0 else { return nil }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        return n > 0 ? Array(buffer.prefix(n)) : nil
     }
 
     deinit {

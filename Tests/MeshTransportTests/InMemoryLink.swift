@@ -49,9 +49,7 @@ final class InMemoryLink {
     func restartB(epoch: UInt32, keepInFlight: Bool = false) {
         var config = b.configuration
         config.epoch = epoch
-        b = TransportStateMachine(configuration: config)
-        if !keepInFlight { inFlight.removeAll { $0.toB } }
-        bGeneration += 1
+        installB(config, keepInFlight: keepInFlight)
     }
 
     /// Replaces B with another node (`node`) at B's address: a different process took the port. The outcomes of
@@ -60,9 +58,14 @@ final class InMemoryLink {
         var config = b.configuration
         config.nodeID = node
         config.epoch = epoch
+        installB(config, keepInFlight: keepInFlight)
+        outcomesB = [:]
+    }
+
+    /// B becomes a fresh machine with `config`, the next generation.
+    private func installB(_ config: TransportConfiguration, keepInFlight: Bool) {
         b = TransportStateMachine(configuration: config)
         if !keepInFlight { inFlight.removeAll { $0.toB } }
-        outcomesB = [:]
         bGeneration += 1
     }
 

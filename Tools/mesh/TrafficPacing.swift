@@ -4,13 +4,11 @@ import Foundation
 /// workers, the k-th due `k / rate` seconds after the start when a rate is given. It ends quietly when cancelled
 /// (the node stops) and reports any other error on stderr. Returns whether every send returned.
 enum TrafficPacing {
-    @discardableResult
     static func run(from start: Int, to count: Int, rate: Double?, _ send: @escaping @Sendable (Int) async throws -> Void) async -> Bool {
         guard start < count else { return true }
         return await run(Array(start..<count), rate: rate, send)
     }
 
-    @discardableResult
     static func run(_ numbers: [Int], rate: Double?, _ send: @escaping @Sendable (Int) async throws -> Void) async -> Bool {
         guard !numbers.isEmpty else { return true }
         let began = ContinuousClock.now
