@@ -403,11 +403,15 @@ final class SQLiteWorker: Sendable {
         }
         var succeeded: [any SQLiteJob] = []
         succeeded.reserveCapacity(jobs.count)
+        // A job alone in its transaction runs without its savepoint: if it fails, the transaction is rolled back,
+        // which undoes the same writes (a savepoint makes SQLite copy every page its statements change, in case).
+        let alone = jobs.count == 1
         for (index, job) in jobs.enumerated() {
+            let savepoint = job.needsSavepoint && !alone
             do {
-                if job.needsSavepoint { try db.executeCached("SAVEPOINT mesh_job") }
+                if savepoint { try db.executeCached("SAVEPOINT mesh_job") }
                 try job.execute(context)
-                if job.needsSavepoint { try db.executeCached("RELEASE mesh_job") }
+                if savepoint { try db.executeCached("RELEASE mesh_job") }
                 succeeded.append(job)
             } catch {
                 if db.isAutocommit || Self.abortsTheBatch(error) {
@@ -420,7 +424,14 @@ final class SQLiteWorker: Sendable {
                     logLimited(.warning, "journal transaction aborted", cause: "abort", metadata: ["journal.error": "\(failure)"])
                     return abort(succeeded + [job] + jobs[(index + 1)...], failure)
                 }
-                if job.needsSavepoint {
+                if job.needsSavepoint && alone {
+                    // What its savepoint would have undone is the whole transaction; nothing else is in it.
+                    try? db.execute("ROLLBACK")
+                    context.rolledBack()
+                    job.finish(error)
+                    return []
+                }
+                if savepoint {
                     try? db.execute("ROLLBACK TO mesh_job")
                     try? db.execute("RELEASE mesh_job")
                 }

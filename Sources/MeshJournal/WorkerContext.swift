@@ -46,9 +46,11 @@ package final class WorkerContext {
         reservedInvocationID = 0
     }
 
-    /// A job's savepoint was rolled back: a reservation it recorded is gone.
+    /// A job's savepoint was rolled back: a reservation it recorded is gone, and so is any origin row it inserted
+    /// (a cached id for it would make the batch's next message from that origin fail its foreign key).
     func jobRolledBack() {
         reservedInvocationID = 0
+        originIDs.removeAll()
     }
 
     /// The next invocation id, for a row written in the open transaction. Records a new reservation in that

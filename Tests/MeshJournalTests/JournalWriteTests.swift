@@ -96,6 +96,55 @@ import Testing
         }
     }
 
+    /// A job that fails undoes its own writes and only those: alone in its transaction (which then runs without a
+    /// savepoint and is rolled back whole) and beside other jobs in one batch (its savepoint is rolled back, theirs
+    /// commit). Either way the writer goes on numbering outbound messages where the committed ones left off.
+    @Test func aFailingJobUndoesItsOwnWritesAloneOrInABatch() async throws {
+        struct HandlerBroke: Error {}
+        let executor = RecordingExecutor()
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let journal = try await Journal.open(path: dir.file("node.sqlite"), writerExecutor: executor, logger: .test)
+        var row = try inbound(1)
+        row.forwards = [try outbound(1)]
+        let relayed = row
+        let second = try inbound(2)
+        let failing: @Sendable (WorkerContext, [InboundAppendResult]) throws -> Void = { _, _ in throw HandlerBroke() }
+        // Alone: the row, its state and its forward (an outbound row) are all undone.
+        let alone = await withCheckedContinuation { (done: CheckedContinuation<Bool, Never>) in
+            journal.appendInboundRelaying([relayed], then: failing) { result in
+                if case .failure(let error) = result { done.resume(returning: error is HandlerBroke) } else { done.resume(returning: false) }
+            }
+        }
+        #expect(alone)
+        #expect(try await journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_inbound") } == 0)
+        #expect(try await journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_outbound") } == 0)
+        #expect(try await journal.appendOutbound(outbound(2)) == 1)
+        // In a batch (both queued before the writer's next step): only the failing job's writes are undone.
+        let (failed, kept) = await withCheckedContinuation { (done: CheckedContinuation<(Bool, Bool), Never>) in
+            let outcomes = Mutex<[Int: Bool]>([:])
+            @Sendable func record(_ index: Int, _ ok: Bool) {
+                let all = outcomes.withLock { $0[index] = ok; return $0 }
+                if all.count == 2 { done.resume(returning: (all[0]!, all[1]!)) }
+            }
+            executor.execute {
+                journal.appendInboundRelaying([relayed], then: failing) { result in
+                    if case .failure(let error) = result { record(0, error is HandlerBroke) } else { record(0, false) }
+                }
+                journal.appendInboundRelaying([second], then: nil as (@Sendable (WorkerContext, [InboundAppendResult]) throws -> Void)?) { result in
+                    if case .success = result { record(1, true) } else { record(1, false) }
+                }
+            }
+        }
+        #expect(failed)
+        #expect(kept)
+        #expect(try await journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_inbound") } == 1)
+        #expect(try await journal.read { db in try db.scalarInt("SELECT origin_seq FROM mesh_inbound") } == 2)
+        #expect(try await journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_outbound") } == 1)
+        #expect(try await journal.appendOutbound(outbound(3)) > 1)
+        await journal.close()
+    }
+
     /// `commitAtOnce` on the lent executor commits before the call returns — but never inside a running job: one
     /// submitted from a completion is queued and committed after it, in order.
     @Test func commitAtOnceCommitsBeforeReturningButNeverInsideAJob() async throws {
