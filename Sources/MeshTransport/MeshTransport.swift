@@ -45,8 +45,9 @@ public final class MeshTransport: Sendable {
     private let closing = Atomic<Bool>(false)
     /// When the socket was last replaced.
     private let lastRebind = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
-    /// Messages queued by ``trySend(_:commandID:to:reliability:)`` that the event loop has not taken yet.
-    private let mailbox = Mutex<[QueuedSend]>([])
+    /// Messages queued by ``trySend(_:commandID:to:reliability:)`` that the event loop has not taken yet, and the
+    /// array the last drain took (empty and reused by the next one, so a drain allocates nothing in steady state).
+    private let mailbox = Mutex<(queued: [QueuedSend], spare: [QueuedSend])>(([], []))
 
     private init(channel: any Channel, handler: NIOLoopBound<TransportHandler>, configuration: TransportConfiguration,
                  inbound: AsyncStream<[ReceivedMessage]>, events: AsyncStream<TransportEvent>, gate: SendGate, logger: Logger) {
@@ -116,6 +117,9 @@ public final class MeshTransport: Sendable {
             .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(configuration.socketBufferBytes))
             .channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(configuration.socketBufferBytes))
             .channelOption(.datagramVectorReadMessageCount, value: configuration.readBatch)
+            // One vector read per readiness event: a further read would nearly always find the socket empty (a
+            // system call for nothing); a full batch leaves the socket readable, and the next loop tick reads on.
+            .channelOption(.maxMessagesPerRead, value: 1)
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: slot * configuration.readBatch))
             .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try install(channel) } }
     }
@@ -174,9 +178,9 @@ public final class MeshTransport: Sendable {
                         reliability: Reliability = .reliable) -> Receipt? {
         guard !gate.closed, gate.tryPass(1) else { return nil }
         let box = OutcomeBox()
-        let first = mailbox.withLock { queued in
-            queued.append(QueuedSend(payload: payload, commandID: commandID, address: address, reliability: reliability, box: box))
-            return queued.count == 1
+        let first = mailbox.withLock { mailbox in
+            mailbox.queued.append(QueuedSend(payload: payload, commandID: commandID, address: address, reliability: reliability, box: box))
+            return mailbox.queued.count == 1
         }
         // The drain also runs at the start of every flush (``TransportHandler/beforeFlush``): a message sent from a
         // commit that runs inside the loop's read handling leaves in that read's flush.
@@ -186,9 +190,11 @@ public final class MeshTransport: Sendable {
 
     /// On the event loop: queues everything ``trySend(_:commandID:to:reliability:)`` left in the mailbox.
     private func drainMailbox() {
-        let sends = mailbox.withLock { queued in
-            defer { queued.removeAll(keepingCapacity: true) }
-            return queued
+        let sends = mailbox.withLock { mailbox in
+            guard !mailbox.queued.isEmpty else { return [QueuedSend]() }
+            swap(&mailbox.queued, &mailbox.spare)
+            mailbox.queued.removeAll(keepingCapacity: true)
+            return mailbox.spare
         }
         guard !sends.isEmpty else { return }
         gate.arrived(sends.count)

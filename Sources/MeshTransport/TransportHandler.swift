@@ -238,7 +238,9 @@ final class TransportHandler: ChannelInboundHandler {
             }
         }
         perform(machine.takeActions())
-        scheduleFlush()
+        // Taken by the mailbox's own task: flushed in it, not one loop iteration later. (Taken at the start of a
+        // flush, they leave in that flush.)
+        if !flushPreparing { flushNow() }
     }
 
     /// Whether the peer's backlog is below the window, so a message can go into the state machine now.

@@ -49,6 +49,9 @@ final class TransportStateMachine {
     private var highestPacketNumber: UInt64 = 0
     private var reassemblyBytes = 0
     private var actions: [TransportAction] = []
+    /// The array the last ``takeActions()`` returned. Its caller has let go of it by the next call, which empties it
+    /// and collects into it, so taking actions allocates nothing in steady state (it holds one batch until then).
+    private var spareActions: [TransportAction] = []
     private let rttConfiguration: RTTEstimator.Configuration
     private let fragmentSize: Int
     var counters = TransportCounters()
@@ -66,8 +69,10 @@ final class TransportStateMachine {
     }
 
     func takeActions() -> [TransportAction] {
-        defer { actions.removeAll(keepingCapacity: true) }
-        return actions
+        guard !actions.isEmpty else { return [] }
+        swap(&actions, &spareActions)
+        actions.removeAll(keepingCapacity: true)
+        return spareActions
     }
 
     /// The session with `address`, opened if there is none — `nil` when ``TransportConfiguration/maxPeers``
