@@ -104,7 +104,8 @@ extension MeshNode {
     }
 
     /// On the journal's writer thread, right after the batch committed: confirm it to the senders, transmit relay
-    /// forwards, hand responses to the requests waiting for them, and queue the rest in their command IDs' lanes.
+    /// forwards, hand responses to the requests waiting for them, and queue the rest in their command IDs' lanes
+    /// (requests at once, other messages once the confirmations left: ``LaneHandoff``).
     func finishReceive(_ prepared: PreparedBatch) {
         let (rows, tokens, envelopes, results) = (prepared.rows, prepared.tokens, prepared.envelopes, prepared.results)
         // Once per newly journaled message (not per batch, whose size depends on timing): `@N` is the N-th message.
@@ -115,7 +116,7 @@ extension MeshNode {
         }
         transmitCommitted(prepared.inline.responses)
         var catchUps: Set<UInt16> = []  // one catch-up pass per command ID and batch is enough
-        defer { for commandID in catchUps { lane(commandID).enqueue(.catchUp) } }
+        defer { for commandID in catchUps { laneHandoff.hand(.catchUp, to: lane(commandID), reserved: false, urgent: false) } }
         for (index, result) in results.enumerated() {
             guard case .inserted(let id) = result else {
                 metrics.duplicates.increment()
@@ -139,7 +140,7 @@ extension MeshNode {
             switch prepared.inline.fates[index] {
             case .done: continue
             case .queue(let lane, let item):
-                lane.enqueueReserved(.message(item))
+                laneHandoff.hand(.message(item), to: lane, reserved: true, urgent: item.kind == .request)
                 continue
             case nil: break
             }
@@ -149,7 +150,8 @@ extension MeshNode {
                 if !handlers(for: rows[index].commandID).isEmpty { catchUps.insert(rows[index].commandID) }
                 continue
             }
-            lane(rows[index].commandID).enqueue(.message(DispatchItem(rows[index], id: id)))
+            laneHandoff.hand(.message(DispatchItem(rows[index], id: id)), to: lane(rows[index].commandID), reserved: false,
+                             urgent: rows[index].kind == .request)
         }
     }
 }

@@ -65,6 +65,8 @@ public final class MeshNode: Sendable {
     let dispatcher = Dispatcher()
     /// Requests waiting for their responses.
     let requests: RequestTable
+    /// Hands received messages to their lanes after their batch's acknowledgements left.
+    let laneHandoff: LaneHandoff
     /// Peers whose pending messages are still being resent after a restart.
     let resumes = ResumeCoordinator()
     /// The seeds, names resolved at every membership round.
@@ -114,6 +116,7 @@ public final class MeshNode: Sendable {
                  logger: Logger) {
         self.loop = loop
         self.requests = RequestTable(eventLoop: loop.eventLoop)
+        self.laneHandoff = LaneHandoff(eventLoop: loop.eventLoop)
         self.configuration = configuration
         self.router = router
         self.journal = journal

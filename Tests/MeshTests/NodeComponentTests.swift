@@ -1,5 +1,7 @@
 @testable import Mesh
 import MeshCore
+import MeshJournal
+import NIOCore
 import MeshTransport
 import NIOPosix
 import ServiceLifecycle
@@ -133,5 +135,53 @@ import Testing
         let counts = texts.counts
         #expect(counts.parsed <= AddressTexts.capacity && counts.printed <= AddressTexts.capacity && counts.nodes <= AddressTexts.capacity)
         #expect(counts.parsed > 0 && counts.printed > 0)
+    }
+
+    /// The lane hand-off, on a real event loop: a message reaches its lane in the loop's next task (after the flush
+    /// that sends its confirmation), a request at once — unless work waits ahead of it, whose order it keeps — and a
+    /// lane holding handed-off work is not idle, so nothing of its command ID runs inline ahead of that work.
+    @Test func theLaneHandoffDefersMessagesNotRequestsAndKeepsTheOrder() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        let handoff = LaneHandoff(eventLoop: loop)
+        let seen = Mutex<[Int64]>([])
+        let lane = DispatchLane(commandID: 1) { work in
+            if case .message(let item) = work { seen.withLock { $0.append(item.inboundID) } }
+        }
+        @Sendable func item(_ id: Int64, _ kind: MessageKind) -> DispatchWork {
+            .message(DispatchItem(inboundID: id, commandID: 1, kind: kind, originNode: "n", originSeq: UInt64(id), peer: "p",
+                                  payload: [], correlationID: nil, attempts: 0))
+        }
+        func seenOnce(_ count: Int) async throws -> [Int64] {
+            try await eventually { seen.withLock { $0.count } >= count }
+            return seen.withLock { $0 }
+        }
+        // Within one task of the loop: 1 waits for the next task, so 2, queued on the lane directly after it, runs
+        // first; the request 3 has 1 ahead of it and waits too.
+        let idleWhileWaiting = try await loop.submit {
+            handoff.hand(item(1, .send), to: lane, reserved: false, urgent: false)
+            let idle = lane.isIdle
+            lane.enqueue(item(2, .send))
+            handoff.hand(item(3, .request), to: lane, reserved: false, urgent: true)
+            return idle
+        }.get()
+        #expect(!idleWhileWaiting)
+        #expect(try await seenOnce(3) == [2, 1, 3])
+        // Nothing waiting: the request 4 goes to its lane at once, ahead of 5 queued right after it.
+        try await loop.submit {
+            handoff.hand(item(4, .request), to: lane, reserved: false, urgent: true)
+            lane.enqueue(item(5, .send))
+        }.get()
+        #expect(try await seenOnce(5) == [2, 1, 3, 4, 5])
+        // Work its caller reserved the lane for (an inline pass's fallback) is not counted twice: idle once it ran.
+        try await loop.submit {
+            lane.reserve()
+            handoff.hand(item(6, .send), to: lane, reserved: true, urgent: false)
+        }.get()
+        #expect(try await seenOnce(6) == [2, 1, 3, 4, 5, 6])
+        lane.finish()
+        await lane.drained()
+        #expect(lane.isIdle)
+        try await group.shutdownGracefully()
     }
 }

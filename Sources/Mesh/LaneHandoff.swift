@@ -1,0 +1,54 @@
+import NIOCore
+import Synchronization
+
+/// Hands journaled messages to their command IDs' lanes after the node's thread has flushed what their batch sends
+/// (acknowledgements, confirmations): waking a lane's task costs the node's thread a wake-up of a pool thread, and
+/// the sender of a message is waiting for its confirmation, not for its handler.
+///
+/// A request is handed over at once when nothing waits ahead of it — its response, which the handler writes, is
+/// what its sender waits for. Work for a lane is handed over in the order it came (one queue for every lane), and
+/// each piece reserves its lane when it comes (``DispatchLane/reserve()``), so a lane holding work here is not
+/// idle and no later message of its command ID runs inline ahead of it.
+///
+/// Called on the node's thread (from a receive job's commit); the deferred hand-over runs there too, as the next
+/// task of its event loop — after the flush of the read or the step that committed the batch.
+final class LaneHandoff: Sendable {
+    private struct Item: Sendable {
+        let lane: DispatchLane
+        let work: DispatchWork
+    }
+
+    private let eventLoop: any EventLoop
+    /// Work waiting for the next task, in arrival order; a lock that is never contended (one thread).
+    private let waiting = Mutex<[Item]>([])
+
+    init(eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    /// Queues `work` on `lane`: now if `urgent` and nothing waits, else in the next task. `reserved`: the caller
+    /// reserved the lane for it already.
+    func hand(_ work: DispatchWork, to lane: DispatchLane, reserved: Bool, urgent: Bool) {
+        if !reserved { lane.reserve() }
+        let now: Bool? = waiting.withLock { waiting in
+            if urgent && waiting.isEmpty { return nil }
+            waiting.append(Item(lane: lane, work: work))
+            return waiting.count == 1
+        }
+        switch now {
+        case nil: lane.enqueueReserved(work)
+        case true?: eventLoop.execute { self.handOver() }
+        case false?: break
+        }
+    }
+
+    /// Queues everything waiting, in order.
+    private func handOver() {
+        let items = waiting.withLock { waiting in
+            let items = waiting
+            waiting = []
+            return items
+        }
+        for item in items { item.lane.enqueueReserved(item.work) }
+    }
+}
