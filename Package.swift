@@ -65,7 +65,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Crash-test failpoints (inert unless MESH_FAILPOINT names one). No dependencies.
+        // Crash-test failpoints (inert unless MESH_FAILPOINT names one) and latency probes (compiled in only with
+        // -DMESH_PROBES). No dependencies.
         .target(
             name: "MeshFailpoints",
             swiftSettings: swiftSettings
@@ -92,6 +93,7 @@ let package = Package(
         .target(
             name: "MeshTransport",
             dependencies: [
+                "MeshFailpoints",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

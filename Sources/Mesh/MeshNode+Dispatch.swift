@@ -33,6 +33,7 @@ extension MeshNode {
     /// Cancellation (the shutdown timeout ran out while a handler ran) is not a failure: the message is left as
     /// it is — open, its interrupted invocation unfinished — and runs again at the next start, like after a crash.
     func process(_ item: DispatchItem) async {
+        LatencyProbe.mark(.laneStart)
         let handlers = handlers(for: item.commandID)
         guard !handlers.isEmpty else {
             try? await journal.setInboundStatus(id: item.inboundID, .unhandled, attempts: item.attempts)
@@ -59,6 +60,7 @@ extension MeshNode {
                 let ticket = journal.postInvocationStart(inboundID: item.inboundID, handlerIndex: index, attempt: attempt)
                 do {
                     let response = try await handler.call(data, info)
+                    LatencyProbe.mark(.handlerReturned)
                     if firstResponse == nil { firstResponse = response }
                     // The chain's last record carries the message's status: one writer job, not two — and, for a
                     // request, its response, so a crash never leaves it handled but unanswered.
@@ -105,6 +107,7 @@ extension MeshNode {
     private func answerCommitted(_ answer: OutboundMessage, _ result: Result<UInt64, any Error>) {
         switch result {
         case .success(let seq):
+            LatencyProbe.mark(.responseCommitted)
             Failpoint.pass("handler.after-chain", note: answer.correlationID ?? "")
             Failpoint.pass("outbound.after-insert")
             transmitCommitted([(answer, seq)])

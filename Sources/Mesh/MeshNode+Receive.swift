@@ -14,6 +14,7 @@ extension MeshNode {
     /// job. Its commit confirms and dispatches the batch (``finishReceive(_:)``), in arrival order, since the
     /// writer runs jobs in submission order. Must not block.
     func received(_ batch: [ReceivedMessage]) {
+        LatencyProbe.mark(.batchReceived)
         var rows: [InboundMessage] = []
         var tokens: [DeliveryToken] = []
         var envelopes: [Envelope] = []
@@ -107,6 +108,7 @@ extension MeshNode {
     /// forwards, hand responses to the requests waiting for them, and queue the rest in their command IDs' lanes
     /// (requests at once, other messages once the confirmations left: ``LaneHandoff``).
     func finishReceive(_ prepared: PreparedBatch) {
+        LatencyProbe.mark(.batchCommitted)
         let (rows, tokens, envelopes, results) = (prepared.rows, prepared.tokens, prepared.envelopes, prepared.results)
         // Once per newly journaled message (not per batch, whose size depends on timing): `@N` is the N-th message.
         for result in results { if case .inserted = result { Failpoint.pass("inbound.after-insert") } }

@@ -259,6 +259,7 @@ public final class MeshNode: Sendable {
             return
         }
         defer { shutDownSignal.fire() }
+        LatencyProbe.dump()  // a probe build's marks, before shutting down adds its own
         stopSignal.fire()
         for sleeper in sleepers { sleeper.cancel() }
         await announceLeaving()
@@ -387,11 +388,17 @@ public final class MeshNode: Sendable {
     /// here). The returned delivery's ``Delivery/outcome()`` returns at once.
     /// - Throws: as ``send(_:to:_:)``.
     public func sendConfirmed(_ commandID: UInt16, to address: String, _ data: MeshData) async throws -> Delivery {
+        LatencyProbe.mark(.callStart)
+        defer { LatencyProbe.mark(.callEnd) }
         let (message, target) = try outboundMessage(commandID, kind: .send, to: address, data)
         if resumes.isResuming { await awaitResume(of: message.peer) }
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Delivery, any Error>) in
             journalThenTransmit(message, to: target, sent: { _, delivery in
-                delivery.receipt.whenComplete { _ in continuation.resume(returning: delivery) }
+                LatencyProbe.mark(.callCommitted)
+                delivery.receipt.whenComplete { _ in
+                    LatencyProbe.mark(.confirmed)
+                    continuation.resume(returning: delivery)
+                }
             }, failed: { _, error in
                 continuation.resume(throwing: error)
             })
@@ -417,6 +424,8 @@ public final class MeshNode: Sendable {
     ///   delivered, `decode` for an undecodable response.
     public func sendRequest(_ commandID: UInt16, to address: String, _ data: MeshData,
                             timeout: Duration = .seconds(3)) async throws -> MeshData {
+        LatencyProbe.mark(.callStart)
+        defer { LatencyProbe.mark(.callEnd) }
         let (message, target) = try outboundMessage(commandID, kind: .request, to: address, data)
         // After a restart, older messages to this peer go first.
         if resumes.isResuming { await awaitResume(of: message.peer) }
@@ -425,6 +434,7 @@ public final class MeshNode: Sendable {
         let slot = ResponseSlot()
         return try await slot.value {
             journalThenTransmit(message, to: target, committed: { seq in
+                LatencyProbe.mark(.callCommitted)
                 // Registered before the request can leave: a fast response finds it.
                 self.requests.register(self.messageID(seq), slot, timeout: timeout)
             }, sent: { seq, delivery in

@@ -6,6 +6,7 @@ import Darwin
 import Dispatch
 import Logging
 import MeshCore
+import MeshFailpoints
 import Synchronization
 
 /// A dedicated OS thread — or an executor lent by the journal's owner (``JournalExecutor``: a node's own event
@@ -395,8 +396,11 @@ final class SQLiteWorker: Sendable {
     /// One group-commit transaction. Returns the posted writes to retry if it aborted (nothing of it was kept).
     private func runBatch(_ jobs: [any SQLiteJob], _ context: WorkerContext) -> [any SQLiteJob] {
         let db = context.db
+        LatencyProbe.mark(.transactionStart)
+        defer { LatencyProbe.mark(.transactionDone) }
         do {
             try db.executeCached("BEGIN IMMEDIATE")
+            LatencyProbe.mark(.begun)
         } catch {
             let failure = JournalError(error, context: "starting a journal transaction")
             return abort(jobs, failure)
@@ -440,7 +444,9 @@ final class SQLiteWorker: Sendable {
             }
         }
         do {
+            LatencyProbe.mark(.committing)
             try db.executeCached("COMMIT")
+            LatencyProbe.mark(.committed)
             context.committed()
             counters.withLock { $0.transactions += 1; $0.jobs += succeeded.count }
         } catch {

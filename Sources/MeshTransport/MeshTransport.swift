@@ -1,4 +1,5 @@
 import Logging
+import MeshFailpoints
 import NIOCore
 import NIOPosix
 import NIOConcurrencyHelpers
@@ -190,6 +191,7 @@ public final class MeshTransport: Sendable {
 
     /// On the event loop: queues everything ``trySend(_:commandID:to:reliability:)`` left in the mailbox.
     private func drainMailbox() {
+        LatencyProbe.mark(.mailboxDrained)
         let sends = mailbox.withLock { mailbox in
             guard !mailbox.queued.isEmpty else { return [QueuedSend]() }
             swap(&mailbox.queued, &mailbox.spare)

@@ -1,5 +1,6 @@
 import CoreMetrics
 import Logging
+import MeshFailpoints
 import NIOCore
 
 /// The thin NIO layer: reads datagrams, authenticates them, feeds the state machine, and carries out its
@@ -132,9 +133,11 @@ final class TransportHandler: ChannelInboundHandler {
     // MARK: Inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        LatencyProbe.mark(.datagramIn)
         let envelope = unwrapInboundIn(data)
         metrics.bytesIn.increment(by: envelope.data.readableBytes)
         let verdict = machine.ingest(envelope.data, sealer: sealer, from: envelope.remoteAddress, now: .now())
+        LatencyProbe.mark(.ingested)
         switch verdict {
         case .accepted:
             perform(machine.takeActions())
@@ -150,6 +153,7 @@ final class TransportHandler: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        LatencyProbe.mark(.readComplete)
         flushNow()
         context.fireChannelReadComplete()
     }
@@ -308,6 +312,7 @@ final class TransportHandler: ChannelInboundHandler {
 
     private func flushNow() {
         guard !closed else { return }
+        LatencyProbe.mark(.flushStart)
         let preparing = flushPreparing
         flushPreparing = true
         deliverPending()
@@ -316,6 +321,7 @@ final class TransportHandler: ChannelInboundHandler {
         machine.flush(now: .now())
         perform(machine.takeActions())
         context?.flush()
+        LatencyProbe.mark(.flushed)
         releaseBacklogWaiters()
         exportCounters()
         rescheduleTimer()
@@ -329,6 +335,7 @@ final class TransportHandler: ChannelInboundHandler {
                 let datagram = sealer.seal(header: header, body: body, allocator: context.channel.allocator)
                 metrics.bytesOut.increment(by: datagram.readableBytes)
                 context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: address, data: datagram)), promise: nil)
+                LatencyProbe.mark(.datagramWritten)
             case .deliver(let message):
                 pendingDeliveries.append(message)
             case .outcome(let token, let outcome):

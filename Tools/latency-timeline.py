@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Per-stage timeline of `mesh bench --mode request|acked` from a probe build's marks (see LatencyProbe).
+
+Usage: latency-timeline.py DIR — DIR holds the probe-<pid>.txt files of the bench's two processes. The caller's
+node (the one whose file has call marks) is A, the other B. Every call (callStart .. next callStart) is one cycle;
+the first 100 are warm-up. The cycles whose sequence of marks is the most common one are lined up and each mark's
+median offset from the call is printed, with the step from the mark before it. Below the timeline: the median
+total over every cycle, and the median of each side's transaction phases (BEGIN, statements, COMMIT).
+"""
+import collections
+import glob
+import os
+import statistics
+import sys
+
+NAMES = {
+    1: "call", 2: "call committed", 3: "datagram in", 4: "batch committed", 5: "confirmed", 6: "call returns",
+    7: "batch received", 8: "lane start", 9: "handler returned", 10: "response committed", 11: "datagram written",
+    12: "flushed", 13: "mailbox drained", 15: "flush start", 20: "BEGIN", 21: "begun", 22: "COMMIT",
+    23: "committed", 24: "transaction done", 40: "ingested", 42: "read complete",
+}
+
+
+def load(path):
+    marks = []
+    with open(path) as f:
+        for line in f:
+            point, ns = line.split()
+            marks.append((int(ns), int(point)))
+    return marks
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: latency-timeline.py DIR")
+    files = glob.glob(os.path.join(sys.argv[1], "probe-*.txt"))
+    sides = {}
+    for path in files:
+        marks = load(path)
+        sides["A" if any(p == 1 for _, p in marks) else "B"] = marks
+    if set(sides) != {"A", "B"}:
+        sys.exit(f"need the marks of both processes (found {len(files)} files)")
+    events = sorted((t, side, p) for side, marks in sides.items() for t, p in marks)
+    cycles, current = [], None
+    for t, side, p in events:
+        if side == "A" and p == 1:
+            if current:
+                cycles.append(current)
+            current = [(t, side, p)]
+        elif current is not None:
+            current.append((t, side, p))
+    cycles = cycles[100:]
+    if not cycles:
+        sys.exit("no complete cycles (too few messages?)")
+    shapes = collections.Counter(tuple((s, p) for _, s, p in c) for c in cycles)
+    shape, count = shapes.most_common(1)[0]
+    chosen = [c for c in cycles if tuple((s, p) for _, s, p in c) == shape]
+    print(f"{len(cycles)} cycles; the most common sequence of marks: {count} ({100 * count / len(cycles):.0f} %)")
+    print(f"{'side':4} {'mark':20} {'µs':>8} {'step':>8}")
+    previous = 0.0
+    for k, (side, p) in enumerate(shape):
+        offset = statistics.median(c[k][0] - c[0][0] for c in chosen) / 1000
+        print(f"{side:4} {NAMES.get(p, str(p)):20} {offset:8.1f} {offset - previous:+8.1f}")
+        previous = offset
+    totals = [next((t for t, s, p in c if s == "A" and p == 6), None) for c in cycles]
+    totals = [t - c[0][0] for t, c in zip(totals, cycles) if t is not None]
+    if totals:
+        print(f"median total over all cycles: {statistics.median(totals) / 1000:.1f} µs")
+    phases = collections.defaultdict(list)
+    for c in cycles:
+        opened = {"A": {}, "B": {}}
+        for t, s, p in c:
+            if p in (20, 21, 22):
+                opened[s][p] = t
+            elif p == 23 and len(opened[s]) == 3:
+                phases[(s, "BEGIN")].append(opened[s][21] - opened[s][20])
+                phases[(s, "statements")].append(opened[s][22] - opened[s][21])
+                phases[(s, "COMMIT")].append(t - opened[s][22])
+                opened[s] = {}
+    for (side, phase), values in sorted(phases.items()):
+        print(f"{side} transactions, {phase}: median {statistics.median(values) / 1000:.1f} µs ({len(values)})")
+
+
+if __name__ == "__main__":
+    main()
