@@ -68,8 +68,12 @@ extension MeshNode {
                         journal.postInvocationFinish(ticket, outcome: .ok, response: response)
                         continue
                     }
-                    if item.kind == .request && !item.isAnswered, let (answer, _) = responseMessage(to: item, with: .data(firstResponse ?? MeshData())) {
-                        journal.finishInvocation(ticket, outcome: .ok, response: response, status: (.handled, attempt, nil), answering: answer) {
+                    // A request's response, if one handler's, is encoded once for its invocation's record and the message.
+                    let answering = item.kind == .request && !item.isAnswered
+                    let encoded = answering && handlers.count == 1 ? response.flatMap { try? EncodedResponse($0) } : nil
+                    if answering, let (answer, _) = responseMessage(to: item, with: encoded.map { .encoded($0) } ?? .data(firstResponse ?? MeshData())) {
+                        journal.finishInvocation(ticket, outcome: .ok, response: response, encodedResponse: encoded,
+                                                 status: (.handled, attempt, nil), answering: answer) {
                             self.answerCommitted(answer, $0)
                         }
                     } else {

@@ -80,15 +80,23 @@ extension MeshNode {
         var firstResponse: MeshData?
         // A chain of one handler that returns: its invocation goes with the status, into the state row.
         var ending: Journal.FinishedInvocation?
+        // A request's response, if one handler's: encoded once for its invocation's record and the message.
+        var encoded: EncodedResponse?
         for (index, handler) in chain.enumerated() {
             if index > 0 { Failpoint.pass("handler.between", note: messageID) }
             let started = WallClock.nowMs()
             switch Result(catching: { try handler(data, info) }) {
             case .success(let response):
                 if firstResponse == nil { firstResponse = response }
-                let invocation = Journal.FinishedInvocation(inboundID: item.inboundID, handlerIndex: index, attempt: 1, startedAt: started,
+                var invocation = Journal.FinishedInvocation(inboundID: item.inboundID, handlerIndex: index, attempt: 1, startedAt: started,
                                                             outcome: .ok, response: response)
-                if chain.count == 1 { ending = invocation } else { try Journal.write(invocation, context: context) }
+                if chain.count == 1 {
+                    if item.kind == .request, let response { encoded = try? EncodedResponse(response) }
+                    invocation.encodedResponse = encoded
+                    ending = invocation
+                } else {
+                    try Journal.write(invocation, context: context)
+                }
             case .failure(let error):
                 let text = "\(error)"
                 try Journal.write(.init(inboundID: item.inboundID, handlerIndex: index, attempt: 1, startedAt: started, outcome: .error,
@@ -98,7 +106,9 @@ extension MeshNode {
         }
         try Journal.writeInboundStatus(id: item.inboundID, commandID: item.commandID, .handled, attempts: 1, error: nil, invocation: ending,
                                        context: context)
-        if item.kind == .request { try writeResponse(to: item, .data(firstResponse ?? MeshData()), context: context, pass: &pass) }
+        if item.kind == .request {
+            try writeResponse(to: item, encoded.map { .encoded($0) } ?? .data(firstResponse ?? MeshData()), context: context, pass: &pass)
+        }
         return nil
     }
 

@@ -496,6 +496,8 @@ public final class MeshNode: Sendable {
     /// Sends the response to a request (kind `response`, correlated with the request's message id).
     enum ResponseBody: Sendable {
         case data(MeshData)
+        /// A handler's response encoded once for its invocation's record and the message (``EncodedResponse``).
+        case encoded(EncodedResponse)
         case error(String)
     }
 
@@ -525,6 +527,8 @@ public final class MeshNode: Sendable {
                 return nil
             }
             (payload, json, isError) = (encoded, configuration.storesPayloadJSON ? MeshJSON.string(from: data) : nil, false)
+        case .encoded(let encoded):
+            (payload, json, isError) = (encoded.bytes, configuration.storesPayloadJSON ? encoded.json : nil, false)
         case .error(let text):
             (payload, json, isError) = (Array(text.utf8), configuration.storesPayloadJSON ? MeshJSON.string(from: ["error": .string(text)] as MeshData) : nil, true)
         }

@@ -14,9 +14,11 @@ extension Journal {
         package var outcome: InvocationOutcome
         package var error: String?
         package var response: MeshData?
+        /// `response` encoded already (the same response sent as a message): written as it is, not encoded again.
+        package var encodedResponse: EncodedResponse?
 
         package init(inboundID: Int64, handlerIndex: Int, attempt: Int, startedAt: Int64, outcome: InvocationOutcome,
-                     error: String? = nil, response: MeshData? = nil) {
+                     error: String? = nil, response: MeshData? = nil, encodedResponse: EncodedResponse? = nil) {
             self.inboundID = inboundID
             self.handlerIndex = handlerIndex
             self.attempt = attempt
@@ -24,6 +26,7 @@ extension Journal {
             self.outcome = outcome
             self.error = error
             self.response = response
+            self.encodedResponse = encodedResponse
         }
     }
 
@@ -35,8 +38,8 @@ extension Journal {
     private static func compactable(_ invocation: FinishedInvocation, finishedAt: Int64) -> CompactableInvocation {
         CompactableInvocation(inboundID: invocation.inboundID, handlerIndex: invocation.handlerIndex, attempt: invocation.attempt,
                               startedAt: invocation.startedAt, finishedAt: finishedAt, outcome: invocation.outcome, error: invocation.error,
-                              responseBytes: invocation.response.flatMap { try? MeshCodec.encode($0) },
-                              responseJSON: invocation.response.map { MeshJSON.string(from: $0) })
+                              responseBytes: invocation.encodedResponse?.bytes ?? invocation.response.flatMap { try? MeshCodec.encode($0) },
+                              responseJSON: invocation.encodedResponse?.json ?? invocation.response.map { MeshJSON.string(from: $0) })
     }
 
     /// Sets an inbound message's status in the job's transaction (see ``setInboundStatus(id:_:attempts:error:)``),

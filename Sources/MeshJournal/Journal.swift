@@ -932,9 +932,11 @@ extension Journal {
     /// transmits it), or with the error of a failure of its own or of a close that came first (then nothing was
     /// written: the message stays open and runs again at the next start).
     package func finishInvocation(_ ticket: InvocationTicket, outcome: InvocationOutcome, response: MeshData?,
+                                  encodedResponse: EncodedResponse? = nil,
                                   status: (InboundStatus, attempts: Int, error: String?), answering answer: OutboundMessage,
                                   committed: @escaping @Sendable (Result<UInt64, any Error>) -> Void) {
-        let finish = Self.invocationFinish(ticket, outcome: outcome, error: nil, response: response, status: status)
+        let finish = Self.invocationFinish(ticket, outcome: outcome, error: nil, response: response, encodedResponse: encodedResponse,
+                                           status: status)
         writer.submit(savepoint: true, retriedOnAbort: true, { context in
             try finish(context)
             return try Self.writeOutbound([answer], context: context)[0]
@@ -942,7 +944,7 @@ extension Journal {
     }
 
     /// ``postInboundStatus(id:_:attempts:error:)`` and the request's response (`answer`) in one transaction, like
-    /// ``finishInvocation(_:outcome:response:status:answering:committed:)`` (retried the same way): a dead-lettered
+    /// ``finishInvocation(_:outcome:response:encodedResponse:status:answering:committed:)`` (retried the same way): a dead-lettered
     /// request and its error response.
     package func setInboundStatus(id: Int64, _ status: InboundStatus, attempts: Int, error: String?, answering answer: OutboundMessage,
                                   committed: @escaping @Sendable (Result<UInt64, any Error>) -> Void) {
@@ -955,11 +957,12 @@ extension Journal {
 
     /// The writes that end a posted invocation (and set its message's status), for a job.
     private static func invocationFinish(_ ticket: InvocationTicket, outcome: InvocationOutcome, error: String?, response: MeshData?,
+                                         encodedResponse: EncodedResponse? = nil,
                                          status: (InboundStatus, attempts: Int, error: String?)?) -> @Sendable (WorkerContext) throws -> Void {
         ticket.finished.store(true, ordering: .releasing)
         let now = WallClock.nowMs()
-        let responseBytes = response.flatMap { try? MeshCodec.encode($0) }
-        let responseJSON = response.map { MeshJSON.string(from: $0) }
+        let responseBytes = encodedResponse?.bytes ?? response.flatMap { try? MeshCodec.encode($0) }
+        let responseJSON = encodedResponse?.json ?? response.map { MeshJSON.string(from: $0) }
         return { context in
             let rowID = ticket.rowID.load(ordering: .acquiring)
             if rowID != 0 {

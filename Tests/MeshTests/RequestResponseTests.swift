@@ -36,6 +36,34 @@ import Testing
         await b.shutdown()
     }
 
+    /// One handler's response is encoded once for the two places it is journaled: its invocation's record and the
+    /// response message carry the same bytes and the same JSON — inline (synchronous handler) and on the lane.
+    @Test(arguments: [false, true])
+    func oneHandlersResponseIsTheSameInItsInvocationAndItsMessage(inline: Bool) async throws {
+        let fixture = try NodeFixture()
+        defer { fixture.remove() }
+        let a = try await fixture.start("a")
+        let b = try await fixture.start("b")
+        let answer: MeshData = ["greeting": "hello", "body": .bytes([1, 2, 3]), "n": .int32(7)]
+        if inline {
+            try b.handleCommandInline(2005) { _, _ in answer }
+        } else {
+            try b.handleCommand(2005) { _ in answer }
+        }
+        #expect(try await a.sendRequest(2005, to: b.address, ["q": 1], timeout: .seconds(30)) == answer)
+        let rows = try await b.journal.rows("""
+            SELECT hex(v.response), v.response_json, hex(m.payload), m.payload_json FROM mesh_invocations v
+            JOIN mesh_messages m ON m.direction = 'out' AND m.kind = 'response'
+            """)
+        #expect(rows.count == 1)
+        let row = try #require(rows.first)
+        #expect(row[0] == row[2] && row[1] == row[3])
+        #expect(row[2] == (try MeshCodec.encode(answer)).map { ($0 < 16 ? "0" : "") + String($0, radix: 16, uppercase: true) }.joined())
+        #expect(row[3] == MeshJSON.string(from: answer))
+        await a.shutdown()
+        await b.shutdown()
+    }
+
     @Test func aResponseIsJournaledAlreadyHandledAndNeverOpen() async throws {
         let fixture = try NodeFixture()
         defer { fixture.remove() }

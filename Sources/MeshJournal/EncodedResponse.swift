@@ -1,0 +1,16 @@
+import MeshCore
+
+/// A handler's response encoded once, for the two places a request's answer is journaled: its invocation's record
+/// (`response`, `response_json`) and the response message (`payload`, `payload_json`).
+package struct EncodedResponse: Sendable {
+    /// The MeshCodec encoding.
+    package let bytes: [UInt8]
+    /// The JSON rendering (``MeshJSON``).
+    package let json: String
+
+    /// Encodes and renders `data`; throws what ``MeshCodec/encode(_:)`` throws.
+    package init(_ data: MeshData) throws {
+        bytes = try MeshCodec.encode(data)
+        json = MeshJSON.string(from: data)
+    }
+}
