@@ -47,7 +47,7 @@ public final class MeshTransport: Sendable {
     /// When the socket was last replaced.
     private let lastRebind = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
     /// Messages queued by ``trySend(_:commandID:to:reliability:)`` that the event loop has not taken yet, and the
-    /// array the last drain took (empty and reused by the next one, so a drain allocates nothing in steady state).
+    /// array the last drain took (emptied after it, reused by the next one: a drain allocates nothing in steady state).
     private let mailbox = Mutex<(queued: [QueuedSend], spare: [QueuedSend])>(([], []))
 
     private init(channel: any Channel, handler: NIOLoopBound<TransportHandler>, configuration: TransportConfiguration,
@@ -118,9 +118,6 @@ public final class MeshTransport: Sendable {
             .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(configuration.socketBufferBytes))
             .channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(configuration.socketBufferBytes))
             .channelOption(.datagramVectorReadMessageCount, value: configuration.readBatch)
-            // One vector read per readiness event: a further read would nearly always find the socket empty (a
-            // system call for nothing); a full batch leaves the socket readable, and the next loop tick reads on.
-            .channelOption(.maxMessagesPerRead, value: 1)
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: slot * configuration.readBatch))
             .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try install(channel) } }
     }
@@ -192,7 +189,7 @@ public final class MeshTransport: Sendable {
     /// On the event loop: queues everything ``trySend(_:commandID:to:reliability:)`` left in the mailbox.
     private func drainMailbox() {
         LatencyProbe.mark(.mailboxDrained)
-        let sends = mailbox.withLock { mailbox in
+        var sends = mailbox.withLock { mailbox in
             guard !mailbox.queued.isEmpty else { return [QueuedSend]() }
             swap(&mailbox.queued, &mailbox.spare)
             mailbox.queued.removeAll(keepingCapacity: true)
@@ -201,6 +198,11 @@ public final class MeshTransport: Sendable {
         guard !sends.isEmpty else { return }
         gate.arrived(sends.count)
         handler.value.queue(sends)
+        // Only the spare holds the taken messages now: emptied at once (its capacity kept for the next drain), so a
+        // burst's payloads are not kept alive until the next send. (A drain nested in this one, from the flush of
+        // `queue`, has emptied its own batch the same way.)
+        sends = []
+        mailbox.withLock { $0.spare.removeAll(keepingCapacity: true) }
     }
 
     /// A message queued by ``trySend(_:commandID:to:reliability:)`` on its way to the event loop.

@@ -49,9 +49,11 @@ final class TransportStateMachine {
     private var highestPacketNumber: UInt64 = 0
     private var reassemblyBytes = 0
     private var actions: [TransportAction] = []
-    /// The array the last ``takeActions()`` returned. Its caller has let go of it by the next call, which empties it
-    /// and collects into it, so taking actions allocates nothing in steady state (it holds one batch until then).
+    /// The array the last ``takeActions()`` returned, if it was small. Its caller has let go of it by the next call,
+    /// which empties it and collects into it, so taking actions allocates nothing in steady state; a large batch (a
+    /// burst's datagrams) is not kept, so the spare holds at most ``recycledActions`` actions until then.
     private var spareActions: [TransportAction] = []
+    static let recycledActions = 64
     private let rttConfiguration: RTTEstimator.Configuration
     private let fragmentSize: Int
     var counters = TransportCounters()
@@ -72,6 +74,11 @@ final class TransportStateMachine {
         guard !actions.isEmpty else { return [] }
         swap(&actions, &spareActions)
         actions.removeAll(keepingCapacity: true)
+        guard spareActions.count <= Self.recycledActions else {
+            let taken = spareActions
+            spareActions = []
+            return taken
+        }
         return spareActions
     }
 
