@@ -9,6 +9,7 @@
 #
 # | row | C ceiling | Mesh |
 # | acked p50 / B1 | jbus 20000 1 1 NORMAL 0: per-message latency | mesh bench --mode acked p50 |
+# | acked sync p50 / B1 | the same | mesh bench --mode acked --handler sync p50 (the receiver's sink inline) |
 # | request p50 / B1 | the same | mesh bench --mode request p50 (async handler) |
 # | request sync p50 / B1 | the same | mesh bench --mode request --handler sync p50 (inline handler) |
 # | request p99 / its p50 | - | mesh bench --mode request |
@@ -52,6 +53,9 @@ for round in $(seq "$rounds"); do
     echo "acked_cpu $(python3 -c "print($acked_cpu_us / $b1_cpu_us)")" >> "$results"
     echo "acked_cpu_us $acked_cpu_us" >> "$results"
     echo "b1_cpu_us $b1_cpu_us" >> "$results"
+    b1=$("$scratch/jbus" 20000 1 1 NORMAL 0 60 47118 "$scratch/db" | jbus_value msgs_per_s)
+    acked_sync=$("$mesh" bench --mode acked --handler sync --messages 3000 --json 2>/dev/null | json_value p50_us)
+    echo "acked_sync $(python3 -c "print($acked_sync / (1e6 / $b1))")" >> "$results"
     b1=$("$scratch/jbus" 20000 1 1 NORMAL 0 60 47113 "$scratch/db" | jbus_value msgs_per_s)
     request=$("$mesh" bench --mode request --messages 3000 --json 2>/dev/null)
     p50=$(echo "$request" | json_value p50_us)
@@ -88,6 +92,7 @@ for line in open(sys.argv[1]):
     rows.setdefault(key, []).append(float(value))
 labels = [
     ("acked", "`mesh bench --mode acked` p50 / B1", "≤ 2.0×"),
+    ("acked_sync", "`mesh bench --mode acked --handler sync` p50 / B1 (the receiver's handler inline)", "reported"),
     ("request", "`mesh bench --mode request` p50 / B1 (async handler)", "≤ 3.5×"),
     ("request_sync", "`mesh bench --mode request --handler sync` p50 / B1", "≤ 2.5×"),
     ("request_p99", "request p99 / its p50 (async handler)", "≤ 2×"),
