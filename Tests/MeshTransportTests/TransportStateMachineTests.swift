@@ -557,7 +557,7 @@ import Testing
         }
     }
 
-    @Test func encryptionHidesTheBodyAndRoundTrips() {
+    @Test func encryptionHidesTheBodyAndRoundTrips() throws {
         let key = Keyring(ClusterKey.generate())
         let header = PacketHeader(encrypted: false, keyID: 0, sender: NodeID(high: 9, low: 9), senderEpoch: 3,
                                   destinationEpoch: 4, packetNumber: 99)
@@ -573,8 +573,10 @@ import Testing
         }
         #expect(opened.encrypted && opened.packetNumber == 99)
         #expect(plaintext == secret)
+        // Every bit of one ciphertext byte flipped (setting it to a constant left it unchanged one time in 256).
         var tampered = datagram
-        tampered.setInteger(UInt8(0xFF), at: PacketHeader.size + 2)
+        let byte = try #require(tampered.getInteger(at: PacketHeader.size + 2, as: UInt8.self))
+        tampered.setInteger(byte ^ 0xFF, at: PacketHeader.size + 2)
         #expect(receiver.open(tampered).failureValue == .badTag)
     }
 }
