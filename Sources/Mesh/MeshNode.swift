@@ -267,9 +267,11 @@ public final class MeshNode: Sendable {
         sharedBroadcaster.finish()
         requests.close(failing: MeshError(.peerDown, "the node shut down"))
         await transport.close()
-        // Nothing arrives any more; once the writer ran every queued job, every journaled message is in its lane.
+        // Nothing arrives any more; once the writer ran every queued job, and the node's loop the hand-overs those
+        // jobs' commits queued behind them (``LaneHandoff``), every journaled message is in its lane.
         router.close()
         try? await journal.barrier()
+        try? await loop.eventLoop.submit {}.get()
         for task in tasks + sleepers { await task.value }
         let lanes = dispatcher.lanes
         for lane in lanes { lane.finish() }

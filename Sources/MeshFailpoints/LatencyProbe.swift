@@ -20,7 +20,7 @@ public enum LatencyProbe {
     public enum Point: UInt8, Sendable {
         /// A caller entered `sendRequest` or `sendConfirmed`.
         case callStart = 1
-        /// Its message committed (the caller is still waiting).
+        /// Its message committed (`sendConfirmed`: handed to the transport, right after; the caller still waits).
         case callCommitted = 2
         /// A datagram arrived at the transport (before its tag is checked).
         case datagramIn = 3
