@@ -46,9 +46,8 @@ public final class MeshTransport: Sendable {
     private let closing = Atomic<Bool>(false)
     /// When the socket was last replaced.
     private let lastRebind = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
-    /// Messages queued by ``trySend(_:commandID:to:reliability:)`` that the event loop has not taken yet, and the
-    /// array the last drain took (emptied after it, reused by the next one: a drain allocates nothing in steady state).
-    private let mailbox = Mutex<(queued: [QueuedSend], spare: [QueuedSend])>(([], []))
+    /// Messages queued by ``trySend(_:commandID:to:reliability:)`` that the event loop has not taken yet.
+    private let mailbox = Mutex<[QueuedSend]>([])
 
     private init(channel: any Channel, handler: NIOLoopBound<TransportHandler>, configuration: TransportConfiguration,
                  inbound: AsyncStream<[ReceivedMessage]>, events: AsyncStream<TransportEvent>, gate: SendGate, logger: Logger) {
@@ -176,9 +175,9 @@ public final class MeshTransport: Sendable {
                         reliability: Reliability = .reliable) -> Receipt? {
         guard !gate.closed, gate.tryPass(1) else { return nil }
         let box = OutcomeBox()
-        let first = mailbox.withLock { mailbox in
-            mailbox.queued.append(QueuedSend(payload: payload, commandID: commandID, address: address, reliability: reliability, box: box))
-            return mailbox.queued.count == 1
+        let first = mailbox.withLock { queued in
+            queued.append(QueuedSend(payload: payload, commandID: commandID, address: address, reliability: reliability, box: box))
+            return queued.count == 1
         }
         // The drain also runs at the start of every flush (``TransportHandler/beforeFlush``): a message sent from a
         // commit that runs inside the loop's read handling leaves in that read's flush.
@@ -189,20 +188,13 @@ public final class MeshTransport: Sendable {
     /// On the event loop: queues everything ``trySend(_:commandID:to:reliability:)`` left in the mailbox.
     private func drainMailbox() {
         LatencyProbe.mark(.mailboxDrained)
-        var sends = mailbox.withLock { mailbox in
-            guard !mailbox.queued.isEmpty else { return [QueuedSend]() }
-            swap(&mailbox.queued, &mailbox.spare)
-            mailbox.queued.removeAll(keepingCapacity: true)
-            return mailbox.spare
+        let sends = mailbox.withLock { queued in
+            defer { queued.removeAll(keepingCapacity: true) }
+            return queued
         }
         guard !sends.isEmpty else { return }
         gate.arrived(sends.count)
         handler.value.queue(sends)
-        // Only the spare holds the taken messages now: emptied at once (its capacity kept for the next drain), so a
-        // burst's payloads are not kept alive until the next send. (A drain nested in this one, from the flush of
-        // `queue`, has emptied its own batch the same way.)
-        sends = []
-        mailbox.withLock { $0.spare.removeAll(keepingCapacity: true) }
     }
 
     /// A message queued by ``trySend(_:commandID:to:reliability:)`` on its way to the event loop.
