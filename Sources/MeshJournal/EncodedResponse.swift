@@ -13,4 +13,11 @@ package struct EncodedResponse: Sendable {
         bytes = try MeshCodec.encode(data)
         json = MeshJSON.string(from: data)
     }
+
+    /// An invocation's `response` and `response_json` columns: `encoded` if the caller encoded the response already,
+    /// else `response` encoded and rendered here (no bytes if it does not encode; both nil without a response).
+    static func columns(_ encoded: EncodedResponse?, of response: MeshData?) -> (bytes: [UInt8]?, json: String?) {
+        if let encoded { return (encoded.bytes, encoded.json) }
+        return (response.flatMap { try? MeshCodec.encode($0) }, response.map { MeshJSON.string(from: $0) })
+    }
 }

@@ -36,10 +36,10 @@ extension Journal {
     }
 
     private static func compactable(_ invocation: FinishedInvocation, finishedAt: Int64) -> CompactableInvocation {
-        CompactableInvocation(inboundID: invocation.inboundID, handlerIndex: invocation.handlerIndex, attempt: invocation.attempt,
-                              startedAt: invocation.startedAt, finishedAt: finishedAt, outcome: invocation.outcome, error: invocation.error,
-                              responseBytes: invocation.encodedResponse?.bytes ?? invocation.response.flatMap { try? MeshCodec.encode($0) },
-                              responseJSON: invocation.encodedResponse?.json ?? invocation.response.map { MeshJSON.string(from: $0) })
+        let response = EncodedResponse.columns(invocation.encodedResponse, of: invocation.response)
+        return CompactableInvocation(inboundID: invocation.inboundID, handlerIndex: invocation.handlerIndex, attempt: invocation.attempt,
+                                     startedAt: invocation.startedAt, finishedAt: finishedAt, outcome: invocation.outcome,
+                                     error: invocation.error, responseBytes: response.bytes, responseJSON: response.json)
     }
 
     /// Sets an inbound message's status in the job's transaction (see ``setInboundStatus(id:_:attempts:error:)``),

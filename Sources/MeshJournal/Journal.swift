@@ -961,8 +961,7 @@ extension Journal {
                                          status: (InboundStatus, attempts: Int, error: String?)?) -> @Sendable (WorkerContext) throws -> Void {
         ticket.finished.store(true, ordering: .releasing)
         let now = WallClock.nowMs()
-        let responseBytes = encodedResponse?.bytes ?? response.flatMap { try? MeshCodec.encode($0) }
-        let responseJSON = encodedResponse?.json ?? response.map { MeshJSON.string(from: $0) }
+        let (responseBytes, responseJSON) = EncodedResponse.columns(encodedResponse, of: response)
         return { context in
             let rowID = ticket.rowID.load(ordering: .acquiring)
             if rowID != 0 {
