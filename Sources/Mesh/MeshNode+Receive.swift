@@ -92,6 +92,19 @@ extension MeshNode {
         }
     }
 
+    /// Whether a journaled row's confirmation may wait for a datagram going to its sender anyway: a response (its
+    /// sender waits for nothing), or a request whose handler runs on its lane after this commit (its sender waits
+    /// for the response). A duplicate is confirmed at once: its sender is resending it.
+    private func mayConfirmLater(_ row: InboundMessage, _ result: InboundAppendResult, _ fate: InlinePass.Fate?) -> Bool {
+        guard case .inserted = result else { return false }
+        switch (row.kind, fate) {
+        case (.response, _): return true
+        case (.request, .queue?): return true
+        case (.request, nil): return row.status == .received
+        default: return false
+        }
+    }
+
     /// A batch whose rows are journaled, ready to be confirmed and dispatched.
     struct PreparedBatch: Sendable {
         let rows: [InboundMessage]
@@ -112,7 +125,21 @@ extension MeshNode {
         let (rows, tokens, envelopes, results) = (prepared.rows, prepared.tokens, prepared.envelopes, prepared.results)
         // Once per newly journaled message (not per batch, whose size depends on timing): `@N` is the N-th message.
         for result in results { if case .inserted = result { Failpoint.pass("inbound.after-insert") } }
-        transport.confirm(tokens.filter(\.needsConfirmation))
+        // Confirmations nobody waits for ride on the next datagram to their sender, if one leaves within the
+        // transport's `maxAckDelay`: a request's for an async handler rides on its response (the requester waits for
+        // that, and the node's thread goes from this commit straight to the response's instead of flushing a
+        // confirmation first), a response's on the requester's next message. One datagram fewer each way.
+        var confirmNow: [DeliveryToken] = []
+        var confirmLater: [DeliveryToken] = []
+        for (index, token) in tokens.enumerated() where token.needsConfirmation {
+            if mayConfirmLater(rows[index], results[index], prepared.inline.fates[index]) {
+                confirmLater.append(token)
+            } else {
+                confirmNow.append(token)
+            }
+        }
+        transport.confirm(confirmNow)
+        transport.confirm(confirmLater, mayWait: true)
         for (index, seqs) in prepared.forwards.enumerated() where !seqs.isEmpty {
             transmitCommitted(Array(zip(rows[index].forwards, seqs)))
         }

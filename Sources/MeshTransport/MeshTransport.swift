@@ -252,11 +252,17 @@ public final class MeshTransport: Sendable {
     }
 
     /// Reports delivered reliable messages as durable, so their senders see them confirmed.
-    public func confirm(_ tokens: [DeliveryToken]) {
+    ///
+    /// `mayWait`: the confirmations may wait up to ``TransportConfiguration/maxAckDelay`` for a datagram going to
+    /// their senders anyway, instead of leaving at the next flush — for requests, whose senders wait for the
+    /// response, which will carry them. Past that delay they leave on their own (the sender's give-up time is far
+    /// longer).
+    public func confirm(_ tokens: [DeliveryToken], mayWait: Bool = false) {
+        guard !tokens.isEmpty else { return }
         let handler = self.handler
         // On the loop (the node confirms from its commit there): at once, so the confirmation joins the next flush.
-        if channel.eventLoop.inEventLoop { return handler.value.confirm(tokens) }
-        channel.eventLoop.execute { handler.value.confirm(tokens) }
+        if channel.eventLoop.inEventLoop { return handler.value.confirm(tokens, mayWait: mayWait) }
+        channel.eventLoop.execute { handler.value.confirm(tokens, mayWait: mayWait) }
     }
 
     /// Reports one delivered reliable message as durable.

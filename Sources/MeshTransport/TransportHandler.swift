@@ -277,8 +277,14 @@ final class TransportHandler: ChannelInboundHandler {
         scheduleFlush()
     }
 
-    func confirm(_ tokens: [DeliveryToken]) {
-        for token in tokens { machine.confirm(token) }
+    func confirm(_ tokens: [DeliveryToken], mayWait: Bool = false) {
+        guard !tokens.isEmpty else { return }
+        if mayWait {
+            let now = NIODeadline.now()
+            for token in tokens { machine.confirmWhenConvenient(token, now: now) }
+        } else {
+            for token in tokens { machine.confirm(token) }
+        }
         scheduleFlush()
     }
 

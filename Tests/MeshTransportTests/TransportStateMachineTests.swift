@@ -452,6 +452,72 @@ import Testing
         #expect(link.framesFromB[0].contains(where: isAck))
     }
 
+    @Test func aConfirmationThatMayWaitRidesOnTheNextDatagramOrLeavesAtTheMaxAckDelay() {
+        func isAck(_ f: Frame) -> Bool { if case .ack = f { true } else { false } }
+        func isConfirm(_ f: Frame) -> Bool { if case .confirm = f { true } else { false } }
+        func isData(_ f: Frame) -> Bool { if case .data = f { true } else { false } }
+        let link = InMemoryLink { $0.maxAckDelay = .milliseconds(2) }
+        link.autoConfirm = false
+        link.send("warm-up")
+        link.run(until: { link.deliveredToB.count == 1 })
+        link.b.confirm(link.deliveredToB[0].token)
+        #expect(link.run(until: { link.outcomesA.count == 1 }))
+        link.run(for: .milliseconds(5))
+
+        // A request's confirmation waits; the reply carries it and the acknowledgement: one datagram.
+        link.clearLog()
+        let request = link.send("request")
+        #expect(link.run(until: { link.deliveredToB.count == 2 }))
+        link.b.confirmWhenConvenient(link.deliveredToB[1].token, now: link.now)
+        link.pump()
+        link.run(for: .milliseconds(1))
+        #expect(link.framesFromB.isEmpty)
+        #expect(link.outcomesA[request] == nil)
+        _ = link.sendFromB("response")
+        link.pump()
+        #expect(link.framesFromB.count == 1)
+        #expect(link.framesFromB.first.map { $0.contains(where: isAck) && $0.contains(where: isConfirm) && $0.contains(where: isData) } == true)
+        #expect(link.run(until: { link.outcomesA[request] != nil }, limit: .milliseconds(1)))
+        link.run(for: .milliseconds(5))
+
+        // Nothing to ride on: it leaves on its own once the delay has passed, not before.
+        link.clearLog()
+        let lonely = link.send("lonely")
+        #expect(link.run(until: { link.deliveredToB.count == 3 }))
+        let confirmedAt = link.now
+        link.b.confirmWhenConvenient(link.deliveredToB[2].token, now: link.now)
+        link.run(for: .milliseconds(1))
+        #expect(!link.framesFromB.contains { $0.contains(where: isConfirm) })
+        #expect(link.run(until: { link.framesFromB.contains { $0.contains(where: isConfirm) } }, limit: .milliseconds(5)))
+        #expect(link.sentLog.first { !$0.fromA && $0.frames.contains(where: isConfirm) }!.at - confirmedAt >= .milliseconds(2))
+        #expect(link.run(until: { link.outcomesA[lonely] != nil }, limit: .milliseconds(1)))
+        link.run(for: .milliseconds(5))
+
+        // A confirmation owed at once takes a waiting one (of another lane) with it.
+        link.clearLog()
+        link.send("waits", lane: 1)
+        link.send("urgent", lane: 2)
+        #expect(link.run(until: { link.deliveredToB.count == 5 }))
+        link.clearLog()
+        link.b.confirmWhenConvenient(link.deliveredToB[3].token, now: link.now)
+        link.b.confirm(link.deliveredToB[4].token)
+        link.pump()
+        #expect(link.framesFromB.count == 1)
+        #expect(link.framesFromB.first.map { $0.filter(isConfirm).count } == 2)
+    }
+
+    @Test func withoutAnAckDelayAConfirmationThatMayWaitLeavesAtOnce() {
+        func isConfirm(_ f: Frame) -> Bool { if case .confirm = f { true } else { false } }
+        let link = InMemoryLink { $0.maxAckDelay = .zero }
+        link.autoConfirm = false
+        link.send("one")
+        #expect(link.run(until: { link.deliveredToB.count == 1 }))
+        link.clearLog()
+        link.b.confirmWhenConvenient(link.deliveredToB[0].token, now: link.now)
+        link.pump()
+        #expect(link.framesFromB.contains { $0.contains(where: isConfirm) })
+    }
+
     @Test func withoutAnAckDelayEveryPacketIsAcknowledgedAtOnce() {
         let link = InMemoryLink { $0.maxAckDelay = .zero }
         link.autoConfirm = false

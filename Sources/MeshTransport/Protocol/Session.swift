@@ -199,6 +199,10 @@ final class Session {
     /// When the owed acknowledgement goes out on its own if nothing else is sent to carry it (see
     /// ``TransportConfiguration/maxAckDelay``); `now` for an acknowledgement owed at once.
     var ackDueAt: NIODeadline?
+    /// When the owed confirmations go out on their own if nothing else is sent to carry them: set while every
+    /// owed confirmation may wait (``TransportStateMachine/confirm(_:mayWait:now:)``), `nil` once one must go at
+    /// the next flush.
+    var confirmsDueAt: NIODeadline?
     var largestReceivedAt: NIODeadline?
     var lastReceivedAt: NIODeadline?
     var lanes: [UInt16: InboundLane] = [:]
@@ -232,6 +236,15 @@ final class Session {
     var hasQueuedData: Bool { !retransmitQueue.isEmpty || freshHead < freshQueue.count }
 
     var confirmsOwed: Bool { lanes.values.contains { $0.confirmOwed } }
+
+    /// Whether this session's flush may send nothing now: its only owed frames are confirmations allowed to wait
+    /// (``confirmsDueAt`` still ahead) and, perhaps, an acknowledgement not yet due. They go with the next datagram
+    /// to the peer, or on their own when the first of the two deadlines passes.
+    func mayHoldConfirms(now: NIODeadline) -> Bool {
+        guard let due = confirmsDueAt, due > now, phase == .established, !welcomeOwed, !goodbyeOwed, !pingOwed,
+              rejectsOwed.isEmpty, abandonsOwed.isEmpty, !hasQueuedData else { return false }
+        return !ackOwed || (ackDueAt.map { $0 > now } ?? false)
+    }
 
     /// When the retransmission timer is due, if anything is unacknowledged.
     var retransmitDeadline: NIODeadline? {

@@ -438,6 +438,7 @@ final class TransportStateMachine {
         s.received = AckRanges(maxRanges: 32)
         s.ackSent()
         s.lanes = [:]
+        s.confirmsDueAt = nil
         reassemblyBytes -= s.reassemblyBytes
         s.reassembly = [:]
         s.reassemblyBytes = 0
@@ -533,7 +534,9 @@ final class TransportStateMachine {
                     s.retransmitQueue.append((entry, index))
                     counters.retransmits += 1
                 }
-            case .confirm(let lane): s.lanes[lane]?.confirmOwed = true
+            case .confirm(let lane):
+                s.lanes[lane]?.confirmOwed = true
+                s.confirmsDueAt = nil
             case .reject(let lane, let seq, let reason): s.rejectsOwed.append((lane, seq, reason))
             case .abandon(let lane, let from, let to): s.abandonsOwed.append((lane, from, to))
             case .control: break
@@ -668,10 +671,25 @@ final class TransportStateMachine {
 
     // MARK: - Confirmation by the application
 
-    /// The application made a delivered reliable message durable: it may be reported to the sender.
-    func confirm(_ token: DeliveryToken) {
+    /// The application made a delivered reliable message durable: it may be reported to the sender, at the next
+    /// flush.
+    func confirm(_ token: DeliveryToken) { settle(token, mayWaitFrom: nil) }
+
+    /// Like ``confirm(_:)``, but the confirmation may wait up to the session's `maxAckDelay` (from `now`) for a
+    /// datagram going to the sender anyway — a request's confirmation for its response, which the sender waits for
+    /// instead — rather than leave alone at the next flush. A confirmation owed at once on the same session takes
+    /// the waiting ones with it.
+    func confirmWhenConvenient(_ token: DeliveryToken, now: NIODeadline) { settle(token, mayWaitFrom: now) }
+
+    private func settle(_ token: DeliveryToken, mayWaitFrom now: NIODeadline?) {
         guard token.needsConfirmation, let s = sessions[token.address], s.peerNode == token.node, s.peerEpoch == token.epoch else { return }
-        _ = s.lanes[token.lane]?.settle(token.seq)
+        let owedBefore = s.confirmsOwed
+        guard s.lanes[token.lane]?.settle(token.seq) == true else { return }
+        if let now, s.maxAckDelay != .zero {
+            if !owedBefore { s.confirmsDueAt = now + s.maxAckDelay }
+        } else {
+            s.confirmsDueAt = nil
+        }
     }
 
     /// The application refuses a delivered reliable message: the sender's send fails with `rejected`.
@@ -831,6 +849,7 @@ final class TransportStateMachine {
             }
             consider(s.retransmitDeadline)
             if s.ackOwed { consider(s.ackDueAt) }
+            if s.confirmsDueAt != nil, s.confirmsOwed { consider(s.confirmsDueAt) }
             for entries in s.outstanding.values {
                 if let first = entries.first?.firstSentAt { consider(first + configuration.retryTimeout) }
             }
@@ -867,6 +886,7 @@ final class TransportStateMachine {
             s.staleOwed = false
             emit(s, frames: [.stale], items: [.control], now: now, destinationEpoch: s.staleEpoch)
         }
+        if s.mayHoldConfirms(now: now) { return }
         let budget = configuration.maxDatagramSize - PacketHeader.size - PacketHeader.tagSize
         while true {
             var frames: [Frame] = []
@@ -897,6 +917,8 @@ final class TransportStateMachine {
                     guard add(.confirm(lane: laneID, upTo: s.lanes[laneID]!.confirmedUpTo), .confirm(laneID)) else { break }
                     s.lanes[laneID]!.confirmOwed = false
                 }
+                // Whatever did not fit goes in the next datagram of this flush.
+                s.confirmsDueAt = nil
                 while let (lane, seq, reason) = s.rejectsOwed.first, add(.reject(lane: lane, seq: seq, reason: reason), .reject(lane, seq, reason)) {
                     s.rejectsOwed.removeFirst()
                 }
