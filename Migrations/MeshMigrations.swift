@@ -31,6 +31,7 @@ public enum MeshMigrations {
         Migration(id: 7, name: "0007_shared_data.sql", sql: text(PackageResources._007_shared_data_sql)),
         Migration(id: 8, name: "0008_time_by_row_order.sql", sql: text(PackageResources._008_time_by_row_order_sql)),
         Migration(id: 9, name: "0009_compact_invocations.sql", sql: text(PackageResources._009_compact_invocations_sql)),
+        Migration(id: 10, name: "0010_pending_by_sequence.sql", sql: text(PackageResources._010_pending_by_sequence_sql)),
     ]
 
     /// The highest migration id this build knows: the schema version it writes.

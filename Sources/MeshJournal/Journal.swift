@@ -42,6 +42,10 @@ public final class Journal: Sendable {
     private let lock: JournalLock
     /// Whether ``close()`` ran (it releases the lock once).
     private let closed = Atomic<Bool>(false)
+    /// No outbound message below this sequence is pending: where reads of the pending ones start (schema v10 has no
+    /// index of them). Only moves forward, from the readers' snapshots (``pendingFloor(_:)``): a message below a
+    /// snapshot's oldest pending one is acknowledged or failed for good, and sequences are never reused.
+    private let outboundPendingFloor = Atomic<Int64>(0)
 
     private init(path: String, identity: JournalIdentity, configuration: JournalConfiguration, appliedMigrations: [Int],
                  writer: SQLiteWorker, reader: SQLiteWorker, checkpoints: CheckpointScheduler, lock: JournalLock, logger: Logger) {
@@ -516,16 +520,52 @@ extension Journal {
         }
     }
 
-    /// The command IDs with pending outbound messages, ascending: one index seek per command ID.
+    /// The command IDs with pending outbound messages, ascending.
     public func pendingOutboundCommandIDs() async throws -> [UInt16] {
-        try await read { db in try db.rows(Self.distinctCommandIDs(table: "mesh_outbound_state", open: "status = 0")).compactMap { $0[0].flatMap { UInt16($0) } } }
+        try await read { db in
+            let statement = try db.cached(Self.pendingCommandIDsSQL)
+            try statement.bind(1, try self.pendingFloor(db))
+            var ids: [UInt16] = []
+            while try statement.step() { ids.append(UInt16(truncatingIfNeeded: statement.int64(0))) }
+            return ids
+        }
     }
 
-    /// The peers (`host:port`) that pending outbound messages are addressed to, through the pending index.
+    /// The peers (`host:port`) that pending outbound messages are addressed to.
     public func pendingOutboundPeers() async throws -> [String] {
         try await read { db in
-            try db.rows("SELECT DISTINCT o.peer FROM \(Self.outboundSource) WHERE s.status = 0 ORDER BY o.peer").compactMap { $0[0] }
+            let statement = try db.cached("SELECT DISTINCT o.peer FROM \(Self.outboundSource) WHERE s.seq >= ? AND s.status = 0 ORDER BY o.peer")
+            try statement.bind(1, try self.pendingFloor(db))
+            var peers: [String] = []
+            while try statement.step() { peers.append(statement.text(0)) }
+            return peers
         }
+    }
+
+    /// The command IDs of pending messages from a floor on (resume reads them once; a sort of the pending rows).
+    static let pendingCommandIDsSQL = "SELECT DISTINCT command_id FROM mesh_outbound_state WHERE seq >= ? AND status = 0 ORDER BY command_id"
+    /// The first pending sequence from a floor on, by primary key.
+    static let firstPendingSQL = "SELECT seq FROM mesh_outbound_state WHERE seq >= ? AND status = 0 ORDER BY seq LIMIT 1"
+
+    /// The oldest pending outbound sequence in this connection's snapshot, or one past the highest sequence if
+    /// none is pending; moves ``outboundPendingFloor`` up to it. Reads the state rows from the floor on, by
+    /// primary key, until the first pending one: after the first call, about the messages acknowledged since.
+    func pendingFloor(_ db: SQLiteConnection) throws -> Int64 {
+        let floor = outboundPendingFloor.load(ordering: .acquiring)
+        let first = try db.cached(Self.firstPendingSQL)
+        try first.bind(1, floor)
+        var found: Int64
+        if try first.step() {
+            found = first.int64(0)
+        } else {
+            let last = try db.cached("SELECT coalesce(max(seq), 0) FROM mesh_outbound_state")
+            found = try last.step() ? last.int64(0) + 1 : floor
+            last.reset()
+        }
+        first.reset()
+        found = max(found, floor)
+        outboundPendingFloor.max(found, ordering: .acquiringAndReleasing)
+        return found
     }
 
     /// The command IDs with open inbound messages (`received`, `failed`, `unhandled`), ascending.
@@ -552,9 +592,9 @@ extension Journal {
         """
     }
 
-    /// Pending outbound messages, oldest first: what a restarted node must resend. For a large journal, page
-    /// per command ID (``pendingOutboundCommandIDs()``): that walks the pending index; across all command IDs
-    /// the rows are found by sequence.
+    /// Pending outbound messages, oldest first: what a restarted node must resend. The rows are read by sequence
+    /// from the oldest pending one on (pending messages are the recent ones); page with `afterSeq`, per command ID
+    /// (``pendingOutboundCommandIDs()``) where order matters.
     /// - Parameters:
     ///   - commandID: only this command ID, or all when `nil`.
     ///   - peer: only messages to this address, or all when `nil`.
@@ -577,7 +617,7 @@ extension Journal {
                 try statement.bind(index, peer)
                 index += 1
             }
-            try statement.bind(index, Int64(bitPattern: afterSeq))
+            try statement.bind(index, max(Int64(bitPattern: afterSeq), try self.pendingFloor(db) - 1))
             try statement.bind(index + 1, limit)
             var rows: [StoredOutbound] = []
             while try statement.step() { rows.append(Self.readOutbound(statement)) }

@@ -88,8 +88,8 @@ import Testing
             _ = try await journal.appendOutbound(OutboundMessage(commandID: 1, kind: .send, peer: "p", payload: [UInt8(i % 256)]))
         }
         await journal.close()
-        // Damage the root page of an index that opening never reads, but that the next outbound write would.
-        let root = try #require(try externalConnection(path).scalarInt("SELECT rootpage FROM sqlite_schema WHERE name = 'mesh_outbound_pending'"))
+        // Damage the root page of an index that opening never reads, but that the next received message's write would.
+        let root = try #require(try externalConnection(path).scalarInt("SELECT rootpage FROM sqlite_schema WHERE name = 'mesh_inbound_open'"))
         let pageSize = 8192
         let handle = try #require(FileHandle(forUpdatingAtPath: path))
         try handle.seek(toOffset: UInt64((Int(root) - 1) * pageSize))

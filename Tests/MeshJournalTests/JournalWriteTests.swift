@@ -258,6 +258,50 @@ import Testing
         }
     }
 
+    /// Schema v10 reads pending messages by sequence from a floor that moves up as messages are acknowledged: every
+    /// pending message stays visible however the floor moved — acknowledged in and out of order, failed, none
+    /// pending at all, new ones after that, the newest ones pruned, and after a reopen.
+    @Test func pendingOutboundStaysCompleteAsTheFloorMovesUp() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let path = dir.file("floor.sqlite")
+        let journal = try await Journal.open(path: path, logger: .test)
+        var seqs: [UInt64] = []
+        for i in 0..<6 { seqs.append(try await journal.appendOutbound(try outbound(i, command: i % 2 == 0 ? 1 : 2))) }
+        func pending() async throws -> [UInt64] { try await journal.pendingOutbound().map(\.seq) }
+        #expect(try await pending() == seqs)
+        #expect(try await journal.markOutboundAcked([seqs[0], seqs[2]]) == 2)
+        #expect(try await pending() == [seqs[1], seqs[3], seqs[4], seqs[5]])
+        #expect(try await journal.pendingOutbound(commandID: 1).map(\.seq) == [seqs[4]])
+        #expect(try await journal.pendingOutboundCommandIDs() == [1, 2])
+        #expect(try await journal.markOutboundFailed(seqs[1], error: "peer down"))
+        #expect(try await journal.markOutboundAcked([seqs[3], seqs[5]]) == 2)
+        #expect(try await pending() == [seqs[4]])
+        #expect(try await journal.pendingOutbound(afterSeq: seqs[4]).isEmpty)
+        #expect(try await journal.pendingOutboundCommandIDs() == [1])
+        #expect(try await journal.markOutboundAcked([seqs[4]]) == 1)
+        // None pending: the floor moves past the last sequence; the next message is above it all the same.
+        #expect(try await pending().isEmpty)
+        #expect(try await journal.pendingOutboundCommandIDs().isEmpty)
+        #expect(try await journal.pendingOutboundPeers().isEmpty)
+        let next = try await journal.appendOutbound(try outbound(6, command: 3))
+        #expect(try await pending() == [next])
+        #expect(try await journal.pendingOutboundCommandIDs() == [3])
+        // Every finished row pruned, the newest included: sequences are never reused, so the floor holds.
+        #expect(try await journal.markOutboundAcked([next]) == 1)
+        #expect(try await pending().isEmpty)
+        while try await journal.pruneFinished(completedBeforeMs: Int64.max).outbound > 0 {}
+        #expect(try await journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_outbound") } == 0)
+        let after = try await journal.appendOutbound(try outbound(7, command: 4))
+        #expect(after > next)
+        #expect(try await pending() == [after])
+        await journal.close()
+        let reopened = try await Journal.open(path: path, logger: .test)
+        #expect(try await reopened.pendingOutbound().map(\.seq) == [after])
+        #expect(try await reopened.pendingOutboundPeers().count == 1)
+        await reopened.close()
+    }
+
     @Test func inboundDeduplicatesOnOriginAndSequence() async throws {
         try await withJournal { journal, _ in
             let first = try await journal.appendInbound([inbound(1), inbound(2)])
