@@ -35,6 +35,8 @@ package enum ProcessPairBenchmark {
         package var p99Micros: UInt64
         package var maxMicros: UInt64
         package var retransmits: Int
+        /// Datagrams the sender sent and received during the timed run (both directions of the pair's traffic).
+        package var senderDatagrams: Int
         package var senderJournalBytes: Int64
         package var receiverJournalBytes: Int64
         /// Write transactions committed by the sender during the timed run.
@@ -90,6 +92,11 @@ package enum ProcessPairBenchmark {
 
         let target = child.address
         let (commitsBefore, framesBefore) = (node.journal.writeStatistics.transactions, node.journal.walFramesWritten)
+        func datagrams() async -> Int {
+            let statistics = (try? await node.transportStatistics()) ?? [:]
+            return (statistics["datagrams_in"] ?? 0) + (statistics["datagrams_out"] ?? 0)
+        }
+        let datagramsBefore = await datagrams()
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
         let clock = ContinuousClock()
         let receiverPID = child.process.processIdentifier
@@ -135,6 +142,7 @@ package enum ProcessPairBenchmark {
         let seconds = (clock.now - start).seconds
         let (senderCPUAfter, receiverCPUAfter) = (ProcessCPUTime.seconds(), ProcessCPUTime.seconds(of: receiverPID))
         let retransmits = (try? await node.transportStatistics())?["retransmits"] ?? 0
+        let senderDatagrams = await datagrams() - datagramsBefore
         let (senderCommits, senderFrames) = (node.journal.writeStatistics.transactions - commitsBefore,
                                              node.journal.walFramesWritten - framesBefore)
         await node.shutdown()
@@ -153,6 +161,7 @@ package enum ProcessPairBenchmark {
         return Result(messages: messages, seconds: seconds, messagesPerSecond: Double(messages) / seconds,
                       p50Micros: histogram.valueAtPercentile(50), p90Micros: histogram.valueAtPercentile(90),
                       p99Micros: histogram.valueAtPercentile(99), maxMicros: histogram.max, retransmits: retransmits,
+                      senderDatagrams: senderDatagrams,
                       senderJournalBytes: fileBytes(dir + "/a.sqlite"), receiverJournalBytes: fileBytes(dir + "/b.sqlite"),
                       senderCommits: senderCommits, receiverCommits: field("commits"), senderWALFrames: senderFrames,
                       receiverWALFrames: field("wal_frames"),

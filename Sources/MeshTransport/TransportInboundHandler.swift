@@ -14,8 +14,9 @@ public protocol TransportInboundHandler: Sendable {
 public struct TransportResponder {
     let handler: TransportHandler
 
-    /// Confirms delivered reliable messages (they are durable).
-    public func confirm(_ tokens: [DeliveryToken]) { handler.confirm(tokens) }
+    /// Confirms delivered reliable messages (they are durable). `mayWait`: as in
+    /// ``MeshTransport/confirm(_:mayWait:)``, the confirmations may wait up to `maxAckDelay` for a reply to ride on.
+    public func confirm(_ tokens: [DeliveryToken], mayWait: Bool = false) { handler.confirm(tokens, mayWait: mayWait) }
 
     /// Refuses a delivered reliable message; the sender's send fails with `rejected`.
     public func reject(_ token: DeliveryToken, reason: String) { handler.reject(token, reason: reason) }

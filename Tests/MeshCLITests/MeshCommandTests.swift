@@ -126,7 +126,7 @@ import Testing
         let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         for key in ["messages", "seconds", "msgs_per_s", "p50_us", "p99_us", "retransmits", "sender_journal_bytes", "receiver_journal_bytes",
                     "handler", "sender_commits", "receiver_commits", "commits_per_message", "sender_wal_frames", "receiver_wal_frames",
-                    "wal_frames_per_message", "receiver_journal_bytes_per_message"] {
+                    "wal_frames_per_message", "receiver_journal_bytes_per_message", "datagrams_per_message"] {
             #expect(object[key] != nil, "missing \(key)")
         }
         #expect(object["messages"] as? Int == 200)
@@ -143,6 +143,8 @@ import Testing
         } else {
             #expect(sender >= 200 && receiver >= 200, "\(object)")
             #expect((object["wal_frames_per_message"] as? Double ?? 0) >= 2, "\(object)")
+            // At least the message one way and its confirmation or response the other.
+            #expect((object["datagrams_per_message"] as? Double ?? 0) >= 2, "\(object)")
         }
         if sync && mode[0] == "acked" { #expect(receiver <= 210, "\(object)") }
     }

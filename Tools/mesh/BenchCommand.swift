@@ -63,6 +63,7 @@ struct PairBench: AsyncParsableCommand {
                 "sender_wal_frames": r.senderWALFrames, "receiver_wal_frames": r.receiverWALFrames,
                 "wal_frames_per_message": Double(r.senderWALFrames + r.receiverWALFrames) / Double(r.messages),
                 "receiver_journal_bytes_per_message": Double(r.receiverJournalBytes) / Double(r.messages),
+                "datagrams_per_message": Double(r.senderDatagrams) / Double(r.messages),
             ]
             if let cpu = r.cpuMicrosPerMessage {
                 object["sender_cpu_us_per_message"] = cpu.sender
@@ -78,6 +79,7 @@ struct PairBench: AsyncParsableCommand {
         if mode == .oneway {
             print("  (send → acknowledged with \(concurrency) senders streaming: the percentiles include queueing; --mode acked measures one message at a time)")
         }
+        print(String(format: "  datagrams per message, both ways (counted at the sender): %.2f", Double(r.senderDatagrams) / Double(r.messages)))
         print("  retransmits: \(r.retransmits); journals: sender \(r.senderJournalBytes / 1024) KiB, receiver \(r.receiverJournalBytes / 1024) KiB")
         print(String(format: "  per message: %.2f commits (sender %d, receiver %d in all), %.1f WAL frames, receiver journal %.0f B",
                      Double(r.senderCommits + r.receiverCommits) / Double(r.messages), r.senderCommits, r.receiverCommits,

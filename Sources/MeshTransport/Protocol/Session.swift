@@ -200,7 +200,7 @@ final class Session {
     /// ``TransportConfiguration/maxAckDelay``); `now` for an acknowledgement owed at once.
     var ackDueAt: NIODeadline?
     /// When the owed confirmations go out on their own if nothing else is sent to carry them: set while every
-    /// owed confirmation may wait (``TransportStateMachine/confirm(_:mayWait:now:)``), `nil` once one must go at
+    /// owed confirmation may wait (``TransportStateMachine/confirmWhenConvenient(_:now:)``), `nil` once one must go at
     /// the next flush.
     var confirmsDueAt: NIODeadline?
     var largestReceivedAt: NIODeadline?
@@ -237,13 +237,13 @@ final class Session {
 
     var confirmsOwed: Bool { lanes.values.contains { $0.confirmOwed } }
 
-    /// Whether this session's flush may send nothing now: its only owed frames are confirmations allowed to wait
-    /// (``confirmsDueAt`` still ahead) and, perhaps, an acknowledgement not yet due. They go with the next datagram
-    /// to the peer, or on their own when the first of the two deadlines passes.
-    func mayHoldConfirms(now: NIODeadline) -> Bool {
-        guard let due = confirmsDueAt, due > now, phase == .established, !welcomeOwed, !goodbyeOwed, !pingOwed,
-              rejectsOwed.isEmpty, abandonsOwed.isEmpty, !hasQueuedData else { return false }
-        return !ackOwed || (ackDueAt.map { $0 > now } ?? false)
+    /// Whether the owed confirmations may stay behind in this flush: all of them may wait (``confirmsDueAt`` still
+    /// ahead) and nothing else ack-eliciting is owed for them to ride on. An acknowledgement due now then leaves
+    /// alone: with them it would become a packet the peer must acknowledge in turn, and two such packets per
+    /// exchange make both sides acknowledge at once, every time.
+    func confirmsMayWait(now: NIODeadline) -> Bool {
+        guard let due = confirmsDueAt, due > now, phase == .established else { return false }
+        return !welcomeOwed && !goodbyeOwed && !pingOwed && rejectsOwed.isEmpty && abandonsOwed.isEmpty && !hasQueuedData
     }
 
     /// When the retransmission timer is due, if anything is unacknowledged.

@@ -886,7 +886,7 @@ final class TransportStateMachine {
             s.staleOwed = false
             emit(s, frames: [.stale], items: [.control], now: now, destinationEpoch: s.staleEpoch)
         }
-        if s.mayHoldConfirms(now: now) { return }
+        let holdConfirms = s.confirmsMayWait(now: now)
         let budget = configuration.maxDatagramSize - PacketHeader.size - PacketHeader.tagSize
         while true {
             var frames: [Frame] = []
@@ -913,12 +913,14 @@ final class TransportStateMachine {
                     s.goodbyeOwed = false
                     _ = add(.goodbye, .control)
                 }
-                for laneID in s.lanes.keys where s.lanes[laneID]!.confirmOwed {
-                    guard add(.confirm(lane: laneID, upTo: s.lanes[laneID]!.confirmedUpTo), .confirm(laneID)) else { break }
-                    s.lanes[laneID]!.confirmOwed = false
+                if !holdConfirms {
+                    for laneID in s.lanes.keys where s.lanes[laneID]!.confirmOwed {
+                        guard add(.confirm(lane: laneID, upTo: s.lanes[laneID]!.confirmedUpTo), .confirm(laneID)) else { break }
+                        s.lanes[laneID]!.confirmOwed = false
+                    }
+                    // Whatever did not fit goes in the next datagram of this flush.
+                    s.confirmsDueAt = nil
                 }
-                // Whatever did not fit goes in the next datagram of this flush.
-                s.confirmsDueAt = nil
                 while let (lane, seq, reason) = s.rejectsOwed.first, add(.reject(lane: lane, seq: seq, reason: reason), .reject(lane, seq, reason)) {
                     s.rejectsOwed.removeFirst()
                 }
