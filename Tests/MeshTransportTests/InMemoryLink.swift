@@ -1,4 +1,5 @@
 import NIOCore
+import Testing
 @testable import MeshTransport
 
 /// Two transport state machines joined by an in-memory network with a manual clock: every datagram is
@@ -199,4 +200,26 @@ final class InMemoryLink {
     func payloadsAtB(lane: UInt16? = nil) -> [String] {
         deliveredToB.filter { lane == nil || $0.commandID == lane }.map { String(buffer: $0.payload) }
     }
+}
+
+extension InMemoryLink {
+    /// A link with the given `maxAckDelay` whose B confirms only when a test tells it to, after one warm-up message
+    /// (the handshake done, a round trip measured) and a quiet spell, so the next datagrams are the test's alone.
+    static func warmedUp(maxAckDelay: Duration) -> InMemoryLink {
+        let link = InMemoryLink { $0.maxAckDelay = maxAckDelay }
+        link.autoConfirm = false
+        link.send("warm-up")
+        link.run(until: { link.deliveredToB.count == 1 })
+        link.b.confirm(link.deliveredToB[0].token)
+        #expect(link.run(until: { link.outcomesA.count == 1 }))
+        link.run(for: .milliseconds(5))
+        return link
+    }
+}
+
+/// What kind of frame it is, for tests that look at what a datagram carried.
+extension Frame {
+    var isAck: Bool { if case .ack = self { true } else { false } }
+    var isConfirm: Bool { if case .confirm = self { true } else { false } }
+    var isData: Bool { if case .data = self { true } else { false } }
 }

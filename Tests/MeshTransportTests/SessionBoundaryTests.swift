@@ -6,7 +6,6 @@ import Testing
 /// for an earlier session (or for another node that had the same address), or a welcome that answered an earlier
 /// hello. Each test reproduces, with a manual clock, an interleaving the fault proxy produced under load.
 @Suite struct SessionBoundaryTests {
-    static func isData(_ frame: Frame) -> Bool { if case .data = frame { true } else { false } }
     static func isHello(_ frame: Frame) -> Bool { if case .hello = frame { true } else { false } }
     static func isWelcome(_ frame: Frame) -> Bool { if case .welcome = frame { true } else { false } }
 
@@ -38,7 +37,7 @@ import Testing
         link.replaceB(node: NodeID(high: 3, low: 3), epoch: 1)
         var lostRequest = false
         link.drop = { fromA, _, frames in
-            guard !fromA, !lostRequest, frames.contains(where: Self.isData) else { return false }
+            guard !fromA, !lostRequest, frames.contains(where: { $0.isData }) else { return false }
             lostRequest = true
             return true
         }
@@ -61,7 +60,7 @@ import Testing
         #expect(link.run(until: { link.outcomesB[q1] == .confirmed }, limit: .seconds(1), step: .milliseconds(1)))
         var held: [(PacketHeader, ByteBuffer)] = []
         link.drop = { fromA, header, frames in
-            guard fromA, frames.contains(where: Self.isData) else { return false }
+            guard fromA, frames.contains(where: { $0.isData }) else { return false }
             held.append((header, Self.body(frames)))
             return true
         }

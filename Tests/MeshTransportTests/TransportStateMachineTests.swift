@@ -49,7 +49,7 @@ import Testing
         link.run(until: { link.outcomesA.count == 1 })
         var sendTimes: [NIODeadline] = []
         link.drop = { fromA, _, frames in
-            if fromA && frames.contains(where: { if case .data = $0 { true } else { false } }) {
+            if fromA && frames.contains(where: { $0.isData }) {
                 sendTimes.append(link.now)
                 return true
             }
@@ -155,7 +155,7 @@ import Testing
         // A's next datagram is held back; it will reach B's next incarnation late.
         var held: [(PacketHeader, ByteBuffer)] = []
         link.drop = { fromA, header, frames in
-            guard fromA, frames.contains(where: { if case .data = $0 { true } else { false } }) else { return false }
+            guard fromA, frames.contains(where: { $0.isData }) else { return false }
             var body = ByteBufferAllocator().buffer(capacity: 256)
             for f in frames { f.write(to: &body) }
             held.append((header, body))
@@ -264,7 +264,7 @@ import Testing
         let link = InMemoryLink()
         var captured: [(PacketHeader, ByteBuffer)] = []
         link.drop = { fromA, header, frames in
-            if fromA, frames.contains(where: { if case .data = $0 { true } else { false } }) {
+            if fromA, frames.contains(where: { $0.isData }) {
                 var body = ByteBufferAllocator().buffer(capacity: 256)
                 for f in frames { f.write(to: &body) }
                 captured.append((header, body))
@@ -394,15 +394,7 @@ import Testing
     }
 
     @Test func acknowledgementsWaitUpToTheMaxAckDelayForADatagramToRideOn() {
-        func isAck(_ f: Frame) -> Bool { if case .ack = f { true } else { false } }
-        func isConfirm(_ f: Frame) -> Bool { if case .confirm = f { true } else { false } }
-        let link = InMemoryLink { $0.maxAckDelay = .milliseconds(2) }
-        link.autoConfirm = false
-        link.send("warm-up")
-        link.run(until: { link.deliveredToB.count == 1 })
-        link.b.confirm(link.deliveredToB[0].token)
-        #expect(link.run(until: { link.outcomesA.count == 1 }))
-        link.run(for: .milliseconds(5))
+        let link = InMemoryLink.warmedUp(maxAckDelay: .milliseconds(2))
 
         // One packet in order: nothing goes back until the delay has passed, then the ack alone.
         link.clearLog()
@@ -414,7 +406,7 @@ import Testing
         #expect(link.run(until: { !link.framesFromB.isEmpty }, limit: .milliseconds(5)))
         let ackAt = link.sentLog.first { !$0.fromA }!.at
         #expect(ackAt - sentAt >= .milliseconds(2))
-        #expect(link.framesFromB.count == 1 && link.framesFromB[0].count == 1 && isAck(link.framesFromB[0][0]))
+        #expect(link.framesFromB.count == 1 && link.framesFromB[0].count == 1 && link.framesFromB[0][0].isAck)
         link.b.confirm(link.deliveredToB[1].token)
         #expect(link.run(until: { link.outcomesA.count == 2 }))
         link.run(for: .milliseconds(5))
@@ -426,7 +418,7 @@ import Testing
         link.b.confirm(link.deliveredToB[2].token)
         link.pump()
         #expect(link.framesFromB.count == 1)
-        #expect(link.framesFromB[0].contains(where: isAck) && link.framesFromB[0].contains(where: isConfirm))
+        #expect(link.framesFromB[0].contains(where: { $0.isAck }) && link.framesFromB[0].contains(where: { $0.isConfirm }))
         link.run(for: .milliseconds(5))
         #expect(link.framesFromB.count == 1)
 
@@ -434,7 +426,7 @@ import Testing
         link.clearLog()
         link.send("three")
         link.send("four")  // both arrive at the same instant
-        #expect(link.run(until: { link.deliveredToB.count == 5 && link.framesFromB.contains { $0.contains(where: isAck) } },
+        #expect(link.run(until: { link.deliveredToB.count == 5 && link.framesFromB.contains { $0.contains(where: { $0.isAck }) } },
                          limit: .microseconds(500)))
 
         // Out of order (a gap): acknowledged at once, so the sender's loss detection hears of it.
@@ -442,27 +434,18 @@ import Testing
         link.clearLog()
         var dropped = false
         link.drop = { fromA, _, frames in
-            guard fromA, !dropped, frames.contains(where: { if case .data = $0 { true } else { false } }) else { return false }
+            guard fromA, !dropped, frames.contains(where: { $0.isData }) else { return false }
             dropped = true
             return true
         }
         link.send("lost")
         link.send("after the gap")
         #expect(link.run(until: { link.deliveredToB.count == 5 && !link.framesFromB.isEmpty }, limit: .milliseconds(1)))
-        #expect(link.framesFromB[0].contains(where: isAck))
+        #expect(link.framesFromB[0].contains(where: { $0.isAck }))
     }
 
     @Test func aConfirmationThatMayWaitRidesOnTheNextDatagramOrLeavesAtTheMaxAckDelay() {
-        func isAck(_ f: Frame) -> Bool { if case .ack = f { true } else { false } }
-        func isConfirm(_ f: Frame) -> Bool { if case .confirm = f { true } else { false } }
-        func isData(_ f: Frame) -> Bool { if case .data = f { true } else { false } }
-        let link = InMemoryLink { $0.maxAckDelay = .milliseconds(2) }
-        link.autoConfirm = false
-        link.send("warm-up")
-        link.run(until: { link.deliveredToB.count == 1 })
-        link.b.confirm(link.deliveredToB[0].token)
-        #expect(link.run(until: { link.outcomesA.count == 1 }))
-        link.run(for: .milliseconds(5))
+        let link = InMemoryLink.warmedUp(maxAckDelay: .milliseconds(2))
 
         // A request's confirmation waits; the reply carries it and the acknowledgement: one datagram.
         link.clearLog()
@@ -476,7 +459,7 @@ import Testing
         _ = link.sendFromB("response")
         link.pump()
         #expect(link.framesFromB.count == 1)
-        #expect(link.framesFromB.first.map { $0.contains(where: isAck) && $0.contains(where: isConfirm) && $0.contains(where: isData) } == true)
+        #expect(link.framesFromB.first.map { $0.contains(where: { $0.isAck }) && $0.contains(where: { $0.isConfirm }) && $0.contains(where: { $0.isData }) } == true)
         #expect(link.run(until: { link.outcomesA[request] != nil }, limit: .milliseconds(1)))
         link.run(for: .milliseconds(5))
 
@@ -487,9 +470,9 @@ import Testing
         let confirmedAt = link.now
         link.b.confirmWhenConvenient(link.deliveredToB[2].token, now: link.now)
         link.run(for: .milliseconds(1))
-        #expect(!link.framesFromB.contains { $0.contains(where: isConfirm) })
-        #expect(link.run(until: { link.framesFromB.contains { $0.contains(where: isConfirm) } }, limit: .milliseconds(5)))
-        #expect(link.sentLog.first { !$0.fromA && $0.frames.contains(where: isConfirm) }!.at - confirmedAt >= .milliseconds(2))
+        #expect(!link.framesFromB.contains { $0.contains(where: { $0.isConfirm }) })
+        #expect(link.run(until: { link.framesFromB.contains { $0.contains(where: { $0.isConfirm }) } }, limit: .milliseconds(5)))
+        #expect(link.sentLog.first { !$0.fromA && $0.frames.contains(where: { $0.isConfirm }) }!.at - confirmedAt >= .milliseconds(2))
         #expect(link.run(until: { link.outcomesA[lonely] != nil }, limit: .milliseconds(1)))
         link.run(for: .milliseconds(5))
 
@@ -503,13 +486,13 @@ import Testing
         #expect(link.framesFromB.isEmpty)
         let second = link.send("second")
         #expect(link.run(until: { link.deliveredToB.count == 5 && !link.framesFromB.isEmpty }, limit: .microseconds(500)))
-        #expect(link.framesFromB.count == 1 && link.framesFromB[0].allSatisfy(isAck), "\(link.framesFromB)")
+        #expect(link.framesFromB.count == 1 && link.framesFromB[0].allSatisfy { $0.isAck }, "\(link.framesFromB)")
         link.b.confirmWhenConvenient(link.deliveredToB[4].token, now: link.now)
         link.pump()
         #expect(link.framesFromB.count == 1)
         _ = link.sendFromB("reply")
         #expect(link.framesFromB.count == 2)
-        #expect(link.framesFromB.last.map { $0.contains(where: isConfirm) && $0.contains(where: isData) } == true)
+        #expect(link.framesFromB.last.map { $0.contains(where: { $0.isConfirm }) && $0.contains(where: { $0.isData }) } == true)
         #expect(link.run(until: { link.outcomesA[first] != nil && link.outcomesA[second] != nil }, limit: .milliseconds(1)))
         link.run(for: .milliseconds(5))
 
@@ -523,11 +506,10 @@ import Testing
         link.b.confirm(link.deliveredToB[6].token)
         link.pump()
         #expect(link.framesFromB.count == 1)
-        #expect(link.framesFromB.first.map { $0.filter(isConfirm).count } == 2)
+        #expect(link.framesFromB.first.map { $0.filter { $0.isConfirm }.count } == 2)
     }
 
     @Test func withoutAnAckDelayAConfirmationThatMayWaitLeavesAtOnce() {
-        func isConfirm(_ f: Frame) -> Bool { if case .confirm = f { true } else { false } }
         let link = InMemoryLink { $0.maxAckDelay = .zero }
         link.autoConfirm = false
         link.send("one")
@@ -535,7 +517,7 @@ import Testing
         link.clearLog()
         link.b.confirmWhenConvenient(link.deliveredToB[0].token, now: link.now)
         link.pump()
-        #expect(link.framesFromB.contains { $0.contains(where: isConfirm) })
+        #expect(link.framesFromB.contains { $0.contains(where: { $0.isConfirm }) })
     }
 
     @Test func withoutAnAckDelayEveryPacketIsAcknowledgedAtOnce() {
@@ -591,7 +573,7 @@ import Testing
         let link = InMemoryLink()
         var captured: [(PacketHeader, ByteBuffer)] = []
         link.drop = { fromA, header, frames in
-            if fromA, frames.contains(where: { if case .data = $0 { true } else { false } }) {
+            if fromA, frames.contains(where: { $0.isData }) {
                 var body = ByteBufferAllocator().buffer(capacity: 256)
                 for f in frames { f.write(to: &body) }
                 captured.append((header, body))
