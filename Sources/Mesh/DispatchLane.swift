@@ -44,40 +44,73 @@ extension DispatchItem {
 /// Runs one command ID's messages through its handlers, one message at a time, in arrival order: a slow or
 /// failing message holds up only its own command ID.
 ///
+/// Work is run by a runner task that exists only while the lane has work: queueing work on an idle lane starts one,
+/// which takes the queue's work in order and ends when the queue is empty. With `startsInline`, the runner starts
+/// with `Task.immediate`: it runs on the thread that queued the work — the node's thread, for a received message —
+/// until the handler's first suspension, so a handler that returns without suspending costs no thread handoff
+/// (waking a pool thread costs the node's thread a wake-up, and the pool thread takes a core from it); what
+/// follows a suspension runs on the cooperative pool, as every async handler does without `startsInline`.
+///
 /// A synchronous chain may run a message inline on the node's thread instead (see `MeshNode+Inline.swift`), but
 /// only while the lane is idle: ``outstanding`` counts work queued, running, or reserved by a receive job that has
 /// not committed yet, so an inline message never overtakes one of its command ID waiting here.
+///
+/// Its queue is guarded by a lock that queueing threads (the node's, a registering or resuming task) and the runner
+/// share, held only to take or put work.
 final class DispatchLane: Sendable {
     let commandID: UInt16
-    private let continuation: AsyncStream<DispatchWork>.Continuation
-    private let worker: Task<Void, Never>
+    private let run: @Sendable (DispatchWork) async -> Void
+    private let startsInline: Bool
     /// Work queued, running or reserved; incremented before a yield, decremented after the work ran.
     private let outstanding: Outstanding
+    private let queue = Mutex(Queue())
 
-    /// The count behind ``isIdle``, shared with the worker task.
+    /// The count behind ``isIdle``, shared with the runner.
     private final class Outstanding: Sendable {
         let count = Atomic<Int>(0)
     }
 
-    /// Starts the lane's task, which runs each piece of work with `run`, in order.
-    init(commandID: UInt16, run: @escaping @Sendable (DispatchWork) async -> Void) {
-        self.commandID = commandID
-        let (stream, continuation) = AsyncStream.makeStream(of: DispatchWork.self)
-        self.continuation = continuation
-        let outstanding = Outstanding()
-        self.outstanding = outstanding
-        self.worker = Task {
-            for await work in stream {
-                if Task.isCancelled { break }
-                await run(work)
-                outstanding.count.subtract(1, ordering: .releasing)
+    private struct Queue {
+        var work: [DispatchWork] = []
+        var head = 0
+        /// A runner is taking work (set by whoever starts it, cleared by the runner when the queue is empty).
+        var running = false
+        /// Counts runners started, so a runner's handle is kept only while that runner is the current one.
+        var generation: UInt64 = 0
+        /// The current runner, to cancel it (nil until its start returned, or while none runs).
+        var runner: Task<Void, Never>?
+        /// No more work is taken (``finish()``); what is queued still runs.
+        var finished = false
+        var cancelled = false
+        /// ``drained()`` callers, resumed once the queue is finished and empty and no runner runs.
+        var drainWaiters: [CheckedContinuation<Void, Never>] = []
+
+        var isEmpty: Bool { head == work.count }
+
+        mutating func take() -> DispatchWork? {
+            guard !isEmpty else { return nil }
+            let next = work[head]
+            head += 1
+            if head == work.count {
+                work.removeAll(keepingCapacity: work.count <= 64)
+                head = 0
             }
+            return next
         }
+    }
+
+    /// A lane that runs each piece of work with `run`, in order; `startsInline`: its runner starts on the thread
+    /// that queued the work (`Task.immediate`).
+    init(commandID: UInt16, startsInline: Bool = true, run: @escaping @Sendable (DispatchWork) async -> Void) {
+        self.commandID = commandID
+        self.run = run
+        self.startsInline = startsInline
+        self.outstanding = Outstanding()
     }
 
     func enqueue(_ work: DispatchWork) {
         outstanding.count.add(1, ordering: .acquiringAndReleasing)
-        continuation.yield(work)
+        enqueueReserved(work)
     }
 
     /// Nothing of this command ID is queued, running or reserved.
@@ -87,16 +120,71 @@ final class DispatchLane: Sendable {
     /// back if it fails (``release()``).
     func reserve() { outstanding.count.add(1, ordering: .acquiringAndReleasing) }
 
-    /// Queues work for which ``reserve()`` was called.
-    func enqueueReserved(_ work: DispatchWork) { continuation.yield(work) }
-
     /// Gives back a reservation whose work will not come.
     func release() { outstanding.count.subtract(1, ordering: .releasing) }
 
-    func finish() { continuation.finish() }
+    /// Queues work for which ``reserve()`` was called, and starts a runner if none runs.
+    func enqueueReserved(_ work: DispatchWork) {
+        let generation = queue.withLock { queue -> UInt64? in
+            guard !queue.finished, !queue.cancelled else { return nil }
+            queue.work.append(work)
+            guard !queue.running else { return nil }
+            queue.running = true
+            queue.generation &+= 1
+            return queue.generation
+        }
+        guard let generation else { return }
+        let drain: @Sendable () async -> Void = { [self] in
+            while let work = next() {
+                await run(work)
+                outstanding.count.subtract(1, ordering: .releasing)
+            }
+        }
+        let runner = startsInline ? Task.immediate(operation: drain) : Task(operation: drain)
+        // Kept while it runs (to cancel it); a runner that already ended, or was followed by another, is not kept.
+        let cancelNow = queue.withLock { queue -> Bool in
+            guard queue.running, queue.generation == generation else { return false }
+            queue.runner = runner
+            return queue.cancelled
+        }
+        if cancelNow { runner.cancel() }
+    }
 
-    func drained() async { await worker.value }
+    /// The runner's next work, or nil (and the runner ends) when the queue is empty or the lane was cancelled.
+    private func next() -> DispatchWork? {
+        let (work, waiters) = queue.withLock { queue -> (DispatchWork?, [CheckedContinuation<Void, Never>]) in
+            if !queue.cancelled && !Task.isCancelled, let work = queue.take() { return (work, []) }
+            queue.running = false
+            queue.runner = nil
+            defer { queue.drainWaiters.removeAll() }
+            return (nil, queue.drainWaiters)
+        }
+        for waiter in waiters { waiter.resume() }
+        return work
+    }
 
-    /// Cancels the worker (a handler that honours cancellation stops; the rest of the queue is dropped).
-    func cancel() { worker.cancel() }
+    /// Stops taking work; what is queued still runs.
+    func finish() { queue.withLock { $0.finished = true } }
+
+    /// Returns once nothing is queued or running (after ``finish()``: once every piece of work queued before it ran),
+    /// or the lane was cancelled.
+    func drained() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = queue.withLock { queue -> Bool in
+                if !queue.running && (queue.isEmpty || queue.cancelled) { return true }
+                queue.drainWaiters.append(continuation)
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+
+    /// Cancels the runner (a handler that honours cancellation stops; the rest of the queue is dropped).
+    func cancel() {
+        let runner = queue.withLock { queue -> Task<Void, Never>? in
+            queue.cancelled = true
+            return queue.runner
+        }
+        runner?.cancel()
+    }
 }

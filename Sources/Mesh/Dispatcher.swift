@@ -4,7 +4,7 @@ import NIOConcurrencyHelpers
 ///
 /// Called from any thread under one lock: handlers are registered from the application; the node's thread looks
 /// up a command ID's chain for each received message (its kind, or the chain itself to run it inline); lanes are
-/// created on first use and run their work on tasks of their own (``DispatchLane``). What a lane runs, the node
+/// created on first use and run their work on tasks of their own (``DispatchLane``), started where the work is queued. What a lane runs, the node
 /// supplies (``attach(_:)``): running a chain needs the journal, the transport and the node's settings.
 final class Dispatcher: Sendable {
     /// What runs a lane's work for a command ID (the node's `dispatch`).
@@ -14,13 +14,18 @@ final class Dispatcher: Sendable {
         var handlers: [UInt16: [RegisteredHandler]] = [:]
         var lanes: [UInt16: DispatchLane] = [:]
         var run: Run?
+        var startsInline = true
     }
 
     private let state = NIOLockedValueBox(State())
 
-    /// Sets what lanes run (before any lane is created).
-    func attach(_ run: @escaping Run) {
-        state.withLockedValue { $0.run = run }
+    /// Sets what lanes run, and whether their runners start on the thread that queues their work
+    /// (``MeshConfiguration/startsAsyncHandlersInline``), before any lane is created.
+    func attach(startsInline: Bool = true, _ run: @escaping Run) {
+        state.withLockedValue {
+            $0.run = run
+            $0.startsInline = startsInline
+        }
     }
 
     /// Appends `handler` to `commandID`'s chain. Returns the command ID's lane if this is its first handler: messages
@@ -87,7 +92,7 @@ final class Dispatcher: Sendable {
     private func lane(_ commandID: UInt16, _ state: inout State) -> DispatchLane {
         if let lane = state.lanes[commandID] { return lane }
         let run = state.run ?? { _, _ in }
-        let lane = DispatchLane(commandID: commandID) { work in await run(work, commandID) }
+        let lane = DispatchLane(commandID: commandID, startsInline: state.startsInline) { work in await run(work, commandID) }
         state.lanes[commandID] = lane
         return lane
     }

@@ -28,7 +28,7 @@ import MeshTransport
 /// | `maxPeers` | number | 4096 | peers held at once |
 /// | `retention` | ms or null | 7 days | null keeps everything |
 /// | `maxHandlerAttempts` | number | 3 | |
-/// | `encrypt`, `storesPayloadJSON` | bool | false, true | |
+/// | `encrypt`, `storesPayloadJSON`, `startsAsyncHandlersInline` | bool | false, true, true | |
 /// | `minFreeDiskBytes` | number | 67108864 | |
 extension MeshConfiguration {
     /// Reads and validates a JSON configuration file.
@@ -119,6 +119,7 @@ extension MeshConfiguration {
         if let v = try reader.int("maxHandlerAttempts") { c.maxHandlerAttempts = v }
         if let v = try reader.bool("encrypt") { c.encrypt = v }
         if let v = try reader.bool("storesPayloadJSON") { c.storesPayloadJSON = v }
+        if let v = try reader.bool("startsAsyncHandlersInline") { c.startsAsyncHandlersInline = v }
         if let v = try reader.int("minFreeDiskBytes") { c.minFreeDiskBytes = Int64(v) }
         for unsupported in ["nic", "marsAddress", "marsPort", "marsAddressCacheTTL"] where reader.peek(unsupported) != nil {
             throw MeshError(.invalidConfiguration, "\"\(unsupported)\" is not supported: Mesh needs no MARS directory; list \"seeds\" instead")

@@ -83,6 +83,15 @@ public struct MeshConfiguration: Sendable {
     /// Store each message's JSON rendering in the journal's `payload_json` (for `json_extract` in audits).
     /// Default `true`; turning it off roughly halves the bytes journaled for payload-heavy messages.
     public var storesPayloadJSON: Bool
+    /// Start an async handler (``MeshNode/handleCommand(_:_:)``) on the thread that hands it its message — the
+    /// node's own, for a received message — and run it there until its first suspension (`Task.immediate`): a
+    /// handler that returns without suspending then costs no thread handoff, and a request's response is journaled
+    /// and sent from the node's thread. What follows a suspension runs on Swift's cooperative pool (an `await` whose
+    /// result is already there does not suspend: the handler goes on where it was). Default `true`.
+    /// Turn it off when async handlers compute for long before their first `await`: while one computes there, the
+    /// node neither reads its socket nor commits; off, every async handler starts on the pool (one thread handoff
+    /// per message, each way).
+    public var startsAsyncHandlersInline: Bool
 
     /// A configuration with the defaults above.
     public init(address: String, nodeType: String = "UDP", journalPath: String, clusterKey: ClusterKey) {
@@ -100,6 +109,7 @@ public struct MeshConfiguration: Sendable {
         self.maxHandlerAttempts = 3
         self.encrypt = false
         self.storesPayloadJSON = true
+        self.startsAsyncHandlersInline = true
         self.seeds = []
         self.nodeRole = "UDP"
         self.advertisedAddress = nil

@@ -130,7 +130,9 @@ public final class MeshNode: Sendable {
         // Validated already: every seed parses.
         self.seeds = SeedResolver(seeds: configuration.seeds.compactMap { try? Seed.parse($0) },
                                   ipv6: transport.localAddress.protocol == .inet6, logger: logger)
-        dispatcher.attach { [weak self] work, commandID in await self?.dispatch(work, commandID: commandID) }
+        dispatcher.attach(startsInline: configuration.startsAsyncHandlersInline) { [weak self] work, commandID in
+            await self?.dispatch(work, commandID: commandID)
+        }
     }
 
     var isStopped: Bool { state.withLockedValue { $0.stopped } }
@@ -312,6 +314,10 @@ public final class MeshNode: Sendable {
     /// Registers a handler for `commandID` (Diarkis `HandleCommand`). Several handlers may share an ID; they run
     /// in registration order for each message. Registering after start works; messages that arrived without a
     /// handler (`unhandled`) are then dispatched, in their original order.
+    ///
+    /// Each command ID's messages run on its lane, one at a time. A handler starts on the node's own thread and runs
+    /// there until its first suspension, then on Swift's cooperative pool
+    /// (``MeshConfiguration/startsAsyncHandlersInline``): long computation belongs after an `await`, or the setting off.
     /// - Throws: ``MeshError`` (`reservedCommand`) for an ID in ``reservedCommandIDs``.
     public func handleCommand(_ commandID: UInt16, _ handler: @escaping Handler) throws(MeshError) {
         try register(.async(handler), for: commandID)

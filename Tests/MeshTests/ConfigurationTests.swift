@@ -20,7 +20,7 @@ import Testing
             {"address": "127.0.0.1", "port": "8100", "retryInterval": 500, "reliableRetryTimeout": 4000, "sendInterval": 0,
              "strictCheckForExternal": true, "journal": "node.sqlite", "clusterKeyFile": "cluster.key",
              "durability": "full", "nodeType": "ROOM", "seeds": ["10.0.0.1:8000", "room.game.svc.cluster.local:8000"],
-             "endpoint": "game.example.com:7000", "retention": null, "memberTimeout": 5000}
+             "endpoint": "game.example.com:7000", "retention": null, "memberTimeout": 5000, "startsAsyncHandlersInline": false}
             """)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let c = try MeshConfiguration.load(jsonFile: file)
@@ -30,6 +30,7 @@ import Testing
         #expect(c.durability == .full && c.nodeType == "ROOM" && c.seeds == ["10.0.0.1:8000", "room.game.svc.cluster.local:8000"])
         #expect(c.endpoint == "game.example.com:7000")
         #expect(c.retention == nil && c.memberTimeout == .seconds(5))
+        #expect(!c.startsAsyncHandlersInline)
     }
 
     @Test(arguments: [
@@ -47,6 +48,8 @@ import Testing
         (#"{"journal": "j", "clusterKeyFile": "cluster.key", "retryTimeout": true}"#, "\"retryTimeout\" must be a whole number (got true)"),
         (#"{"journal": "j", "clusterKeyFile": "cluster.key", "port": true}"#, "\"port\" must be a whole number (got true)"),
         (#"{"journal": "j", "clusterKeyFile": "cluster.key", "encrypt": 1}"#, "\"encrypt\" must be true or false (got a number (1))"),
+        (#"{"journal": "j", "clusterKeyFile": "cluster.key", "startsAsyncHandlersInline": "yes"}"#,
+         "\"startsAsyncHandlersInline\" must be true or false (got a string"),
         (#"{"journal": "j", "clusterKeyFile": "cluster.key", "retryTimeout": 1.5}"#, "\"retryTimeout\" must be a whole number"),
         (#"{"journal": "j", "clusterKeyFile": "cluster.key", "retryTimeout": "3000"}"#, "\"retryTimeout\" must be a whole number (got a string"),
         (#"{"journal": "j", "clusterKeyFile": "cluster.key", "nodeType": 5}"#, "\"nodeType\" must be a string"),

@@ -2,6 +2,7 @@ import Foundation
 import MeshCore
 import MeshJournal
 import MeshTransport
+import NIOPosix
 import Testing
 @testable import Mesh
 
@@ -74,6 +75,30 @@ import Testing
             try await eventually(30) { try await node.journal.rows("SELECT count(*) FROM mesh_messages WHERE status NOT IN ('acked', 'handled')") == [["0"]] }
             let rows = try await node.journal.rows("SELECT payload_json IS NULL, length(payload) > 0 FROM mesh_messages")
             #expect(rows.count == 2 && rows.allSatisfy { $0 == ["1", "1"] }, "\(rows)")
+        }
+        await a.shutdown()
+        await b.shutdown()
+    }
+
+    /// `startsAsyncHandlersInline` (default on): an async handler starts on the node's own thread — an event loop —
+    /// and runs there until it suspends; off, it starts on Swift's cooperative pool. Either way it answers its
+    /// request, also after a suspension. (Where it goes on after an `await` is not asserted: an `await` whose result
+    /// is there by the time the task would suspend — a short sleep on a loaded machine — does not suspend, and the
+    /// handler then goes on where it was.)
+    @Test(arguments: [true, false]) func anAsyncHandlerStartsWhereTheSettingSays(inline: Bool) async throws {
+        let fixture = try NodeFixture()
+        defer { fixture.remove() }
+        let b = try await fixture.start("b") { $0.startsAsyncHandlersInline = inline }
+        try b.handleCommand(43) { data in
+            let started = MultiThreadedEventLoopGroup.currentEventLoop != nil
+            try await Task.sleep(for: .milliseconds(1))
+            return ["startedOnLoop": .bool(started), "n": .int64(Int64(try data.getInt("n") + 1))]
+        }
+        let a = try await fixture.start("a")
+        for n in 0..<3 {
+            let response = try await a.sendRequest(43, to: b.address, ["n": .int64(Int64(n))], timeout: .seconds(30))
+            #expect(try response.getBool("startedOnLoop") == inline)
+            #expect(try response.getInt("n") == n + 1)
         }
         await a.shutdown()
         await b.shutdown()

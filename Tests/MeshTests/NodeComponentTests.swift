@@ -137,6 +137,73 @@ import Testing
         #expect(counts.parsed > 0 && counts.printed > 0)
     }
 
+    /// A lane runs its work one piece at a time, in order, also across a handler's suspension; on an idle lane a
+    /// runner started inline runs the work before `enqueue` returns (up to its first suspension), and one started on
+    /// the pool does not. `drained()` waits for what is queued; `cancel()` stops the runner and drops the rest.
+    @Test func aLaneRunsInOrderAcrossSuspensionsAndStartsWhereItWasToldTo() async throws {
+        let gate = Gate()
+        let log = Mutex<[String]>([])
+        @Sendable func item(_ id: Int64) -> DispatchWork {
+            .message(DispatchItem(inboundID: id, commandID: 1, kind: .send, originNode: "n", originSeq: UInt64(id), peer: "p",
+                                  payload: [], correlationID: nil, attempts: 0))
+        }
+        let lane = DispatchLane(commandID: 1, startsInline: true) { work in
+            guard case .message(let item) = work else { return }
+            log.withLock { $0.append("start \(item.inboundID)") }
+            if item.inboundID == 1 { await gate.wait() }
+            log.withLock { $0.append("end \(item.inboundID)") }
+        }
+        lane.enqueue(item(1))
+        // Started inline: 1 ran up to its suspension before enqueue returned.
+        #expect(log.withLock { $0 } == ["start 1"])
+        lane.enqueue(item(2))
+        lane.enqueue(item(3))
+        // 2 waits for 1, though 1 is suspended: it did not start inline beside it.
+        #expect(log.withLock { $0 } == ["start 1"])
+        #expect(!lane.isIdle)
+        await gate.open()
+        try await eventually { lane.isIdle }
+        #expect(log.withLock { $0 } == ["start 1", "end 1", "start 2", "end 2", "start 3", "end 3"])
+        // Idle again: the next work starts a new runner, inline again.
+        lane.enqueue(item(4))
+        #expect(log.withLock { $0 }.suffix(2) == ["start 4", "end 4"])
+        lane.finish()
+        lane.enqueue(item(5))  // after finish: not taken
+        await lane.drained()
+        #expect(log.withLock { $0 }.last == "end 4")
+
+        // Queued from an event loop's thread: run there when inline, on the pool when not.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let onLoop = Mutex<[Bool]>([])
+        for inline in [true, false] {
+            let lane = DispatchLane(commandID: 2, startsInline: inline) { _ in
+                onLoop.withLock { $0.append(MultiThreadedEventLoopGroup.currentEventLoop != nil) }
+            }
+            try await group.next().submit { lane.enqueue(item(1)) }.get()
+            try await eventually { lane.isIdle }
+        }
+        #expect(onLoop.withLock { $0 } == [true, false])
+        try await group.shutdownGracefully()
+
+        // Cancelled while 1 waits: 1 sees the cancellation, 2 never runs, drained() returns.
+        let never = Gate()
+        let cancelled = Mutex<[String]>([])
+        let stopping = DispatchLane(commandID: 3) { work in
+            guard case .message(let item) = work else { return }
+            if item.inboundID == 1 {
+                await withTaskCancellationHandler { await never.wait() } onCancel: { Task { await never.open() } }
+            }
+            cancelled.withLock { $0.append("\(item.inboundID): \(Task.isCancelled)") }
+        }
+        stopping.enqueue(item(1))
+        stopping.enqueue(item(2))
+        stopping.finish()
+        stopping.cancel()
+        await stopping.drained()
+        try await eventually { cancelled.withLock { $0 } == ["1: true"] }
+        #expect(cancelled.withLock { $0 } == ["1: true"])
+    }
+
     /// The lane hand-off, on a real event loop: a message reaches its lane in the loop's next task (after the flush
     /// that sends its confirmation), a request at once — unless work waits ahead of it, whose order it keeps — and a
     /// lane holding handed-off work is not idle, so nothing of its command ID runs inline ahead of that work.
