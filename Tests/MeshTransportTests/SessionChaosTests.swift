@@ -21,12 +21,9 @@ import Testing
         return Array(1...(ProcessInfo.processInfo.environment["MESH_SOAK"] == "1" ? 1_000 : 30))
     }
 
-    /// The schedules run on a thread of their own: seconds of computation on one of the cooperative pool's two
-    /// threads starved the tests running beside this one (a crash test's kill, timed by polling, came too late).
-    @Test func everyMessageKeepsItsPromisesThroughRestartsAndAnotherNodeAtTheAddress() async {
-        let results = await withCheckedContinuation { (continuation: CheckedContinuation<[(UInt64, [String])], Never>) in
-            Thread.detachNewThread { continuation.resume(returning: Self.seeds.map { ($0, Self.run(seed: $0)) }) }
-        }
+    /// The schedules run on a thread of their own (see ``onOwnThread(_:)``).
+    @Test func everyMessageKeepsItsPromisesThroughRestartsAndAnotherNodeAtTheAddress() async throws {
+        let results = try await onOwnThread { Self.seeds.map { ($0, Self.run(seed: $0)) } }
         for (seed, violations) in results {
             #expect(violations.isEmpty, "seed \(seed) (MESH_SEED=\(seed) repeats it): \(violations.prefix(5))")
         }

@@ -33,6 +33,22 @@ func withTimeout<T: Sendable>(_ seconds: Double, _ what: String, _ body: @escapi
     }
 }
 
+/// Runs seconds of synchronous computation (fuzzing, seeded schedules) on a thread of its own, at the lowest
+/// scheduling priority, and awaits the result. On one of the cooperative pool's threads — two on a 2-core machine —
+/// it starved the socket tests running beside it: their continuations waited behind it, and twenty stop-and-wait
+/// sends took half a minute under load. On threads of normal priority, four of them held the nodes' threads off the
+/// CPU until 30 s give-up times passed. At nice 19 (a per-thread value on Linux) it takes what the others leave.
+func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread {
+            #if canImport(Glibc)
+            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
+            #endif
+            continuation.resume(with: Result(catching: work))
+        }
+    }
+}
+
 /// ``withTimeout(_:_:_:)``'s state: the continuation, resumed by whichever of the body and the timer comes first,
 /// and the body's task, to cancel.
 final class TimeoutRace<T: Sendable>: Sendable {

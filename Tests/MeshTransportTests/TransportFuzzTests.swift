@@ -48,21 +48,24 @@ import Testing
         return try names.map { try [UInt8](Data(contentsOf: dir.appendingPathComponent($0))) }
     }
 
-    static func run(_ target: ([UInt8]) -> Void, seeds: [[UInt8]], salt: UInt64) {
-        var mutator = FuzzMutator(seed: 0x6D65_7368 ^ salt)
-        mutator.run(target, seeds: seeds, iterations: iterations)
+    /// Mutates `seeds` into `target` on a thread of its own (see ``onOwnThread(_:)``).
+    static func run(_ target: @escaping @Sendable ([UInt8]) -> Void, seeds: [[UInt8]], salt: UInt64) async throws {
+        try await onOwnThread {
+            var mutator = FuzzMutator(seed: 0x6D65_7368 ^ salt)
+            mutator.run(target, seeds: seeds, iterations: iterations)
+        }
     }
 
-    @Test func datagramsFromAnyoneAreNeverAcceptedOrAnswered() throws {
-        Self.run(TransportFuzzing.datagram, seeds: Array(Self.madeSeeds().values) + (try Self.committedSeeds()), salt: 1)
+    @Test func datagramsFromAnyoneAreNeverAcceptedOrAnswered() async throws {
+        try await Self.run(TransportFuzzing.datagram, seeds: Array(Self.madeSeeds().values) + (try Self.committedSeeds()), salt: 1)
     }
 
-    @Test func authenticatedBodiesKeepTheProtocolConsistent() throws {
-        Self.run(TransportFuzzing.authenticatedBody, seeds: Array(Self.madeSeeds().values) + (try Self.committedSeeds()), salt: 2)
+    @Test func authenticatedBodiesKeepTheProtocolConsistent() async throws {
+        try await Self.run(TransportFuzzing.authenticatedBody, seeds: Array(Self.madeSeeds().values) + (try Self.committedSeeds()), salt: 2)
     }
 
-    @Test func fragmentSetsStayWithinTheReassemblyCaps() throws {
-        Self.run(TransportFuzzing.fragments, seeds: Array(Self.madeSeeds().values) + (try Self.committedSeeds()), salt: 3)
+    @Test func fragmentSetsStayWithinTheReassemblyCaps() async throws {
+        try await Self.run(TransportFuzzing.fragments, seeds: Array(Self.madeSeeds().values) + (try Self.committedSeeds()), salt: 3)
     }
 
     /// A datagram sealed with the fuzz key is accepted (so the harness really reaches the protocol), and the
