@@ -4,8 +4,9 @@ import NIOConcurrencyHelpers
 ///
 /// Called from any thread under one lock: handlers are registered from the application; the node's thread looks
 /// up a command ID's chain for each received message (its kind, or the chain itself to run it inline); lanes are
-/// created on first use and run their work on tasks of their own (``DispatchLane``), started where the work is queued. What a lane runs, the node
-/// supplies (``attach(_:)``): running a chain needs the journal, the transport and the node's settings.
+/// created on first use and run their work on tasks of their own (``DispatchLane``), started where the work is
+/// queued. What a lane runs, the node supplies (``attach(startsInline:_:)``): running a chain needs the journal, the
+/// transport and the node's settings.
 final class Dispatcher: Sendable {
     /// What runs a lane's work for a command ID (the node's `dispatch`).
     typealias Run = @Sendable (DispatchWork, UInt16) async -> Void
