@@ -361,9 +361,7 @@ import Testing
     @Test func eachReplayedDatagramCountsOnce() async throws {
         let metrics = TestMetrics()
         try await withMetricsFactory(metrics) {
-            // 120 s: alone this takes a tenth of a second, but it starts with the whole suite, and on a loaded 2-core
-            // machine its twenty stop-and-wait sends once took 35 s.
-            try await withTimeout(120, "replay metrics") {
+            try await withTimeout(60, "replay metrics") {
                 let key = ClusterKey.generate()
                 let receiver = try await makeTransport(key: key)
                 let proxy = try await FaultProxy.start(listen: loopback, forward: receiver.localAddress, faults: .init(record: 100), seed: 1)
