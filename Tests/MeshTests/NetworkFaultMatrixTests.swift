@@ -59,7 +59,7 @@ import Testing
             case .sent: Issue.record("\(profile.name): a reliable message reported .sent")
             }
         }
-        #expect(failed.isEmpty, "\(profile.name): \(failed.count) failed within the 30 s give-up time: \(failed.prefix(3))")
+        #expect(failed.isEmpty, "\(profile.name): \(failed.count) failed within the give-up time (\(a.configuration.retryTimeout)): \(failed.prefix(3))")
         let confirmedCount = confirmed
         try await eventually(60) { await seen.count >= confirmedCount }
         let order = await seen.items
