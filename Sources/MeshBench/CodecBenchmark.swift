@@ -1,6 +1,7 @@
 import MeshCore
 
-/// Measures ``MeshCodec`` encode and decode throughput on a typical ~1 KiB game-server message.
+/// Measures ``MeshCodec`` encode and decode throughput, and the journal's JSON rendering of a received message,
+/// on a typical ~1 KiB game-server message.
 package enum CodecBenchmark {
     /// A representative message: names, numbers, a position, tags, a packed schedule capsule and a body.
     package static func typicalMessage() throws -> MeshData {
@@ -26,6 +27,10 @@ package enum CodecBenchmark {
         package let decodeMBps: Double
         package let encodeNanosPerMessage: Double
         package let decodeNanosPerMessage: Double
+        /// The journal's `payload_json` of a received message, rendered by decoding then rendering the values...
+        package let decodeRenderNanosPerMessage: Double
+        /// ...and straight from the bytes (``MeshJSON/string(encoded:limits:)``, what the journal does), same run.
+        package let renderFromBytesNanosPerMessage: Double
     }
 
     package static func run(iterations: Int = 200_000, runs: Int = 5) throws -> Result {
@@ -33,6 +38,8 @@ package enum CodecBenchmark {
         let bytes = try MeshCodec.encode(message)
         var encodeRates: [Double] = []
         var decodeRates: [Double] = []
+        var decodeRenderNanos: [Double] = []
+        var fromBytesNanos: [Double] = []
         var sink = 0
         for _ in 0..<runs {
             let e = try BenchStatistics.time {
@@ -41,6 +48,15 @@ package enum CodecBenchmark {
             let d = try BenchStatistics.time {
                 for _ in 0..<iterations { sink &+= try MeshCodec.decode(bytes).count }
             }
+            // The two JSON renderings alternate within each run, so drift hits both alike.
+            let r = try BenchStatistics.time {
+                for _ in 0..<iterations { sink &+= MeshJSON.string(from: try MeshCodec.decode(bytes)).utf8.count }
+            }
+            let f = try BenchStatistics.time {
+                for _ in 0..<iterations { sink &+= try MeshJSON.string(encoded: bytes).utf8.count }
+            }
+            decodeRenderNanos.append(r / Double(iterations) * 1e9)
+            fromBytesNanos.append(f / Double(iterations) * 1e9)
             encodeRates.append(Double(iterations * bytes.count) / e / 1e6)
             decodeRates.append(Double(iterations * bytes.count) / d / 1e6)
         }
@@ -48,6 +64,8 @@ package enum CodecBenchmark {
         let enc = BenchStatistics.median(encodeRates)
         let dec = BenchStatistics.median(decodeRates)
         return Result(messageBytes: bytes.count, encodeMBps: enc, decodeMBps: dec,
-                      encodeNanosPerMessage: Double(bytes.count) / enc * 1e3, decodeNanosPerMessage: Double(bytes.count) / dec * 1e3)
+                      encodeNanosPerMessage: Double(bytes.count) / enc * 1e3, decodeNanosPerMessage: Double(bytes.count) / dec * 1e3,
+                      decodeRenderNanosPerMessage: BenchStatistics.median(decodeRenderNanos),
+                      renderFromBytesNanosPerMessage: BenchStatistics.median(fromBytesNanos))
     }
 }

@@ -11,39 +11,42 @@ public enum Base64 {
 
     /// Appends the base64 encoding of `bytes` to `out`.
     public static func encode(_ bytes: [UInt8], into out: inout [UInt8]) {
-        let n = bytes.count
+        bytes.withUnsafeBufferPointer { encode($0, into: &out) }
+    }
+
+    /// Appends the base64 encoding of the bytes at `source` to `out`.
+    public static func encode(_ source: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
+        let n = source.count
         let encoded = (n + 2) / 3 * 4
         let start = out.count
         // Written through raw pointers into reserved space: appending byte by byte (with its capacity and bounds
         // checks) made this the hottest function of a journaled 1 KiB-bytes message.
         out.append(contentsOf: repeatElement(0, count: encoded))
         out.withUnsafeMutableBufferPointer { destination in
-            bytes.withUnsafeBufferPointer { source in
-                alphabet.withUnsafeBufferPointer { table in
-                    var o = start
-                    var i = 0
-                    while i + 3 <= n {
-                        let v = UInt32(source[i]) << 16 | UInt32(source[i + 1]) << 8 | UInt32(source[i + 2])
-                        destination[o] = table[Int(v >> 18 & 63)]
-                        destination[o + 1] = table[Int(v >> 12 & 63)]
-                        destination[o + 2] = table[Int(v >> 6 & 63)]
-                        destination[o + 3] = table[Int(v & 63)]
-                        i += 3
-                        o += 4
-                    }
-                    if n - i == 1 {
-                        let v = UInt32(source[i]) << 16
-                        destination[o] = table[Int(v >> 18 & 63)]
-                        destination[o + 1] = table[Int(v >> 12 & 63)]
-                        destination[o + 2] = UInt8(ascii: "=")
-                        destination[o + 3] = UInt8(ascii: "=")
-                    } else if n - i == 2 {
-                        let v = UInt32(source[i]) << 16 | UInt32(source[i + 1]) << 8
-                        destination[o] = table[Int(v >> 18 & 63)]
-                        destination[o + 1] = table[Int(v >> 12 & 63)]
-                        destination[o + 2] = table[Int(v >> 6 & 63)]
-                        destination[o + 3] = UInt8(ascii: "=")
-                    }
+            alphabet.withUnsafeBufferPointer { table in
+                var o = start
+                var i = 0
+                while i + 3 <= n {
+                    let v = UInt32(source[i]) << 16 | UInt32(source[i + 1]) << 8 | UInt32(source[i + 2])
+                    destination[o] = table[Int(v >> 18 & 63)]
+                    destination[o + 1] = table[Int(v >> 12 & 63)]
+                    destination[o + 2] = table[Int(v >> 6 & 63)]
+                    destination[o + 3] = table[Int(v & 63)]
+                    i += 3
+                    o += 4
+                }
+                if n - i == 1 {
+                    let v = UInt32(source[i]) << 16
+                    destination[o] = table[Int(v >> 18 & 63)]
+                    destination[o + 1] = table[Int(v >> 12 & 63)]
+                    destination[o + 2] = UInt8(ascii: "=")
+                    destination[o + 3] = UInt8(ascii: "=")
+                } else if n - i == 2 {
+                    let v = UInt32(source[i]) << 16 | UInt32(source[i + 1]) << 8
+                    destination[o] = table[Int(v >> 18 & 63)]
+                    destination[o + 1] = table[Int(v >> 12 & 63)]
+                    destination[o + 2] = table[Int(v >> 6 & 63)]
+                    destination[o + 3] = UInt8(ascii: "=")
                 }
             }
         }

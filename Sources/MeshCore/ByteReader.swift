@@ -57,95 +57,98 @@ struct ByteReader {
         return slice
     }
 
-    mutating func readString() throws(MeshCodecError) -> String {
+    /// Reads a length-prefixed string's bytes (the builder checks they are UTF-8).
+    @inline(__always)
+    mutating func readStringBytes() throws(MeshCodecError) -> UnsafeRawBufferPointer {
         let count = try readLength(minimumBytesEach: 1)
-        let start = offset
-        let raw = readRaw(count)
-        guard let string = UTF8Order.string(raw) else {
-            throw MeshCodecError(.invalidUTF8, offset: start)
-        }
-        return string
+        return readRaw(count)
     }
 
-    mutating func readMapBody(depth: Int, maxDepth: Int) throws(MeshCodecError) -> MeshData {
+    /// Walks one map body, checking every rule of the format (bounds, depth, UTF-8, strictly ascending keys), and
+    /// builds it with `builder`: a value tree when decoding, JSON text when rendering straight from the bytes.
+    mutating func readMapBody<Builder: EncodingBuilder>(
+        depth: Int, maxDepth: Int, into builder: inout Builder
+    ) throws(MeshCodecError) -> Builder.Map {
         guard depth <= maxDepth else {
             throw MeshCodecError(.depthLimitExceeded, offset: offset, detail: "deeper than \(maxDepth)")
         }
         // Each entry takes at least 2 bytes: a key length and a value tag.
         let count = try readLength(minimumBytesEach: 2)
-        var entries: [(key: String, value: MeshValue)] = []
-        entries.reserveCapacity(count)
-        var previousKeyStart = -1
-        var previousKeyCount = 0
-        for _ in 0..<count {
+        var entries = builder.beginMap(count: count)
+        var previousKey: UnsafeRawBufferPointer?
+        for index in 0..<count {
             let keyOffset = offset
-            let key = try readString()
-            let keyStart = offset - key.utf8.count
-            if previousKeyStart >= 0 {
-                let prev = UnsafeRawBufferPointer(rebasing: base[previousKeyStart..<(previousKeyStart + previousKeyCount)])
-                let current = UnsafeRawBufferPointer(rebasing: base[keyStart..<offset])
-                guard UTF8Order.less(prev, current) else {
-                    throw MeshCodecError(.nonCanonicalKeys, offset: keyOffset, detail: "key \"\(key)\"")
-                }
+            let raw = try readStringBytes()
+            guard let key = builder.key(raw, index: index) else { throw MeshCodecError(.invalidUTF8, offset: offset - raw.count) }
+            if let previousKey, !UTF8Order.less(previousKey, raw) {
+                throw MeshCodecError(.nonCanonicalKeys, offset: keyOffset, detail: "key \"\(String(decoding: raw, as: UTF8.self))\"")
             }
-            previousKeyStart = keyStart
-            previousKeyCount = offset - keyStart
-            entries.append((key, try readValue(depth: depth, maxDepth: maxDepth)))
+            previousKey = raw
+            let value = try readValue(depth: depth, maxDepth: maxDepth, into: &builder)
+            builder.append(key, value, to: &entries)
         }
-        return MeshData(canonicalEntries: entries)
+        return builder.endMap(entries)
     }
 
-    mutating func readValue(depth: Int, maxDepth: Int) throws(MeshCodecError) -> MeshValue {
+    /// Walks one tagged value (see ``readMapBody(depth:maxDepth:into:)``).
+    mutating func readValue<Builder: EncodingBuilder>(
+        depth: Int, maxDepth: Int, into builder: inout Builder
+    ) throws(MeshCodecError) -> Builder.Value {
         let tagOffset = offset
         let tagByte = try readByte()
         guard let tag = MeshCodec.Tag(rawValue: tagByte) else {
             throw MeshCodecError(.unknownTag, offset: tagOffset, detail: "tag \(tagByte)")
         }
         switch tag {
-        case .null: return .null
-        case .falseValue: return .bool(false)
-        case .trueValue: return .bool(true)
-        case .int8: return .int8(Int8(bitPattern: try readByte()))
-        case .uint8: return .uint8(try readByte())
+        case .null: return builder.scalar(.null)
+        case .falseValue: return builder.scalar(.bool(false))
+        case .trueValue: return builder.scalar(.bool(true))
+        case .int8: return builder.scalar(.int8(Int8(bitPattern: try readByte())))
+        case .uint8: return builder.scalar(.uint8(try readByte()))
         case .int16:
             let v = try readZigZag()
             guard let n = Int16(exactly: v) else { throw MeshCodecError(.integerOutOfRange, offset: tagOffset, detail: "int16 \(v)") }
-            return .int16(n)
+            return builder.scalar(.int16(n))
         case .int32:
             let v = try readZigZag()
             guard let n = Int32(exactly: v) else { throw MeshCodecError(.integerOutOfRange, offset: tagOffset, detail: "int32 \(v)") }
-            return .int32(n)
-        case .int64: return .int64(try readZigZag())
+            return builder.scalar(.int32(n))
+        case .int64: return builder.scalar(.int64(try readZigZag()))
         case .uint16:
             let v = try readVarint()
             guard let n = UInt16(exactly: v) else { throw MeshCodecError(.integerOutOfRange, offset: tagOffset, detail: "uint16 \(v)") }
-            return .uint16(n)
+            return builder.scalar(.uint16(n))
         case .uint32:
             let v = try readVarint()
             guard let n = UInt32(exactly: v) else { throw MeshCodecError(.integerOutOfRange, offset: tagOffset, detail: "uint32 \(v)") }
-            return .uint32(n)
-        case .uint64: return .uint64(try readVarint())
+            return builder.scalar(.uint32(n))
+        case .uint64: return builder.scalar(.uint64(try readVarint()))
         case .float64:
             guard remaining >= 8 else { throw MeshCodecError(.truncated, offset: offset) }
             let raw = readRaw(8)
             let bits = raw.loadUnaligned(as: UInt64.self)
-            return .float64(Double(bitPattern: UInt64(littleEndian: bits)))
+            return builder.scalar(.float64(Double(bitPattern: UInt64(littleEndian: bits))))
         case .string:
-            return .string(try readString())
+            let raw = try readStringBytes()
+            guard let string = builder.string(raw) else { throw MeshCodecError(.invalidUTF8, offset: offset - raw.count) }
+            return string
         case .bytes:
             let count = try readLength(minimumBytesEach: 1)
-            return .bytes([UInt8](readRaw(count)))
+            return builder.bytes(readRaw(count))
         case .array:
             guard depth < maxDepth else {
                 throw MeshCodecError(.depthLimitExceeded, offset: tagOffset, detail: "deeper than \(maxDepth)")
             }
             let count = try readLength(minimumBytesEach: 1)
-            var elements: [MeshValue] = []
-            elements.reserveCapacity(count)
-            for _ in 0..<count { elements.append(try readValue(depth: depth + 1, maxDepth: maxDepth)) }
-            return .array(elements)
+            var elements = builder.beginArray(count: count)
+            for index in 0..<count {
+                builder.willRead(element: index)
+                let element = try readValue(depth: depth + 1, maxDepth: maxDepth, into: &builder)
+                builder.append(element, to: &elements)
+            }
+            return builder.endArray(elements)
         case .map:
-            return .map(try readMapBody(depth: depth + 1, maxDepth: maxDepth))
+            return builder.map(try readMapBody(depth: depth + 1, maxDepth: maxDepth, into: &builder))
         }
     }
 }

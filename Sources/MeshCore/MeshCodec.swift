@@ -80,6 +80,14 @@ public enum MeshCodec {
 
     /// Decodes a message from raw memory (for example a slice of a datagram).
     public static func decode(_ buffer: UnsafeRawBufferPointer, limits: Limits = .default) throws(MeshCodecError) -> MeshData {
+        var builder = ValueTreeBuilder()
+        return try walk(buffer, limits: limits, into: &builder)
+    }
+
+    /// Checks the whole of `buffer` is one message within `limits` while `builder` builds it.
+    static func walk<Builder: EncodingBuilder>(
+        _ buffer: UnsafeRawBufferPointer, limits: Limits, into builder: inout Builder
+    ) throws(MeshCodecError) -> Builder.Map {
         guard buffer.count <= limits.maxSize else {
             throw MeshCodecError(.tooLarge, offset: 0, detail: "\(buffer.count) bytes > \(limits.maxSize)")
         }
@@ -88,10 +96,10 @@ public enum MeshCodec {
         guard version == formatVersion else {
             throw MeshCodecError(.unsupportedVersion, offset: 0, detail: "version \(version), this build reads \(formatVersion)")
         }
-        let data = try reader.readMapBody(depth: 1, maxDepth: limits.maxDepth)
+        let map = try reader.readMapBody(depth: 1, maxDepth: limits.maxDepth, into: &builder)
         guard reader.isAtEnd else {
             throw MeshCodecError(.trailingBytes, offset: reader.offset, detail: "\(reader.remaining) bytes after the message")
         }
-        return data
+        return map
     }
 }

@@ -14,6 +14,22 @@ public enum MeshJSON {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// The JSON text of an encoded message (``MeshCodec``), written as its bytes are read: the same text as
+    /// ``string(from:)-(MeshData)`` of the decoded message, without building the decoded values. The journal renders
+    /// each received message's `payload_json` this way.
+    /// - Throws: ``MeshCodecError`` for any input ``MeshCodec/decode(_:limits:)`` refuses, with the same error.
+    public static func string(encoded bytes: [UInt8], limits: MeshCodec.Limits = .default) throws(MeshCodecError) -> String {
+        let result = bytes.withUnsafeBytes { raw in
+            Result { () throws(MeshCodecError) -> [UInt8] in
+                var builder = JSONTextBuilder()
+                builder.out.reserveCapacity(raw.count + raw.count / 2 + 16)
+                try MeshCodec.walk(raw, limits: limits, into: &builder)
+                return builder.out
+            }
+        }
+        return String(decoding: try result.get(), as: UTF8.self)
+    }
+
     /// `value` as compact JSON text.
     public static func string(from value: MeshValue) -> String {
         var out: [UInt8] = []
@@ -73,8 +89,14 @@ public enum MeshJSON {
     private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
 
     static func writeString(_ string: String, into out: inout [UInt8]) {
+        var string = string
+        string.withUTF8 { writeString(UnsafeRawBufferPointer($0), into: &out) }
+    }
+
+    /// Writes UTF-8 bytes as a JSON string literal.
+    static func writeString(_ utf8: UnsafeRawBufferPointer, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        for byte in string.utf8 {
+        for byte in utf8 {
             switch byte {
             case UInt8(ascii: "\""): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
             case UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])

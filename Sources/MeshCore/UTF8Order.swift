@@ -28,6 +28,16 @@ enum UTF8Order {
         return a.count < b.count
     }
 
+    /// Whether `raw` is valid UTF-8, without making a String of it when it is ASCII.
+    @inline(__always)
+    static func isValid(_ raw: UnsafeRawBufferPointer) -> Bool {
+        let bytes = raw.assumingMemoryBound(to: UInt8.self)
+        for byte in bytes where byte >= 0x80 {
+            return String(validating: bytes, as: UTF8.self) != nil
+        }
+        return true
+    }
+
     /// A String from bytes that must be valid UTF-8; `nil` otherwise. ASCII takes a fast path.
     @inline(__always)
     static func string(_ raw: UnsafeRawBufferPointer) -> String? {

@@ -343,8 +343,7 @@ public final class Journal: Sendable {
     /// decoded and rendered here. Called on the writer thread when the journal stores JSON.
     static func renderJSON(_ payload: [UInt8], _ given: String?) -> String? {
         if let given { return given }
-        guard let data = try? MeshCodec.decode(payload) else { return nil }
-        return MeshJSON.string(from: data)
+        return try? MeshJSON.string(encoded: payload)
     }
 }
 

@@ -176,6 +176,8 @@ struct CodecBench: AsyncParsableCommand {
                 "benchmark": "codec", "message_bytes": result.messageBytes,
                 "encode_mb_per_s": (result.encodeMBps * 10).rounded() / 10, "decode_mb_per_s": (result.decodeMBps * 10).rounded() / 10,
                 "encode_ns_per_msg": result.encodeNanosPerMessage.rounded(), "decode_ns_per_msg": result.decodeNanosPerMessage.rounded(),
+                "json_decode_render_ns_per_msg": result.decodeRenderNanosPerMessage.rounded(),
+                "json_from_bytes_ns_per_msg": result.renderFromBytesNanosPerMessage.rounded(),
             ]
             try printJSON(object)
         } else {
@@ -183,6 +185,8 @@ struct CodecBench: AsyncParsableCommand {
                 MeshCodec, typical message of \(result.messageBytes) bytes (median of \(runs) × \(iterations)):
                   encode: \(String(format: "%.0f", result.encodeMBps)) MB/s  (\(Int(result.encodeNanosPerMessage)) ns/message)
                   decode: \(String(format: "%.0f", result.decodeMBps)) MB/s  (\(Int(result.decodeNanosPerMessage)) ns/message)
+                  payload_json of a received message: \(Int(result.renderFromBytesNanosPerMessage)) ns straight from the bytes, \
+                \(Int(result.decodeRenderNanosPerMessage)) ns decoding then rendering
                 """)
         }
     }

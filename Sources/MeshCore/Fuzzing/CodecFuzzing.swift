@@ -4,9 +4,21 @@
 public enum CodecFuzzing {
     /// Checks, on any bytes: decoding never traps; whatever decodes re-encodes canonically (the same bytes
     /// decode to the same value, and encode again to the same bytes) and renders as JSON; `DataCapsule.unpack`
-    /// never traps. A violated property stops the process (`preconditionFailure`), as a fuzzer needs.
+    /// never traps; rendering JSON straight from the bytes refuses what decoding refuses, with the same error, and
+    /// otherwise writes the decoded value's JSON. A violated property stops the process (`preconditionFailure`), as
+    /// a fuzzer needs.
     public static func codec(_ bytes: [UInt8]) {
-        if let data = try? MeshCodec.decode(bytes) {
+        let decoded = Result { () throws(MeshCodecError) in try MeshCodec.decode(bytes) }
+        let rendered = Result { () throws(MeshCodecError) in try MeshJSON.string(encoded: bytes) }
+        switch (decoded, rendered) {
+        case (.success(let data), .success(let json)):
+            guard json == MeshJSON.string(from: data) else { preconditionFailure("JSON from the bytes differs from the decoded value's") }
+        case (.failure(let a), .failure(let b)):
+            guard a == b else { preconditionFailure("JSON from the bytes failed with \(b), decoding with \(a)") }
+        default:
+            preconditionFailure("decoding and JSON from the bytes disagree on whether the input is valid")
+        }
+        if let data = try? decoded.get() {
             guard let encoded = try? MeshCodec.encode(data) else { preconditionFailure("a decoded value did not encode") }
             guard let again = try? MeshCodec.decode(encoded), again == data else { preconditionFailure("round trip changed the value") }
             guard (try? MeshCodec.encode(again)) == encoded else { preconditionFailure("encoding is not canonical") }
