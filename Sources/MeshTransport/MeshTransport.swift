@@ -117,6 +117,9 @@ public final class MeshTransport: Sendable {
             .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(configuration.socketBufferBytes))
             .channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(configuration.socketBufferBytes))
             .channelOption(.datagramVectorReadMessageCount, value: configuration.readBatch)
+            // One recvmmsg per readable event to begin with; the handler adapts it to the traffic
+            // (``TransportHandler`` `adaptReadsPerEvent`).
+            .channelOption(.maxMessagesPerRead, value: 1)
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: slot * configuration.readBatch))
             .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try install(channel) } }
     }

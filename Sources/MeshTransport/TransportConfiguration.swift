@@ -61,7 +61,8 @@ public struct TransportConfiguration: Sendable {
     public var maxReassemblyBytes: Int
     /// Socket receive and send buffer size requested. Default 4 MiB (the OS may cap it at `rmem_max`).
     public var socketBufferBytes: Int
-    /// Datagrams read per system call (recvmmsg). Default 32; the receive allocator is sized to match.
+    /// Datagrams read per system call (recvmmsg). Default 32; the receive allocator is sized to match. A readable
+    /// socket gets one call while reads come back short (it was drained) and up to four while they come back full.
     public var readBatch: Int
     /// Delivery batches ``MeshTransport/inbound`` holds for a slow consumer. Beyond it new batches are dropped
     /// and counted (`dropped_over_limit`); their reliable messages are never confirmed, so their senders see

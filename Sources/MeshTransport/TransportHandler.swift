@@ -61,6 +61,10 @@ final class TransportHandler: ChannelInboundHandler {
     /// arrived since.
     private var lastRejectLog: [Bool: NIODeadline] = [:]
     private var rejectsSinceLog: [Bool: Int] = [:]
+    /// Datagrams read since the last read completed, and the recvmmsg calls the channel makes per readable event
+    /// (its `maxMessagesPerRead`, set to 1 by the bootstrap): see ``adaptReadsPerEvent(_:)``.
+    private var datagramsThisRead = 0
+    private var readsPerEvent = 1
 
     init(machine: TransportStateMachine, sealer: DatagramSealer, logger: Logger, metrics: TransportMetrics,
          deliveries: AsyncStream<[ReceivedMessage]>.Continuation, events: AsyncStream<TransportEvent>.Continuation,
@@ -134,6 +138,7 @@ final class TransportHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         LatencyProbe.mark(.datagramIn)
+        datagramsThisRead += 1
         let envelope = unwrapInboundIn(data)
         metrics.bytesIn.increment(by: envelope.data.readableBytes)
         let verdict = machine.ingest(envelope.data, sealer: sealer, from: envelope.remoteAddress, now: .now())
@@ -154,8 +159,24 @@ final class TransportHandler: ChannelInboundHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         LatencyProbe.mark(.readComplete)
+        adaptReadsPerEvent(context)
         flushNow()
         context.fireChannelReadComplete()
+    }
+
+    /// SwiftNIO reads a readable socket up to `maxMessagesPerRead` times (`readBatch` datagrams each) before the
+    /// read completes, and the last call finds the socket empty (EAGAIN) unless that limit ends the loop first. A
+    /// lone datagram (latency-bound traffic) would pay for that empty call before it is journaled, while a burst
+    /// wants several full reads per event so that one commit covers more of it. So one read per event while reads
+    /// come back short (the socket was drained), four once they come back full. The loop's epoll is
+    /// level-triggered: whatever one read leaves is read on the next turn.
+    private func adaptReadsPerEvent(_ context: ChannelHandlerContext) {
+        let full = datagramsThisRead >= machine.configuration.readBatch * readsPerEvent
+        datagramsThisRead = 0
+        let wanted = full ? 4 : 1
+        guard wanted != readsPerEvent, let options = context.channel.syncOptions else { return }
+        readsPerEvent = wanted
+        try? options.setOption(.maxMessagesPerRead, value: UInt(wanted))
     }
 
     /// Rejected datagrams are never answered; they are counted, and logged at most once a second per kind.

@@ -325,6 +325,26 @@ import Testing
         }
     }
 
+    /// The receiver reads one recvmmsg per readable event while reads come back short and four once they come back
+    /// full (`readBatch` datagrams): bursts far larger than a tiny read batch, and lone messages between them, all
+    /// arrive once, in order, and are confirmed.
+    @Test func burstsAndLoneMessagesThroughATinyReadBatch() async throws {
+        try await withTimeout(60, "bursts") {
+            let key = ClusterKey.generate()
+            let receiver = try await makeTransport(key: key) { $0.readBatch = 2 }
+            let sender = try await makeTransport(key: key)
+            let (inbox, consumer) = Inbox.collecting(receiver)
+            for _ in 0..<3 {
+                try await Self.streamAndVerify(count: 400, lanes: [1, 2], from: sender, to: receiver.localAddress, inbox: inbox, receiver: receiver)
+                try await Self.streamAndVerify(count: 1, lanes: [3], from: sender, to: receiver.localAddress, inbox: inbox, receiver: receiver)
+            }
+            #expect(await inbox.count == 3 * 401)
+            await sender.close()
+            await receiver.close()
+            consumer.cancel()
+        }
+    }
+
     @Test func unreliableMessagesArriveAtMostOnce() async throws {
         try await withTimeout(60, "usend") {
             let key = ClusterKey.generate()
