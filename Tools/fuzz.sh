@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs a libFuzzer target for a bounded time: Tools/fuzz.sh TARGET [SECONDS]   (default 60)
-#   codec               MeshCodec.decode / re-encode / DataCapsule.unpack
+#   codec               MeshCodec.decode / re-encode / JSON from the bytes (same text, same errors) / DataCapsule.unpack
 #   datagram            a datagram from anyone, before authentication (TransportFuzzing.datagram)
 #   authenticated-body  the frames of an authentic datagram from an open session (TransportFuzzing.authenticatedBody)
 #   fragments           fragment sets fed to the reassembler (TransportFuzzing.fragments)
