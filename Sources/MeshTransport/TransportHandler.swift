@@ -167,13 +167,15 @@ final class TransportHandler: ChannelInboundHandler {
     /// SwiftNIO reads a readable socket up to `maxMessagesPerRead` times (`readBatch` datagrams each) before the
     /// read completes, and the last call finds the socket empty (EAGAIN) unless that limit ends the loop first. A
     /// lone datagram (latency-bound traffic) would pay for that empty call before it is journaled, while a burst
-    /// wants several full reads per event so that one commit covers more of it. So one read per event while reads
-    /// come back short (the socket was drained), four once they come back full. The loop's epoll is
-    /// level-triggered: whatever one read leaves is read on the next turn.
+    /// wants several full reads per event so that one commit covers more of it. So four reads per event once every
+    /// read came back full, and one again once even the first came back short (the socket was drained); in between
+    /// (a burst's tail) it stays as it is, so a read batch of one does not flip it on every event. The loop's epoll
+    /// is level-triggered: whatever one read leaves is read on the next turn.
     private func adaptReadsPerEvent(_ context: ChannelHandlerContext) {
-        let full = datagramsThisRead >= machine.configuration.readBatch * readsPerEvent
+        let readBatch = machine.configuration.readBatch
+        let read = datagramsThisRead
         datagramsThisRead = 0
-        let wanted = full ? 4 : 1
+        let wanted = read >= readBatch * readsPerEvent ? 4 : read < readBatch ? 1 : readsPerEvent
         guard wanted != readsPerEvent, let options = context.channel.syncOptions else { return }
         readsPerEvent = wanted
         try? options.setOption(.maxMessagesPerRead, value: UInt(wanted))
