@@ -27,10 +27,23 @@ import Testing
         var signal: Int32 = 0
     }
 
-    /// Runs `mesh ARGUMENTS` to completion (killed after `timeout` seconds). The blocking wait happens on a
-    /// thread of its own, not on the cooperative pool (on 2 cores, two blocked pool threads stall every test).
+    /// The temporary directory of the commands ``run(_:timeout:environment:stdin:)`` runs: `mesh send` and `mesh
+    /// replay` without `--journal` keep their sending journal in a fresh directory there (on purpose: a user can
+    /// audit or resume it), which a test run would otherwise leave behind by the dozen. One per test process,
+    /// removed when it exits.
+    static let scratchTemporaryDirectory: String = {
+        let dir = FileManager.default.temporaryDirectory.path + "/mesh-cli-tests-" + UUID().uuidString.prefix(8).lowercased()
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        atexit { try? FileManager.default.removeItem(atPath: MeshCommandTests.scratchTemporaryDirectory) }
+        return dir
+    }()
+
+    /// Runs `mesh ARGUMENTS` to completion (killed after `timeout` seconds), with ``scratchTemporaryDirectory`` as its
+    /// `TMPDIR` unless `environment` names one. The blocking wait happens on a thread of its own, not on the
+    /// cooperative pool (on 2 cores, two blocked pool threads stall every test).
     /// - Parameter stdin: bytes the process reads from its standard input (then end of file).
     static func run(_ arguments: [String], timeout: Double = 60, environment: [String: String] = [:], stdin: Data? = nil) async throws -> Run {
+        let environment = environment.merging(["TMPDIR": scratchTemporaryDirectory]) { given, _ in given }
         let process = try SpawnedProcess(executable: binary, arguments: arguments, environment: environment,
                                          stdin: stdin.map { .bytes([UInt8]($0)) } ?? .null, stdout: .pipe, stderr: .pipe)
         return await offThePool {
