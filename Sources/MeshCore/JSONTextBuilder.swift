@@ -18,19 +18,21 @@ struct JSONTextBuilder: EncodingBuilder {
     }
 
     mutating func beginArray(count: Int) { out.append(UInt8(ascii: "[")) }
-    mutating func willRead(element index: Int) { if index > 0 { out.append(UInt8(ascii: ",")) } }
+    mutating func willRead(element index: Int) { separate(index) }
     func append(_ element: Void, to elements: inout Void) {}
     mutating func endArray(_ elements: Void) { out.append(UInt8(ascii: "]")) }
 
     mutating func beginMap(count: Int) { out.append(UInt8(ascii: "{")) }
     mutating func key(_ utf8: UnsafeRawBufferPointer, index: Int) -> Void? {
-        guard UTF8Order.isValid(utf8) else { return nil }
-        if index > 0 { out.append(UInt8(ascii: ",")) }
-        MeshJSON.writeString(utf8, into: &out)
+        separate(index)
+        guard string(utf8) != nil else { return nil }
         out.append(UInt8(ascii: ":"))
         return ()
     }
     func append(_ key: Void, _ value: Void, to entries: inout Void) {}
     mutating func endMap(_ entries: Void) { out.append(UInt8(ascii: "}")) }
     func map(_ map: Void) {}
+
+    /// The comma before every element or entry but the first.
+    private mutating func separate(_ index: Int) { if index > 0 { out.append(UInt8(ascii: ",")) } }
 }

@@ -32,22 +32,20 @@ enum UTF8Order {
     @inline(__always)
     static func isValid(_ raw: UnsafeRawBufferPointer) -> Bool {
         let bytes = raw.assumingMemoryBound(to: UInt8.self)
-        for byte in bytes where byte >= 0x80 {
-            return String(validating: bytes, as: UTF8.self) != nil
-        }
-        return true
+        return isASCII(bytes) || String(validating: bytes, as: UTF8.self) != nil
+    }
+
+    /// Whether every byte is below 0x80: the fast path of ``isValid(_:)`` and ``string(_:)``.
+    @inline(__always)
+    private static func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        !bytes.contains { $0 >= 0x80 }
     }
 
     /// A String from bytes that must be valid UTF-8; `nil` otherwise. ASCII takes a fast path.
     @inline(__always)
     static func string(_ raw: UnsafeRawBufferPointer) -> String? {
         let bytes = raw.assumingMemoryBound(to: UInt8.self)
-        var ascii = true
-        for byte in bytes where byte >= 0x80 {
-            ascii = false
-            break
-        }
-        if ascii { return String(decoding: bytes, as: UTF8.self) }
+        if isASCII(bytes) { return String(decoding: bytes, as: UTF8.self) }
         return String(validating: bytes, as: UTF8.self)
     }
 }

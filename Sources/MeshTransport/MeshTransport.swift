@@ -119,7 +119,7 @@ public final class MeshTransport: Sendable {
             .channelOption(.datagramVectorReadMessageCount, value: configuration.readBatch)
             // One recvmmsg per readable event to begin with; the handler adapts it to the traffic
             // (``TransportHandler`` `adaptReadsPerEvent`).
-            .channelOption(.maxMessagesPerRead, value: 1)
+            .channelOption(.maxMessagesPerRead, value: UInt(TransportHandler.initialReadsPerEvent))
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: slot * configuration.readBatch))
             .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try install(channel) } }
     }

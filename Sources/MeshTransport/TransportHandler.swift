@@ -61,10 +61,12 @@ final class TransportHandler: ChannelInboundHandler {
     /// arrived since.
     private var lastRejectLog: [Bool: NIODeadline] = [:]
     private var rejectsSinceLog: [Bool: Int] = [:]
-    /// Datagrams read since the last read completed, and the recvmmsg calls the channel makes per readable event
-    /// (its `maxMessagesPerRead`, set to 1 by the bootstrap): see ``adaptReadsPerEvent(_:)``.
+    /// The recvmmsg calls per readable event a channel starts with (its `maxMessagesPerRead`, set by the bootstrap).
+    static let initialReadsPerEvent = 1
+    /// Datagrams read since the last read completed, and the channel's current `maxMessagesPerRead`: see
+    /// ``adaptReadsPerEvent(_:)``.
     private var datagramsThisRead = 0
-    private var readsPerEvent = 1
+    private var readsPerEvent = initialReadsPerEvent
 
     init(machine: TransportStateMachine, sealer: DatagramSealer, logger: Logger, metrics: TransportMetrics,
          deliveries: AsyncStream<[ReceivedMessage]>.Continuation, events: AsyncStream<TransportEvent>.Continuation,
