@@ -12,6 +12,8 @@
 # | acked sync p50 / B1 | the same | mesh bench --mode acked --handler sync p50 (the receiver's sink inline) |
 # | request p50 / B1 | the same | mesh bench --mode request p50 (async handler) |
 # | request sync p50 / B1 | the same | mesh bench --mode request --handler sync p50 (inline handler) |
+# | acked, caller on the node's thread / B1 | the same | mesh bench --mode acked --caller node p50 |
+# | request sync, caller on the node's thread / B1 | the same | mesh bench --mode request --handler sync --caller node p50 |
 # | request p99 / its p50 | - | mesh bench --mode request |
 # | one-way / B5 | jbus 200000 100 4096 NORMAL 1: msgs/s | mesh bench (one-way) msgs/s |
 # | one-way --no-json / B5 | the same | mesh bench --no-json msgs/s |
@@ -40,6 +42,8 @@ print(out.strip(), "cpu_seconds=%f+%f" % (usage.ru_utime, usage.ru_stime))' "$@"
 # one JSON object of mesh bench -> the value of KEY
 json_value() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 results="$scratch/results"
+# Builds from before `--caller` (MESH_BIN pointing at an older build) skip the rows that need it.
+has_caller=$("$mesh" bench --help 2>&1 | grep -c -- '--caller' || true)
 : > "$results"
 for round in $(seq "$rounds"); do
     # B1 with its CPU (user + system of the sender and of the receiver it forks and waits for) per message.
@@ -71,6 +75,16 @@ for round in $(seq "$rounds"); do
     echo "request_sync_p99 $(python3 -c "print($p99 / $p50)")" >> "$results"
     echo "commits_sync $(echo "$request" | json_value commits_per_message)" >> "$results"
     echo "frames_request_sync $(echo "$request" | json_value wal_frames_per_message)" >> "$results"
+    if [ "$has_caller" -gt 0 ]; then
+        b1=$("$scratch/jbus" 20000 1 1 NORMAL 0 60 47119 "$scratch/db" | jbus_value msgs_per_s)
+        acked_node=$("$mesh" bench --mode acked --caller node --messages 3000 --json 2>/dev/null | json_value p50_us)
+        echo "acked_node $(python3 -c "print($acked_node / (1e6 / $b1))")" >> "$results"
+        b1=$("$scratch/jbus" 20000 1 1 NORMAL 0 60 47120 "$scratch/db" | jbus_value msgs_per_s)
+        request=$("$mesh" bench --mode request --handler sync --caller node --messages 3000 --json 2>/dev/null)
+        p50=$(echo "$request" | json_value p50_us)
+        echo "request_sync_node $(python3 -c "print($p50 / (1e6 / $b1))")" >> "$results"
+        echo "request_sync_node_p99 $(python3 -c "print($(echo "$request" | json_value p99_us) / $p50)")" >> "$results"
+    fi
     b5=$("$scratch/jbus" 200000 100 4096 NORMAL 1 60 47114 "$scratch/db" | jbus_value msgs_per_s)
     oneway=$("$mesh" bench --messages 30000 --json 2>/dev/null)
     echo "oneway $(python3 -c "print($(echo "$oneway" | json_value msgs_per_s) / $b5)")" >> "$results"
@@ -97,6 +111,9 @@ labels = [
     ("request_sync", "`mesh bench --mode request --handler sync` p50 / B1", "≤ 2.5×"),
     ("request_p99", "request p99 / its p50 (async handler)", "≤ 2×"),
     ("request_sync_p99", "request p99 / its p50 (sync handler)", "≤ 2×"),
+    ("acked_node", "`mesh bench --mode acked --caller node` p50 / B1 (caller on the node's thread)", "reported"),
+    ("request_sync_node", "`mesh bench --mode request --handler sync --caller node` p50 / B1", "reported"),
+    ("request_sync_node_p99", "request p99 / its p50 (sync handler, caller on the node's thread)", "reported"),
     ("oneway", "`mesh bench` one-way / B5", "≥ 0.65×"),
     ("oneway_nojson", "`mesh bench --no-json` one-way / B5", "≥ 0.8×"),
     ("acked_full", "`mesh bench --mode acked --durability full` p50 / B2", "≤ 1.5×"),

@@ -52,6 +52,11 @@ public final class MeshNode: Sendable {
     public let address: String
     /// This node's id (the journal's) and boot epoch.
     public var identity: JournalIdentity { journal.identity }
+    /// The node's own thread as a task executor. A task that prefers it runs its nonisolated code on the thread
+    /// that owns the node's socket and journal writer, so its sends, requests and their results cross no thread:
+    /// `Task(executorPreference: node.taskExecutor) { … }` or `withTaskExecutorPreference(node.taskExecutor) { … }`.
+    /// Such code must not block (as a synchronous handler): it holds up every message of the node while it runs.
+    public var taskExecutor: any TaskExecutor { loop.taskExecutor }
 
     let transport: MeshTransport
     /// The node's own thread: its socket and its journal's writer (see ``NodeLoop``).
@@ -366,6 +371,8 @@ public final class MeshNode: Sendable {
     /// Whether nothing of `commandID` is queued or running on its lane (a message of an all-synchronous chain
     /// arriving now runs inline). Tests await it: registering a first handler queues a catch-up pass.
     package func isLaneIdle(_ commandID: UInt16) -> Bool { dispatcher.isLaneIdle(commandID) }
+    /// Whether the caller runs on the node's own thread now (tests of ``taskExecutor``).
+    package var isOnNodeThread: Bool { loop.eventLoop.inEventLoop }
 
     // MARK: - Sending
 

@@ -11,10 +11,13 @@ import NIOPosix
 struct NodeLoop: Sendable {
     let group: MultiThreadedEventLoopGroup
     let eventLoop: any EventLoop
+    /// The loop as a task executor, for callers that run on the node's thread (``MeshNode/taskExecutor``).
+    let taskExecutor: NodeTaskExecutor
 
     init() {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         eventLoop = group.next()
+        taskExecutor = NodeTaskExecutor(eventLoop: eventLoop)
     }
 
     /// The loop, lent to the journal's writer.
@@ -22,6 +25,7 @@ struct NodeLoop: Sendable {
 
     /// Stops the thread (after the journal and the transport are closed).
     func shutdown() async {
+        taskExecutor.close()
         try? await group.shutdownGracefully()
     }
 }

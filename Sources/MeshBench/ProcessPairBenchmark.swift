@@ -26,6 +26,13 @@ package enum ProcessPairBenchmark {
         case sync, async
     }
 
+    /// Where the sending node's caller runs: in a task of Swift's cooperative pool (`task`, what most callers
+    /// are), or on the node's own thread (`node`: a task preferring ``MeshNode/taskExecutor``), where its calls
+    /// cross no thread.
+    package enum CallerKind: String, Sendable, CaseIterable {
+        case task, node
+    }
+
     package struct Result: Sendable {
         package var messages: Int
         package var seconds: Double
@@ -59,7 +66,7 @@ package enum ProcessPairBenchmark {
         }
     }
 
-    package static func run(executable: String, mode: Mode, handler: HandlerKind = .async, messages: Int, size: Int, concurrency: Int,
+    package static func run(executable: String, mode: Mode, handler: HandlerKind = .async, caller: CallerKind = .task, messages: Int, size: Int, concurrency: Int,
                             durability: JournalConfiguration.Durability, storesPayloadJSON: Bool = true, directory: String,
                             logger: Logger) async throws -> Result {
         let dir = directory + "/mesh-bench-pair-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -124,19 +131,20 @@ package enum ProcessPairBenchmark {
                 return try await group.reduce(into: [UInt64]()) { $0 += $1 }
             }
             for value in samples { _ = histogram.record(max(1, value)) }
-        case .acked:
-            for _ in 0..<messages {
-                let sent = clock.now
-                guard await (try await node.sendConfirmed(1024, to: target, data)).outcome() == .confirmed else {
-                    throw BenchmarkFailure("a message was not confirmed")
+        case .acked, .request:
+            // Sequential calls, from where `caller` says.
+            try await withTaskExecutorPreference(caller == .node ? node.taskExecutor : nil) {
+                for _ in 0..<messages {
+                    let sent = clock.now
+                    if mode == .acked {
+                        guard await (try await node.sendConfirmed(1024, to: target, data)).outcome() == .confirmed else {
+                            throw BenchmarkFailure("a message was not confirmed")
+                        }
+                    } else {
+                        _ = try await node.sendRequest(2000, to: target, data, timeout: .seconds(30))
+                    }
+                    _ = histogram.record(max(1, UInt64((clock.now - sent).microseconds)))
                 }
-                _ = histogram.record(max(1, UInt64((clock.now - sent).microseconds)))
-            }
-        case .request:
-            for _ in 0..<messages {
-                let sent = clock.now
-                _ = try await node.sendRequest(2000, to: target, data, timeout: .seconds(30))
-                _ = histogram.record(max(1, UInt64((clock.now - sent).microseconds)))
             }
         }
         let seconds = (clock.now - start).seconds

@@ -120,6 +120,7 @@ import Testing
         ["chaos-proxy", "--listen", "somewhere", "--forward", "127.0.0.1:9"],
         ["bench", "journal", "--rows", "0"],
         ["bench", "journal", "--durability", "sometimes"],
+        ["bench", "--mode", "acked", "--caller", "elsewhere"],
         ["no-such-command"],
     ])
     func badArgumentsGiveAOneLineErrorAndNonZeroExit(_ arguments: [String]) async throws {
@@ -131,14 +132,15 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: "/tmp/never.sqlite"))
     }
 
-    @Test(arguments: [["oneway"], ["acked"], ["request"], ["request", "--handler", "sync"], ["acked", "--handler", "sync"]])
+    @Test(arguments: [["oneway"], ["acked"], ["request"], ["request", "--handler", "sync"], ["acked", "--handler", "sync"],
+                      ["acked", "--caller", "node"], ["request", "--handler", "sync", "--caller", "node"]])
     func benchRunsTwoProcessesAndPrintsTheJSONContract(mode: [String]) async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary))
         let result = try await Self.run(["bench", "--mode"] + mode + ["--messages", "200", "--json"], timeout: 120)
         #expect(result.status == 0, "\(result.stderr)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         for key in ["messages", "seconds", "msgs_per_s", "p50_us", "p99_us", "retransmits", "sender_journal_bytes", "receiver_journal_bytes",
-                    "handler", "sender_commits", "receiver_commits", "commits_per_message", "sender_wal_frames", "receiver_wal_frames",
+                    "handler", "caller", "sender_commits", "receiver_commits", "commits_per_message", "sender_wal_frames", "receiver_wal_frames",
                     "wal_frames_per_message", "receiver_journal_bytes_per_message", "datagrams_per_message"] {
             #expect(object[key] != nil, "missing \(key)")
         }
@@ -146,6 +148,7 @@ import Testing
         #expect((object["p50_us"] as? Int ?? 0) > 0 && (object["p99_us"] as? Int ?? 0) >= (object["p50_us"] as? Int ?? 0))
         let sync = mode.contains("sync")
         #expect(object["handler"] as? String == (sync ? "sync" : "async"))
+        #expect(object["caller"] as? String == (mode.contains("node") ? "node" : "task"))
         // One at a time, every message costs at least one commit at each end. A synchronous handler's message costs
         // exactly one at the receiver (its row, invocation and status together; the warm-up and the node's own
         // rows add a few); an async one's invocation and status may take a second one.

@@ -1,19 +1,8 @@
-import MeshCore
-
-func readmeBlock3() throws { // readme-wrapper
-// Sender
-var schedule = DataCapsule()
-schedule.setAsArray("appointments", [
-    DataCapsule(["date": "01/01/2022", "title": "New Year Party"]),
-    DataCapsule(["date": "25/12/2022", "title": "Christmas Party"]),
-])
-let data: MeshData = ["myName": "Jon", "mySchedule": .bytes(try schedule.pack())]
-
-// Receiver's handler
-let myName = try data.getString("myName")                       // Diarkis GetString
-print("Hello \(myName)")
-let mySchedule = try DataCapsule.unpack(data.getBytes("mySchedule"))
-for item in try mySchedule.getAsArray("appointments") {
-    print("Appointment: Date: \(try item.getAsString("date")) Title: \(try item.getAsString("title"))")
-}
+import Mesh // readme-wrapper
+import MeshCore // readme-wrapper
+func readmeBlock3(node: MeshNode) async throws { // readme-wrapper
+let outcome = try await Task(executorPreference: node.taskExecutor) {   // or withTaskExecutorPreference
+    try await node.sendConfirmed(1024, to: "127.0.0.1:8001", ["myName": "Jon"]).outcome()
+}.value
+_ = outcome // readme-wrapper
 } // readme-wrapper

@@ -1,15 +1,19 @@
-import Logging
 import MeshCore
-import MeshJournal
 
-func readmeBlock4() async throws { // readme-wrapper
-let journal = try await Journal.open(path: "node.sqlite", configuration: .init(durability: .normal),
-                                     logger: Logger(label: "mesh"))
-let seq = try await journal.appendOutbound(
-    try OutboundMessage(commandID: 1024, kind: .send, peer: "127.0.0.1:8001", data: ["myName": "Jon"]))
-// ... transmit; when the receiver's ack arrives:
-try await journal.markOutboundAcked([seq])
-let resend = try await journal.pendingOutbound()          // after a crash: what was never acknowledged
-print("\(resend.count) messages to send again")
-await journal.close()
+func readmeBlock4() throws { // readme-wrapper
+// Sender
+var schedule = DataCapsule()
+schedule.setAsArray("appointments", [
+    DataCapsule(["date": "01/01/2022", "title": "New Year Party"]),
+    DataCapsule(["date": "25/12/2022", "title": "Christmas Party"]),
+])
+let data: MeshData = ["myName": "Jon", "mySchedule": .bytes(try schedule.pack())]
+
+// Receiver's handler
+let myName = try data.getString("myName")                       // Diarkis GetString
+print("Hello \(myName)")
+let mySchedule = try DataCapsule.unpack(data.getBytes("mySchedule"))
+for item in try mySchedule.getAsArray("appointments") {
+    print("Appointment: Date: \(try item.getAsString("date")) Title: \(try item.getAsString("title"))")
+}
 } // readme-wrapper

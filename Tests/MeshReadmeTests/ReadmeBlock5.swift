@@ -1,21 +1,15 @@
-import MeshTransport
+import Logging
+import MeshCore
+import MeshJournal
 
-import Logging // readme-wrapper
-import NIOCore // readme-wrapper
-func readmeBlock5(keyFileContents: String, nodeID: NodeID, bootEpoch: UInt32, logger: Logger, bytes: ByteBuffer, peer: SocketAddress) async throws { // readme-wrapper
-let key = try ClusterKey(hex: keyFileContents)            // 64 hex digits; ClusterKey.generate() makes one
-let transport = try await MeshTransport.bind(
-    configuration: .init(bindAddress: try .init(ipAddress: "127.0.0.1", port: 8000), nodeID: nodeID, epoch: bootEpoch,
-                         keyring: Keyring(key)),
-    logger: logger)
-let receipt = try await transport.send(bytes, commandID: 1024, to: peer)   // suspends while the window is full
-switch await receipt.outcome() {                                           // .confirmed, .sent (unreliable), .failed
-case .confirmed: break                                                     // durable at the receiver
-case .failed(let error): print(error)                                      // timeout, peerDown, unreachable, rejected, tooLarge, …
-case .sent: break
-}
-for await batch in transport.inbound {                                     // one array per read batch
-    // journal the batch, then:
-    transport.confirm(batch.map(\.token))
-}
+func readmeBlock5() async throws { // readme-wrapper
+let journal = try await Journal.open(path: "node.sqlite", configuration: .init(durability: .normal),
+                                     logger: Logger(label: "mesh"))
+let seq = try await journal.appendOutbound(
+    try OutboundMessage(commandID: 1024, kind: .send, peer: "127.0.0.1:8001", data: ["myName": "Jon"]))
+// ... transmit; when the receiver's ack arrives:
+try await journal.markOutboundAcked([seq])
+let resend = try await journal.pendingOutbound()          // after a crash: what was never acknowledged
+print("\(resend.count) messages to send again")
+await journal.close()
 } // readme-wrapper

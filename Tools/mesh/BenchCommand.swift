@@ -29,6 +29,8 @@ struct PairBench: AsyncParsableCommand {
     var mode: ProcessPairBenchmark.Mode = .oneway
     @Option(help: "The receiver's handlers: async (run on their command ID's lane) or sync (run on the node's thread, committed with their message).")
     var handler: ProcessPairBenchmark.HandlerKind = .async
+    @Option(help: "Where the sender's calls run (acked, request): task (a task of Swift's cooperative pool) or node (a task preferring the node's own thread, MeshNode.taskExecutor: no thread hand-off).")
+    var caller: ProcessPairBenchmark.CallerKind = .task
     @Option(help: "Concurrent sending tasks in oneway mode.") var concurrency = 64
     @Option(help: "Directory for the journals.") var dir = FileManager.default.temporaryDirectory.path
     @Flag(help: "Do not store payload_json in either journal (rows as large as the C journaled bus's).") var noJSON = false
@@ -46,7 +48,7 @@ struct PairBench: AsyncParsableCommand {
         logger.logLevel = .error
         let r: ProcessPairBenchmark.Result
         do {
-            r = try await ProcessPairBenchmark.run(executable: executable, mode: mode, handler: handler, messages: messages, size: size,
+            r = try await ProcessPairBenchmark.run(executable: executable, mode: mode, handler: handler, caller: caller, messages: messages, size: size,
                                                    concurrency: concurrency, durability: durability, storesPayloadJSON: !noJSON,
                                                    directory: dir, logger: logger)
         } catch {
@@ -58,7 +60,7 @@ struct PairBench: AsyncParsableCommand {
                 "seconds": r.seconds, "msgs_per_s": r.messagesPerSecond, "p50_us": r.p50Micros, "p90_us": r.p90Micros,
                 "p99_us": r.p99Micros, "max_us": r.maxMicros, "retransmits": r.retransmits,
                 "sender_journal_bytes": r.senderJournalBytes, "receiver_journal_bytes": r.receiverJournalBytes,
-                "handler": handler.rawValue, "sender_commits": r.senderCommits, "receiver_commits": r.receiverCommits,
+                "handler": handler.rawValue, "caller": caller.rawValue, "sender_commits": r.senderCommits, "receiver_commits": r.receiverCommits,
                 "commits_per_message": Double(r.senderCommits + r.receiverCommits) / Double(r.messages),
                 "sender_wal_frames": r.senderWALFrames, "receiver_wal_frames": r.receiverWALFrames,
                 "wal_frames_per_message": Double(r.senderWALFrames + r.receiverWALFrames) / Double(r.messages),
@@ -93,6 +95,7 @@ struct PairBench: AsyncParsableCommand {
 
 extension JournalConfiguration.Durability: ExpressibleByArgument {}
 extension ProcessPairBenchmark.HandlerKind: ExpressibleByArgument {}
+extension ProcessPairBenchmark.CallerKind: ExpressibleByArgument {}
 
 struct JournalBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

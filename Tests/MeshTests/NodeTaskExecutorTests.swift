@@ -1,0 +1,78 @@
+import Mesh
+import MeshCore
+import MeshTransport
+import Testing
+
+/// ``MeshNode/taskExecutor``: a task that prefers the node's thread sends, requests and resumes on it, and a node
+/// shut down from such a task, or preferred after its shutdown, leaves no task hanging.
+@Suite struct NodeTaskExecutorTests {
+    @Test func aCallerOnTheNodesThreadSendsRequestsAndResumesThere() async throws {
+        let fixture = try NodeFixture()
+        defer { fixture.remove() }
+        let a = try await fixture.start("a")
+        let b = try await fixture.start("b")
+        try b.handleCommand(2200) { data, _ in
+            await Task.yield()
+            return data
+        }
+        try b.handleCommandInline(2201) { data, _ in data }
+        try b.handleCommand(2202) { _, _ in nil }
+        // The test's own task is not on a's thread; the preferring task is, before and after each call.
+        #expect(!a.isOnNodeThread)
+        let (onThread, outcome, responses) = try await Task(executorPreference: a.taskExecutor) {
+            var onThread = [a.isOnNodeThread]
+            let delivery = try await a.sendConfirmed(2202, to: b.address, ["n": 0])
+            onThread.append(a.isOnNodeThread)
+            let outcome = await delivery.outcome()
+            onThread.append(a.isOnNodeThread)
+            var responses: [MeshData] = []
+            for n in 1...3 {
+                responses.append(try await a.sendRequest(2200, to: b.address, ["n": .int64(Int64(n))], timeout: .seconds(30)))
+                onThread.append(a.isOnNodeThread)
+                responses.append(try await a.sendRequest(2201, to: b.address, ["n": .int64(Int64(-n))], timeout: .seconds(30)))
+                onThread.append(a.isOnNodeThread)
+            }
+            return (onThread, outcome, responses)
+        }.value
+        #expect(onThread == Array(repeating: true, count: 9))
+        #expect(outcome == .confirmed)
+        #expect(responses == [["n": 1], ["n": -1], ["n": 2], ["n": -2], ["n": 3], ["n": -3]])
+        // Journaled as any other caller's: the send and the six requests acknowledged, the six responses received.
+        #expect(try await a.journal.rows("""
+            SELECT kind, status, count(*) FROM mesh_messages GROUP BY direction, kind, status ORDER BY direction, kind
+            """) == [["response", "handled", "6"], ["request", "acked", "6"], ["send", "acked", "1"]])
+        await a.shutdown()
+        await b.shutdown()
+    }
+
+    @Test func aNodeShutDownFromItsOwnThreadStopsAndItsPreferringTasksGoOn() async throws {
+        let fixture = try NodeFixture()
+        defer { fixture.remove() }
+        let a = try await fixture.start("a")
+        let b = try await fixture.start("b")
+        try b.handleCommand(2203) { _, _ in nil }
+        let executor = a.taskExecutor
+        let stopped = await MeshNode.race(timeout: .seconds(60)) {
+            await Task(executorPreference: executor) {
+                _ = try? await a.sendConfirmed(2203, to: b.address, ["n": 1])
+                await a.shutdown()
+            }.value
+        }
+        #expect(stopped)
+        // The node's thread is gone: a task preferring it runs elsewhere, and a send from it fails clearly.
+        let after = await MeshNode.race(timeout: .seconds(60)) {
+            let (onThread, error) = await Task(executorPreference: executor) { () -> (Bool, (any Error)?) in
+                do {
+                    _ = try await a.send(2203, to: b.address, ["n": 2])
+                    return (a.isOnNodeThread, nil)
+                } catch {
+                    return (a.isOnNodeThread, error)
+                }
+            }.value
+            #expect(!onThread)
+            #expect(error != nil)
+        }
+        #expect(after)
+        await b.shutdown()
+    }
+}
