@@ -43,7 +43,7 @@ print(out.strip(), "cpu_seconds=%f+%f" % (usage.ru_utime, usage.ru_stime))' "$@"
 json_value() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 results="$scratch/results"
 # Builds from before `--caller` (MESH_BIN pointing at an older build) skip the rows that need it.
-has_caller=$("$mesh" bench --help 2>&1 | grep -c -- '--caller' || true)
+has_caller=$("$mesh" bench pair --help 2>&1 | grep -c -- '--caller' || true)
 : > "$results"
 for round in $(seq "$rounds"); do
     # B1 with its CPU (user + system of the sender and of the receiver it forks and waits for) per message.

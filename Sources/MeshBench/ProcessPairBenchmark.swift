@@ -26,9 +26,9 @@ package enum ProcessPairBenchmark {
         case sync, async
     }
 
-    /// Where the sending node's caller runs: in a task of Swift's cooperative pool (`task`, what most callers
-    /// are), or on the node's own thread (`node`: a task preferring ``MeshNode/taskExecutor``), where its calls
-    /// cross no thread.
+    /// Where the sending node's callers run (the one of acked and request, the one-way senders): in tasks of Swift's
+    /// cooperative pool (`task`, what most callers are), or on the node's own thread (`node`: tasks preferring
+    /// ``MeshNode/taskExecutor``), where their calls cross no thread.
     package enum CallerKind: String, Sendable, CaseIterable {
         case task, node
     }
@@ -111,7 +111,9 @@ package enum ProcessPairBenchmark {
         let start = clock.now
         switch mode {
         case .oneway:
-            let samples = try await withThrowingTaskGroup(of: [UInt64].self) { group in
+            // The senders are child tasks: with `caller` node, they inherit the preference for the node's thread.
+            let samples = try await withTaskExecutorPreference(caller == .node ? node.taskExecutor : nil) {
+                try await withThrowingTaskGroup(of: [UInt64].self) { group in
                 for worker in 0..<concurrency {
                     group.addTask {
                         var pending: [(ContinuousClock.Instant, MeshNode.Delivery)] = []
@@ -129,6 +131,7 @@ package enum ProcessPairBenchmark {
                     }
                 }
                 return try await group.reduce(into: [UInt64]()) { $0 += $1 }
+                }
             }
             for value in samples { _ = histogram.record(max(1, value)) }
         case .acked, .request:

@@ -591,7 +591,22 @@ final class PostedJob: SQLiteJob {
     }
 }
 
-/// Starts a detached OS thread running `body`. `name` is kept for debugging.
+/// Names the calling thread (Linux: its `comm`, at most 15 bytes; Glibc's module does not export
+/// `pthread_setname_np`). Best effort: a thread that cannot be named keeps the name it inherited.
+private func nameCurrentThread(_ name: String) {
+    #if canImport(Glibc)
+    let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+    guard fd >= 0 else { return }
+    let bytes = Array(name.utf8.prefix(15))
+    _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    close(fd)
+    #elseif canImport(Darwin)
+    _ = pthread_setname_np(name)
+    #endif
+}
+
+/// Starts a detached OS thread running `body`, named `name` (its first 15 bytes: what `top -H`, `ps -L` and
+/// `/proc/<pid>/task/*/comm` show), so an operator can tell the journal's threads from the others.
 func spawnThread(name: String, _ body: @escaping @Sendable () -> Void) {
     final class Box {
         let body: @Sendable () -> Void
@@ -609,6 +624,7 @@ func spawnThread(name: String, _ body: @escaping @Sendable () -> Void) {
     #endif
     let rc = pthread_create(&thread, nil, { argument in
         let box = Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue()
+        nameCurrentThread(box.name)
         box.body()
         return nil
     }, box)

@@ -29,7 +29,7 @@ struct PairBench: AsyncParsableCommand {
     var mode: ProcessPairBenchmark.Mode = .oneway
     @Option(help: "The receiver's handlers: async (run on their command ID's lane) or sync (run on the node's thread, committed with their message).")
     var handler: ProcessPairBenchmark.HandlerKind = .async
-    @Option(help: "Where the sender's calls run (acked, request): task (a task of Swift's cooperative pool) or node (a task preferring the node's own thread, MeshNode.taskExecutor: no thread hand-off).")
+    @Option(help: "Where the sender's calls run: task (tasks of Swift's cooperative pool) or node (tasks preferring the node's own thread, MeshNode.taskExecutor: no thread hand-off).")
     var caller: ProcessPairBenchmark.CallerKind = .task
     @Option(help: "Concurrent sending tasks in oneway mode.") var concurrency = 64
     @Option(help: "Directory for the journals.") var dir = FileManager.default.temporaryDirectory.path
