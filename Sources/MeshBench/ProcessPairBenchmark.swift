@@ -54,6 +54,10 @@ package enum ProcessPairBenchmark {
         package var senderWALFrames: Int
         /// WAL frames written by the receiver since it started.
         package var receiverWALFrames: Int
+        /// Checkpoints the sender ran during the timed run, and the receiver since it started: in the background,
+        /// and inline on the writer because the WAL reached its bound (each an inline stall of the node's thread).
+        package var senderCheckpoints: (background: Int, inline: Int)
+        package var receiverCheckpoints: (background: Int, inline: Int)
         /// CPU seconds (all threads) the sender process used during the timed run (`nil`: no `/proc`).
         package var senderCPUSeconds: Double?
         /// CPU seconds (all threads) the receiver process used during the timed run.
@@ -99,6 +103,7 @@ package enum ProcessPairBenchmark {
 
         let target = child.address
         let (commitsBefore, framesBefore) = (node.journal.writeStatistics.transactions, node.journal.walFramesWritten)
+        let checkpointsBefore = node.journal.checkpointStatistics
         func datagrams() async -> Int {
             let statistics = (try? await node.transportStatistics()) ?? [:]
             return (statistics["datagrams_in"] ?? 0) + (statistics["datagrams_out"] ?? 0)
@@ -114,23 +119,23 @@ package enum ProcessPairBenchmark {
             // The senders are child tasks: with `caller` node, they inherit the preference for the node's thread.
             let samples = try await withTaskExecutorPreference(caller == .node ? node.taskExecutor : nil) {
                 try await withThrowingTaskGroup(of: [UInt64].self) { group in
-                for worker in 0..<concurrency {
-                    group.addTask {
-                        var pending: [(ContinuousClock.Instant, MeshNode.Delivery)] = []
-                        for _ in stride(from: worker, to: messages, by: concurrency) {
-                            let sent = clock.now
-                            pending.append((sent, try await node.send(1024, to: target, data)))
+                    for worker in 0..<concurrency {
+                        group.addTask {
+                            var pending: [(ContinuousClock.Instant, MeshNode.Delivery)] = []
+                            for _ in stride(from: worker, to: messages, by: concurrency) {
+                                let sent = clock.now
+                                pending.append((sent, try await node.send(1024, to: target, data)))
+                            }
+                            var micros: [UInt64] = []
+                            micros.reserveCapacity(pending.count)
+                            for (sent, delivery) in pending {
+                                guard await delivery.outcome() == .confirmed else { throw BenchmarkFailure("a message was not confirmed") }
+                                micros.append(UInt64((clock.now - sent).microseconds))
+                            }
+                            return micros
                         }
-                        var micros: [UInt64] = []
-                        micros.reserveCapacity(pending.count)
-                        for (sent, delivery) in pending {
-                            guard await delivery.outcome() == .confirmed else { throw BenchmarkFailure("a message was not confirmed") }
-                            micros.append(UInt64((clock.now - sent).microseconds))
-                        }
-                        return micros
                     }
-                }
-                return try await group.reduce(into: [UInt64]()) { $0 += $1 }
+                    return try await group.reduce(into: [UInt64]()) { $0 += $1 }
                 }
             }
             for value in samples { _ = histogram.record(max(1, value)) }
@@ -156,9 +161,10 @@ package enum ProcessPairBenchmark {
         let senderDatagrams = await datagrams() - datagramsBefore
         let (senderCommits, senderFrames) = (node.journal.writeStatistics.transactions - commitsBefore,
                                              node.journal.walFramesWritten - framesBefore)
+        let checkpointsAfter = node.journal.checkpointStatistics
         await node.shutdown()
         let (_, summary) = await child.terminateReadingOutput()
-        // `stopped: journal commits N jobs J wal_frames F`
+        // `stopped: journal commits N jobs J wal_frames F checkpoints_background B checkpoints_inline I`
         func field(_ name: String) -> Int {
             let words = summary.split(whereSeparator: \.isWhitespace)
             guard let index = words.firstIndex(where: { $0 == name }), index + 1 < words.count else { return 0 }
@@ -176,6 +182,9 @@ package enum ProcessPairBenchmark {
                       senderJournalBytes: fileBytes(dir + "/a.sqlite"), receiverJournalBytes: fileBytes(dir + "/b.sqlite"),
                       senderCommits: senderCommits, receiverCommits: field("commits"), senderWALFrames: senderFrames,
                       receiverWALFrames: field("wal_frames"),
+                      senderCheckpoints: (checkpointsAfter.background - checkpointsBefore.background,
+                                          checkpointsAfter.inline - checkpointsBefore.inline),
+                      receiverCheckpoints: (field("checkpoints_background"), field("checkpoints_inline")),
                       senderCPUSeconds: senderCPUAfter.flatMap { after in senderCPUBefore.map { after - $0 } },
                       receiverCPUSeconds: receiverCPUAfter.flatMap { after in receiverCPUBefore.map { after - $0 } })
     }

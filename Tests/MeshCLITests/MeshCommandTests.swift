@@ -141,7 +141,9 @@ import Testing
         let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         for key in ["messages", "seconds", "msgs_per_s", "p50_us", "p99_us", "retransmits", "sender_journal_bytes", "receiver_journal_bytes",
                     "handler", "caller", "sender_commits", "receiver_commits", "commits_per_message", "sender_wal_frames", "receiver_wal_frames",
-                    "wal_frames_per_message", "receiver_journal_bytes_per_message", "datagrams_per_message"] {
+                    "wal_frames_per_message", "receiver_journal_bytes_per_message", "datagrams_per_message",
+                    "sender_checkpoints_background", "sender_checkpoints_inline", "receiver_checkpoints_background",
+                    "receiver_checkpoints_inline"] {
             #expect(object[key] != nil, "missing \(key)")
         }
         #expect(object["messages"] as? Int == 200)

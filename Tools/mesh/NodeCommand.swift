@@ -165,7 +165,7 @@ struct NodeCommand: AsyncParsableCommand {
         try? await metricsChannel?.close()
         // What the journal's writer did, for `mesh bench` and operators: one line on stdout after the last one.
         let writes = node.journal.writeStatistics
-        FileHandle.standardOutput.write(Data("stopped: journal commits \(writes.transactions) jobs \(writes.jobs) wal_frames \(node.journal.walFramesWritten)\n".utf8))
+        FileHandle.standardOutput.write(Data("stopped: journal commits \(writes.transactions) jobs \(writes.jobs) wal_frames \(node.journal.walFramesWritten) checkpoints_background \(node.journal.checkpointStatistics.background) checkpoints_inline \(node.journal.checkpointStatistics.inline)\n".utf8))
     }
 
     /// Says on stdout that the traffic generator handed its last message to the node (every send returned): a
