@@ -132,9 +132,8 @@ public final class Journal: Sendable {
             return (context, Opened(identity: identity, applied: applied.map(\.id)))
         }
         do {
-            _ = try await checkpointer.start { () throws -> (WorkerContext, Bool) in
-                CheckpointScheduler.lowerCurrentThreadPriority()
-                return (try auxiliaryConnection(path: path, mode: .readWrite, configuration: configuration, purpose: "checkpoint"), true)
+            _ = try await checkpointer.start {
+                (try auxiliaryConnection(path: path, mode: .readWrite, configuration: configuration, purpose: "checkpoint"), true)
             }
         } catch {
             await writer.close()

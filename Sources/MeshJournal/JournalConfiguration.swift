@@ -39,9 +39,7 @@ public struct JournalConfiguration: Sendable, Hashable {
     /// Default 4000 pages (32 MiB with the default page size). SQLite's own threshold is 1000; a checkpoint
     /// stalls commits running beside it for a few milliseconds on the reference machine, and the pages a
     /// journal rewrites at every commit (the right edges of its B-trees) are copied once per checkpoint, so
-    /// fewer, larger checkpoints halved request p99 (12 → 6 ms in `mesh bench node`). Above it, the next
-    /// background checkpoint follows once the WAL grew by 64 more pages (an eighth of this value if smaller), on
-    /// a thread of lower priority (nice 10 on Linux).
+    /// fewer, larger checkpoints halved request p99 (12 → 6 ms in `mesh bench node`).
     public var checkpointPages: Int
     /// WAL size (in pages) at which the writer checkpoints inline because the background checkpoints did not
     /// keep up. Bounds the WAL. Default 8000 pages (64 MiB with the default page size).

@@ -449,26 +449,6 @@ import Testing
 }
 
 @Suite struct CheckpointTests {
-    /// The WAL hook's policy: nothing below the background threshold; a background pass at the threshold, then
-    /// one each time the WAL grew by a step (not one per commit); inline at the bound; and after the WAL started
-    /// over, a pass again as soon as it is back at the threshold.
-    @Test func backgroundPassesFollowTheWALsGrowthInSteps() {
-        let limits = CheckpointScheduler.Limits(backgroundPages: 4000, hardPages: 8000)
-        #expect(limits.stepPages == 64)
-        #expect(CheckpointScheduler.Limits(backgroundPages: 50, hardPages: 400).stepPages == 6)
-        #expect(CheckpointScheduler.Limits(backgroundPages: 3, hardPages: 400).stepPages == 1)
-        #expect(limits.decide(walPages: 3999, lastPosted: 0) == .none)
-        #expect(limits.decide(walPages: 4000, lastPosted: 0) == .background)
-        #expect(limits.decide(walPages: 4005, lastPosted: 4000) == .none)
-        #expect(limits.decide(walPages: 4063, lastPosted: 4000) == .none)
-        #expect(limits.decide(walPages: 4064, lastPosted: 4000) == .background)
-        #expect(limits.decide(walPages: 7999, lastPosted: 7990) == .none)
-        #expect(limits.decide(walPages: 8000, lastPosted: 7990) == .inline)
-        // Started over (smaller than at the last pass): quiet below the threshold, a pass once back at it.
-        #expect(limits.decide(walPages: 12, lastPosted: 7990) == .none)
-        #expect(limits.decide(walPages: 4010, lastPosted: 7990) == .background)
-    }
-
     @Test func walIsCheckpointedInTheBackgroundAndStaysBounded() async throws {
         let configuration = JournalConfiguration(checkpointPages: 50, walLimitPages: 400)
         try await withJournal(configuration: configuration) { journal, _ in
