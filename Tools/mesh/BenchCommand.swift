@@ -78,7 +78,7 @@ struct PairBench: AsyncParsableCommand {
             try printJSON(object)
             return
         }
-        print("mesh bench: \(mode.rawValue), \(r.messages) messages of \(size) B, durability \(durability.rawValue)\(noJSON ? ", no payload_json" : ""), \(handler.rawValue) handlers, two processes on loopback")
+        print("mesh bench: \(mode.rawValue), \(r.messages) messages of \(size) B, durability \(durability.rawValue)\(noJSON ? ", no payload_json" : ""), \(handler.rawValue) handlers, callers \(caller == .node ? "on the node's thread" : "on the pool"), two processes on loopback")
         print(String(format: "  throughput: %.0f msgs/s (%.2f s)", r.messagesPerSecond, r.seconds))
         print("  latency µs: p50 \(r.p50Micros)  p90 \(r.p90Micros)  p99 \(r.p99Micros)  max \(r.maxMicros)")
         if mode == .oneway {
@@ -89,6 +89,7 @@ struct PairBench: AsyncParsableCommand {
         print(String(format: "  per message: %.2f commits (sender %d, receiver %d in all), %.1f WAL frames, receiver journal %.0f B",
                      Double(r.senderCommits + r.receiverCommits) / Double(r.messages), r.senderCommits, r.receiverCommits,
                      Double(r.senderWALFrames + r.receiverWALFrames) / Double(r.messages), Double(r.receiverJournalBytes) / Double(r.messages)))
+        print("  checkpoints: sender \(r.senderCheckpoints.background) background, \(r.senderCheckpoints.inline) inline; receiver (since its start) \(r.receiverCheckpoints.background) background, \(r.receiverCheckpoints.inline) inline (an inline one stalls the node's thread)")
         if let cpu = r.cpuMicrosPerMessage {
             print(String(format: "  CPU per message (all threads, timed run only): %.0f µs (sender %.0f, receiver %.0f)",
                          cpu.sender + cpu.receiver, cpu.sender, cpu.receiver))
