@@ -133,7 +133,7 @@ import Testing
     }
 
     @Test(arguments: [["oneway"], ["acked"], ["request"], ["request", "--handler", "sync"], ["acked", "--handler", "sync"],
-                      ["acked", "--caller", "node"], ["request", "--handler", "sync", "--caller", "node"]])
+                      ["acked", "--caller", "node"], ["request", "--handler", "sync", "--caller", "node"], ["oneway", "--caller", "node"]])
     func benchRunsTwoProcessesAndPrintsTheJSONContract(mode: [String]) async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary))
         let result = try await Self.run(["bench", "--mode"] + mode + ["--messages", "200", "--json"], timeout: 120)

@@ -1,6 +1,8 @@
 import Mesh
 import MeshCore
+import MeshJournal
 import MeshTransport
+import Synchronization
 import Testing
 
 /// ``MeshNode/taskExecutor``: a task that prefers the node's thread sends, requests and resumes on it, and a node
@@ -75,4 +77,56 @@ import Testing
         #expect(after)
         await b.shutdown()
     }
+
+    /// Tasks on the node's thread are mid-call when the node shuts down: every one of them ends (returns or throws),
+    /// none hangs on the stopped loop, and what was confirmed is journaled as acknowledged.
+    @Test func aShutdownWhileCallersOnItsThreadAreSendingLeavesNoneHanging() async throws {
+        let fixture = try NodeFixture()
+        defer { fixture.remove() }
+        let a = try await fixture.start("a")
+        let b = try await fixture.start("b")
+        try b.handleCommand(2204) { _, _ in nil }
+        let confirmed = Counter()
+        let callers = (0..<16).map { _ in
+            Task(executorPreference: a.taskExecutor) { () -> Int in
+                var sent = 0
+                while true {
+                    do {
+                        guard await (try await a.sendConfirmed(2204, to: b.address, ["n": 1])).outcome() == .confirmed else { return sent }
+                        sent += 1
+                        confirmed.add()
+                    } catch {
+                        return sent
+                    }
+                }
+            }
+        }
+        // Some traffic first, then the shutdown lands in the middle of it.
+        try await eventually { confirmed.value >= 50 }
+        await a.shutdown()
+        let ended = await MeshNode.race(timeout: .seconds(60)) {
+            for caller in callers { _ = await caller.value }
+        }
+        #expect(ended)
+        let total = await withTaskGroup(of: Int.self) { group in
+            for caller in callers { group.addTask { await caller.value } }
+            return await group.reduce(0, +)
+        }
+        #expect(total == confirmed.value && total >= 50)
+        // Every confirmed message is in b's journal, and marked acknowledged in a's (closed now: read directly).
+        let received = try await b.journal.rows("SELECT count(*) FROM mesh_messages WHERE direction = 'in' AND command_id = 2204")
+        #expect((received.first?.first ?? nil).flatMap { Int($0) } ?? 0 >= total, "\(received)")
+        let acked = try SQLiteConnection(path: a.journal.path, mode: .readOnly)
+            .scalarInt("SELECT count(*) FROM mesh_messages WHERE direction = 'out' AND command_id = 2204 AND status = 'acked'")
+        #expect(acked == Int64(total))
+        await b.shutdown()
+    }
 }
+
+/// A count shared by the callers of a test.
+private final class Counter: Sendable {
+    private let count = Mutex(0)
+    func add() { count.withLock { $0 += 1 } }
+    var value: Int { count.withLock { $0 } }
+}
+
