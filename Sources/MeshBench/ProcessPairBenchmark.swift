@@ -114,11 +114,12 @@ package enum ProcessPairBenchmark {
         let receiverPID = child.process.processIdentifier
         let (senderCPUBefore, receiverCPUBefore) = (ProcessCPUTime.seconds(), ProcessCPUTime.seconds(of: receiverPID))
         let start = clock.now
-        switch mode {
-        case .oneway:
-            // The senders are child tasks: with `caller` node, they inherit the preference for the node's thread.
-            let samples = try await withTaskExecutorPreference(caller == .node ? node.taskExecutor : nil) {
-                try await withThrowingTaskGroup(of: [UInt64].self) { group in
+        // The timed calls' latencies in µs, measured where `caller` says: on the pool, as any task; or on the node's
+        // thread, whose preference the one-way senders (child tasks) inherit.
+        @Sendable func measure() async throws -> [UInt64] {
+            switch mode {
+            case .oneway:
+                return try await withThrowingTaskGroup(of: [UInt64].self) { group in
                     for worker in 0..<concurrency {
                         group.addTask {
                             var pending: [(ContinuousClock.Instant, MeshNode.Delivery)] = []
@@ -137,11 +138,7 @@ package enum ProcessPairBenchmark {
                     }
                     return try await group.reduce(into: [UInt64]()) { $0 += $1 }
                 }
-            }
-            for value in samples { _ = histogram.record(max(1, value)) }
-        case .acked, .request:
-            // Sequential calls, from where `caller` says (without a preference, the loop runs as it always did).
-            @Sendable func sequential() async throws -> [UInt64] {
+            case .acked, .request:
                 var micros: [UInt64] = []
                 micros.reserveCapacity(messages)
                 for _ in 0..<messages {
@@ -157,10 +154,10 @@ package enum ProcessPairBenchmark {
                 }
                 return micros
             }
-            let samples = caller == .node ? try await withTaskExecutorPreference(node.taskExecutor) { try await sequential() }
-                                          : try await sequential()
-            for value in samples { _ = histogram.record(max(1, value)) }
         }
+        let samples = caller == .node ? try await withTaskExecutorPreference(node.taskExecutor) { try await measure() }
+                                      : try await measure()
+        for value in samples { _ = histogram.record(max(1, value)) }
         let seconds = (clock.now - start).seconds
         let (senderCPUAfter, receiverCPUAfter) = (ProcessCPUTime.seconds(), ProcessCPUTime.seconds(of: receiverPID))
         let retransmits = (try? await node.transportStatistics())?["retransmits"] ?? 0
