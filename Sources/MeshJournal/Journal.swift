@@ -113,9 +113,10 @@ public final class Journal: Sendable {
             let applied: [Int]
         }
         let checkpointer = SQLiteWorker(name: "mesh-journal-c", role: .reader, logger: logger)
+        let urgentCheckpointer = SQLiteWorker(name: "mesh-journal-u", role: .reader, logger: logger)
         let checkpoints = CheckpointScheduler(
             limits: .init(backgroundPages: Int32(configuration.checkpointPages), hardPages: Int32(configuration.walLimitPages)),
-            checkpointer: checkpointer)
+            checkpointer: checkpointer, urgentCheckpointer: urgentCheckpointer)
         let opened = try await writer.start { () throws -> (WorkerContext, Opened) in
             let db = try openWriteConnection(path: path, configuration: configuration, logger: logger)
             let applied = try Migrator().migrate(db, nowMs: WallClock.nowMs())
@@ -132,11 +133,21 @@ public final class Journal: Sendable {
             return (context, Opened(identity: identity, applied: applied.map(\.id)))
         }
         do {
-            _ = try await checkpointer.start {
+            _ = try await checkpointer.start { () throws -> (WorkerContext, Bool) in
+                CheckpointScheduler.lowerCurrentThreadPriority()
+                return (try auxiliaryConnection(path: path, mode: .readWrite, configuration: configuration, purpose: "checkpoint"), true)
+            }
+        } catch {
+            await writer.close()
+            throw error
+        }
+        do {
+            _ = try await urgentCheckpointer.start {
                 (try auxiliaryConnection(path: path, mode: .readWrite, configuration: configuration, purpose: "checkpoint"), true)
             }
         } catch {
             await writer.close()
+            await checkpointer.close()
             throw error
         }
         let reader = SQLiteWorker(name: "mesh-journal-r", role: .reader, logger: logger)

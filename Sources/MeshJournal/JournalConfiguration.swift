@@ -35,14 +35,16 @@ public struct JournalConfiguration: Sendable, Hashable {
     /// throughput +20–40 %, request latency +5 %; 16 KiB pages gained little more throughput and cost 15 %
     /// of latency, because every commit writes whole pages.
     public var pageSize: Int
-    /// WAL size (in pages) after which a background connection checkpoints it, off the writer's path.
-    /// Default 4000 pages (32 MiB with the default page size). SQLite's own threshold is 1000; a checkpoint
-    /// stalls commits running beside it for a few milliseconds on the reference machine, and the pages a
-    /// journal rewrites at every commit (the right edges of its B-trees) are copied once per checkpoint, so
-    /// fewer, larger checkpoints halved request p99 (12 → 6 ms in `mesh bench node`).
+    /// WAL size (in pages) after which background connections checkpoint it, off the writer's path: a pass each
+    /// time the WAL grew by a sixteenth of this (at most 256 pages) on a thread of lower priority, and a pass after
+    /// every commit, at the normal priority, once those fell behind by a quarter of the room up to
+    /// ``walLimitPages`` and in its last eighth. Default 4000 pages (32 MiB with the default page size). SQLite's
+    /// own threshold is 1000; a checkpoint stalls commits running beside it, and the pages a journal rewrites at
+    /// every commit (the right edges of its B-trees) are copied once per pass, so fewer, larger passes write less.
     public var checkpointPages: Int
     /// WAL size (in pages) at which the writer checkpoints inline because the background checkpoints did not
-    /// keep up. Bounds the WAL. Default 8000 pages (64 MiB with the default page size).
+    /// keep up. Bounds the WAL. A WAL written without pause starts over only this way (SQLite restarts it at a
+    /// write that finds it wholly checkpointed). Default 8000 pages (64 MiB with the default page size).
     public var walLimitPages: Int
     /// How long the idle writer thread polls for the next job before sleeping, in microseconds. Polling saves
     /// the sleep/wake-up latency on request/response paths at the cost of that much CPU per idle period.

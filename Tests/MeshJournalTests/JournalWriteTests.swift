@@ -449,6 +449,42 @@ import Testing
 }
 
 @Suite struct CheckpointTests {
+    /// The WAL hook's policy: nothing below the background threshold; a background pass at the threshold, then one
+    /// each time the WAL grew by a step (not one per commit); urgent passes after every commit once the passes fell
+    /// behind by the urgent lag, and near the bound (the catch-up region); inline at the bound; after the WAL started
+    /// over, quiet again until it is back at the threshold.
+    @Test func backgroundPassesFollowTheWALsGrowthInStepsAndHurryNearTheBound() {
+        let limits = CheckpointScheduler.Limits(backgroundPages: 4000, hardPages: 8000)
+        #expect(limits.stepPages == 250)
+        #expect(limits.urgentLagPages == 1000)
+        #expect(limits.catchUpPages == 7500)
+        let small = CheckpointScheduler.Limits(backgroundPages: 50, hardPages: 400)
+        #expect(small.stepPages == 3 && small.urgentLagPages == 87 && small.catchUpPages == 357)
+        #expect(CheckpointScheduler.Limits(backgroundPages: 40000, hardPages: 80000).stepPages == 256)
+        #expect(CheckpointScheduler.Limits(backgroundPages: 1, hardPages: 2).stepPages == 1)
+        #expect(CheckpointScheduler.Limits(backgroundPages: 1, hardPages: 2).catchUpPages == 1)
+
+        #expect(limits.decide(walPages: 3999, lastPosted: 0, backfilled: 0) == .none)
+        #expect(limits.decide(walPages: 4000, lastPosted: 0, backfilled: 0) == .background)
+        // Within a step of the last pass: nothing; a step on: the next pass.
+        #expect(limits.decide(walPages: 4100, lastPosted: 4000, backfilled: 3990) == .none)
+        #expect(limits.decide(walPages: 4249, lastPosted: 4000, backfilled: 3990) == .none)
+        #expect(limits.decide(walPages: 4250, lastPosted: 4000, backfilled: 3990) == .background)
+        // The passes fell behind by the urgent lag (counted from the threshold before any pass finished).
+        #expect(limits.decide(walPages: 4999, lastPosted: 4768, backfilled: 0) == .none)
+        #expect(limits.decide(walPages: 5000, lastPosted: 4768, backfilled: 0) == .urgent)
+        #expect(limits.decide(walPages: 6100, lastPosted: 6000, backfilled: 5000) == .urgent)
+        #expect(limits.decide(walPages: 6100, lastPosted: 6000, backfilled: 5990) == .none)
+        // Near the bound, after every commit; at it, inline.
+        #expect(limits.decide(walPages: 7499, lastPosted: 7400, backfilled: 7390) == .none)
+        #expect(limits.decide(walPages: 7500, lastPosted: 7400, backfilled: 7390) == .urgent)
+        #expect(limits.decide(walPages: 7999, lastPosted: 7998, backfilled: 7990) == .urgent)
+        #expect(limits.decide(walPages: 8000, lastPosted: 7998, backfilled: 7990) == .inline)
+        // Started over: the scheduler resets lastPosted and backfilled, and the cycle begins again.
+        #expect(limits.decide(walPages: 12, lastPosted: 0, backfilled: 0) == .none)
+        #expect(limits.decide(walPages: 4010, lastPosted: 0, backfilled: 0) == .background)
+    }
+
     @Test func walIsCheckpointedInTheBackgroundAndStaysBounded() async throws {
         let configuration = JournalConfiguration(checkpointPages: 50, walLimitPages: 400)
         try await withJournal(configuration: configuration) { journal, _ in
