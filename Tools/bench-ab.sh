@@ -23,6 +23,10 @@ modes=("$@")
 messages="${MESSAGES:-2000}"
 caller="${CALLER:-task}"
 for bin in "$a" "$b"; do [ -x "$bin" ] || { echo "not an executable: $bin" >&2; exit 2; }; done
+# Builds from before --handler and --caller take the defaults: each build's options, read once.
+options() { "$1" bench pair --help 2>&1 | grep -o -- '--handler\|--caller' | sort -u | tr '\n' ' '; }
+options_a=$(options "$a")
+options_b=$(options "$b")
 for mode in "${modes[@]}"; do
     case "$mode" in oneway|acked|acked-sync|request|request-sync) ;; *) echo "unknown mode: $mode" >&2; exit 2 ;; esac
 done
@@ -39,11 +43,11 @@ for round in $(seq "$rounds"); do
         [ $((round % 2)) -eq 0 ] && order="B A"
         for side in $order; do
             bin="$a"
-            [ "$side" = B ] && bin="$b"
+            known="$options_a"
+            [ "$side" = B ] && { bin="$b"; known="$options_b"; }
             args=(bench --mode "$benchmode" --messages "$count" --json)
-            # Builds from before --handler and --caller take the defaults.
-            "$bin" bench pair --help 2>&1 | grep -q -- '--handler' && args+=(--handler "$handler")
-            "$bin" bench pair --help 2>&1 | grep -q -- '--caller' && args+=(--caller "$caller")
+            case "$known" in *--handler*) args+=(--handler "$handler") ;; esac
+            case "$known" in *--caller*) args+=(--caller "$caller") ;; esac
             sync
             json=$("$bin" "${args[@]}" 2>/dev/null)
             echo "$round $mode $side $json" >> "$results"

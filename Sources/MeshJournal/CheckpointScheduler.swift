@@ -71,13 +71,13 @@ final class CheckpointScheduler: Sendable {
     /// A pass is posted to that checkpointer and has not finished.
     private let pending = Atomic<Bool>(false)
     private let pendingUrgent = Atomic<Bool>(false)
-    /// The WAL's size when the last pass was posted (writer thread only; a lock for `Sendable`).
-    private let lastPosted = Mutex(Int32(0))
     /// How far the last pass that ran checkpointed the WAL, in pages (set by the checkpointers).
     private let backfilled = Atomic<Int32>(0)
     private let counters = Mutex((background: 0, inline: 0))
-    /// WAL frames written by commits (``walFrames``) and the WAL's size after the last commit, in pages.
-    private let frames = Mutex((written: 0, last: Int32(0)))
+    /// The writer's view of the WAL, updated by the WAL hook on the writer thread (a lock for `Sendable`): frames
+    /// written by commits (``walFrames``), its size after the last commit, and its size when the last pass was
+    /// posted (0: none since it started over), in pages.
+    private let wal = Mutex((written: 0, last: Int32(0), lastPosted: Int32(0)))
 
     init(limits: Limits, checkpointer: SQLiteWorker, urgentCheckpointer: SQLiteWorker) {
         self.limits = limits
@@ -91,24 +91,22 @@ final class CheckpointScheduler: Sendable {
 
     /// WAL frames (pages) written by the writer's commits since open: each page a transaction dirtied, once per
     /// commit; a checkpoint later copies it into the database file.
-    var walFrames: Int { frames.withLock { $0.written } }
+    var walFrames: Int { wal.withLock { $0.written } }
 
     /// Called on the writer thread from the WAL hook, after each commit, with the WAL's size in pages.
     func walGrew(to pages: Int32, db: OpaquePointer) {
-        let restarted = frames.withLock { frames in
-            // A WAL no larger than after the last commit was started over: this commit wrote all of it.
-            let restarted = pages <= frames.last
-            frames.written += Int(restarted ? pages : pages - frames.last)
-            frames.last = pages
-            return restarted
-        }
-        let decision = lastPosted.withLock { lastPosted in
-            if restarted {
-                // SQLite started the WAL over: what the passes did concerns the old one.
-                lastPosted = 0
+        let decision = wal.withLock { wal in
+            // A WAL no larger than after the last commit was started over: this commit wrote all of it, and what
+            // the passes did concerns the old one.
+            if pages <= wal.last {
+                wal.written += Int(pages)
+                wal.lastPosted = 0
                 backfilled.store(0, ordering: .relaxed)
+            } else {
+                wal.written += Int(pages - wal.last)
             }
-            return limits.decide(walPages: pages, lastPosted: lastPosted, backfilled: backfilled.load(ordering: .relaxed))
+            wal.last = pages
+            return limits.decide(walPages: pages, lastPosted: wal.lastPosted, backfilled: backfilled.load(ordering: .relaxed))
         }
         switch decision {
         case .none:
@@ -124,14 +122,14 @@ final class CheckpointScheduler: Sendable {
             }
         case .background:
             guard !pendingUrgent.load(ordering: .acquiring), !pending.exchange(true, ordering: .acquiringAndReleasing) else { return }
-            lastPosted.withLock { $0 = pages }
+            wal.withLock { $0.lastPosted = pages }
             checkpointer.post("a background checkpoint") { [self] context in
                 passivePass(context, waitingForOthers: false)
                 pending.store(false, ordering: .releasing)
             }
         case .urgent:
             guard !pendingUrgent.exchange(true, ordering: .acquiringAndReleasing) else { return }
-            lastPosted.withLock { $0 = pages }
+            wal.withLock { $0.lastPosted = pages }
             urgentCheckpointer.post("an urgent background checkpoint") { [self] context in
                 passivePass(context, waitingForOthers: true)
                 pendingUrgent.store(false, ordering: .releasing)

@@ -164,8 +164,8 @@ struct NodeCommand: AsyncParsableCommand {
         await node.shutdown()
         try? await metricsChannel?.close()
         // What the journal's writer did, for `mesh bench` and operators: one line on stdout after the last one.
-        let writes = node.journal.writeStatistics
-        FileHandle.standardOutput.write(Data("stopped: journal commits \(writes.transactions) jobs \(writes.jobs) wal_frames \(node.journal.walFramesWritten) checkpoints_background \(node.journal.checkpointStatistics.background) checkpoints_inline \(node.journal.checkpointStatistics.inline)\n".utf8))
+        let (writes, checkpoints) = (node.journal.writeStatistics, node.journal.checkpointStatistics)
+        FileHandle.standardOutput.write(Data("stopped: journal commits \(writes.transactions) jobs \(writes.jobs) wal_frames \(node.journal.walFramesWritten) checkpoints_background \(checkpoints.background) checkpoints_inline \(checkpoints.inline)\n".utf8))
     }
 
     /// Says on stdout that the traffic generator handed its last message to the node (every send returned): a
