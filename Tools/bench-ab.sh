@@ -8,8 +8,8 @@
 #
 # Usage: Tools/bench-ab.sh A_BIN B_BIN [ROUNDS] [MODE...]
 #        ROUNDS defaults to 10; a MODE is "oneway", "acked", "request" or "request-sync" ("acked-sync" too);
-#        default: request request-sync acked oneway. MESSAGES (default 2000; one-way runs 20x that) and CALLER
-#        (task or node, default task) are read from the environment.
+#        default: request request-sync acked oneway. MESSAGES (default 2000; one-way runs 20x that), CALLER
+#        (task or node, default task) and DURABILITY (normal or full, default normal) are read from the environment.
 # Example: git stash; swift build -c release --product mesh; cp .build/release/mesh /tmp/mesh-a; git stash pop
 #          swift build -c release --product mesh; Tools/bench-ab.sh /tmp/mesh-a .build/release/mesh 12
 set -euo pipefail
@@ -22,6 +22,8 @@ modes=("$@")
 [ ${#modes[@]} -gt 0 ] || modes=(request request-sync acked oneway)
 messages="${MESSAGES:-2000}"
 caller="${CALLER:-task}"
+durability="${DURABILITY:-normal}"
+case "$durability" in normal|full) ;; *) echo "DURABILITY must be normal or full" >&2; exit 2 ;; esac
 for bin in "$a" "$b"; do [ -x "$bin" ] || { echo "not an executable: $bin" >&2; exit 2; }; done
 # Builds from before --handler and --caller take the defaults: each build's options, read once.
 options() { "$1" bench pair --help 2>&1 | grep -o -- '--handler\|--caller' | sort -u | tr '\n' ' '; }
@@ -45,7 +47,7 @@ for round in $(seq "$rounds"); do
             bin="$a"
             known="$options_a"
             [ "$side" = B ] && { bin="$b"; known="$options_b"; }
-            args=(bench --mode "$benchmode" --messages "$count" --json)
+            args=(bench --mode "$benchmode" --messages "$count" --durability "$durability" --json)
             case "$known" in *--handler*) args+=(--handler "$handler") ;; esac
             case "$known" in *--caller*) args+=(--caller "$caller") ;; esac
             sync

@@ -14,12 +14,27 @@
 // patched in place, as the file would be). Memory per WAL file: one buffer of MESH_WAL_BATCH_MAX_BUFFER bytes;
 // a transaction larger than that is written in several calls (each at most that size).
 //
+// Growth ahead (opt-in per file, mesh_wal_batch_set_growth): a thread of the file's own (the grower) keeps the
+// file's end ahead of the frames by writing zeros past it, a step at a time, each step synced. A synchronous
+// commit's fdatasync then overwrites blocks the file already has, instead of also journaling the file's new size
+// and new blocks in the file system (on ext4 that made each fsync of a growing WAL cost about twice one of a WAL
+// overwriting itself), and the commit never waits for zeros to reach the disk. Zeros past the last frame are
+// what SQLite's recovery expects of any WAL tail: a frame whose salt does not match the header's ends the log.
+// The grower writes only at or past `allocated` and moves it under the grower's lock; the connection writes past
+// `allocated` only under the same lock (moving it too), so no zero ever lands on a frame. A failed step (a full
+// disk) stops the growing; the frames are then written as without it.
+//
 // Threading: SQLite calls a file's methods from one thread at a time (the connection's); the counters are read
-// through the connection, on its thread. The VFS object itself is written once, under pthread_once.
+// through the connection, on its thread. A grower's state is shared by that thread and the grower's, under the
+// grower's lock. The VFS object itself is written once, under pthread_once.
+#define _GNU_SOURCE
 #include "mesh_wal_batch.h"
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* The most the default VFS takes in one write: its unix write masks the length to 17 bits (SQLite itself never
    writes more than a page at once). A transaction larger than this is written in several calls. */
@@ -35,20 +50,146 @@ typedef struct MeshWALFile {
     int commitHeaderBuffered;    /* the last append was a commit frame's header: its page ends the commit */
     sqlite3_int64 appends;       /* writes SQLite made */
     sqlite3_int64 writes;        /* writes made to the file */
+    const char *path;            /* SQLite's name for the file, valid until xClose */
+    struct MeshWALGrower *grower; /* growth ahead, if turned on */
 } MeshWALFile;
+
+/* Zeros, written in steps of at most this size; the grower syncs after every MESH_WAL_GROWTH_SYNC bytes. */
+#define MESH_WAL_GROWTH_STEP 65536
+#define MESH_WAL_GROWTH_SYNC (4 * MESH_WAL_GROWTH_STEP)
+static const unsigned char zeros[MESH_WAL_GROWTH_STEP];
+
+typedef struct MeshWALGrower {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;         /* the grower waits on it for work or for stopping */
+    pthread_cond_t idle;         /* signalled when the grower has nothing left to do */
+    int fd;                      /* the grower's own descriptor of the file */
+    sqlite3_int64 allocated;     /* the file holds zeros or frames up to here */
+    sqlite3_int64 wanted;        /* the grower fills up to here */
+    sqlite3_int64 ahead;         /* how far past the frames' end the file is kept */
+    sqlite3_int64 cap;           /* the grower never fills past this */
+    sqlite3_int64 steps;         /* zero-filling writes made */
+    int working;
+    int failed;
+    int stopping;
+    pthread_t thread;
+} MeshWALGrower;
+
+static void *growerMain(void *argument) {
+    MeshWALGrower *g = argument;
+    pthread_setname_np(pthread_self(), "mesh-journal-g");
+    sqlite3_int64 unsynced = 0;
+    pthread_mutex_lock(&g->lock);
+    while (!g->stopping) {
+        if (g->failed || g->allocated >= g->wanted) {
+            if (unsynced > 0) {
+                unsynced = 0;
+                pthread_mutex_unlock(&g->lock);
+                fdatasync(g->fd);
+                pthread_mutex_lock(&g->lock);
+                continue;
+            }
+            g->working = 0;
+            pthread_cond_broadcast(&g->idle);
+            pthread_cond_wait(&g->wake, &g->lock);
+            continue;
+        }
+        g->working = 1;
+        sqlite3_int64 offset = g->allocated;
+        sqlite3_int64 step = g->wanted - offset;
+        if (step > MESH_WAL_GROWTH_STEP) step = MESH_WAL_GROWTH_STEP;
+        /* Under the lock: the connection cannot write past `allocated` meanwhile, so these zeros land past every
+           frame. */
+        ssize_t written = pwrite(g->fd, zeros, (size_t)step, offset);
+        if (written != step) {
+            g->failed = 1;
+            continue;
+        }
+        g->allocated = offset + step;
+        g->steps++;
+        unsynced += step;
+        if (unsynced >= MESH_WAL_GROWTH_SYNC) {
+            unsynced = 0;
+            pthread_mutex_unlock(&g->lock);
+            fdatasync(g->fd);
+            pthread_mutex_lock(&g->lock);
+        }
+    }
+    g->working = 0;
+    pthread_cond_broadcast(&g->idle);
+    pthread_mutex_unlock(&g->lock);
+    return NULL;
+}
+
+/* Under the grower's lock: the frames now end at `end`; asks for more room once less than half of `ahead` is left. */
+static void growerNoteEnd(MeshWALGrower *g, sqlite3_int64 end) {
+    if (g->failed || end + g->ahead / 2 <= g->allocated) return;
+    sqlite3_int64 target = end + g->ahead;
+    if (target > g->cap) target = g->cap;
+    if (target > g->wanted) {
+        g->wanted = target;
+        pthread_cond_signal(&g->wake);
+    }
+}
+
+static void growerStop(MeshWALGrower *g) {
+    pthread_mutex_lock(&g->lock);
+    g->stopping = 1;
+    pthread_cond_signal(&g->wake);
+    pthread_mutex_unlock(&g->lock);
+    pthread_join(g->thread, NULL);
+    close(g->fd);
+    pthread_cond_destroy(&g->wake);
+    pthread_cond_destroy(&g->idle);
+    pthread_mutex_destroy(&g->lock);
+    free(g);
+}
+
+/* The file's size, or -1. */
+static sqlite3_int64 growerFileSize(MeshWALGrower *g) {
+    struct stat st;
+    return fstat(g->fd, &st) == 0 ? (sqlite3_int64)st.st_size : -1;
+}
 
 static sqlite3_vfs *realVFS;
 static sqlite3_vfs meshVFS;
 static int registerResult = SQLITE_ERROR;
 static pthread_once_t registerOnce = PTHREAD_ONCE_INIT;
 
+/* Writes through to the file. With a grower: past `allocated` only under its lock (so the grower cannot be
+   zero-filling there), and tells it where the frames end. */
+static int walWriteThrough(MeshWALFile *p, const void *data, int amount, sqlite3_int64 offset) {
+    p->writes++;
+    MeshWALGrower *g = p->grower;
+    if (g == NULL) return p->real->pMethods->xWrite(p->real, data, amount, offset);
+    sqlite3_int64 end = offset + amount;
+    pthread_mutex_lock(&g->lock);
+    /* A new log starts at offset 0 (after a restart, or after another connection truncated the file): ask the
+       file its size again rather than trust what was last known. */
+    if (offset == 0) {
+        sqlite3_int64 size = growerFileSize(g);
+        if (size >= 0) g->allocated = size;
+    }
+    if (end <= g->allocated) {
+        growerNoteEnd(g, end);
+        pthread_mutex_unlock(&g->lock);
+        return p->real->pMethods->xWrite(p->real, data, amount, offset);
+    }
+    int rc = p->real->pMethods->xWrite(p->real, data, amount, offset);
+    /* A failed write (a full disk) may have extended the file by part of the frames: stop growing rather than
+       reason about where its end is. */
+    if (rc == SQLITE_OK) g->allocated = end; else g->failed = 1;
+    growerNoteEnd(g, end);
+    pthread_mutex_unlock(&g->lock);
+    return rc;
+}
+
 static int walFlush(MeshWALFile *p) {
     if (p->length == 0) return SQLITE_OK;
     int length = p->length;
     p->length = 0;
     p->commitHeaderBuffered = 0;
-    p->writes++;
-    return p->real->pMethods->xWrite(p->real, p->buffer, length, p->start);
+    return walWriteThrough(p, p->buffer, length, p->start);
 }
 
 /* Whether the buffer can hold `needed` bytes (allocated at the first write); 0 past the bound or without memory. */
@@ -79,8 +220,7 @@ static int walWrite(sqlite3_file *file, const void *data, int amount, sqlite3_in
         if (rc != SQLITE_OK) return rc;
         if (!walReserve(p, amount)) {
             /* Too large to buffer, or no memory: write it through, as the default VFS would. */
-            p->writes++;
-            return p->real->pMethods->xWrite(p->real, data, amount, offset);
+            return walWriteThrough(p, data, amount, offset);
         }
     }
     if (p->length == 0) p->start = offset;
@@ -98,6 +238,10 @@ static int walWrite(sqlite3_file *file, const void *data, int amount, sqlite3_in
 static int walClose(sqlite3_file *file) {
     MeshWALFile *p = (MeshWALFile *)file;
     int rc = walFlush(p);
+    if (p->grower != NULL) {
+        growerStop(p->grower);
+        p->grower = NULL;
+    }
     int closed = p->real->pMethods->xClose(p->real);
     free(p->buffer);
     p->buffer = NULL;
@@ -113,7 +257,16 @@ static int walRead(sqlite3_file *file, void *data, int amount, sqlite3_int64 off
 static int walTruncate(sqlite3_file *file, sqlite3_int64 size) {
     MeshWALFile *p = (MeshWALFile *)file;
     int rc = walFlush(p);
-    return rc != SQLITE_OK ? rc : p->real->pMethods->xTruncate(p->real, size);
+    if (rc != SQLITE_OK) return rc;
+    MeshWALGrower *g = p->grower;
+    if (g == NULL) return p->real->pMethods->xTruncate(p->real, size);
+    pthread_mutex_lock(&g->lock);
+    rc = p->real->pMethods->xTruncate(p->real, size);
+    sqlite3_int64 now = growerFileSize(g);
+    if (now >= 0) g->allocated = now;
+    if (g->wanted > g->allocated) g->wanted = g->allocated;
+    pthread_mutex_unlock(&g->lock);
+    return rc;
 }
 
 static int walSync(sqlite3_file *file, int flags) {
@@ -192,6 +345,7 @@ static int meshOpen(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *file,
         p->base.pMethods = NULL;
         return rc;
     }
+    p->path = name;
     p->base.pMethods = &walMethods;
     return SQLITE_OK;
 }
@@ -289,12 +443,60 @@ int mesh_wal_batch_register(void) {
     return registerResult;
 }
 
-int mesh_wal_batch_counters(sqlite3 *db, sqlite3_int64 *appends, sqlite3_int64 *writes) {
+/* The WAL file of `db`'s main database if it is open through this VFS, else NULL. */
+static MeshWALFile *walFileOf(sqlite3 *db) {
     sqlite3_file *file = NULL;
-    if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &file) != SQLITE_OK) return 0;
-    if (file == NULL || file->pMethods != &walMethods) return 0;
-    MeshWALFile *p = (MeshWALFile *)file;
+    if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &file) != SQLITE_OK) return NULL;
+    if (file == NULL || file->pMethods != &walMethods) return NULL;
+    return (MeshWALFile *)file;
+}
+
+int mesh_wal_batch_counters(sqlite3 *db, sqlite3_int64 *appends, sqlite3_int64 *writes) {
+    MeshWALFile *p = walFileOf(db);
+    if (p == NULL) return 0;
     *appends = p->appends;
     *writes = p->writes;
+    return 1;
+}
+
+int mesh_wal_batch_set_growth(sqlite3 *db, sqlite3_int64 aheadBytes, sqlite3_int64 capBytes) {
+    MeshWALFile *p = walFileOf(db);
+    if (p == NULL || p->path == NULL || aheadBytes <= 0 || p->grower != NULL) return 0;
+    MeshWALGrower *g = calloc(1, sizeof(MeshWALGrower));
+    if (g == NULL) return 0;
+    g->fd = open(p->path, O_WRONLY | O_CLOEXEC);
+    if (g->fd < 0) {
+        free(g);
+        return 0;
+    }
+    g->ahead = aheadBytes;
+    g->cap = capBytes;
+    g->allocated = growerFileSize(g);
+    if (g->allocated < 0) g->allocated = 0;
+    g->wanted = g->allocated;
+    pthread_mutex_init(&g->lock, NULL);
+    pthread_cond_init(&g->wake, NULL);
+    pthread_cond_init(&g->idle, NULL);
+    if (pthread_create(&g->thread, NULL, growerMain, g) != 0) {
+        close(g->fd);
+        pthread_cond_destroy(&g->wake);
+        pthread_cond_destroy(&g->idle);
+        pthread_mutex_destroy(&g->lock);
+        free(g);
+        return 0;
+    }
+    p->grower = g;
+    return 1;
+}
+
+int mesh_wal_batch_growth(sqlite3 *db, int waitIdle, sqlite3_int64 *steps, sqlite3_int64 *allocated) {
+    MeshWALFile *p = walFileOf(db);
+    if (p == NULL || p->grower == NULL) return 0;
+    MeshWALGrower *g = p->grower;
+    pthread_mutex_lock(&g->lock);
+    while (waitIdle && (g->working || (!g->failed && g->allocated < g->wanted))) pthread_cond_wait(&g->idle, &g->lock);
+    *steps = g->steps;
+    *allocated = g->allocated;
+    pthread_mutex_unlock(&g->lock);
     return 1;
 }

@@ -6,7 +6,9 @@ public struct JournalConfiguration: Sendable, Hashable {
         /// the process; the last transactions before a power loss or kernel crash may be lost (never corrupted).
         case normal
         /// `synchronous=FULL`: every commit is fsynced to the WAL before it is reported, so a committed message
-        /// also survives power loss. Costs one fsync per group commit.
+        /// also survives power loss. Costs one fsync per group commit. With ``JournalConfiguration/batchesWALWrites``,
+        /// a thread of the journal's own (`mesh-journal-g`) keeps the WAL file ahead of its log with synced zeros,
+        /// so those fsyncs overwrite blocks the file has instead of also recording its growth.
         case full
     }
 

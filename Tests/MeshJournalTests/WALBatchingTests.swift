@@ -58,4 +58,77 @@ import Testing
             #expect(try externalConnection(journal.path).scalarInt("SELECT count(*) FROM mesh_outbound") == 1)
         }
     }
+
+    static func fileSize(_ path: String) throws -> Int64 {
+        Int64(try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int))
+    }
+
+    static func appendMessages(_ journal: Journal, count: Int) async throws {
+        for i in 1...count {
+            _ = try await journal.appendOutbound(try OutboundMessage(
+                commandID: 1024, kind: .send, peer: "127.0.0.1:8001",
+                data: ["i": .int64(Int64(i)), "body": .bytes([UInt8](repeating: 7, count: 3000))]))
+        }
+    }
+
+    /// With `.full`, a thread keeps the WAL file ahead of its log with zeros (a synced commit then overwrites
+    /// blocks the file has); with `.normal`, whose commits are not synced, the file grows as written.
+    @Test(arguments: [JournalConfiguration.Durability.full, .normal])
+    func aSyncedWALGrowsAheadOfItsLog(durability: JournalConfiguration.Durability) async throws {
+        try await withJournal(configuration: .init(durability: durability)) { journal, _ in
+            try await Self.appendMessages(journal, count: 30)
+            let growth = try await journal.write(savepoint: false) { $0.db.walGrowth(waitingForIdle: true) }
+            let size = try Self.fileSize(journal.path + "-wal")
+            if durability == .full {
+                let growth = try #require(growth, "no growth ahead on a .full journal")
+                #expect(growth.steps > 0)
+                #expect(size == growth.allocated)
+                // The log of 30 messages is about 1.5 MB; the file runs a whole step ahead of it.
+                #expect(size > Journal.walGrowthAheadBytes, "WAL file of \(size) bytes")
+            } else {
+                #expect(growth == nil)
+                #expect(size < Journal.walGrowthAheadBytes, "WAL file of \(size) bytes")
+            }
+            #expect(try externalConnection(journal.path).scalarInt("SELECT count(*) FROM mesh_outbound") == 30)
+        }
+    }
+
+    /// The files as a power loss would leave them (a copy taken while the journal is open, without its shared
+    /// memory index): recovery reads the WAL's frames up to its zero-filled tail and finds every commit.
+    @Test func aWALWithAZeroFilledTailRecoversEveryCommit() async throws {
+        try await withJournal(configuration: .init(durability: .full)) { journal, dir in
+            try await Self.appendMessages(journal, count: 40)
+            let growth = try #require(try await journal.write(savepoint: false) { $0.db.walGrowth(waitingForIdle: true) })
+            let copy = dir.file("image.sqlite")
+            try FileManager.default.copyItem(atPath: journal.path, toPath: copy)
+            try FileManager.default.copyItem(atPath: journal.path + "-wal", toPath: copy + "-wal")
+            #expect(try Self.fileSize(copy + "-wal") == growth.allocated)
+            let recovered = try externalConnection(copy, readOnly: false)
+            #expect(try recovered.scalarInt("SELECT count(*) FROM mesh_outbound") == 40)
+            #expect(try recovered.scalarInt("SELECT max(seq) FROM mesh_outbound") == 40)
+            #expect(try recovered.scalarText("PRAGMA integrity_check") == "ok")
+        }
+    }
+
+    /// A checkpoint that truncates the WAL file to nothing, then more commits: the file grows ahead again from its
+    /// new start, and the log the copy recovers holds exactly the commits after the truncation, on top of the
+    /// database file's copy of the earlier ones.
+    @Test func growthAheadStartsOverAfterTheWALIsTruncated() async throws {
+        try await withJournal(configuration: .init(durability: .full)) { journal, dir in
+            try await Self.appendMessages(journal, count: 20)
+            _ = try await journal.write(savepoint: false) { $0.db.walGrowth(waitingForIdle: true) }
+            try await journal.checkpoint(.truncate)
+            #expect(try Self.fileSize(journal.path + "-wal") == 0)
+            try await Self.appendMessages(journal, count: 20)
+            let growth = try #require(try await journal.write(savepoint: false) { $0.db.walGrowth(waitingForIdle: true) })
+            let size = try Self.fileSize(journal.path + "-wal")
+            #expect(size == growth.allocated && size > Journal.walGrowthAheadBytes, "WAL file of \(size) bytes")
+            let copy = dir.file("image.sqlite")
+            try FileManager.default.copyItem(atPath: journal.path, toPath: copy)
+            try FileManager.default.copyItem(atPath: journal.path + "-wal", toPath: copy + "-wal")
+            let recovered = try externalConnection(copy, readOnly: false)
+            #expect(try recovered.scalarInt("SELECT count(*) FROM mesh_outbound") == 40)
+            #expect(try recovered.scalarText("PRAGMA integrity_check") == "ok")
+        }
+    }
 }

@@ -20,4 +20,18 @@ int mesh_wal_batch_register(void);
 /// of writes SQLite made to it, `writes` the number the VFS made to the file. Returns 0 and leaves the outputs
 /// unchanged if the WAL is not open (no transaction yet) or not through this VFS; 1 otherwise.
 int mesh_wal_batch_counters(sqlite3 *db, sqlite3_int64 *appends, sqlite3_int64 *writes);
+
+/// Makes the WAL file of `db`'s main database (open through this VFS) grow ahead of its frames: a thread of its
+/// own keeps the file's end about `aheadBytes` past the last frame (never filling past `capBytes`) by writing
+/// zeros, synced, so that a synchronous commit's fsync overwrites blocks the file already has and never waits for
+/// the file to grow. Zeros past the last frame end SQLite's log as any stale tail does. For connections whose
+/// commits are synced (`synchronous=FULL`); call on the connection's thread once its WAL is open; the thread stops
+/// when the WAL file closes. Returns 0 if the WAL is not open, not through this VFS, already growing ahead, or the
+/// thread could not start; 1 otherwise.
+int mesh_wal_batch_set_growth(sqlite3 *db, sqlite3_int64 aheadBytes, sqlite3_int64 capBytes);
+
+/// The growth ahead of `db`'s WAL file: the zero-filling writes made so far (`steps`) and the bytes the file holds
+/// (`allocated`), after waiting for the grower to finish what it was asked if `waitIdle` (for tests). Returns 0
+/// and leaves the outputs unchanged if the WAL is not open or not growing ahead; 1 otherwise.
+int mesh_wal_batch_growth(sqlite3 *db, int waitIdle, sqlite3_int64 *steps, sqlite3_int64 *allocated);
 #endif

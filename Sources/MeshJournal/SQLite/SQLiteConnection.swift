@@ -75,6 +75,26 @@ package final class SQLiteConnection {
         return (appends, writes)
     }
 
+    /// Makes this connection's WAL file (open through ``walBatchingVFS``) grow ahead of its frames: a thread of
+    /// its own (`mesh-journal-g`) keeps the file about `aheadBytes` longer than the log (up to `capBytes`) with
+    /// synced zeros, so a synced commit overwrites blocks the file already has instead of also making the file
+    /// system journal its growth. For connections whose commits are fsynced. Returns false (and changes nothing)
+    /// if the WAL is not open yet, not through that VFS, or the thread could not start.
+    @discardableResult
+    package func growWALAhead(aheadBytes: Int64, capBytes: Int64) -> Bool {
+        mesh_wal_batch_set_growth(handle, aheadBytes, capBytes) != 0
+    }
+
+    /// The growth ahead of this connection's WAL (``growWALAhead(aheadBytes:capBytes:)``): zero-filling writes made
+    /// so far and the bytes the file holds; nil if it is not growing ahead. `waitingForIdle`: first wait until the
+    /// grower has done what it was asked (for tests). On the connection's thread.
+    package func walGrowth(waitingForIdle: Bool = false) -> (steps: Int64, allocated: Int64)? {
+        var steps: sqlite3_int64 = 0
+        var allocated: sqlite3_int64 = 0
+        guard mesh_wal_batch_growth(handle, waitingForIdle ? 1 : 0, &steps, &allocated) != 0 else { return nil }
+        return (steps, allocated)
+    }
+
     /// Finalizes the cached statements and closes the connection, releasing its file descriptors (the last
     /// connection to a WAL database checkpoints it and removes the WAL). Idempotent; the connection must not be
     /// used afterwards. A statement prepared with ``prepare(_:)`` and still alive keeps SQLite's handle open
