@@ -15,13 +15,15 @@
 // a transaction larger than that is written in several calls (each at most that size).
 //
 // Growth ahead (opt-in per file, mesh_wal_batch_set_growth): a thread of the file's own (the grower) keeps the
-// file's end ahead of the frames by writing zeros past it, a step at a time, each step synced. A synchronous
-// commit's fdatasync then overwrites blocks the file already has, instead of also journaling the file's new size
-// and new blocks in the file system (on ext4 that made each fsync of a growing WAL cost about twice one of a WAL
-// overwriting itself), and the commit never waits for zeros to reach the disk. Zeros past the last frame are
+// file's end ahead of the frames by writing zeros past it, a step at a time (synced, for a connection whose
+// commits are). A commit's write then overwrites blocks the file already has instead of reserving new ones and
+// moving the file's size (on ext4 a 16 KiB append costs about three times an overwrite), and a synchronous
+// commit's fdatasync no longer journals the file's new size and blocks (about twice the cost of one overwriting
+// the file), without waiting for zeros to reach the disk. Zeros past the last frame are
 // what SQLite's recovery expects of any WAL tail: a frame whose salt does not match the header's ends the log.
-// The grower writes only at or past `allocated` and moves it under the grower's lock; the connection writes past
-// `allocated` only under the same lock (moving it too), so no zero ever lands on a frame. A failed step (a full
+// The grower claims a step at `allocated` under the grower's lock, writes it without the lock, then moves
+// `allocated` past it; the connection writes past `allocated` only under the lock, once no step is in flight
+// (moving `allocated` too), so no zero ever lands on a frame. A failed step (a full
 // disk) stops the growing; the frames are then written as without it.
 //
 // Threading: SQLite calls a file's methods from one thread at a time (the connection's); the counters are read
@@ -33,7 +35,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /* The most the default VFS takes in one write: its unix write masks the length to 17 bits (SQLite itself never
@@ -66,9 +70,12 @@ typedef struct MeshWALGrower {
     int fd;                      /* the grower's own descriptor of the file */
     sqlite3_int64 allocated;     /* the file holds zeros or frames up to here */
     sqlite3_int64 wanted;        /* the grower fills up to here */
-    sqlite3_int64 ahead;         /* how far past the frames' end the file is kept */
+    sqlite3_int64 ahead;         /* how far past the frames' end the file is kept (once the log is that long) */
     sqlite3_int64 cap;           /* the grower never fills past this */
     sqlite3_int64 steps;         /* zero-filling writes made */
+    pthread_cond_t stepDone;     /* signalled when a claimed step is written */
+    int filling;                 /* a step at `allocated` is being written (without the lock) */
+    int syncs;                   /* steps are synced (for a connection whose commits are) */
     int working;
     int failed;
     int stopping;
@@ -78,11 +85,13 @@ typedef struct MeshWALGrower {
 static void *growerMain(void *argument) {
     MeshWALGrower *g = argument;
     pthread_setname_np(pthread_self(), "mesh-journal-g");
+    /* Background work: at nice 10 it yields a core to the node's thread at once (Linux: per thread). */
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
     sqlite3_int64 unsynced = 0;
     pthread_mutex_lock(&g->lock);
     while (!g->stopping) {
         if (g->failed || g->allocated >= g->wanted) {
-            if (unsynced > 0) {
+            if (g->syncs && unsynced > 0) {
                 unsynced = 0;
                 pthread_mutex_unlock(&g->lock);
                 fdatasync(g->fd);
@@ -98,9 +107,15 @@ static void *growerMain(void *argument) {
         sqlite3_int64 offset = g->allocated;
         sqlite3_int64 step = g->wanted - offset;
         if (step > MESH_WAL_GROWTH_STEP) step = MESH_WAL_GROWTH_STEP;
-        /* Under the lock: the connection cannot write past `allocated` meanwhile, so these zeros land past every
-           frame. */
+        /* The step is claimed: until it is done, the connection writes past `allocated` only after waiting for it
+           (walWriteThrough), so these zeros land past every frame. Written without the lock, which the connection
+           takes at every commit. */
+        g->filling = 1;
+        pthread_mutex_unlock(&g->lock);
         ssize_t written = pwrite(g->fd, zeros, (size_t)step, offset);
+        pthread_mutex_lock(&g->lock);
+        g->filling = 0;
+        pthread_cond_broadcast(&g->stepDone);
         if (written != step) {
             g->failed = 1;
             continue;
@@ -108,7 +123,7 @@ static void *growerMain(void *argument) {
         g->allocated = offset + step;
         g->steps++;
         unsynced += step;
-        if (unsynced >= MESH_WAL_GROWTH_SYNC) {
+        if (g->syncs && unsynced >= MESH_WAL_GROWTH_SYNC) {
             unsynced = 0;
             pthread_mutex_unlock(&g->lock);
             fdatasync(g->fd);
@@ -121,10 +136,17 @@ static void *growerMain(void *argument) {
     return NULL;
 }
 
-/* Under the grower's lock: the frames now end at `end`; asks for more room once less than half of `ahead` is left. */
+/* The least the grower keeps ahead: a small log (a short-lived journal, a tool's) gets as much room as it has
+   frames, from this much up to `ahead`. */
+#define MESH_WAL_GROWTH_MIN_AHEAD (4 * MESH_WAL_GROWTH_STEP)
+
+/* Under the grower's lock: the frames now end at `end`; asks for more room once less than half of the room kept
+   ahead is left. */
 static void growerNoteEnd(MeshWALGrower *g, sqlite3_int64 end) {
-    if (g->failed || end + g->ahead / 2 <= g->allocated) return;
-    sqlite3_int64 target = end + g->ahead;
+    sqlite3_int64 ahead = end < g->ahead ? end : g->ahead;
+    if (ahead < MESH_WAL_GROWTH_MIN_AHEAD) ahead = MESH_WAL_GROWTH_MIN_AHEAD;
+    if (g->failed || end + ahead / 2 <= g->allocated) return;
+    sqlite3_int64 target = end + ahead;
     if (target > g->cap) target = g->cap;
     if (target > g->wanted) {
         g->wanted = target;
@@ -141,6 +163,7 @@ static void growerStop(MeshWALGrower *g) {
     close(g->fd);
     pthread_cond_destroy(&g->wake);
     pthread_cond_destroy(&g->idle);
+    pthread_cond_destroy(&g->stepDone);
     pthread_mutex_destroy(&g->lock);
     free(g);
 }
@@ -167,9 +190,17 @@ static int walWriteThrough(MeshWALFile *p, const void *data, int amount, sqlite3
     /* A new log starts at offset 0 (after a restart, or after another connection truncated the file): ask the
        file its size again rather than trust what was last known. */
     if (offset == 0) {
+        while (g->filling) pthread_cond_wait(&g->stepDone, &g->lock);
         sqlite3_int64 size = growerFileSize(g);
         if (size >= 0) g->allocated = size;
     }
+    if (end <= g->allocated) {
+        growerNoteEnd(g, end);
+        pthread_mutex_unlock(&g->lock);
+        return p->real->pMethods->xWrite(p->real, data, amount, offset);
+    }
+    /* Past the filled part: a step being zero-filled there must land first (the grower fell behind). */
+    while (g->filling) pthread_cond_wait(&g->stepDone, &g->lock);
     if (end <= g->allocated) {
         growerNoteEnd(g, end);
         pthread_mutex_unlock(&g->lock);
@@ -261,6 +292,7 @@ static int walTruncate(sqlite3_file *file, sqlite3_int64 size) {
     MeshWALGrower *g = p->grower;
     if (g == NULL) return p->real->pMethods->xTruncate(p->real, size);
     pthread_mutex_lock(&g->lock);
+    while (g->filling) pthread_cond_wait(&g->stepDone, &g->lock);
     rc = p->real->pMethods->xTruncate(p->real, size);
     sqlite3_int64 now = growerFileSize(g);
     if (now >= 0) g->allocated = now;
@@ -459,7 +491,7 @@ int mesh_wal_batch_counters(sqlite3 *db, sqlite3_int64 *appends, sqlite3_int64 *
     return 1;
 }
 
-int mesh_wal_batch_set_growth(sqlite3 *db, sqlite3_int64 aheadBytes, sqlite3_int64 capBytes) {
+int mesh_wal_batch_set_growth(sqlite3 *db, sqlite3_int64 aheadBytes, sqlite3_int64 capBytes, int syncs) {
     MeshWALFile *p = walFileOf(db);
     if (p == NULL || p->path == NULL || aheadBytes <= 0 || p->grower != NULL) return 0;
     MeshWALGrower *g = calloc(1, sizeof(MeshWALGrower));
@@ -470,6 +502,7 @@ int mesh_wal_batch_set_growth(sqlite3 *db, sqlite3_int64 aheadBytes, sqlite3_int
         return 0;
     }
     g->ahead = aheadBytes;
+    g->syncs = syncs != 0;
     g->cap = capBytes;
     g->allocated = growerFileSize(g);
     if (g->allocated < 0) g->allocated = 0;
@@ -477,10 +510,12 @@ int mesh_wal_batch_set_growth(sqlite3 *db, sqlite3_int64 aheadBytes, sqlite3_int
     pthread_mutex_init(&g->lock, NULL);
     pthread_cond_init(&g->wake, NULL);
     pthread_cond_init(&g->idle, NULL);
+    pthread_cond_init(&g->stepDone, NULL);
     if (pthread_create(&g->thread, NULL, growerMain, g) != 0) {
         close(g->fd);
         pthread_cond_destroy(&g->wake);
         pthread_cond_destroy(&g->idle);
+        pthread_cond_destroy(&g->stepDone);
         pthread_mutex_destroy(&g->lock);
         free(g);
         return 0;

@@ -122,13 +122,12 @@ public final class Journal: Sendable {
             let applied = try Migrator().migrate(db, nowMs: WallClock.nowMs())
             let start = try startEpoch(db)
             let identity = start.identity
-            // Synced commits overwrite blocks the WAL already has (a thread keeps its file ahead of the log with
-            // zeros): a fsync of a growing file also journals the file's new size and blocks. The epoch's commit
-            // opened the WAL.
-            if configuration.durability == .full {
-                let pageSize = Int64((try? db.scalarInt("PRAGMA page_size")) ?? 4096)
-                db.growWALAhead(aheadBytes: walGrowthAheadBytes, capBytes: Int64(configuration.walLimitPages) * (pageSize + 24) + 32)
-            }
+            // Commits overwrite blocks the WAL file already has (a thread keeps it ahead of the log with zeros,
+            // synced if commits are): appending reserves blocks and moves the file's size at every commit, and a
+            // fsync of a growing file also journals both. The epoch's commit opened the WAL.
+            let pageSize = Int64((try? db.scalarInt("PRAGMA page_size")) ?? 4096)
+            db.growWALAhead(aheadBytes: walGrowthAheadBytes, capBytes: Int64(configuration.walLimitPages) * (pageSize + 24) + 32,
+                            syncing: configuration.durability == .full)
             let context = WorkerContext(db: db, lastOutSeq: start.lastOutSeq, invocationIDs: start.invocationIDs,
                                         storesPayloadJSON: configuration.storesPayloadJSON)
             do {
@@ -190,7 +189,7 @@ public final class Journal: Sendable {
 
     // MARK: - Opening
 
-    /// How far a `.full` journal's WAL file is kept ahead of its log (zero-filled, by `mesh-journal-g`).
+    /// How far the writer's WAL file is kept ahead of its log (zero-filled, by `mesh-journal-g`).
     static let walGrowthAheadBytes: Int64 = 4 << 20
 
     /// A connection for the reader or the checkpointer (the writer's is ``openWriteConnection(path:configuration:)``).

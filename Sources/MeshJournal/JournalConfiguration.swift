@@ -7,8 +7,8 @@ public struct JournalConfiguration: Sendable, Hashable {
         case normal
         /// `synchronous=FULL`: every commit is fsynced to the WAL before it is reported, so a committed message
         /// also survives power loss. Costs one fsync per group commit. With ``JournalConfiguration/batchesWALWrites``,
-        /// a thread of the journal's own (`mesh-journal-g`) keeps the WAL file ahead of its log with synced zeros,
-        /// so those fsyncs overwrite blocks the file has instead of also recording its growth.
+        /// the zeros that keep the WAL file ahead of its log are synced too, so those fsyncs overwrite blocks the
+        /// file has instead of also recording its growth.
         case full
     }
 
@@ -69,7 +69,9 @@ public struct JournalConfiguration: Sendable, Hashable {
     /// (through the `mesh-wal-batch` VFS, a thin C layer over SQLite's default one) instead of two per frame
     /// (header, then page). What reaches the file, and when SQLite reports a commit, is unchanged: the frames
     /// are written inside the write of the commit frame, before SQLite makes them visible to any reader, and
-    /// before any sync `.full` asks for. Default `true`; `false` leaves the writer on SQLite's default VFS.
+    /// before any sync `.full` asks for. The VFS also keeps the WAL file about 4 MiB ahead of its log with zeros
+    /// (a thread of its own, `mesh-journal-g`), so commits overwrite blocks the file has instead of growing it.
+    /// Default `true`; `false` leaves the writer on SQLite's default VFS.
     public var batchesWALWrites: Bool
 
     /// Creates a configuration; every parameter has the documented default.

@@ -22,13 +22,14 @@ int mesh_wal_batch_register(void);
 int mesh_wal_batch_counters(sqlite3 *db, sqlite3_int64 *appends, sqlite3_int64 *writes);
 
 /// Makes the WAL file of `db`'s main database (open through this VFS) grow ahead of its frames: a thread of its
-/// own keeps the file's end about `aheadBytes` past the last frame (never filling past `capBytes`) by writing
-/// zeros, synced, so that a synchronous commit's fsync overwrites blocks the file already has and never waits for
-/// the file to grow. Zeros past the last frame end SQLite's log as any stale tail does. For connections whose
-/// commits are synced (`synchronous=FULL`); call on the connection's thread once its WAL is open; the thread stops
-/// when the WAL file closes. Returns 0 if the WAL is not open, not through this VFS, already growing ahead, or the
-/// thread could not start; 1 otherwise.
-int mesh_wal_batch_set_growth(sqlite3 *db, sqlite3_int64 aheadBytes, sqlite3_int64 capBytes);
+/// own (at nice 10) keeps the file's end about `aheadBytes` past the last frame (as far as the log is long while it
+/// is shorter, from 256 KiB; never filling past `capBytes`) by
+/// writing zeros — synced if `syncs`, for a connection whose commits are (`synchronous=FULL`) — so that a commit's
+/// write overwrites blocks the file already has, and a synchronous commit's fsync never waits for the file to grow.
+/// Zeros past the last frame end SQLite's log as any stale tail does. Call on the connection's thread once its
+/// WAL is open; the thread stops when the WAL file closes. Returns 0 if the WAL is not open, not through this
+/// VFS, already growing ahead, or the thread could not start; 1 otherwise.
+int mesh_wal_batch_set_growth(sqlite3 *db, sqlite3_int64 aheadBytes, sqlite3_int64 capBytes, int syncs);
 
 /// The growth ahead of `db`'s WAL file: the zero-filling writes made so far (`steps`) and the bytes the file holds
 /// (`allocated`), after waiting for the grower to finish what it was asked if `waitIdle` (for tests). Returns 0

@@ -76,13 +76,14 @@ package final class SQLiteConnection {
     }
 
     /// Makes this connection's WAL file (open through ``walBatchingVFS``) grow ahead of its frames: a thread of
-    /// its own (`mesh-journal-g`) keeps the file about `aheadBytes` longer than the log (up to `capBytes`) with
-    /// synced zeros, so a synced commit overwrites blocks the file already has instead of also making the file
-    /// system journal its growth. For connections whose commits are fsynced. Returns false (and changes nothing)
-    /// if the WAL is not open yet, not through that VFS, or the thread could not start.
+    /// its own (`mesh-journal-g`, nice 10) keeps the file about `aheadBytes` longer than the log (up to `capBytes`)
+    /// with zeros, so a commit's write overwrites blocks the file already has instead of reserving new ones and
+    /// moving its size; `syncing` (for connections whose commits are fsynced) also syncs the zeros, so that a
+    /// commit's fsync does not journal the file's growth. Returns false (and changes nothing) if the WAL is not
+    /// open yet, not through that VFS, or the thread could not start.
     @discardableResult
-    package func growWALAhead(aheadBytes: Int64, capBytes: Int64) -> Bool {
-        mesh_wal_batch_set_growth(handle, aheadBytes, capBytes) != 0
+    package func growWALAhead(aheadBytes: Int64, capBytes: Int64, syncing: Bool) -> Bool {
+        mesh_wal_batch_set_growth(handle, aheadBytes, capBytes, syncing ? 1 : 0) != 0
     }
 
     /// The growth ahead of this connection's WAL (``growWALAhead(aheadBytes:capBytes:)``): zero-filling writes made
