@@ -5,7 +5,8 @@ Usage: latency-timeline.py DIR — DIR holds the probe-<pid>.txt files of the be
 node (the one whose file has call marks) is A, the other B. Every call (callStart .. next callStart) is one cycle;
 the first 100 are warm-up. The cycles whose sequence of marks is the most common one are lined up and each mark's
 median offset from the call is printed, with the step from the mark before it. Below the timeline: the median
-total over every cycle, and the median of each side's transaction phases (BEGIN, statements, COMMIT).
+total over every cycle, and the median of each side's transaction phases (BEGIN, statements, COMMIT). Last,
+the tail: in the slowest 2 % of cycles, the largest step of each cycle, counted by its two marks.
 """
 import collections
 import glob
@@ -66,6 +67,7 @@ def main():
     totals = [t - c[0][0] for t, c in zip(totals, cycles) if t is not None]
     if totals:
         print(f"median total over all cycles: {statistics.median(totals) / 1000:.1f} µs")
+    tail(cycles)
     phases = collections.defaultdict(list)
     for c in cycles:
         opened = {"A": {}, "B": {}}
@@ -79,6 +81,28 @@ def main():
                 opened[s] = {}
     for (side, phase), values in sorted(phases.items()):
         print(f"{side} transactions, {phase}: median {statistics.median(values) / 1000:.1f} µs ({len(values)})")
+
+
+def tail(cycles):
+    """The slowest 2 % of cycles by total: where each one's largest step lies (the two marks around it)."""
+    timed = []
+    for c in cycles:
+        end = next((t for t, s, p in c if s == "A" and p == 6), None)
+        if end is not None:
+            timed.append((end - c[0][0], c))
+    if len(timed) < 50:
+        return
+    timed.sort(key=lambda x: x[0])
+    slow = timed[int(len(timed) * 0.98):]
+    kinds = collections.defaultdict(list)
+    for total, c in slow:
+        steps = [(c[k + 1][0] - c[k][0], c[k], c[k + 1]) for k in range(len(c) - 1)]
+        gap, (_, s0, p0), (_, s1, p1) = max(steps)
+        kinds[f"{s0} {NAMES.get(p0, str(p0))} -> {s1} {NAMES.get(p1, str(p1))}"].append(gap)
+    print(f"slowest 2 % of cycles ({len(slow)}, totals from {slow[0][0] / 1000:.0f} µs, median of all "
+          f"{statistics.median(t for t, _ in timed) / 1000:.0f} µs): each one's largest step")
+    for kind, gaps in sorted(kinds.items(), key=lambda kv: -len(kv[1])):
+        print(f"  {len(gaps):4} × {kind}: median {statistics.median(gaps) / 1000:.0f} µs")
 
 
 if __name__ == "__main__":
