@@ -1,3 +1,4 @@
+import Foundation
 import Mesh
 import MeshCore
 import MeshJournal
@@ -128,5 +129,26 @@ private final class Counter: Sendable {
     private let count = Mutex(0)
     func add() { count.withLock { $0 += 1 } }
     var value: Int { count.withLock { $0 } }
-}
 
+    #if os(Linux)
+    /// The node's thread asks the scheduler for a short slice (Linux 6.12+), so that it runs soon after it wakes
+    /// even while another thread holds its core; the test reads the slice the kernel keeps for that thread.
+    @Test func theNodesThreadRunsWithAShortSchedulerSlice() async throws {
+        var name = utsname()
+        uname(&name)
+        let release = withUnsafeBytes(of: name.release) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+        let version = release.split(separator: ".").prefix(2).compactMap { Int($0) }
+        try #require(version.count == 2)
+        guard (version[0], version[1]) >= (6, 12) else { return }  // older kernels have no slice to ask for
+        let fixture = try NodeFixture()
+        defer { fixture.remove() }
+        let a = try await fixture.start("a")
+        let sched = await Task(executorPreference: a.taskExecutor) {
+            (try? String(contentsOfFile: "/proc/thread-self/sched", encoding: .utf8)) ?? ""
+        }.value
+        let slice = sched.split(separator: "\n").first { $0.hasPrefix("se.slice") }
+            .flatMap { $0.split(separator: ":").last }.flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        #expect(slice == 100_000, "\(sched.prefix(200))")
+    }
+    #endif
+}
