@@ -19,12 +19,13 @@
 // commits are). A commit's write then overwrites blocks the file already has instead of reserving new ones and
 // moving the file's size (on ext4 a 16 KiB append costs about three times an overwrite), and a synchronous
 // commit's fdatasync no longer journals the file's new size and blocks (about twice the cost of one overwriting
-// the file), without waiting for zeros to reach the disk. Zeros past the last frame are
-// what SQLite's recovery expects of any WAL tail: a frame whose salt does not match the header's ends the log.
-// The grower claims a step at `allocated` under the grower's lock, writes it without the lock, then moves
-// `allocated` past it; the connection writes past `allocated` only under the lock, once no step is in flight
-// (moving `allocated` too), so no zero ever lands on a frame. A failed step (a full
-// disk) stops the growing; the frames are then written as without it.
+// the file), without waiting for zeros to reach the disk. Zeros past the last frame are what SQLite's recovery
+// expects of any WAL tail: a frame whose salt does not match the header's ends the log. The grower claims a step
+// at `allocated` under the grower's lock, writes it without the lock, then moves `allocated` past it; the
+// connection writes past `allocated` only under the lock, once no step is in flight (moving `allocated` too), so
+// no zero ever lands on a frame. The connection waits for a step in flight only when it must write past it (the
+// grower fell behind), restarts the log at offset 0, or truncates the file. A failed step (a full disk) stops the
+// growing; the frames are then written as without it.
 //
 // Threading: SQLite calls a file's methods from one thread at a time (the connection's); the counters are read
 // through the connection, on its thread. A grower's state is shared by that thread and the grower's, under the
@@ -85,7 +86,7 @@ typedef struct MeshWALGrower {
 static void *growerMain(void *argument) {
     MeshWALGrower *g = argument;
     pthread_setname_np(pthread_self(), "mesh-journal-g");
-    /* Background work: at nice 10 it yields a core to the node's thread at once (Linux: per thread). */
+    /* Background work: at nice 10 it leaves most of a contended core to the node's thread (Linux: per thread). */
     setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
     sqlite3_int64 unsynced = 0;
     pthread_mutex_lock(&g->lock);

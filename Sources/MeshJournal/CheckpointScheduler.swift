@@ -12,7 +12,8 @@ import Synchronization
 /// - from ``Limits/backgroundPages`` on, a PASSIVE checkpoint is posted to a connection of its own on the
 ///   background checkpointer's thread (`mesh-journal-c`), which runs concurrently with further writes; the next
 ///   one once the WAL grew by ``Limits/stepPages`` more. That thread runs at a lower priority
-///   (``lowerCurrentThreadPriority()``): it yields a core at once to the node's thread and to the peer it wakes.
+///   (``lowerCurrentThreadPriority()``): it leaves most of a contended core to the node's thread and to the peer
+///   it wakes (a node's thread asks for a short scheduler slice, which lets it in soon after it wakes).
 /// - once those passes fall behind by ``Limits/urgentLagPages`` (every core busy), and from ``Limits/catchUpPages``
 ///   on, passes follow every commit on a second checkpointer at the normal priority (`mesh-journal-u`).
 /// - at ``Limits/hardPages`` the writer runs a RESTART checkpoint inline, waiting up to the busy timeout for
