@@ -30,7 +30,8 @@ import Testing
     }
 
     @Test func aRequestWithoutResponseTimesOutAndOneAnsweredInTimeDoesNot() async throws {
-        let table = RequestTable(eventLoop: MultiThreadedEventLoopGroup.singleton.next())
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let table = RequestTable(eventLoop: loop)
         let slot = ResponseSlot()
         table.register("n:4", slot, timeout: .milliseconds(20))
         let error = await #expect(throws: MeshError.self) { try await slot.value() }
@@ -38,11 +39,15 @@ import Testing
         // The slot left the table with the timeout: a late response finds nothing.
         table.resolve("n:4", .success([:]))
         // Answered before its timeout: the timer is cancelled and the answer stays the result (the timer would
-        // have fired long before the second, longer request times out).
+        // have fired long before the second, longer request times out). Registered and answered in one task of the
+        // timers' loop, so the answer comes first however late this test's thread runs (on a busy machine it once
+        // came 20 ms after the registration, and the timeout won).
         let answered = ResponseSlot(), slower = ResponseSlot()
-        table.register("n:5", answered, timeout: .milliseconds(20))
-        table.register("n:6", slower, timeout: .milliseconds(200))
-        table.resolve("n:5", .success(["b": 2]))
+        try await loop.submit {
+            table.register("n:5", answered, timeout: .milliseconds(20))
+            table.register("n:6", slower, timeout: .milliseconds(200))
+            table.resolve("n:5", .success(["b": 2]))
+        }.get()
         await #expect(throws: MeshError.self) { try await slower.value() }
         #expect(try await answered.value() == ["b": 2])
         // A timeout too large for nanoseconds saturates instead of trapping.
