@@ -155,18 +155,23 @@ static void growerNoteEnd(MeshWALGrower *g, sqlite3_int64 end) {
     }
 }
 
-static void growerStop(MeshWALGrower *g) {
-    pthread_mutex_lock(&g->lock);
-    g->stopping = 1;
-    pthread_cond_signal(&g->wake);
-    pthread_mutex_unlock(&g->lock);
-    pthread_join(g->thread, NULL);
+/* Releases a grower whose thread has ended or never started. */
+static void growerFree(MeshWALGrower *g) {
     close(g->fd);
     pthread_cond_destroy(&g->wake);
     pthread_cond_destroy(&g->idle);
     pthread_cond_destroy(&g->stepDone);
     pthread_mutex_destroy(&g->lock);
     free(g);
+}
+
+static void growerStop(MeshWALGrower *g) {
+    pthread_mutex_lock(&g->lock);
+    g->stopping = 1;
+    pthread_cond_signal(&g->wake);
+    pthread_mutex_unlock(&g->lock);
+    pthread_join(g->thread, NULL);
+    growerFree(g);
 }
 
 /* The file's size, or -1. */
@@ -195,13 +200,10 @@ static int walWriteThrough(MeshWALFile *p, const void *data, int amount, sqlite3
         sqlite3_int64 size = growerFileSize(g);
         if (size >= 0) g->allocated = size;
     }
-    if (end <= g->allocated) {
-        growerNoteEnd(g, end);
-        pthread_mutex_unlock(&g->lock);
-        return p->real->pMethods->xWrite(p->real, data, amount, offset);
-    }
     /* Past the filled part: a step being zero-filled there must land first (the grower fell behind). */
-    while (g->filling) pthread_cond_wait(&g->stepDone, &g->lock);
+    if (end > g->allocated) {
+        while (g->filling) pthread_cond_wait(&g->stepDone, &g->lock);
+    }
     if (end <= g->allocated) {
         growerNoteEnd(g, end);
         pthread_mutex_unlock(&g->lock);
@@ -513,12 +515,7 @@ int mesh_wal_batch_set_growth(sqlite3 *db, sqlite3_int64 aheadBytes, sqlite3_int
     pthread_cond_init(&g->idle, NULL);
     pthread_cond_init(&g->stepDone, NULL);
     if (pthread_create(&g->thread, NULL, growerMain, g) != 0) {
-        close(g->fd);
-        pthread_cond_destroy(&g->wake);
-        pthread_cond_destroy(&g->idle);
-        pthread_cond_destroy(&g->stepDone);
-        pthread_mutex_destroy(&g->lock);
-        free(g);
+        growerFree(g);
         return 0;
     }
     p->grower = g;

@@ -69,6 +69,16 @@ import Testing
         return 32 + Int64(try await journal.checkpoint(.passive).log) * frameBytes
     }
 
+    /// The journal's database and WAL files copied while it is open (no `-shm`: as a power loss leaves them), and
+    /// a connection to the copy, which recovers the log from the WAL file; with the copied WAL file's size.
+    static func recoveredCopy(of journal: Journal, in dir: TemporaryDirectory) throws -> (connection: SQLiteConnection, walBytes: Int64) {
+        let copy = dir.file("image.sqlite")
+        try FileManager.default.copyItem(atPath: journal.path, toPath: copy)
+        try FileManager.default.copyItem(atPath: journal.path + "-wal", toPath: copy + "-wal")
+        let walBytes = try fileSize(copy + "-wal")
+        return (try externalConnection(copy, readOnly: false), walBytes)
+    }
+
     static func appendMessages(_ journal: Journal, count: Int) async throws {
         for i in 1...count {
             _ = try await journal.appendOutbound(try OutboundMessage(
@@ -107,11 +117,8 @@ import Testing
         try await withJournal { journal, dir in
             try await Self.appendMessages(journal, count: 40)
             let growth = try #require(try await journal.write(savepoint: false) { $0.db.walGrowth(waitingForIdle: true) })
-            let copy = dir.file("image.sqlite")
-            try FileManager.default.copyItem(atPath: journal.path, toPath: copy)
-            try FileManager.default.copyItem(atPath: journal.path + "-wal", toPath: copy + "-wal")
-            #expect(try Self.fileSize(copy + "-wal") == growth.allocated)
-            let recovered = try externalConnection(copy, readOnly: false)
+            let (recovered, walBytes) = try Self.recoveredCopy(of: journal, in: dir)
+            #expect(walBytes == growth.allocated)
             #expect(try recovered.scalarInt("SELECT count(*) FROM mesh_outbound") == 40)
             #expect(try recovered.scalarInt("SELECT max(seq) FROM mesh_outbound") == 40)
             #expect(try recovered.scalarText("PRAGMA integrity_check") == "ok")
@@ -133,10 +140,7 @@ import Testing
             #expect(growth.steps > before.steps)
             let log = try await Self.logBytes(journal)
             #expect(size == growth.allocated && size >= log + log / 2, "WAL file of \(size) bytes for a log of \(log)")
-            let copy = dir.file("image.sqlite")
-            try FileManager.default.copyItem(atPath: journal.path, toPath: copy)
-            try FileManager.default.copyItem(atPath: journal.path + "-wal", toPath: copy + "-wal")
-            let recovered = try externalConnection(copy, readOnly: false)
+            let recovered = try Self.recoveredCopy(of: journal, in: dir).connection
             #expect(try recovered.scalarInt("SELECT count(*) FROM mesh_outbound") == 40)
             #expect(try recovered.scalarText("PRAGMA integrity_check") == "ok")
         }

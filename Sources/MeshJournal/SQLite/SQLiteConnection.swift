@@ -86,7 +86,7 @@ package final class SQLiteConnection {
         mesh_wal_batch_set_growth(handle, aheadBytes, capBytes, syncing ? 1 : 0) != 0
     }
 
-    /// The growth ahead of this connection's WAL (``growWALAhead(aheadBytes:capBytes:)``): zero-filling writes made
+    /// The growth ahead of this connection's WAL (``growWALAhead(aheadBytes:capBytes:syncing:)``): zero-filling writes made
     /// so far and the bytes the file holds; nil if it is not growing ahead. `waitingForIdle`: first wait until the
     /// grower has done what it was asked (for tests). On the connection's thread.
     package func walGrowth(waitingForIdle: Bool = false) -> (steps: Int64, allocated: Int64)? {
