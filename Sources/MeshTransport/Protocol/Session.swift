@@ -12,10 +12,10 @@ final class OutboundEntry {
     /// queued behind the window (backpressure) does not count.
     var firstSentAt: NIODeadline?
     var seq: UInt64 = 0
-    var acked: [Bool]
+    var acked: FragmentFlags
     var ackedCount = 0
     /// Fragments waiting in a send queue (so a fragment is never queued twice).
-    var queued: [Bool]
+    var queued: FragmentFlags
     var finished = false
 
     init(token: UInt64, lane: UInt16, reliable: Bool, payload: ByteBuffer, fragmentSize: Int, now: NIODeadline) {
@@ -25,8 +25,8 @@ final class OutboundEntry {
         self.payload = payload
         self.fragmentCount = max(1, (payload.readableBytes + fragmentSize - 1) / fragmentSize)
         self.enqueuedAt = now
-        self.acked = Array(repeating: false, count: fragmentCount)
-        self.queued = Array(repeating: false, count: fragmentCount)
+        self.acked = FragmentFlags(count: fragmentCount)
+        self.queued = FragmentFlags(count: fragmentCount)
     }
 
     func fragment(_ index: Int, size: Int) -> DataFrame {
@@ -60,7 +60,12 @@ struct SentPacket {
 }
 
 /// Receive-side state of one ordering lane (one command ID) of a session.
-struct InboundLane {
+///
+/// A class, owned by its session's ``Session/lanes``: the state machine changes it in place through the reference
+/// it looks up. As a struct value in that dictionary, every change went through the dictionary's modify accessor
+/// (a heap-allocated accessor frame for a value this size) or through a copy written back (which copied
+/// ``buffered`` and the sets in it first, since the dictionary still held them) — for every message received.
+final class InboundLane {
     /// The next reliable sequence to deliver.
     var nextExpected: UInt64 = 1
     /// Complete messages that arrived ahead of order.
@@ -74,7 +79,8 @@ struct InboundLane {
     /// A CONFIRM frame with `confirmedUpTo` is owed to the sender.
     var confirmOwed = false
 
-    mutating func settle(_ seq: UInt64) -> Bool {
+    /// Marks `seq` settled; returns whether ``confirmedUpTo`` advanced (a confirmation is then owed).
+    func settle(_ seq: UInt64) -> Bool {
         guard seq > confirmedUpTo else { return false }
         settledAhead.insert(seq)
         var advanced = false
@@ -84,6 +90,20 @@ struct InboundLane {
         }
         if advanced { confirmOwed = true }
         return advanced
+    }
+
+    /// Takes every message now deliverable in order — skipping sequences the sender abandoned — and advances
+    /// ``nextExpected`` past them, calling `deliver` with each one's sequence.
+    func takeInOrder(_ deliver: (UInt64, ByteBuffer) -> Void) {
+        while true {
+            if abandonedAhead.remove(nextExpected) != nil {
+                nextExpected += 1
+                continue
+            }
+            guard let message = buffered.removeValue(forKey: nextExpected) else { return }
+            deliver(nextExpected, message)
+            nextExpected += 1
+        }
     }
 }
 
@@ -236,6 +256,14 @@ final class Session {
     var hasQueuedData: Bool { !retransmitQueue.isEmpty || freshHead < freshQueue.count }
 
     var confirmsOwed: Bool { lanes.values.contains { $0.confirmOwed } }
+
+    /// The lane of `id`, created (empty) on first use.
+    func lane(_ id: UInt16) -> InboundLane {
+        if let lane = lanes[id] { return lane }
+        let lane = InboundLane()
+        lanes[id] = lane
+        return lane
+    }
 
     /// Whether the owed confirmations may stay behind in this flush: all of them may wait (``confirmsDueAt`` still
     /// ahead) and nothing else ack-eliciting is owed for them to ride on. An acknowledgement due now then leaves

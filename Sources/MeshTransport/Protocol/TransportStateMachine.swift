@@ -49,6 +49,8 @@ final class TransportStateMachine {
     private var highestPacketNumber: UInt64 = 0
     private var reassemblyBytes = 0
     private var actions: [TransportAction] = []
+    /// The frames of the datagram a flush is filling, kept between flushes so that filling one allocates nothing.
+    private var framesScratch: [Frame] = []
     /// The array the last ``takeActions()`` returned, if it was small. Its caller has let go of it by the next call,
     /// which empties it and collects into it, so taking actions allocates nothing in steady state; a large batch (a
     /// burst's datagrams) is not kept, so the spare holds at most ``recycledActions`` actions until then.
@@ -565,7 +567,7 @@ final class TransportStateMachine {
 
     private func onAbandon(_ s: Session, lane laneID: UInt16, from: UInt64, to: UInt64) {
         guard from <= to, to - from < 1 << 20 else { return }
-        var lane = s.lanes[laneID, default: InboundLane()]
+        let lane = s.lane(laneID)
         for seq in from...to where seq >= lane.nextExpected {
             if let r = s.reassembly.removeValue(forKey: ReassemblyKey(reliable: true, lane: laneID, seq: seq)) {
                 s.reassemblyBytes -= r.charged
@@ -575,7 +577,6 @@ final class TransportStateMachine {
             lane.abandonedAhead.insert(seq)
             _ = lane.settle(seq)
         }
-        s.lanes[laneID] = lane
         drainLane(s, laneID)
     }
 
@@ -584,12 +585,13 @@ final class TransportStateMachine {
     private func onData(_ s: Session, _ frame: DataFrame, now: NIODeadline) -> Bool {
         let key = ReassemblyKey(reliable: frame.reliable, lane: frame.lane, seq: frame.seq)
         if frame.reliable {
-            let lane = s.lanes[frame.lane, default: InboundLane()]
-            if frame.seq < lane.nextExpected || lane.buffered[frame.seq] != nil || lane.abandonedAhead.contains(frame.seq) {
+            let lane = s.lanes[frame.lane]
+            let nextExpected = lane?.nextExpected ?? 1
+            if frame.seq < nextExpected || lane?.buffered[frame.seq] != nil || lane?.abandonedAhead.contains(frame.seq) == true {
                 counters.duplicates += 1
                 return true
             }
-            if frame.seq - lane.nextExpected > UInt64(configuration.windowMessages) * 2 { return false }
+            if frame.seq - nextExpected > UInt64(configuration.windowMessages) * 2 { return false }
         }
         var complete: ByteBuffer?
         if let fragment = frame.fragment {
@@ -646,27 +648,21 @@ final class TransportStateMachine {
                                                         seq: frame.seq, needsConfirmation: false))))
             return true
         }
-        s.lanes[frame.lane, default: InboundLane()].buffered[frame.seq] = message
+        s.lane(frame.lane).buffered[frame.seq] = message
         drainLane(s, frame.lane)
         return true
     }
 
     /// Delivers whatever is now in order on a lane.
     private func drainLane(_ s: Session, _ laneID: UInt16) {
-        guard var lane = s.lanes[laneID], let node = s.peerNode else { return }
-        while true {
-            if lane.abandonedAhead.remove(lane.nextExpected) != nil {
-                lane.nextExpected += 1
-                continue
-            }
-            guard let message = lane.buffered.removeValue(forKey: lane.nextExpected) else { break }
+        guard let lane = s.lanes[laneID], let node = s.peerNode else { return }
+        let address = s.address
+        let epoch = s.peerEpoch
+        lane.takeInOrder { seq, message in
             actions.append(.deliver(ReceivedMessage(
-                address: s.address, node: node, epoch: s.peerEpoch, commandID: laneID, reliability: .reliable, payload: message,
-                token: DeliveryToken(address: s.address, node: node, epoch: s.peerEpoch, lane: laneID, seq: lane.nextExpected,
-                                     needsConfirmation: true))))
-            lane.nextExpected += 1
+                address: address, node: node, epoch: epoch, commandID: laneID, reliability: .reliable, payload: message,
+                token: DeliveryToken(address: address, node: node, epoch: epoch, lane: laneID, seq: seq, needsConfirmation: true))))
         }
-        s.lanes[laneID] = lane
     }
 
     // MARK: - Confirmation by the application
@@ -888,8 +884,14 @@ final class TransportStateMachine {
         }
         let holdConfirms = s.confirmsMayWait(now: now)
         let budget = configuration.maxDatagramSize - PacketHeader.size - PacketHeader.tagSize
+        var frames = framesScratch
+        framesScratch = []
+        defer {
+            frames.removeAll(keepingCapacity: true)
+            framesScratch = frames
+        }
         while true {
-            var frames: [Frame] = []
+            frames.removeAll(keepingCapacity: true)
             var items: [SentItem] = []
             var size = 0
             func add(_ frame: Frame, _ item: SentItem) -> Bool {
@@ -914,9 +916,9 @@ final class TransportStateMachine {
                     _ = add(.goodbye, .control)
                 }
                 if !holdConfirms {
-                    for laneID in s.lanes.keys where s.lanes[laneID]!.confirmOwed {
-                        guard add(.confirm(lane: laneID, upTo: s.lanes[laneID]!.confirmedUpTo), .confirm(laneID)) else { break }
-                        s.lanes[laneID]!.confirmOwed = false
+                    for (laneID, lane) in s.lanes where lane.confirmOwed {
+                        guard add(.confirm(lane: laneID, upTo: lane.confirmedUpTo), .confirm(laneID)) else { break }
+                        lane.confirmOwed = false
                     }
                     // Whatever did not fit goes in the next datagram of this flush.
                     s.confirmsDueAt = nil

@@ -114,8 +114,8 @@ final class DatagramSealer {
         guard keyring.keys[header.keyID] != nil else { return .failure(.unknownKey) }
         let bodyLength = reader.readableBytes - PacketHeader.tagSize
         let headerAndBody = datagram.getSlice(at: datagram.readerIndex, length: PacketHeader.size + bodyLength)!
-        let tag = datagram.getBytes(at: datagram.readerIndex + PacketHeader.size + bodyLength, length: PacketHeader.tagSize)!
         if header.encrypted {
+            let tag = datagram.getBytes(at: datagram.readerIndex + PacketHeader.size + bodyLength, length: PacketHeader.tagSize)!
             guard let key = aeadKey(header.keyID, header.sender, header.senderEpoch) else { return .failure(.unknownKey) }
             let headerBytes = datagram.getBytes(at: datagram.readerIndex, length: PacketHeader.size)!
             let ciphertext = datagram.getBytes(at: datagram.readerIndex + PacketHeader.size, length: bodyLength)!
@@ -130,7 +130,10 @@ final class DatagramSealer {
         let expected = mac(headerAndBody, keyID: header.keyID)
         var difference: UInt8 = 0
         expected.withUnsafeBytes { code in
-            for i in 0..<PacketHeader.tagSize { difference |= code[i] ^ tag[i] }
+            datagram.withUnsafeReadableBytes { bytes in
+                let tag = PacketHeader.size + bodyLength
+                for i in 0..<PacketHeader.tagSize { difference |= code[i] ^ bytes[tag + i] }
+            }
         }
         guard difference == 0 else { return .failure(.badTag) }
         return .success((header, datagram.getSlice(at: datagram.readerIndex + PacketHeader.size, length: bodyLength)!))
