@@ -32,10 +32,10 @@ struct Envelope: Equatable, Sendable {
         buffer.writeInteger(UInt8(kind.rawValue))
         Self.writeVarint(originSeq, to: &buffer)
         buffer.writeInteger(UInt8((correlationID != nil ? 1 : 0) | (replayOf != nil ? 2 : 0) | (isError ? 4 : 0) | (relay != nil ? 8 : 0)))
-        for text in [correlationID, replayOf, relay].compactMap({ $0 }) {
-            Self.writeVarint(UInt64(text.utf8.count), to: &buffer)
-            buffer.writeString(text)
-        }
+        // Each written in turn, not through an array of the three (two allocations per message).
+        Self.writeText(correlationID, to: &buffer)
+        Self.writeText(replayOf, to: &buffer)
+        Self.writeText(relay, to: &buffer)
         buffer.writeBytes(payload)
         return buffer
     }
@@ -46,14 +46,27 @@ struct Envelope: Equatable, Sendable {
         guard b.readInteger(as: UInt8.self) == version, let kindByte = b.readInteger(as: UInt8.self),
               let kind = MessageKind(rawValue: Int(kindByte)), let seq = readVarint(&b), seq > 0,
               let flags = b.readInteger(as: UInt8.self), flags & ~15 == 0 else { return nil }
-        var texts: [String?] = [nil, nil, nil]
-        for (i, bit) in [UInt8(1), 2, 8].enumerated() where flags & bit != 0 {
-            let maxLength = bit == 8 ? UInt64(maxRelayBytes) : 256
-            guard let length = readVarint(&b), length <= maxLength, let text = b.readString(length: Int(length)) else { return nil }
-            texts[i] = text
-        }
-        return Envelope(kind: kind, originSeq: seq, correlationID: texts[0], replayOf: texts[1], isError: flags & 4 != 0,
-                        relay: texts[2], payload: b.readBytes(length: b.readableBytes) ?? [])
+        guard case .some(let correlationID) = readText(&b, present: flags & 1 != 0, maxLength: 256),
+              case .some(let replayOf) = readText(&b, present: flags & 2 != 0, maxLength: 256),
+              case .some(let relay) = readText(&b, present: flags & 8 != 0, maxLength: maxRelayBytes) else { return nil }
+        return Envelope(kind: kind, originSeq: seq, correlationID: correlationID, replayOf: replayOf, isError: flags & 4 != 0,
+                        relay: relay, payload: b.readBytes(length: b.readableBytes) ?? [])
+    }
+
+    /// An optional text field: its varint length and UTF-8 bytes, if present.
+    private static func writeText(_ text: String?, to buffer: inout ByteBuffer) {
+        guard let text else { return }
+        writeVarint(UInt64(text.utf8.count), to: &buffer)
+        buffer.writeString(text)
+    }
+
+    /// Reads an optional text field: `.some(nil)` when absent, `.some(text)` when present and well-formed, `nil`
+    /// when present but malformed or longer than `maxLength` bytes.
+    private static func readText(_ buffer: inout ByteBuffer, present: Bool, maxLength: Int) -> String?? {
+        guard present else { return .some(nil) }
+        guard let length = readVarint(&buffer), length <= UInt64(maxLength),
+              let text = buffer.readString(length: Int(length)) else { return nil }
+        return .some(text)
     }
 
     private static func writeVarint(_ value: UInt64, to buffer: inout ByteBuffer) {
