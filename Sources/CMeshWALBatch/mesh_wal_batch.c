@@ -59,9 +59,12 @@ typedef struct MeshWALFile {
     struct MeshWALGrower *grower; /* growth ahead, if turned on */
 } MeshWALFile;
 
-/* Zeros, written in steps of at most this size; the grower syncs after every MESH_WAL_GROWTH_SYNC bytes. */
-#define MESH_WAL_GROWTH_STEP 65536
-#define MESH_WAL_GROWTH_SYNC (4 * MESH_WAL_GROWTH_STEP)
+/* Zeros, written in steps of at most this size; the grower syncs after every MESH_WAL_GROWTH_SYNC bytes. Few,
+   large steps rather than many small ones: each step is a wake-up of the grower and a write that, under a kernel
+   built to preempt nothing inside a system call (preempt=none, common on servers), keeps its core until it
+   returns, while a node thread woken on that core waits (README, Benchmarks: the grower's step). */
+#define MESH_WAL_GROWTH_STEP 262144
+#define MESH_WAL_GROWTH_SYNC MESH_WAL_GROWTH_STEP
 static const unsigned char zeros[MESH_WAL_GROWTH_STEP];
 
 typedef struct MeshWALGrower {
@@ -139,7 +142,7 @@ static void *growerMain(void *argument) {
 
 /* The least the grower keeps ahead: a small log (a short-lived journal, a tool's) gets as much room as it has
    frames, from this much up to `ahead`. */
-#define MESH_WAL_GROWTH_MIN_AHEAD (4 * MESH_WAL_GROWTH_STEP)
+#define MESH_WAL_GROWTH_MIN_AHEAD (2 * MESH_WAL_GROWTH_STEP)
 
 /* Under the grower's lock: the frames now end at `end`; asks for more room once less than half of the room kept
    ahead is left. */

@@ -23,7 +23,7 @@ int mesh_wal_batch_counters(sqlite3 *db, sqlite3_int64 *appends, sqlite3_int64 *
 
 /// Makes the WAL file of `db`'s main database (open through this VFS) grow ahead of its frames: a thread of its
 /// own (at nice 10) keeps the file's end about `aheadBytes` past the last frame (as far as the log is long while it
-/// is shorter, from 256 KiB; never filling past `capBytes`) by writing zeros — synced if `syncs`, for a connection
+/// is shorter, from 512 KiB; never filling past `capBytes`) by writing zeros — synced if `syncs`, for a connection
 /// whose commits are (`synchronous=FULL`) — so that a commit's write overwrites blocks the file already has, and a
 /// synchronous commit's fsync never waits for the file to grow.
 /// Zeros past the last frame end SQLite's log as any stale tail does. Call on the connection's thread once its
