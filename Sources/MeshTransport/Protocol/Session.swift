@@ -61,8 +61,8 @@ struct SentPacket {
 
 /// Receive-side state of one ordering lane (one command ID) of a session.
 ///
-/// A class, owned by its session's ``Session/lanes``: the state machine changes it in place through the reference
-/// it looks up. As a struct value in that dictionary, every change went through the dictionary's modify accessor
+/// A class, owned by its session's ``Session/lanes`` and run, as its session is, on the transport's event loop: the
+/// state machine changes it in place through the reference it looks up. As a struct value in that dictionary, every change went through the dictionary's modify accessor
 /// (a heap-allocated accessor frame for a value this size) or through a copy written back (which copied
 /// ``buffered`` and the sets in it first, since the dictionary still held them) — for every message received.
 final class InboundLane {
