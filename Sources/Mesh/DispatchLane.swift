@@ -124,10 +124,16 @@ final class DispatchLane: Sendable {
     func release() { outstanding.count.subtract(1, ordering: .releasing) }
 
     /// Queues work for which ``reserve()`` was called, and starts a runner if none runs.
-    func enqueueReserved(_ work: DispatchWork) {
+    func enqueueReserved(_ work: DispatchWork) { enqueueReserved(CollectionOfOne(work)) }
+
+    /// Queues pieces of work for which ``reserve()`` was called, in their order, and starts a runner if none runs:
+    /// one runner for all of them (a received batch's messages of one command ID), not one per piece — a runner
+    /// that starts inline and finds its handler done without suspending ends when the queue is empty, so work queued
+    /// piece by piece started a task for each.
+    func enqueueReserved(_ works: some Collection<DispatchWork>) {
         let generation = queue.withLock { queue -> UInt64? in
             guard !queue.finished, !queue.cancelled else { return nil }
-            queue.work.append(work)
+            queue.work.append(contentsOf: works)
             guard !queue.running else { return nil }
             queue.running = true
             queue.generation &+= 1

@@ -42,13 +42,30 @@ final class LaneHandoff: Sendable {
         }
     }
 
-    /// Queues everything waiting, in order.
+    /// Queues everything waiting, in order per lane: each lane's pieces together, so that a lane whose runner
+    /// starts inline runs them all in one task.
     private func handOver() {
         let items = waiting.withLock { waiting in
             let items = waiting
             waiting = []
             return items
         }
-        for item in items { item.lane.enqueueReserved(item.work) }
+        guard items.count > 1 else {
+            for item in items { item.lane.enqueueReserved(item.work) }
+            return
+        }
+        var lanes: [DispatchLane] = []
+        var works: [[DispatchWork]] = []
+        var indexOf: [ObjectIdentifier: Int] = [:]
+        for item in items {
+            if let index = indexOf[ObjectIdentifier(item.lane)] {
+                works[index].append(item.work)
+            } else {
+                indexOf[ObjectIdentifier(item.lane)] = lanes.count
+                lanes.append(item.lane)
+                works.append([item.work])
+            }
+        }
+        for (lane, pieces) in zip(lanes, works) { lane.enqueueReserved(pieces) }
     }
 }

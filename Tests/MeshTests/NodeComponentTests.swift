@@ -256,4 +256,35 @@ import Testing
         #expect(lane.isIdle)
         try await group.shutdownGracefully()
     }
+
+    /// Messages handed off in one task of the loop reach each lane together, in their order: a lane whose runner
+    /// starts inline runs its pieces in one go (one task, not one per message) before the next lane's, where queued
+    /// one by one each piece ran, and ended its task, before the next was queued (A1, B1, A2, B2).
+    @Test func theLaneHandoffQueuesABatchPerLaneInOrder() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        let handoff = LaneHandoff(eventLoop: loop)
+        let seen = Mutex<[String]>([])
+        func lane(_ name: String, _ commandID: UInt16) -> DispatchLane {
+            DispatchLane(commandID: commandID) { work in
+                if case .message(let item) = work { seen.withLock { $0.append("\(name)\(item.inboundID)") } }
+            }
+        }
+        let a = lane("A", 1)
+        let b = lane("B", 2)
+        @Sendable func item(_ id: Int64, _ commandID: UInt16) -> DispatchWork {
+            .message(DispatchItem(inboundID: id, commandID: commandID, kind: .send, originNode: "n", originSeq: UInt64(id),
+                                  peer: "p", payload: [], correlationID: nil, attempts: 0))
+        }
+        try await loop.submit {
+            handoff.hand(item(1, 1), to: a, reserved: false, urgent: false)
+            handoff.hand(item(1, 2), to: b, reserved: false, urgent: false)
+            handoff.hand(item(2, 1), to: a, reserved: false, urgent: false)
+            handoff.hand(item(2, 2), to: b, reserved: false, urgent: false)
+            handoff.hand(item(3, 1), to: a, reserved: false, urgent: false)
+        }.get()
+        try await eventually { seen.withLock { $0.count } == 5 && a.isIdle && b.isIdle }
+        #expect(seen.withLock { $0 } == ["A1", "A2", "A3", "B1", "B2"])
+        try await group.shutdownGracefully()
+    }
 }
