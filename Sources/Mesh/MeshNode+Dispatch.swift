@@ -49,7 +49,7 @@ extension MeshNode {
         var attempt = item.attempts
         while !Task.isCancelled {
             attempt += 1
-            let info = MessageInfo(messageID: "\(item.originNode):\(item.originSeq)", sender: item.peer, commandID: item.commandID,
+            let info = MessageInfo(originNode: item.originNode, originSeq: item.originSeq, sender: item.peer, commandID: item.commandID,
                                    kind: item.kind, attempt: attempt, isResumed: item.inboundID <= resumeBoundary.load(ordering: .relaxed))
             var failure: String?
             var firstResponse: MeshData?

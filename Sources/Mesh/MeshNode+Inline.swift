@@ -68,7 +68,6 @@ extension MeshNode {
     /// request, the response. Returns the failure text if a handler threw (nothing more is written then).
     private func runChain(_ chain: [SyncHandler], _ item: DispatchItem, context: WorkerContext,
                           pass: inout InlinePass) throws -> String? {
-        let messageID = "\(item.originNode):\(item.originSeq)"
         let data: MeshData
         do {
             data = try MeshCodec.decode(item.payload)
@@ -76,14 +75,15 @@ extension MeshNode {
             try Journal.writeInboundStatus(id: item.inboundID, commandID: item.commandID, .dead, attempts: 1, error: noteUndecodable(item, error), context: context)
             return nil
         }
-        let info = MessageInfo(messageID: messageID, sender: item.peer, commandID: item.commandID, kind: item.kind, attempt: 1)
+        let info = MessageInfo(originNode: item.originNode, originSeq: item.originSeq, sender: item.peer, commandID: item.commandID,
+                               kind: item.kind, attempt: 1)
         var firstResponse: MeshData?
         // A chain of one handler that returns: its invocation goes with the status, into the state row.
         var ending: Journal.FinishedInvocation?
         // A request's response, if one handler's: encoded once for its invocation's record and the message.
         var encoded: EncodedResponse?
         for (index, handler) in chain.enumerated() {
-            if index > 0 { Failpoint.pass("handler.between", note: messageID) }
+            if index > 0 { Failpoint.pass("handler.between", note: info.messageID) }
             let started = WallClock.nowMs()
             switch Result(catching: { try handler(data, info) }) {
             case .success(let response):

@@ -93,7 +93,7 @@ extension MeshNode {
 
     private func replayOne(_ row: StoredInbound, handlers: [RegisteredHandler], runID: Int64, sendResponses: Bool) async -> RecordedResult {
         guard let data = try? MeshCodec.decode(row.payload) else { return .failed(error: "undecodable payload") }
-        let info = MessageInfo(messageID: "\(row.originNode):\(row.originSeq)", sender: row.peer, commandID: row.commandID,
+        let info = MessageInfo(originNode: row.originNode, originSeq: row.originSeq, sender: row.peer, commandID: row.commandID,
                                kind: row.kind, attempt: 1, replayRun: runID)
         var firstResponse: MeshData?
         for (index, handler) in handlers.enumerated() {

@@ -796,7 +796,11 @@ extension MeshNode {
 /// What a handler knows about the message it handles.
 public struct MessageInfo: Sendable {
     /// `origin_node:origin_seq`, as in the audit views.
-    public let messageID: String
+    public var messageID: String { "\(originNode):\(originSeq)" }
+    /// The message's origin node and sequence, kept apart so that a handler that never reads ``messageID`` costs no
+    /// string built for it.
+    private let originNode: String
+    private let originSeq: UInt64
     /// The sender's address, `host:port`.
     public let sender: String
     /// The command ID.
@@ -815,10 +819,11 @@ public struct MessageInfo: Sendable {
     /// `nil` for live traffic: a handler can skip side effects that must not happen twice.
     public let replayRun: Int64?
 
-    init(messageID: String, sender: String, commandID: UInt16, kind: MessageKind, attempt: Int, isResumed: Bool = false,
-         replayRun: Int64? = nil) {
+    init(originNode: String, originSeq: UInt64, sender: String, commandID: UInt16, kind: MessageKind, attempt: Int,
+         isResumed: Bool = false, replayRun: Int64? = nil) {
         self.isResumed = isResumed
-        self.messageID = messageID
+        self.originNode = originNode
+        self.originSeq = originSeq
         self.sender = sender
         self.commandID = commandID
         self.kind = kind

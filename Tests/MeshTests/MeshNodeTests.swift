@@ -13,7 +13,9 @@ import Testing
         let a = try await fixture.start("a")
         let b = try await fixture.start("b")
         let seen = Recorder<(String, [String])>()
-        try b.handleCommand(1024) { data in
+        let handledIDs = Recorder<String>()
+        try b.handleCommand(1024) { data, info in
+            await handledIDs.add(info.messageID)
             let name = try data.getString("myName")
             let schedule = try DataCapsule.unpack(data.getBytes("mySchedule"))
             let titles = try schedule.getAsArray("appointments").map { try $0.getAsString("title") }
@@ -40,6 +42,8 @@ import Testing
         }
         let invocations = try await b.journal.rows("SELECT message_id, handler_index, attempt, outcome FROM mesh_invocations")
         #expect(invocations == [[delivery.messageID, "0", "1", "ok"]])
+        // The handler saw the message's id as the sender and the audit views name it.
+        #expect(await handledIDs.items == [delivery.messageID])
         await a.shutdown()
         await b.shutdown()
     }
