@@ -1,3 +1,4 @@
+import Foundation
 import MeshCore
 import PropertyBased
 import Testing
@@ -28,6 +29,14 @@ import Testing
         #expect(Base64.encode(Array("Ma".utf8)) == "TWE=")
         #expect(Base64.encode(Array("M".utf8)) == "TQ==")
         #expect(Base64.decode("not base64!") == nil)
+        // Against Foundation's encoder, at every length around the six-byte steps and at random contents.
+        for length in 0..<100 {
+            let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 151 &+ length) }
+            #expect(Base64.encode(bytes) == Data(bytes).base64EncodedString(), "length \(length)")
+        }
+        await propertyCheck(count: 300, input: RandomValues.bytes) { bytes in
+            #expect(Base64.encode(bytes) == Data(bytes).base64EncodedString())
+        }
     }
 
     @Test func jsonFromTheBytesIsTheDecodedValuesJSON() async throws {
