@@ -34,9 +34,18 @@ int mesh_thread_request_slice(unsigned long long nanoseconds) {
     attr.runtime = nanoseconds;
     return (int)syscall(SYS_sched_setattr, 0, &attr, 0);
 }
+
+int mesh_thread_lower_priority(void) {
+    return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+}
 #else
 int mesh_thread_request_slice(unsigned long long nanoseconds) {
     (void)nanoseconds;
+    errno = ENOSYS;
+    return -1;
+}
+
+int mesh_thread_lower_priority(void) {
     errno = ENOSYS;
     return -1;
 }

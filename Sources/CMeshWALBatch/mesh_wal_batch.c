@@ -32,13 +32,12 @@
 // grower's lock. The VFS object itself is written once, under pthread_once.
 #define _GNU_SOURCE
 #include "mesh_wal_batch.h"
+#include "mesh_thread.h"
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 /* The most the default VFS takes in one write: its unix write masks the length to 17 bits (SQLite itself never
@@ -89,8 +88,7 @@ typedef struct MeshWALGrower {
 static void *growerMain(void *argument) {
     MeshWALGrower *g = argument;
     pthread_setname_np(pthread_self(), "mesh-journal-g");
-    /* Background work: at nice 10 it leaves most of a contended core to the node's thread (Linux: per thread). */
-    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+    mesh_thread_lower_priority();  /* background work */
     sqlite3_int64 unsynced = 0;
     pthread_mutex_lock(&g->lock);
     while (!g->stopping) {

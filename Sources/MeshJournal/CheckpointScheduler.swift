@@ -1,3 +1,4 @@
+import CMeshWALBatch
 import CSQLite
 #if canImport(Glibc)
 import Glibc
@@ -165,9 +166,7 @@ final class CheckpointScheduler: Sendable {
     /// raise it back, hence the second checkpointer for urgent passes). Called by the background checkpointer's
     /// thread as it starts. Best effort: a thread that cannot be lowered runs at its normal priority.
     static func lowerCurrentThreadPriority() {
-        #if canImport(Glibc)
-        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
-        #endif
+        _ = mesh_thread_lower_priority()  // the WAL's grower (mesh-journal-g) runs at the same priority
     }
 
     /// Installs the WAL hook on the writer connection. The scheduler must outlive the connection; the
