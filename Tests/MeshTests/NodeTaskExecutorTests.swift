@@ -122,13 +122,6 @@ import Testing
         #expect(acked == Int64(total))
         await b.shutdown()
     }
-}
-
-/// A count shared by the callers of a test.
-private final class Counter: Sendable {
-    private let count = Mutex(0)
-    func add() { count.withLock { $0 += 1 } }
-    var value: Int { count.withLock { $0 } }
 
     #if os(Linux)
     /// The node's thread asks the scheduler for a short slice (Linux 6.12+), so that it runs soon after it wakes
@@ -148,7 +141,15 @@ private final class Counter: Sendable {
         }.value
         let slice = sched.split(separator: "\n").first { $0.hasPrefix("se.slice") }
             .flatMap { $0.split(separator: ":").last }.flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        await a.shutdown()
         #expect(slice == 100_000, "\(sched.prefix(200))")
     }
     #endif
+}
+
+/// A count shared by the callers of a test.
+private final class Counter: Sendable {
+    private let count = Mutex(0)
+    func add() { count.withLock { $0 += 1 } }
+    var value: Int { count.withLock { $0 } }
 }
