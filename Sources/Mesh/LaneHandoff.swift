@@ -54,18 +54,16 @@ final class LaneHandoff: Sendable {
             for item in items { item.lane.enqueueReserved(item.work) }
             return
         }
-        var lanes: [DispatchLane] = []
-        var works: [[DispatchWork]] = []
-        var indexOf: [ObjectIdentifier: Int] = [:]
+        var groups: [(lane: DispatchLane, works: [DispatchWork])] = []
+        var groupOf: [ObjectIdentifier: Int] = [:]
         for item in items {
-            if let index = indexOf[ObjectIdentifier(item.lane)] {
-                works[index].append(item.work)
+            if let index = groupOf[ObjectIdentifier(item.lane)] {
+                groups[index].works.append(item.work)
             } else {
-                indexOf[ObjectIdentifier(item.lane)] = lanes.count
-                lanes.append(item.lane)
-                works.append([item.work])
+                groupOf[ObjectIdentifier(item.lane)] = groups.count
+                groups.append((item.lane, [item.work]))
             }
         }
-        for (lane, pieces) in zip(lanes, works) { lane.enqueueReserved(pieces) }
+        for group in groups { group.lane.enqueueReserved(group.works) }
     }
 }
