@@ -63,11 +63,10 @@ def main():
         offset = statistics.median(c[k][0] - c[0][0] for c in chosen) / 1000
         print(f"{side:4} {NAMES.get(p, str(p)):20} {offset:8.1f} {offset - previous:+8.1f}")
         previous = offset
-    totals = [next((t for t, s, p in c if s == "A" and p == 6), None) for c in cycles]
-    totals = [t - c[0][0] for t, c in zip(totals, cycles) if t is not None]
-    if totals:
-        print(f"median total over all cycles: {statistics.median(totals) / 1000:.1f} µs")
-    tail(cycles)
+    timed = timed_cycles(cycles)
+    if timed:
+        print(f"median total over all cycles: {statistics.median(t for t, _ in timed) / 1000:.1f} µs")
+    tail(timed)
     phases = collections.defaultdict(list)
     for c in cycles:
         opened = {"A": {}, "B": {}}
@@ -83,13 +82,18 @@ def main():
         print(f"{side} transactions, {phase}: median {statistics.median(values) / 1000:.1f} µs ({len(values)})")
 
 
-def tail(cycles):
-    """The slowest 2 % of cycles by total: where each one's largest step lies (the two marks around it)."""
+def timed_cycles(cycles):
+    """(total, cycle) for every cycle whose call returned (A's mark 6), the total from the call to that return."""
     timed = []
     for c in cycles:
         end = next((t for t, s, p in c if s == "A" and p == 6), None)
         if end is not None:
             timed.append((end - c[0][0], c))
+    return timed
+
+
+def tail(timed):
+    """The slowest 2 % of the (total, cycle) pairs: where each one's largest step lies (the two marks around it)."""
     if len(timed) < 50:
         return
     timed.sort(key=lambda x: x[0])
