@@ -92,9 +92,9 @@ wait_for 30 "node 1 did not mark host 3 down" down_at 1
 wait_for 30 "node 2 did not mark host 3 down" down_at 2
 echo "membership: nodes 1 and 2 marked host 3 down"
 # What this test is about: node 2 (whose ring neighbour is host 3) has messages pending to it while it is away.
-pending_to_3() { [ "$(q 2 "SELECT count(*) FROM mesh_outbound_state WHERE status = 0")" -gt 0 ] 2>/dev/null; }
+pending_to_3() { [ "$(q 2 "SELECT count(*) FROM mesh_messages WHERE direction = 'out' AND status = 'pending'")" -gt 0 ] 2>/dev/null; }
 pending_to_3 || fail "node 2 had no message pending to host 3 while its link was down"
-echo "node 2 holds $(q 2 "SELECT count(*) FROM mesh_outbound_state WHERE status = 0") messages pending to host 3"
+echo "node 2 holds $(q 2 "SELECT count(*) FROM mesh_messages WHERE direction = 'out' AND status = 'pending'") messages pending to host 3"
 ip link set mesh-v3 up
 echo "host 3 link up"
 

@@ -21,12 +21,11 @@ WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i+1 FROM n WHERE i < $N + 1)
 INSERT INTO mesh_outbound(seq, command_id, kind, peer, created_at, payload, payload_json)
   SELECT i, 1024, 0, (SELECT peer FROM mesh_outbound WHERE seq = 1), (SELECT created_at FROM mesh_outbound WHERE seq = 1),
          (SELECT payload FROM mesh_outbound WHERE seq = 1), (SELECT payload_json FROM mesh_outbound WHERE seq = 1) FROM n;
-INSERT INTO mesh_outbound_state(seq, command_id, status, attempts) SELECT seq, 1024, 0, 1 FROM mesh_outbound WHERE seq > 1;
 UPDATE mesh_node SET last_out_seq = $N + 1;
 COMMIT;
 SQL
 BEFORE=$(sqlite3 -readonly $D/r.sqlite 'SELECT count(*) FROM mesh_inbound')
-echo "pending: $(sqlite3 -readonly $D/s.sqlite 'SELECT count(*) FROM mesh_outbound_state WHERE status = 0')"
+echo "pending: $(sqlite3 -readonly $D/s.sqlite "SELECT count(*) FROM mesh_messages WHERE direction = 'out' AND status = 'pending'")"
 START=$(date +%s.%N)
 $M send --to $ADDR --command 1024 --count 0 --key-file $D/k --journal $D/s.sqlite --timeout 300 --json > $D/send.json &
 SEND=$!

@@ -399,15 +399,14 @@ extension Journal {
         }, completion: completion)
     }
 
-    /// Inserts outbound rows (payload and state) with consecutive new sequence numbers.
+    /// Inserts outbound rows with consecutive new sequence numbers. No state row: a message without one is pending
+    /// with one attempt (schema v11); its first change writes one (``upsertOutboundState``).
     static func insertOutbound(_ rows: [OutboundMessage], context: WorkerContext, now: Int64) throws -> [UInt64] {
         let statement = try context.db.cached("""
             INSERT INTO mesh_outbound(seq, command_id, kind, peer, created_at, correlation_id, replay_of, payload, payload_json, relay,
                                       error_response)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
-        // attempts = 1: the node transmits right after the commit (resends after a restart add one each).
-        let state = try context.db.cached("INSERT INTO mesh_outbound_state(seq, command_id, attempts) VALUES (?, ?, 1)")
         var seqs: [UInt64] = []
         seqs.reserveCapacity(rows.count)
         let firstSeq = context.lastOutSeq
@@ -428,10 +427,6 @@ extension Journal {
                     try statement.withBlob(8, row.payload) { () throws(SQLiteError) in _ = try statement.step() }
                 }
                 statement.reset()
-                try state.bind(1, seq)
-                try state.bind(2, Int64(row.commandID))
-                try state.step()
-                state.reset()
                 if let request = row.answersInboundID {
                     let answered = try context.db.cached("UPDATE mesh_inbound_state SET answered = 1 WHERE id = ?")
                     try answered.bind(1, request)
@@ -446,7 +441,6 @@ extension Journal {
             }
         } catch {
             statement.reset()
-            state.reset()
             context.lastOutSeq = firstSeq
             throw error
         }
@@ -466,13 +460,31 @@ extension Journal {
         }
     }
 
+    /// An outbound message's state row written by its first change, or changed: `values` are the columns of a new
+    /// row (`status, attempts, completed_at, error`, parameters from ?2 on), `update` the change of an existing one
+    /// (its `WHERE` included); ?1 is the sequence. The command ID comes from the message's row (none: no change).
+    /// A message without a state row is pending with one attempt (schema v11).
+    static func upsertOutboundState(values: String, update: String) -> String {
+        """
+        INSERT INTO mesh_outbound_state(seq, command_id, status, attempts, completed_at, error)
+        SELECT seq, command_id, \(values) FROM mesh_outbound WHERE seq = ?1
+        ON CONFLICT(seq) DO UPDATE SET \(update)
+        """
+    }
+    /// A pending message acknowledged: ?1 sequence, ?2 time.
+    static let outboundAckedSQL = upsertOutboundState(values: "1, 1, ?2, NULL", update: "status = 1, completed_at = ?2 WHERE status = 0")
+    /// A pending message failed: ?1 sequence, ?2 time, ?3 error.
+    static let outboundFailedSQL = upsertOutboundState(values: "2, 1, ?2, ?3", update: "status = 2, completed_at = ?2, error = ?3 WHERE status = 0")
+    /// One attempt more (a resend): ?1 sequence.
+    static let outboundAttemptSQL = upsertOutboundState(values: "0, 2, NULL, NULL", update: "attempts = attempts + 1")
+
     /// Sets pending rows `seqs` acked at `now`; returns how many changed.
     static func updateOutboundAcked(_ db: SQLiteConnection, _ seqs: [UInt64], now: Int64) throws -> Int {
-        let statement = try db.cached("UPDATE mesh_outbound_state SET status = 1, completed_at = ? WHERE seq = ? AND status = 0")
+        let statement = try db.cached(outboundAckedSQL)
         var changed = 0
         for seq in seqs {
-            try statement.bind(1, now)
-            try statement.bind(2, Int64(bitPattern: seq))
+            try statement.bind(1, Int64(bitPattern: seq))
+            try statement.bind(2, now)
             try statement.step()
             changed += db.changes
             statement.reset()
@@ -482,10 +494,10 @@ extension Journal {
 
     /// Sets pending row `seq` failed with `error` at `now`; returns whether it changed.
     static func updateOutboundFailed(_ db: SQLiteConnection, _ seq: UInt64, error: String, now: Int64) throws -> Bool {
-        let statement = try db.cached("UPDATE mesh_outbound_state SET status = 2, completed_at = ?, error = ? WHERE seq = ? AND status = 0")
-        try statement.bind(1, now)
-        try statement.bind(2, error)
-        try statement.bind(3, Int64(bitPattern: seq))
+        let statement = try db.cached(outboundFailedSQL)
+        try statement.bind(1, Int64(bitPattern: seq))
+        try statement.bind(2, now)
+        try statement.bind(3, error)
         try statement.step()
         return db.changes == 1
     }
@@ -530,7 +542,7 @@ extension Journal {
     public func recordOutboundAttempts(_ seqs: [UInt64]) async throws {
         guard !seqs.isEmpty else { return }
         try await writer.submit { context in
-            let statement = try context.db.cached("UPDATE mesh_outbound_state SET attempts = attempts + 1 WHERE seq = ?")
+            let statement = try context.db.cached(Self.outboundAttemptSQL)
             for seq in seqs {
                 try statement.bind(1, Int64(bitPattern: seq))
                 try statement.step()
@@ -550,10 +562,19 @@ extension Journal {
         }
     }
 
+    /// How many outbound messages are pending (neither acknowledged nor failed), read from the oldest pending one on.
+    public func pendingOutboundCount() async throws -> Int {
+        try await read { db in
+            let statement = try db.cached("SELECT count(*) FROM \(Self.outboundSource) WHERE o.seq >= ? AND \(Self.outboundPending)")
+            try statement.bind(1, try self.pendingFloor(db))
+            return try statement.step() ? statement.int(0) : 0
+        }
+    }
+
     /// The peers (`host:port`) that pending outbound messages are addressed to.
     public func pendingOutboundPeers() async throws -> [String] {
         try await read { db in
-            let statement = try db.cached("SELECT DISTINCT o.peer FROM \(Self.outboundSource) WHERE s.seq >= ? AND s.status = 0 ORDER BY o.peer")
+            let statement = try db.cached("SELECT DISTINCT o.peer FROM \(Self.outboundSource) WHERE o.seq >= ? AND \(Self.outboundPending) ORDER BY o.peer")
             try statement.bind(1, try self.pendingFloor(db))
             var peers: [String] = []
             while try statement.step() { peers.append(statement.text(0)) }
@@ -562,13 +583,15 @@ extension Journal {
     }
 
     /// The command IDs of pending messages from a floor on (resume reads them once; a sort of the pending rows).
-    static let pendingCommandIDsSQL = "SELECT DISTINCT command_id FROM mesh_outbound_state WHERE seq >= ? AND status = 0 ORDER BY command_id"
+    static let pendingCommandIDsSQL = "SELECT DISTINCT o.command_id FROM \(outboundSource) WHERE o.seq >= ? AND \(outboundPending) ORDER BY o.command_id"
     /// The first pending sequence from a floor on, by primary key.
-    static let firstPendingSQL = "SELECT seq FROM mesh_outbound_state WHERE seq >= ? AND status = 0 ORDER BY seq LIMIT 1"
+    static let firstPendingSQL = "SELECT o.seq FROM \(outboundSource) WHERE o.seq >= ? AND \(outboundPending) ORDER BY o.seq LIMIT 1"
+    /// A pending message of ``outboundSource``: no state row yet, or one with status 0.
+    static let outboundPending = "coalesce(s.status, 0) = 0"
 
     /// The oldest pending outbound sequence in this connection's snapshot, or one past the highest sequence if
-    /// none is pending; moves ``outboundPendingFloor`` up to it. Reads the state rows from the floor on, by
-    /// primary key, until the first pending one: after the first call, about the messages acknowledged since.
+    /// none is pending; moves ``outboundPendingFloor`` up to it. Reads the messages (and their state rows) from the
+    /// floor on, by primary key, until the first pending one: after the first call, about those acknowledged since.
     func pendingFloor(_ db: SQLiteConnection) throws -> Int64 {
         let floor = outboundPendingFloor.load(ordering: .acquiring)
         let first = try db.cached(Self.firstPendingSQL)
@@ -577,7 +600,7 @@ extension Journal {
         if try first.step() {
             found = first.int64(0)
         } else {
-            let last = try db.cached("SELECT coalesce(max(seq), 0) FROM mesh_outbound_state")
+            let last = try db.cached("SELECT coalesce(max(seq), 0) FROM mesh_outbound")
             found = try last.step() ? last.int64(0) + 1 : floor
             last.reset()
         }
@@ -622,10 +645,10 @@ extension Journal {
     public func pendingOutbound(commandID: UInt16? = nil, peer: String? = nil, afterSeq: UInt64 = 0,
                                 limit: Int = 1000) async throws -> [StoredOutbound] {
         try await read { db in
-            var sql = "SELECT \(Self.outboundColumns) FROM \(Self.outboundSource) WHERE s.status = 0"
-            if commandID != nil { sql += " AND s.command_id = ?" }
+            var sql = "SELECT \(Self.outboundColumns) FROM \(Self.outboundSource) WHERE \(Self.outboundPending)"
+            if commandID != nil { sql += " AND o.command_id = ?" }
             if peer != nil { sql += " AND o.peer = ?" }
-            sql += " AND s.seq > ? ORDER BY s.seq LIMIT ?"
+            sql += " AND o.seq > ? ORDER BY o.seq LIMIT ?"
             let statement = try db.cached(sql)
             var index: Int32 = 1
             if let commandID {
@@ -654,10 +677,11 @@ extension Journal {
     }
 
     static let outboundColumns = """
-        o.seq, o.command_id, o.kind, o.peer, s.status, s.attempts, o.created_at, s.completed_at, o.correlation_id,
-        o.replay_of, s.error, o.payload, o.relay, o.error_response
+        o.seq, o.command_id, o.kind, o.peer, coalesce(s.status, 0), coalesce(s.attempts, 1), o.created_at, s.completed_at,
+        o.correlation_id, o.replay_of, s.error, o.payload, o.relay, o.error_response
         """
-    static let outboundSource = "mesh_outbound_state s JOIN mesh_outbound o ON o.seq = s.seq"
+    /// Outbound messages with their state rows, if any (a message without one is pending, one attempt: v11).
+    static let outboundSource = "mesh_outbound o LEFT JOIN mesh_outbound_state s ON s.seq = o.seq"
 
     static func readOutbound(_ s: SQLiteStatement) -> StoredOutbound {
         StoredOutbound(

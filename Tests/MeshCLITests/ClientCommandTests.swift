@@ -100,7 +100,7 @@ import Glibc
         let s = try SQLiteConnection(path: dir + "/s.sqlite", mode: .readOnly)
         let journaled = try #require(try s.scalarInt("SELECT count(*) FROM mesh_outbound"))
         #expect(journaled >= 300)
-        #expect(try s.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status <> 1") == 0)
+        #expect(try s.scalarInt("SELECT count(*) FROM mesh_messages WHERE direction = 'out' AND status <> 'acked'") == 0)
         let r = try SQLiteConnection(path: dir + "/b.sqlite", mode: .readOnly)
         #expect(try r.scalarInt("SELECT count(*) FROM mesh_inbound") == journaled)  // every journaled message, once
     }

@@ -136,7 +136,7 @@ extension StreamingChildProcessTests {
         _ = try await CrashMatrixTests.awaitProgress("the cluster settled (seed \(seed))", {
             var unfinished: Int64 = 0
             for db in journals {
-                unfinished += try db.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status = 0") ?? 0
+                unfinished += try db.scalarInt("SELECT count(*) FROM mesh_messages WHERE direction = 'out' AND status = 'pending'") ?? 0
                 unfinished += try db.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE status IN (0, 2, 4)") ?? 0
             }
             return -unfinished

@@ -45,9 +45,7 @@ struct ClientOptions: ParsableArguments {
     static func waitForNoPending(_ node: MeshNode, timeout: Double) async throws -> Bool {
         let deadline = ContinuousClock.now + .milliseconds(Int64(timeout * 1000) + 1000)
         while ContinuousClock.now < deadline {
-            let pending = try await node.journal.read { db in
-                try db.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status = 0") ?? 0
-            }
+            let pending = try await node.journal.pendingOutboundCount()
             if pending == 0 { return true }
             try await Task.sleep(for: .milliseconds(20))
         }

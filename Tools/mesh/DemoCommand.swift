@@ -67,7 +67,7 @@ struct DemoCommand: AsyncParsableCommand {
         // nothing A sent is pending and nothing B received is open, for at most 10 s.
         let settled = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < settled {
-            let pending = try await a.journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status = 0") }
+            let pending = try await a.journal.pendingOutboundCount()
             let open = try await b.journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE status <> 1") }
             if pending == 0 && open == 0 { break }
             try await Task.sleep(for: .milliseconds(10))

@@ -59,7 +59,7 @@ struct SendCommand: AsyncParsableCommand {
         let node = try await client.startNode(journal: journalPath)
         let started = ContinuousClock.now
         let startedMs = WallClock.nowMs()
-        let resumed = try await node.journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status = 0") ?? 0 }
+        let resumed = try await node.journal.pendingOutboundCount()
         var failures: [String] = []
         var responses: [String] = []
         var sent = 0

@@ -1,0 +1,69 @@
+import MeshCore
+import Testing
+@testable import MeshJournal
+
+/// Schema v11: a pending outbound message has no state row; its first change writes one.
+@Suite struct OutboundStateRowTests {
+    private func stateRows(_ journal: Journal) async throws -> [[String?]] {
+        try await journal.read { db in try db.rows("SELECT seq, status, attempts, completed_at IS NOT NULL, error FROM mesh_outbound_state ORDER BY seq") }
+    }
+
+    private func audit(_ journal: Journal) async throws -> [[String?]] {
+        try await journal.read { db in try db.rows("SELECT id, status, attempts, completed_at IS NOT NULL, error FROM mesh_messages WHERE direction = 'out' ORDER BY id") }
+    }
+
+    @Test func aJournaledMessageIsPendingWithoutAStateRowUntilItChanges() async throws {
+        try await withJournal { journal, _ in
+            var seqs: [UInt64] = []
+            for i in 0..<4 {
+                seqs.append(try await journal.appendOutbound(OutboundMessage(commandID: 7, kind: .send, peer: "p", data: ["i": .int64(Int64(i))])))
+            }
+            #expect(try await stateRows(journal).isEmpty)
+            #expect(try await journal.outbound(seq: seqs[0])?.status == .pending)
+            #expect(try await journal.outbound(seq: seqs[0])?.attempts == 1)
+            #expect(try await journal.pendingOutboundCount() == 4)
+            #expect(try await journal.pendingOutbound().map(\.seq) == seqs)
+            #expect(try await journal.pendingOutboundCommandIDs() == [7])
+            #expect(try await journal.pendingOutboundPeers() == ["p"])
+
+            // Each change writes the row the first time and changes it after; a finished message stays finished.
+            #expect(try await journal.markOutboundAcked([seqs[0]]) == 1)
+            #expect(try await journal.markOutboundAcked([seqs[0]]) == 0)
+            #expect(try await journal.markOutboundFailed(seqs[1], error: "gave up"))
+            #expect(try await !journal.markOutboundFailed(seqs[0], error: "late"))
+            try await journal.recordOutboundAttempts([seqs[2]])
+            try await journal.recordOutboundAttempts([seqs[2]])
+            #expect(try await journal.markOutboundAcked([seqs[2], 999]) == 1)
+            #expect(try await stateRows(journal) == [
+                ["\(seqs[0])", "1", "1", "1", nil],
+                ["\(seqs[1])", "2", "1", "1", "gave up"],
+                ["\(seqs[2])", "1", "3", "1", nil],
+            ])
+            #expect(try await audit(journal) == [
+                ["\(seqs[0])", "acked", "1", "1", nil],
+                ["\(seqs[1])", "failed", "1", "1", "gave up"],
+                ["\(seqs[2])", "acked", "3", "1", nil],
+                ["\(seqs[3])", "pending", "1", "0", nil],
+            ])
+            #expect(try await journal.pendingOutbound().map(\.seq) == [seqs[3]])
+            #expect(try await journal.pendingOutboundCount() == 1)
+            #expect(try await journal.read { db in try db.rows("PRAGMA foreign_key_check") }.isEmpty)
+        }
+    }
+
+    @Test func aPendingStateRowFromBeforeV11StillReadsPending() async throws {
+        try await withJournal { journal, _ in
+            let seq = try await journal.appendOutbound(OutboundMessage(commandID: 3, kind: .send, peer: "q", data: [:]))
+            // What a v10 journal holds for a message sent once and not yet acknowledged.
+            _ = try await journal.write { context in
+                try context.db.execute("INSERT INTO mesh_outbound_state(seq, command_id, status, attempts) VALUES (\(seq), 3, 0, 1)")
+            }
+            #expect(try await journal.pendingOutbound().map(\.seq) == [seq])
+            #expect(try await audit(journal) == [["\(seq)", "pending", "1", "0", nil]])
+            try await journal.recordOutboundAttempts([seq])
+            #expect(try await journal.markOutboundAcked([seq]) == 1)
+            #expect(try await audit(journal) == [["\(seq)", "acked", "2", "1", nil]])
+            #expect(try await journal.pendingOutboundCount() == 0)
+        }
+    }
+}
