@@ -33,6 +33,7 @@ public enum MeshMigrations {
         Migration(id: 9, name: "0009_compact_invocations.sql", sql: text(PackageResources._009_compact_invocations_sql)),
         Migration(id: 10, name: "0010_pending_by_sequence.sql", sql: text(PackageResources._010_pending_by_sequence_sql)),
         Migration(id: 11, name: "0011_pending_without_state_row.sql", sql: text(PackageResources._011_pending_without_state_row_sql)),
+        Migration(id: 12, name: "0012_received_without_state_row.sql", sql: text(PackageResources._012_received_without_state_row_sql)),
     ]
 
     /// The highest migration id this build knows: the schema version it writes.

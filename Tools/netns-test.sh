@@ -107,7 +107,7 @@ done_all() {
 }
 wait_for 180 "the streams did not complete after the link came back" done_all
 for i in 1 2 3; do
-    [ "$(q $i "SELECT count(*) FROM mesh_inbound_state WHERE status <> 1")" = 0 ] || fail "node $i has unhandled messages"
+    [ "$(q $i "SELECT count(*) FROM mesh_messages WHERE direction = 'in' AND status <> 'handled'")" = 0 ] || fail "node $i has unhandled messages"
     [ "$(q $i "SELECT count(*) FROM mesh_outbound_state WHERE status = 2")" = 0 ] || fail "node $i has failed messages"
 done
 up_again() { [ "$(reachable "$1")" = 3 ]; }

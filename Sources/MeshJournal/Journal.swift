@@ -46,6 +46,10 @@ public final class Journal: Sendable {
     /// index of them). Only moves forward, from the readers' snapshots (``pendingFloor(_:)``): a message below a
     /// snapshot's oldest pending one is acknowledged or failed for good, and sequences are never reused.
     private let outboundPendingFloor = Atomic<Int64>(0)
+    /// No inbound message below this id is without a state row (schema v12: a received message gets one when its
+    /// handlers end): where reads of the open set's stateless part start. Moves forward like
+    /// ``outboundPendingFloor`` (``statelessFloor(_:)``): a state row, once written, stays until its message is deleted.
+    private let inboundStatelessFloor = Atomic<Int64>(0)
 
     private init(path: String, identity: JournalIdentity, configuration: JournalConfiguration, appliedMigrations: [Int],
                  writer: SQLiteWorker, reader: SQLiteWorker, checkpoints: CheckpointScheduler, lock: JournalLock, logger: Logger) {
@@ -428,12 +432,14 @@ extension Journal {
                 }
                 statement.reset()
                 if let request = row.answersInboundID {
-                    let answered = try context.db.cached("UPDATE mesh_inbound_state SET answered = 1 WHERE id = ?")
+                    let answered = try context.db.cached("""
+                        INSERT INTO mesh_inbound_state(id, command_id, answered) SELECT id, command_id, 1 FROM mesh_inbound WHERE id = ?1
+                        ON CONFLICT(id) DO UPDATE SET answered = 1
+                        """)
                     try answered.bind(1, request)
                     try answered.step()
-                    // Its status is written first, also inline (the state row may be written in this job).
                     guard context.db.changes == 1 else {
-                        throw JournalError(.invalidArgument, "a response answers inbound message \(request), which has no state row")
+                        throw JournalError(.invalidArgument, "a response answers inbound message \(request), which is not journaled")
                     }
                 }
                 context.lastOutSeq = seq
@@ -553,66 +559,66 @@ extension Journal {
 
     /// The command IDs with pending outbound messages, ascending.
     public func pendingOutboundCommandIDs() async throws -> [UInt16] {
-        try await read { db in
-            let statement = try db.cached(Self.pendingCommandIDsSQL)
-            try statement.bind(1, try self.pendingFloor(db))
-            var ids: [UInt16] = []
-            while try statement.step() { ids.append(UInt16(truncatingIfNeeded: statement.int64(0))) }
-            return ids
-        }
+        try await read { db in Set(try self.pendingSummaries(db).map(\.commandID)).sorted() }
     }
 
-    /// How many outbound messages are pending (neither acknowledged nor failed), read from the oldest pending one on.
+    /// How many outbound messages are pending (neither acknowledged nor failed).
     public func pendingOutboundCount() async throws -> Int {
         try await read { db in
-            let statement = try db.cached("SELECT count(*) FROM \(Self.outboundSource) WHERE o.seq >= ? AND \(Self.outboundPending)")
-            try statement.bind(1, try self.pendingFloor(db))
-            return try statement.step() ? statement.int(0) : 0
+            var count = 0
+            try Self.walkUnsettled(.outbound, from: try self.pendingFloor(db), db) { _ in
+                count += 1
+                return true
+            }
+            return count
         }
     }
 
-    /// The peers (`host:port`) that pending outbound messages are addressed to.
+    /// The peers (`host:port`) that pending outbound messages are addressed to, ascending.
     public func pendingOutboundPeers() async throws -> [String] {
-        try await read { db in
-            let statement = try db.cached("SELECT DISTINCT o.peer FROM \(Self.outboundSource) WHERE o.seq >= ? AND \(Self.outboundPending) ORDER BY o.peer")
-            try statement.bind(1, try self.pendingFloor(db))
-            var peers: [String] = []
-            while try statement.step() { peers.append(statement.text(0)) }
-            return peers
-        }
+        try await read { db in Set(try self.pendingSummaries(db).map(\.peer)).sorted() }
     }
 
-    /// The command IDs of pending messages from a floor on (resume reads them once; a sort of the pending rows).
-    static let pendingCommandIDsSQL = "SELECT DISTINCT o.command_id FROM \(outboundSource) WHERE o.seq >= ? AND \(outboundPending) ORDER BY o.command_id"
-    /// The first pending sequence from a floor on, by primary key.
-    static let firstPendingSQL = "SELECT o.seq FROM \(outboundSource) WHERE o.seq >= ? AND \(outboundPending) ORDER BY o.seq LIMIT 1"
-    /// A pending message of ``outboundSource``: no state row yet, or one with status 0.
-    static let outboundPending = "coalesce(s.status, 0) = 0"
+    /// Command ID and peer of every pending outbound message, in sequence order.
+    private func pendingSummaries(_ db: SQLiteConnection) throws -> [(commandID: UInt16, peer: String)] {
+        let row = try db.cached("SELECT command_id, peer FROM mesh_outbound WHERE seq = ?")
+        var summaries: [(commandID: UInt16, peer: String)] = []
+        try Self.walkUnsettled(.outbound, from: try pendingFloor(db), db) { seq in
+            try row.bind(1, seq)
+            defer { row.reset() }
+            if try row.step() { summaries.append((UInt16(truncatingIfNeeded: row.int64(0)), row.text(1))) }
+            return true
+        }
+        return summaries
+    }
 
     /// The oldest pending outbound sequence in this connection's snapshot, or one past the highest sequence if
-    /// none is pending; moves ``outboundPendingFloor`` up to it. Reads the messages (and their state rows) from the
-    /// floor on, by primary key, until the first pending one: after the first call, about those acknowledged since.
+    /// none is pending; moves ``outboundPendingFloor`` up to it. Reads the state rows from the floor on until the
+    /// first pending message (``walkUnsettled(_:from:_:_:)``): after the first call, about those settled since.
     func pendingFloor(_ db: SQLiteConnection) throws -> Int64 {
-        let floor = outboundPendingFloor.load(ordering: .acquiring)
-        let first = try db.cached(Self.firstPendingSQL)
-        try first.bind(1, floor)
-        var found: Int64
-        if try first.step() {
-            found = first.int64(0)
-        } else {
-            let last = try db.cached("SELECT coalesce(max(seq), 0) FROM mesh_outbound")
-            found = try last.step() ? last.int64(0) + 1 : floor
-            last.reset()
-        }
-        first.reset()
-        found = max(found, floor)
-        outboundPendingFloor.max(found, ordering: .acquiringAndReleasing)
-        return found
+        try Self.moveFloor(outboundPendingFloor, .outbound, db)
     }
 
-    /// The command IDs with open inbound messages (`received`, `failed`, `unhandled`), ascending.
+    /// The oldest inbound id without a state row in this connection's snapshot, or one past the highest id if there
+    /// is none; moves ``inboundStatelessFloor`` up to it (as ``pendingFloor(_:)`` does for outbound messages).
+    func statelessFloor(_ db: SQLiteConnection) throws -> Int64 {
+        try Self.moveFloor(inboundStatelessFloor, .inbound, db)
+    }
+
+    /// The command IDs with open inbound messages (`received`, `failed`, `unhandled`), ascending: those of the
+    /// open state rows (through their index) and those of the messages without a state row.
     public func openInboundCommandIDs() async throws -> [UInt16] {
-        try await read { db in try db.rows(Self.distinctCommandIDs(table: "mesh_inbound_state", open: Self.openPredicate())).compactMap { $0[0].flatMap { UInt16($0) } } }
+        try await read { db in
+            var ids = Set(try db.rows(Self.distinctCommandIDs(table: "mesh_inbound_state", open: Self.openPredicate())).compactMap { $0[0].flatMap { UInt16($0) } })
+            let row = try db.cached("SELECT command_id FROM mesh_inbound WHERE id = ?")
+            try Self.walkUnsettled(.inbound, from: try self.statelessFloor(db), db) { id in
+                try row.bind(1, id)
+                defer { row.reset() }
+                if try row.step() { ids.insert(UInt16(truncatingIfNeeded: row.int64(0))) }
+                return true
+            }
+            return ids.sorted()
+        }
     }
 
     /// The open set of inbound messages (`received`, `failed`, `unhandled`) in the words of the partial index
@@ -644,25 +650,19 @@ extension Journal {
     ///   - limit: at most this many rows.
     public func pendingOutbound(commandID: UInt16? = nil, peer: String? = nil, afterSeq: UInt64 = 0,
                                 limit: Int = 1000) async throws -> [StoredOutbound] {
-        try await read { db in
-            var sql = "SELECT \(Self.outboundColumns) FROM \(Self.outboundSource) WHERE \(Self.outboundPending)"
-            if commandID != nil { sql += " AND o.command_id = ?" }
-            if peer != nil { sql += " AND o.peer = ?" }
-            sql += " AND o.seq > ? ORDER BY o.seq LIMIT ?"
-            let statement = try db.cached(sql)
-            var index: Int32 = 1
-            if let commandID {
-                try statement.bind(index, Int64(commandID))
-                index += 1
-            }
-            if let peer {
-                try statement.bind(index, peer)
-                index += 1
-            }
-            try statement.bind(index, max(Int64(bitPattern: afterSeq), try self.pendingFloor(db) - 1))
-            try statement.bind(index + 1, limit)
+        guard limit > 0 else { return [] }
+        return try await read { db in
+            let statement = try db.cached(Self.outboundBySeqSQL)
             var rows: [StoredOutbound] = []
-            while try statement.step() { rows.append(Self.readOutbound(statement)) }
+            let from = max(Int64(bitPattern: afterSeq) &+ 1, try self.pendingFloor(db))
+            try Self.walkUnsettled(.outbound, from: from, db) { seq in
+                try statement.bind(1, seq)
+                defer { statement.reset() }
+                guard try statement.step() else { return true }
+                let row = Self.readOutbound(statement)
+                if (commandID == nil || row.commandID == commandID) && (peer == nil || row.peer == peer) { rows.append(row) }
+                return rows.count < limit
+            }
             return rows
         }
     }
@@ -670,12 +670,14 @@ extension Journal {
     /// The outbound message with sequence `seq`, or `nil`.
     public func outbound(seq: UInt64) async throws -> StoredOutbound? {
         try await read { db in
-            let statement = try db.cached("SELECT \(Self.outboundColumns) FROM \(Self.outboundSource) WHERE o.seq = ?")
+            let statement = try db.cached(Self.outboundBySeqSQL)
             try statement.bind(1, Int64(bitPattern: seq))
             return try statement.step() ? Self.readOutbound(statement) : nil
         }
     }
 
+    /// One outbound message by sequence (?1), with its state.
+    static let outboundBySeqSQL = "SELECT \(outboundColumns) FROM \(outboundSource) WHERE o.seq = ?1"
     static let outboundColumns = """
         o.seq, o.command_id, o.kind, o.peer, coalesce(s.status, 0), coalesce(s.attempts, 1), o.created_at, s.completed_at,
         o.correlation_id, o.replay_of, s.error, o.payload, o.relay, o.error_response
@@ -767,7 +769,10 @@ extension Journal {
             forwards.reserveCapacity(rows.count)
             // New rows whose state `then` writes; any it did not are written after it.
             var statesAfterThen: [(id: Int64, row: InboundMessage)] = []
+            // A message journaled as received (to be handled on its lane) gets no state row until its handlers end
+            // (schema v12); one journaled with another status (a response, complete already) gets it now.
             func writeState(_ id: Int64, _ row: InboundMessage, _ state: SQLiteStatement) throws {
+                guard row.status != .received else { return }
                 try state.bind(1, id)
                 try state.bind(2, Int64(row.commandID))
                 try state.bind(3, Int64(row.status.rawValue))
@@ -840,8 +845,9 @@ extension Journal {
     static func updateInboundStatus(_ db: SQLiteConnection, id: Int64, _ status: InboundStatus, attempts: Int?, error: String?,
                                     now: Int64) throws {
         let statement = try db.cached("""
-            UPDATE mesh_inbound_state SET status = ?, attempts = coalesce(?, attempts), error = ?, completed_at = ?
-            WHERE id = ?
+            INSERT INTO mesh_inbound_state(id, command_id, status, attempts, error, completed_at)
+            SELECT id, command_id, ?1, coalesce(?2, 0), ?3, ?4 FROM mesh_inbound WHERE id = ?5
+            ON CONFLICT(id) DO UPDATE SET status = ?1, attempts = coalesce(?2, attempts), error = ?3, completed_at = ?4
             """)
         try statement.bind(1, Int64(status.rawValue))
         try statement.bind(2, attempts.map(Int64.init))
@@ -855,39 +861,61 @@ extension Journal {
     /// order: what the dispatcher resumes after a restart. For a large journal, page per command ID
     /// (``openInboundCommandIDs()``): that walks the open index.
     public func openInbound(commandID: UInt16? = nil, afterID: Int64 = 0, limit: Int = 1000) async throws -> [StoredInbound] {
-        try await read { db in
-            let sql = commandID == nil
-                ? "SELECT \(Self.inboundColumns) FROM \(Self.inboundSource) WHERE \(Self.openPredicate("s.")) AND s.id > ? ORDER BY s.id LIMIT ?"
-                : "SELECT \(Self.inboundColumns) FROM \(Self.inboundSource) WHERE \(Self.openPredicate("s.")) AND s.command_id = ? AND s.id > ? ORDER BY s.id LIMIT ?"
-            let statement = try db.cached(sql)
-            var index: Int32 = 1
-            if let commandID {
-                try statement.bind(index, Int64(commandID))
-                index += 1
-            }
-            try statement.bind(index, afterID)
-            try statement.bind(index + 1, limit)
+        guard limit > 0 else { return [] }
+        return try await read { db in
+            // The open state rows, through their index.
+            let indexed = try db.cached(Self.openStateRowsSQL(byCommandID: commandID != nil))
+            try indexed.bind(1, commandID.map { Int64($0) } ?? 0)
+            try indexed.bind(2, afterID)
+            try indexed.bind(3, limit)
             var rows: [StoredInbound] = []
-            while try statement.step() { rows.append(Self.readInbound(statement)) }
-            return rows
+            while try indexed.step() { rows.append(Self.readInbound(indexed)) }
+            indexed.reset()
+            // The messages without a state row, from the floor on, merged in by id.
+            let byID = try db.cached(Self.inboundByIDSQL)
+            var stateless: [StoredInbound] = []
+            try Self.walkUnsettled(.inbound, from: max(afterID &+ 1, try self.statelessFloor(db)), db) { id in
+                try byID.bind(1, id)
+                defer { byID.reset() }
+                guard try byID.step() else { return true }
+                let row = Self.readInbound(byID)
+                if commandID == nil || row.commandID == commandID { stateless.append(row) }
+                return stateless.count < limit
+            }
+            guard !stateless.isEmpty else { return rows }
+            return Array((rows + stateless).sorted { $0.id < $1.id }.prefix(limit))
         }
     }
+
+    /// Open state rows (``openPredicate(_:)``) in id order after ?2, at most ?3, of command ID ?1 if `byCommandID`.
+    static func openStateRowsSQL(byCommandID: Bool) -> String {
+        """
+        SELECT s.id, \(inboundColumnsAfterID) FROM mesh_inbound_state s JOIN mesh_inbound i ON i.id = s.id JOIN mesh_peer p ON p.id = i.origin
+        WHERE \(openPredicate("s."))\(byCommandID ? " AND s.command_id = ?1" : "") AND s.id > ?2 ORDER BY s.id LIMIT ?3
+        """
+    }
+
+    /// One inbound message by id (?1), with its state.
+    static let inboundByIDSQL = "SELECT \(inboundColumns) FROM \(inboundSource) WHERE i.id = ?1"
 
     /// The inbound message with row id `id`, or `nil`.
     public func inbound(id: Int64) async throws -> StoredInbound? {
         try await read { db in
-            let statement = try db.cached("SELECT \(Self.inboundColumns) FROM \(Self.inboundSource) WHERE i.id = ?")
+            let statement = try db.cached(Self.inboundByIDSQL)
             try statement.bind(1, id)
             return try statement.step() ? Self.readInbound(statement) : nil
         }
     }
 
-    static let inboundColumns = """
-        i.id, p.node_id, i.origin_seq, i.command_id, i.kind, i.peer, s.status, s.attempts, i.created_at, s.completed_at,
-        i.correlation_id, i.replay_of, s.error, i.payload, i.relay, s.answered
+    static let inboundColumns = "i.id, " + inboundColumnsAfterID
+    /// ``inboundColumns`` after the id (a query through the open index names it `s.id`: the order it reads in).
+    static let inboundColumnsAfterID = """
+        p.node_id, i.origin_seq, i.command_id, i.kind, i.peer, coalesce(s.status, 0), coalesce(s.attempts, 0), i.created_at,
+        s.completed_at, i.correlation_id, i.replay_of, s.error, i.payload, i.relay, coalesce(s.answered, 0)
         """
+    /// Inbound messages with their state rows, if any (one without is received, not yet handled: schema v12).
     static let inboundSource = """
-        mesh_inbound_state s JOIN mesh_inbound i ON i.id = s.id JOIN mesh_peer p ON p.id = i.origin
+        mesh_inbound i LEFT JOIN mesh_inbound_state s ON s.id = i.id JOIN mesh_peer p ON p.id = i.origin
         """
 
     static func readInbound(_ s: SQLiteStatement) -> StoredInbound {
@@ -1094,10 +1122,13 @@ extension Journal {
         guard invocation.fitsStateRow(status: status, attempts: attempts, statusError: statusError) else { return false }
         let id = try context.nextInvocationID()
         let statement = try context.db.cached("""
-            UPDATE mesh_inbound_state SET status = ?1, attempts = ?2, error = NULL, completed_at = ?3,
+            INSERT INTO mesh_inbound_state(id, command_id, status, attempts, error, completed_at, invocation_id, invocation_attempt,
+                                           invocation_started_at, invocation_finished_at, invocation_response, invocation_response_json)
+            SELECT id, command_id, ?1, ?2, NULL, ?3, ?4, ?2, ?5, ?3, ?6, ?7 FROM mesh_inbound WHERE id = ?8
+            ON CONFLICT(id) DO UPDATE SET status = ?1, attempts = ?2, error = NULL, completed_at = ?3,
                 invocation_id = ?4, invocation_attempt = ?2, invocation_started_at = ?5, invocation_finished_at = ?3,
                 invocation_response = ?6, invocation_response_json = ?7
-            WHERE id = ?8 AND invocation_id IS NULL
+            WHERE invocation_id IS NULL
             """)
         try statement.bind(1, Int64(status.rawValue))
         try statement.bind(2, attempts)

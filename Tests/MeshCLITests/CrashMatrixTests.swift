@@ -122,7 +122,7 @@ import Testing
         let b = try SQLiteConnection(path: journalB, mode: .readOnly)
         #expect(try b.scalarInt("SELECT count(*) FROM mesh_inbound") == Int64(total), "\(failpoint)")
         #expect(try b.scalarInt("SELECT count(DISTINCT origin_seq) FROM mesh_inbound") == Int64(total), "\(failpoint): journaled twice")
-        #expect(try b.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE status <> 1") == 0, "\(failpoint): unfinished chains")
+        #expect(try b.scalarInt("SELECT count(*) FROM mesh_messages WHERE direction = 'in' AND status <> 'handled'") == 0, "\(failpoint): unfinished chains")
         // Every chain completed: both handlers of every message have a finished invocation.
         let invocations = try b.rows("SELECT handler_index, attempt, outcome, finished_at IS NULL, count(*) FROM mesh_invocation_rows GROUP BY 1, 2, 3, 4")
         #expect(try b.scalarInt("""

@@ -70,7 +70,7 @@ import Testing
             var counts: (acked: Int64, received: Int64) = (0, 0)
             while Date() < killDeadline {
                 counts = (try db.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status = 1") ?? 0,
-                          try db.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE command_id = 2048") ?? 0)
+                          try db.scalarInt("SELECT count(*) FROM mesh_inbound WHERE command_id = 2048") ?? 0)
                 // Mid-stream both ways: after 2,000 each, or as soon as A got one through once B's stream is a quarter
                 // done (on a loaded machine B can outpace this process; seven seconds of its stream are left then).
                 if counts.acked >= 2000 && counts.received >= 2000 { break }
@@ -84,7 +84,7 @@ import Testing
         #expect(receivedAtKill >= 1 && receivedAtKill < Int64(total), "killed after receiving \(receivedAtKill)")
         // The chains the kill interrupted: journaled, not finished. Each must run again after the restart.
         let openAtKill = try SQLiteConnection(path: journalB, mode: .readOnly)
-            .rows("SELECT id FROM mesh_inbound_state WHERE status <> 1").compactMap { $0[0] }
+            .rows("SELECT id FROM mesh_messages WHERE direction = 'in' AND status <> 'handled'").compactMap { $0[0] }
         let restartedAt = WallClock.nowMs()
 
         let second = try await MeshCommandTests.startNode( childArguments(port: port))
@@ -118,7 +118,7 @@ import Testing
         // Every message A sent is journaled once at B: the payloads' numbers, not only the (unique) origin sequences.
         #expect(try b.scalarInt("SELECT count(*) FROM mesh_inbound") == Int64(total))
         #expect(try b.scalarInt("SELECT count(DISTINCT json_extract(payload_json, '$.i')) FROM mesh_inbound") == Int64(total))
-        #expect(try b.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE status <> 1") == 0)  // every chain completed
+        #expect(try b.scalarInt("SELECT count(*) FROM mesh_messages WHERE direction = 'in' AND status <> 'handled'") == 0)  // every chain completed
         #expect(try b.scalarInt("SELECT count(*) FROM mesh_outbound WHERE command_id = 2048") == Int64(total))
         #expect(try b.scalarText("PRAGMA integrity_check") == "ok")
         // At-least-once: each chain open at the kill ran again from its first handler after the restart.

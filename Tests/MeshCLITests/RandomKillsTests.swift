@@ -79,7 +79,7 @@ extension StreamingChildProcessTests {
                 killed.receiver += 1
                 killPoints.append(count(dir + "/c.sqlite", "SELECT count(*) FROM mesh_inbound_state WHERE status = 1"))
                 let open = (try? SQLiteConnection(path: dir + "/c.sqlite", mode: .readOnly)
-                    .rows("SELECT id FROM mesh_inbound_state WHERE status <> 1").compactMap { $0[0] }) ?? []
+                    .rows("SELECT id FROM mesh_messages WHERE direction = 'in' AND status <> 'handled'").compactMap { $0[0] }) ?? []
                 interrupted.append((open, WallClock.nowMs()))
                 receiverArmed = environment(remaining: Int64(total) - cHas(), point: "inbound.after-insert")
                 receiver = try await MeshCommandTests.startNode(receiverArguments(port: receiverPort), environment: receiverArmed)
@@ -114,7 +114,7 @@ extension StreamingChildProcessTests {
         // Every number the generator sent, once (the origin sequences are unique by construction; the payloads are not).
         #expect(try finalC.scalarInt("SELECT count(DISTINCT json_extract(payload_json, '$.i')) FROM mesh_inbound") == Int64(total),
                 "seed \(seed): lost or journaled twice")
-        #expect(try finalC.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE status <> 1") == 0, "seed \(seed)")
+        #expect(try finalC.scalarInt("SELECT count(*) FROM mesh_messages WHERE direction = 'in' AND status <> 'handled'") == 0, "seed \(seed)")
         #expect(try finalB.scalarInt("SELECT count(*) FROM mesh_outbound WHERE command_id = 1024") == Int64(total), "seed \(seed)")
         #expect(try finalB.scalarInt("SELECT count(*) FROM mesh_messages WHERE direction = 'out' AND status <> 'acked'") == 0, "seed \(seed)")
         #expect(try finalC.scalarText("PRAGMA integrity_check") == "ok")

@@ -137,7 +137,7 @@ extension StreamingChildProcessTests {
             var unfinished: Int64 = 0
             for db in journals {
                 unfinished += try db.scalarInt("SELECT count(*) FROM mesh_messages WHERE direction = 'out' AND status = 'pending'") ?? 0
-                unfinished += try db.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE status IN (0, 2, 4)") ?? 0
+                unfinished += try db.scalarInt("SELECT count(*) FROM mesh_messages WHERE direction = 'in' AND status IN ('received', 'failed', 'unhandled')") ?? 0
             }
             return -unfinished
         }, until: { $0 == 0 })
@@ -177,7 +177,7 @@ extension StreamingChildProcessTests {
             #expect(pending.isEmpty, "\(node.name) (seed \(seed)): pending after the cluster settled: \(pending)")
             let failed = try db.rows("SELECT error, count(*) FROM mesh_messages WHERE direction = 'out' AND status = 'failed' GROUP BY 1")
             #expect(failed.isEmpty, "\(node.name) (seed \(seed)): failed \(failed)")
-            #expect(try db.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE status <> 1") == 0, "\(node.name): unfinished or dead")
+            #expect(try db.scalarInt("SELECT count(*) FROM mesh_messages WHERE direction = 'in' AND status <> 'handled'") == 0, "\(node.name): unfinished or dead")
             // Every outbound sequence number ever used (pruning keeps the highest in mesh_node).
             let generated = try db.scalarInt("SELECT max(last_out_seq, (SELECT coalesce(max(seq), 0) FROM mesh_outbound)) FROM mesh_node") ?? 0
             let kept = try db.scalarInt("SELECT count(*) FROM mesh_outbound") ?? 0

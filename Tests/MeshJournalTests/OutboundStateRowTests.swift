@@ -51,6 +51,39 @@ import Testing
         }
     }
 
+    @Test func theWalkFindsMessagesWithoutStateRowsBetweenStateRowsAndPrunedGaps() async throws {
+        try await withJournal { journal, _ in
+            var seqs: [Int64] = []
+            for i in 0..<9 {
+                seqs.append(Int64(try await journal.appendOutbound(OutboundMessage(commandID: 1, kind: .send, peer: "p", data: ["i": .int64(Int64(i))]))))
+            }
+            // 0, 1, 6 acknowledged, 4 pending with a state row (from before v11), 1 and 6 then pruned with their state
+            // rows; 2, 3, 5, 7, 8 pending without one.
+            try await journal.markOutboundAcked([seqs[0], seqs[1], seqs[6]].map { UInt64($0) })
+            let (legacy, pruned) = (seqs[4], [seqs[1], seqs[6]])
+            _ = try await journal.write { context in
+                try context.db.execute("INSERT INTO mesh_outbound_state(seq, command_id, status, attempts) VALUES (\(legacy), 1, 0, 1)")
+                try context.db.execute("DELETE FROM mesh_outbound WHERE seq IN (\(pruned[0]), \(pruned[1]))")
+            }
+            let pending = [2, 3, 4, 5, 7, 8].map { seqs[$0] }
+            let (three, five) = (seqs[3], seqs[5])
+            let walked = try await journal.read { db in
+                var all: [Int64] = [], fromThree: [Int64] = []
+                let end = try Journal.walkUnsettled(.outbound, from: 0, db) { all.append($0); return true }
+                try Journal.walkUnsettled(.outbound, from: three, db) { fromThree.append($0); return true }
+                let stop = try Journal.walkUnsettled(.outbound, from: 0, db) { $0 < five }
+                return (all, end, fromThree, stop)
+            }
+            #expect(walked.0 == pending)
+            #expect(walked.1 == seqs[8] + 1)
+            #expect(walked.2 == Array(pending.dropFirst()))
+            #expect(walked.3 == seqs[5])
+            #expect(try await journal.pendingOutbound(limit: 3).map { Int64($0.seq) } == Array(pending.prefix(3)))
+            #expect(try await journal.pendingOutbound(afterSeq: UInt64(seqs[4])).map { Int64($0.seq) } == [seqs[5], seqs[7], seqs[8]])
+            #expect(try await journal.pendingOutboundCount() == pending.count)
+        }
+    }
+
     @Test func aPendingStateRowFromBeforeV11StillReadsPending() async throws {
         try await withJournal { journal, _ in
             let seq = try await journal.appendOutbound(OutboundMessage(commandID: 3, kind: .send, peer: "q", data: [:]))

@@ -68,7 +68,7 @@ struct DemoCommand: AsyncParsableCommand {
         let settled = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < settled {
             let pending = try await a.journal.pendingOutboundCount()
-            let open = try await b.journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_inbound_state WHERE status <> 1") }
+            let open = try await b.journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_messages WHERE direction = 'in' AND status <> 'handled'") }
             if pending == 0 && open == 0 { break }
             try await Task.sleep(for: .milliseconds(10))
         }
