@@ -64,7 +64,8 @@ let package = Package(
                 .embedInCode("0009_compact_invocations.sql"),
                 .embedInCode("0010_pending_by_sequence.sql"),
                 .embedInCode("0011_pending_without_state_row.sql"),
-                .embedInCode("0012_received_without_state_row.sql")
+                .embedInCode("0012_received_without_state_row.sql"),
+                .embedInCode("0013_persisted_floors.sql")
             ],
             swiftSettings: swiftSettings
         ),

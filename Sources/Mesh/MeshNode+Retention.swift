@@ -34,11 +34,21 @@ extension MeshNode {
         return total
     }
 
-    /// Runs until shutdown: the disk check every second, retention every prune interval.
+    /// Runs until shutdown: the disk check every second, the floors of the unsettled messages recorded every ten
+    /// (``Journal/persistFloors()``: where the next start's reads of them begin), retention every prune interval.
     func maintenanceLoop() async {
         var lastPrune = ContinuousClock.now
+        var lastFloors = ContinuousClock.now
         while !isStopped {
             updateDiskState()
+            if ContinuousClock.now - lastFloors >= .seconds(10) {
+                lastFloors = .now
+                do {
+                    try await journal.persistFloors()
+                } catch {
+                    logger.debug("recording the journal's floors failed; retrying in ten seconds", metadata: ["mesh.error": "\(error)"])
+                }
+            }
             if configuration.retention != nil, ContinuousClock.now - lastPrune >= configuration.pruneInterval {
                 lastPrune = .now
                 do {

@@ -45,14 +45,21 @@ public final class Journal: Sendable {
     /// No outbound message below this sequence is pending: where reads of the pending ones start (schema v10 has no
     /// index of them). Only moves forward, from the readers' snapshots (``pendingFloor(_:)``): a message below a
     /// snapshot's oldest pending one is acknowledged or failed for good, and sequences are never reused.
-    private let outboundPendingFloor = Atomic<Int64>(0)
+    private let outboundPendingFloor: Atomic<Int64>
     /// No inbound message below this id is without a state row (schema v12: a received message gets one when its
     /// handlers end): where reads of the open set's stateless part start. Moves forward like
     /// ``outboundPendingFloor`` (``statelessFloor(_:)``): a state row, once written, stays until its message is deleted.
-    private let inboundStatelessFloor = Atomic<Int64>(0)
+    private let inboundStatelessFloor: Atomic<Int64>
+    /// The floors last recorded in `mesh_node` (schema v13), where the next open starts its walks
+    /// (``persistFloors()``).
+    private let recordedFloors: Mutex<(outbound: Int64, inbound: Int64)>
 
     private init(path: String, identity: JournalIdentity, configuration: JournalConfiguration, appliedMigrations: [Int],
-                 writer: SQLiteWorker, reader: SQLiteWorker, checkpoints: CheckpointScheduler, lock: JournalLock, logger: Logger) {
+                 writer: SQLiteWorker, reader: SQLiteWorker, checkpoints: CheckpointScheduler, lock: JournalLock,
+                 floors: (outbound: Int64, inbound: Int64), logger: Logger) {
+        self.outboundPendingFloor = Atomic(floors.outbound)
+        self.inboundStatelessFloor = Atomic(floors.inbound)
+        self.recordedFloors = Mutex(floors)
         self.lock = lock
         self.path = path
         self.identity = identity
@@ -115,6 +122,7 @@ public final class Journal: Sendable {
         struct Opened: Sendable {
             let identity: JournalIdentity
             let applied: [Int]
+            let floors: (outbound: Int64, inbound: Int64)
         }
         let checkpointer = SQLiteWorker(name: "mesh-journal-c", role: .reader, logger: logger)
         let urgentCheckpointer = SQLiteWorker(name: "mesh-journal-u", role: .reader, logger: logger)
@@ -132,7 +140,7 @@ public final class Journal: Sendable {
             let pageSize = Int64((try? db.scalarInt("PRAGMA page_size")) ?? 4096)
             db.growWALAhead(aheadBytes: walGrowthAheadBytes, capBytes: Int64(configuration.walLimitPages) * (pageSize + 24) + 32,
                             syncing: configuration.durability == .full)
-            let context = WorkerContext(db: db, lastOutSeq: start.lastOutSeq, invocationIDs: start.invocationIDs,
+            let context = WorkerContext(db: db, lastOutSeq: start.lastOutSeq, lastInboundID: start.lastInboundID, invocationIDs: start.invocationIDs,
                                         storesPayloadJSON: configuration.storesPayloadJSON)
             do {
                 try checkpoints.install(on: db)
@@ -140,7 +148,7 @@ public final class Journal: Sendable {
                 throw JournalError(error, context: "configuring checkpoints for \(path)")
             }
             context.checkpointScheduler = checkpoints
-            return (context, Opened(identity: identity, applied: applied.map(\.id)))
+            return (context, Opened(identity: identity, applied: applied.map(\.id), floors: start.floors))
         }
         do {
             _ = try await checkpointer.start { () throws -> (WorkerContext, Bool) in
@@ -178,7 +186,7 @@ public final class Journal: Sendable {
             "journal.boot_epoch": "\(opened.identity.bootEpoch)",
         ])
         return Journal(path: path, identity: opened.identity, configuration: configuration, appliedMigrations: opened.applied,
-                       writer: writer, reader: reader, checkpoints: checkpoints, lock: lock, logger: logger)
+                       writer: writer, reader: reader, checkpoints: checkpoints, lock: lock, floors: opened.floors, logger: logger)
     }
 
     /// Finishes queued work, closes the connections (the last one to close checkpoints the WAL and removes it)
@@ -281,6 +289,10 @@ public final class Journal: Sendable {
         var lastOutSeq: Int64
         /// The highest invocation id that may have been used, and the reservation recorded above it.
         var invocationIDs: (last: Int64, reserved: Int64)
+        /// The highest inbound row id ever used (schema v13).
+        var lastInboundID: Int64 = 0
+        /// The floors of the unsettled messages recorded by the last run (schema v13).
+        var floors: (outbound: Int64, inbound: Int64) = (0, 0)
     }
 
     /// Creates the node identity on first open, or increments the boot epoch (and reserves invocation ids).
@@ -293,7 +305,8 @@ public final class Journal: Sendable {
                 // start above the last reservation (migration 0009) and a new one is recorded.
                 let select = try db.prepare("""
                     SELECT node_id, boot_epoch, max(last_out_seq, (SELECT coalesce(max(seq), 0) FROM mesh_outbound)),
-                           max(invocation_reserved, (SELECT coalesce(max(id), 0) FROM mesh_invocation))
+                           max(invocation_reserved, (SELECT coalesce(max(id), 0) FROM mesh_invocation)), outbound_floor, inbound_floor,
+                           max(last_in_id, (SELECT coalesce(max(id), 0) FROM mesh_inbound))
                     FROM mesh_node WHERE singleton = 1
                     """)
                 if try select.step() {
@@ -310,7 +323,8 @@ public final class Journal: Sendable {
                     try update.bind(3, reserved)
                     try update.step()
                     return StartState(identity: JournalIdentity(nodeID: nodeID, bootEpoch: UInt64(epoch)), lastOutSeq: lastOutSeq,
-                                      invocationIDs: (lastInvocationID, reserved))
+                                      invocationIDs: (lastInvocationID, reserved), lastInboundID: select.int64(6),
+                                      floors: (select.int64(4), select.int64(5)))
                 }
                 let nodeID = randomNodeID()
                 // The first epoch is random, so two journals rarely share one: a node that takes another's address
@@ -605,6 +619,25 @@ extension Journal {
         try Self.moveFloor(inboundStatelessFloor, .inbound, db)
     }
 
+    /// Moves both floors up to the reader's snapshot and records them in `mesh_node` if they moved since the last
+    /// record (a deferrable write: it shares the next commit), so that the next open starts its walks there instead
+    /// of at the first message (schema v13). A node calls it every few seconds; its cost is that of the messages
+    /// settled since the last call.
+    package func persistFloors() async throws {
+        let floors = try await read { db in (outbound: try self.pendingFloor(db), inbound: try self.statelessFloor(db)) }
+        let recorded = recordedFloors.withLock { $0 }
+        guard floors.outbound > recorded.outbound || floors.inbound > recorded.inbound else { return }
+        try await writer.submit(deferrable: true) { context in
+            let statement = try context.db.cached("""
+                UPDATE mesh_node SET outbound_floor = max(outbound_floor, ?1), inbound_floor = max(inbound_floor, ?2) WHERE singleton = 1
+                """)
+            try statement.bind(1, floors.outbound)
+            try statement.bind(2, floors.inbound)
+            try statement.step()
+        }
+        recordedFloors.withLock { $0 = (max($0.outbound, floors.outbound), max($0.inbound, floors.inbound)) }
+    }
+
     /// The command IDs with open inbound messages (`received`, `failed`, `unhandled`), ascending: those of the
     /// open state rows (through their index) and those of the messages without a state row.
     public func openInboundCommandIDs() async throws -> [UInt16] {
@@ -758,8 +791,8 @@ extension Journal {
             let db = context.db
             let insert = try db.cached("""
                 INSERT INTO mesh_inbound(origin, origin_seq, command_id, kind, peer, created_at,
-                                         correlation_id, replay_of, payload, payload_json, relay)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                         correlation_id, replay_of, payload, payload_json, relay, id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(origin, origin_seq) DO NOTHING
                 """)
             let state = try db.cached("INSERT INTO mesh_inbound_state(id, command_id, status, attempts, completed_at) VALUES (?, ?, ?, ?, ?)")
@@ -793,13 +826,16 @@ extension Journal {
                 try insert.bind(7, row.correlationID)
                 try insert.bind(8, row.replayOf)
                 try insert.bind(11, row.relay)
+                // Ids come from the writer's counter, not SQLite's max(id) + 1: one pruned at the end is not reused.
+                let id = context.lastInboundID + 1
+                try insert.bind(12, id)
                 try insert.withText(10, row.payloadJSON) { () throws(SQLiteError) in
                     try insert.withBlob(9, row.payload) { () throws(SQLiteError) in _ = try insert.step() }
                 }
                 let inserted = db.changes == 1
                 insert.reset()
                 if inserted {
-                    let id = db.lastInsertRowID
+                    context.lastInboundID = id
                     if row.stateWrittenInJob && then != nil {
                         statesAfterThen.append((id, row))
                     } else {

@@ -12,6 +12,9 @@ package final class WorkerContext {
     /// The highest outbound sequence committed (a rollback returns to it). Not written to `mesh_node` at each
     /// commit: a trigger records it when rows are deleted, and opening reads the highest one present.
     private var committedLastOutSeq: Int64
+    /// The highest inbound row id handed out. Never moves back (an id a rolled-back job took is skipped), and opening
+    /// starts above every id ever used (`mesh_node.last_in_id`, schema v13): an inbound id is never used twice.
+    var lastInboundID: Int64
     /// mesh_peer.id by node id, for origins seen; cleared on rollback since rows may have been undone.
     var originIDs: [String: Int64] = [:]
     let storesPayloadJSON: Bool
@@ -29,8 +32,10 @@ package final class WorkerContext {
     /// How many invocation ids one record of `mesh_node.invocation_reserved` covers.
     static let invocationIDBlock: Int64 = 1024
 
-    init(db: SQLiteConnection, lastOutSeq: Int64, invocationIDs: (last: Int64, reserved: Int64) = (0, 0), storesPayloadJSON: Bool) {
+    init(db: SQLiteConnection, lastOutSeq: Int64, lastInboundID: Int64 = 0, invocationIDs: (last: Int64, reserved: Int64) = (0, 0),
+         storesPayloadJSON: Bool) {
         self.db = db
+        self.lastInboundID = lastInboundID
         self.lastOutSeq = lastOutSeq
         self.committedLastOutSeq = lastOutSeq
         self.lastInvocationID = invocationIDs.last

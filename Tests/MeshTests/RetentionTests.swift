@@ -54,6 +54,21 @@ import Testing
         await b.shutdown()
     }
 
+    @Test func theMaintenanceLoopRecordsTheFloorsOfUnsettledMessages() async throws {
+        let fixture = try NodeFixture()
+        defer { fixture.remove() }
+        let a = try await fixture.start("a")
+        let b = try await fixture.start("b")
+        try b.handleCommand(1) { _ in nil }
+        for n in 0..<3 { #expect(await (try a.send(1, to: b.address, ["n": .int64(Int64(n))])).outcome() == .confirmed) }
+        try await eventually { try await b.journal.rows("SELECT count(*) FROM mesh_messages WHERE status = 'handled'") == [["3"]] }
+        // Recorded within about ten seconds: A's above its three acknowledged messages, B's above its three handled ones.
+        try await eventually(60) { try await a.journal.rows("SELECT outbound_floor > 3 FROM mesh_node") == [["1"]] }
+        try await eventually(60) { try await b.journal.rows("SELECT inbound_floor > 3 FROM mesh_node") == [["1"]] }
+        await a.shutdown()
+        await b.shutdown()
+    }
+
     @Test func lowDiskRefusesSendsWithAClearError() async throws {
         let fixture = try NodeFixture()
         defer { fixture.remove() }

@@ -89,7 +89,7 @@ struct JournalVerify: AsyncParsableCommand {
     @Argument(help: "The journal file.") var file: String
 
     func run() async throws {
-        let db = try inspectJournal(file, check: false).db
+        let (db, status) = try inspectJournal(file, check: false)
         var problems: [String] = []
         switch Result(catching: { () throws(SQLiteError) in try db.rows("PRAGMA integrity_check").compactMap { $0[0] } }) {
         case .success(let integrity):
@@ -105,6 +105,9 @@ struct JournalVerify: AsyncParsableCommand {
         // Sequences are never reused: the highest one lives on in mesh_node when rows are deleted (a trigger).
         let keeper = try db.scalarInt("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name = 'mesh_outbound_keeps_last_seq'") ?? 0
         if keeper != 1 { problems.append("trigger mesh_outbound_keeps_last_seq is missing: message ids could be reused after deletes") }
+        // Since schema v13 (a journal not yet migrated to it keeps SQLite's ids until it is).
+        let inboundKeeper = try db.scalarInt("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name = 'mesh_inbound_keeps_last_id'") ?? 0
+        if status.applied.contains(where: { $0.id >= 13 }) && inboundKeeper != 1 { problems.append("trigger mesh_inbound_keeps_last_id is missing: inbound ids could be reused after deletes") }
         let unfinished = try db.scalarInt("SELECT count(*) FROM mesh_invocation WHERE finished_at IS NULL") ?? 0
         let badAcks = try db.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE status <> 0 AND completed_at IS NULL") ?? 0
         if badAcks > 0 { problems.append("\(badAcks) finished outbound messages without completed_at") }
