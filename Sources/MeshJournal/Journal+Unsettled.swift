@@ -63,6 +63,19 @@ extension Journal {
         return next
     }
 
+    /// ``walkUnsettled(_:from:_:_:)`` that reads each unsettled message with `rowSQL` (its key bound as ?1) and calls
+    /// `body` with the statement on that row, until `body` returns false.
+    static func walkUnsettledRows(_ tables: UnsettledTables, from: Int64, rowSQL: String, _ db: SQLiteConnection,
+                                  _ body: (SQLiteStatement) throws -> Bool) throws {
+        let row = try db.cached(rowSQL)
+        try walkUnsettled(tables, from: from, db) { key in
+            try row.bind(1, key)
+            defer { row.reset() }
+            guard try row.step() else { return true }
+            return try body(row)
+        }
+    }
+
     /// The key a floor moves to in `db`'s snapshot: the first unsettled key from the current floor on, or one past
     /// the highest key; never below the current floor, which it moves up.
     static func moveFloor(_ floor: borrowing Atomic<Int64>, _ tables: UnsettledTables, _ db: SQLiteConnection) throws -> Int64 {

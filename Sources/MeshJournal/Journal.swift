@@ -595,12 +595,9 @@ extension Journal {
 
     /// Command ID and peer of every pending outbound message, in sequence order.
     private func pendingSummaries(_ db: SQLiteConnection) throws -> [(commandID: UInt16, peer: String)] {
-        let row = try db.cached("SELECT command_id, peer FROM mesh_outbound WHERE seq = ?")
         var summaries: [(commandID: UInt16, peer: String)] = []
-        try Self.walkUnsettled(.outbound, from: try pendingFloor(db), db) { seq in
-            try row.bind(1, seq)
-            defer { row.reset() }
-            if try row.step() { summaries.append((UInt16(truncatingIfNeeded: row.int64(0)), row.text(1))) }
+        try Self.walkUnsettledRows(.outbound, from: try pendingFloor(db), rowSQL: "SELECT command_id, peer FROM mesh_outbound WHERE seq = ?1", db) { row in
+            summaries.append((UInt16(truncatingIfNeeded: row.int64(0)), row.text(1)))
             return true
         }
         return summaries
@@ -643,11 +640,8 @@ extension Journal {
     public func openInboundCommandIDs() async throws -> [UInt16] {
         try await read { db in
             var ids = Set(try db.rows(Self.distinctCommandIDs(table: "mesh_inbound_state", open: Self.openPredicate())).compactMap { $0[0].flatMap { UInt16($0) } })
-            let row = try db.cached("SELECT command_id FROM mesh_inbound WHERE id = ?")
-            try Self.walkUnsettled(.inbound, from: try self.statelessFloor(db), db) { id in
-                try row.bind(1, id)
-                defer { row.reset() }
-                if try row.step() { ids.insert(UInt16(truncatingIfNeeded: row.int64(0))) }
+            try Self.walkUnsettledRows(.inbound, from: try self.statelessFloor(db), rowSQL: "SELECT command_id FROM mesh_inbound WHERE id = ?1", db) { row in
+                ids.insert(UInt16(truncatingIfNeeded: row.int64(0)))
                 return true
             }
             return ids.sorted()
@@ -685,13 +679,9 @@ extension Journal {
                                 limit: Int = 1000) async throws -> [StoredOutbound] {
         guard limit > 0 else { return [] }
         return try await read { db in
-            let statement = try db.cached(Self.outboundBySeqSQL)
             var rows: [StoredOutbound] = []
             let from = max(Int64(bitPattern: afterSeq) &+ 1, try self.pendingFloor(db))
-            try Self.walkUnsettled(.outbound, from: from, db) { seq in
-                try statement.bind(1, seq)
-                defer { statement.reset() }
-                guard try statement.step() else { return true }
+            try Self.walkUnsettledRows(.outbound, from: from, rowSQL: Self.outboundBySeqSQL, db) { statement in
                 let row = Self.readOutbound(statement)
                 if (commandID == nil || row.commandID == commandID) && (peer == nil || row.peer == peer) { rows.append(row) }
                 return rows.count < limit
@@ -908,13 +898,9 @@ extension Journal {
             while try indexed.step() { rows.append(Self.readInbound(indexed)) }
             indexed.reset()
             // The messages without a state row, from the floor on, merged in by id.
-            let byID = try db.cached(Self.inboundByIDSQL)
             var stateless: [StoredInbound] = []
-            try Self.walkUnsettled(.inbound, from: max(afterID &+ 1, try self.statelessFloor(db)), db) { id in
-                try byID.bind(1, id)
-                defer { byID.reset() }
-                guard try byID.step() else { return true }
-                let row = Self.readInbound(byID)
+            try Self.walkUnsettledRows(.inbound, from: max(afterID &+ 1, try self.statelessFloor(db)), rowSQL: Self.inboundByIDSQL, db) { statement in
+                let row = Self.readInbound(statement)
                 if commandID == nil || row.commandID == commandID { stateless.append(row) }
                 return stateless.count < limit
             }
