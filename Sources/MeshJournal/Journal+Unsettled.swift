@@ -63,13 +63,16 @@ extension Journal {
         return next
     }
 
-    /// ``walkUnsettled(_:from:_:_:)`` that reads each unsettled message with `rowSQL` (its key bound as ?1) and calls
-    /// `body` with the statement on that row, until `body` returns false.
+    /// ``walkUnsettled(_:from:_:_:)`` that reads each unsettled message with `rowSQL` (its key bound as ?1; `bind`
+    /// binds its other parameters, e.g. a filter, so a message the filter rules out is not read) and calls `body` with
+    /// the statement on each row it returns, until `body` returns false.
     static func walkUnsettledRows(_ tables: UnsettledTables, from: Int64, rowSQL: String, _ db: SQLiteConnection,
+                                  bind: (SQLiteStatement) throws -> Void = { _ in },
                                   _ body: (SQLiteStatement) throws -> Bool) throws {
         let row = try db.cached(rowSQL)
         try walkUnsettled(tables, from: from, db) { key in
             try row.bind(1, key)
+            try bind(row)
             defer { row.reset() }
             guard try row.step() else { return true }
             return try body(row)

@@ -681,9 +681,13 @@ extension Journal {
         return try await read { db in
             var rows: [StoredOutbound] = []
             let from = max(Int64(bitPattern: afterSeq) &+ 1, try self.pendingFloor(db))
-            try Self.walkUnsettledRows(.outbound, from: from, rowSQL: Self.outboundBySeqSQL, db) { statement in
-                let row = Self.readOutbound(statement)
-                if (commandID == nil || row.commandID == commandID) && (peer == nil || row.peer == peer) { rows.append(row) }
+            // Filtered in SQL: a resend at start pages per peer and command ID through the same pending messages.
+            let sql = Self.outboundBySeqSQL + " AND (?2 IS NULL OR o.command_id = ?2) AND (?3 IS NULL OR o.peer = ?3)"
+            try Self.walkUnsettledRows(.outbound, from: from, rowSQL: sql, db, bind: { statement in
+                try statement.bind(2, commandID.map { Int64($0) })
+                try statement.bind(3, peer)
+            }) { statement in
+                rows.append(Self.readOutbound(statement))
                 return rows.count < limit
             }
             return rows
@@ -899,9 +903,11 @@ extension Journal {
             indexed.reset()
             // The messages without a state row, from the floor on, merged in by id.
             var stateless: [StoredInbound] = []
-            try Self.walkUnsettledRows(.inbound, from: max(afterID &+ 1, try self.statelessFloor(db)), rowSQL: Self.inboundByIDSQL, db) { statement in
-                let row = Self.readInbound(statement)
-                if commandID == nil || row.commandID == commandID { stateless.append(row) }
+            // Filtered in SQL: a resume pages per command ID through the same messages.
+            let sql = Self.inboundByIDSQL + " AND (?2 IS NULL OR i.command_id = ?2)"
+            try Self.walkUnsettledRows(.inbound, from: max(afterID &+ 1, try self.statelessFloor(db)), rowSQL: sql, db,
+                                       bind: { try $0.bind(2, commandID.map { Int64($0) }) }) { statement in
+                stateless.append(Self.readInbound(statement))
                 return stateless.count < limit
             }
             guard !stateless.isEmpty else { return rows }
