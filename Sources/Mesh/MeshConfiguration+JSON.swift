@@ -30,6 +30,7 @@ import MeshTransport
 /// | `maxHandlerAttempts` | number | 3 | |
 /// | `encrypt`, `storesPayloadJSON`, `startsAsyncHandlersInline` | bool | false, true, true | |
 /// | `minFreeDiskBytes` | number | 67108864 | |
+/// | `idleSpinMicroseconds` | number | 300 | 0...10000 |
 extension MeshConfiguration {
     /// Reads and validates a JSON configuration file.
     /// - Throws: ``MeshError`` `invalidConfiguration` naming the file and the key at fault.
@@ -121,6 +122,7 @@ extension MeshConfiguration {
         if let v = try reader.bool("storesPayloadJSON") { c.storesPayloadJSON = v }
         if let v = try reader.bool("startsAsyncHandlersInline") { c.startsAsyncHandlersInline = v }
         if let v = try reader.int("minFreeDiskBytes") { c.minFreeDiskBytes = Int64(v) }
+        if let v = try reader.int("idleSpinMicroseconds") { c.idleSpinMicroseconds = v }
         for unsupported in ["nic", "marsAddress", "marsPort", "marsAddressCacheTTL"] where reader.peek(unsupported) != nil {
             throw MeshError(.invalidConfiguration, "\"\(unsupported)\" is not supported: Mesh needs no MARS directory; list \"seeds\" instead")
         }

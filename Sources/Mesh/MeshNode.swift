@@ -213,7 +213,9 @@ public final class MeshNode: Sendable {
             t.maxPeers = configuration.maxPeers
             t.forgetPeersAfter = configuration.forgetPeersAfter
             t.encrypt = configuration.encrypt
-            transport = try await MeshTransport.bind(configuration: t, logger: logger, group: loop.eventLoop, inboundHandler: router)
+            t.idleSpinMicroseconds = configuration.idleSpinMicroseconds
+            transport = try await MeshTransport.bind(configuration: t, logger: logger, group: loop.eventLoop, inboundHandler: router,
+                                                     activity: loop.activity)
         } catch {
             await journal.close()
             await loop.shutdown()

@@ -1,5 +1,6 @@
 import CMeshWALBatch
 import MeshJournal
+import MeshTransport
 import NIOCore
 import NIOPosix
 
@@ -14,11 +15,14 @@ struct NodeLoop: Sendable {
     let eventLoop: any EventLoop
     /// The loop as a task executor, for callers that run on the node's thread (``MeshNode/taskExecutor``).
     let taskExecutor: NodeTaskExecutor
+    /// Counts the work other threads hand to the loop (the journal's jobs, tasks, the transport's sends), so that
+    /// the transport's idle spin (``MeshConfiguration/idleSpinMicroseconds``) gives way to it at once.
+    let activity = LoopActivity()
 
     init() {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         eventLoop = group.next()
-        taskExecutor = NodeTaskExecutor(eventLoop: eventLoop)
+        taskExecutor = NodeTaskExecutor(eventLoop: eventLoop, activity: activity)
         eventLoop.execute { _ = mesh_thread_request_slice(UInt64(Self.slice.components.attoseconds / 1_000_000_000)) }
     }
 
@@ -29,7 +33,7 @@ struct NodeLoop: Sendable {
     static let slice = Duration.microseconds(100)
 
     /// The loop, lent to the journal's writer.
-    var journalExecutor: any JournalExecutor { EventLoopJournalExecutor(eventLoop: eventLoop) }
+    var journalExecutor: any JournalExecutor { EventLoopJournalExecutor(eventLoop: eventLoop, activity: activity) }
 
     /// Stops the thread (after the journal and the transport are closed).
     func shutdown() async {
@@ -41,8 +45,12 @@ struct NodeLoop: Sendable {
 /// An event loop as the journal writer's executor.
 struct EventLoopJournalExecutor: JournalExecutor {
     let eventLoop: any EventLoop
+    let activity: LoopActivity
 
-    func execute(_ work: @escaping @Sendable () -> Void) { eventLoop.execute(work) }
+    func execute(_ work: @escaping @Sendable () -> Void) {
+        activity.note()
+        eventLoop.execute(work)
+    }
 
     func execute(after delay: Duration, _ work: @escaping @Sendable () -> Void) {
         eventLoop.scheduleTask(in: TimeAmount(delay)) { work() }

@@ -1,3 +1,4 @@
+import MeshTransport
 import NIOCore
 import Synchronization
 
@@ -11,17 +12,21 @@ import Synchronization
 /// concurrent executor, so a task that still prefers a stopped node goes on running instead of hanging.
 final class NodeTaskExecutor: TaskExecutor {
     let eventLoop: any EventLoop
+    /// Bumped for each job queued on the loop (see ``NodeLoop/activity``).
+    let activity: LoopActivity
     /// Whether the loop stopped taking jobs; held while queueing one on the loop.
     private let closed = Mutex(false)
 
-    init(eventLoop: any EventLoop) {
+    init(eventLoop: any EventLoop, activity: LoopActivity) {
         self.eventLoop = eventLoop
+        self.activity = activity
     }
 
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         let queued = closed.withLock { closed -> Bool in
             guard !closed else { return false }
+            activity.note()
             eventLoop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
             return true
         }

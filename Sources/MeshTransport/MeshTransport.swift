@@ -4,6 +4,9 @@ import NIOCore
 import NIOPosix
 import NIOConcurrencyHelpers
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Reliable, authenticated messaging over UDP between Mesh nodes, with no knowledge of the journal: it moves
 /// messages and reports exactly what happened to each one.
@@ -48,10 +51,14 @@ public final class MeshTransport: Sendable {
     private let lastRebind = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
     /// Messages queued by ``trySend(_:commandID:to:reliability:)`` that the event loop has not taken yet.
     private let mailbox = Mutex<[QueuedSend]>([])
+    /// Counts the work this transport hands to its event loop, for the loop's idle spin (`nil`: nobody spins).
+    private let activity: LoopActivity?
 
     private init(channel: any Channel, handler: NIOLoopBound<TransportHandler>, configuration: TransportConfiguration,
-                 inbound: AsyncStream<[ReceivedMessage]>, events: AsyncStream<TransportEvent>, gate: SendGate, logger: Logger) {
+                 inbound: AsyncStream<[ReceivedMessage]>, events: AsyncStream<TransportEvent>, gate: SendGate, logger: Logger,
+                 activity: LoopActivity?) {
         self.channelBox = NIOLockedValueBox(channel)
+        self.activity = activity
         self.logger = logger
         self.gate = gate
         self.handler = handler
@@ -68,6 +75,14 @@ public final class MeshTransport: Sendable {
     public static func bind(configuration: TransportConfiguration, logger: Logger,
                             group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
                             inboundHandler: (any TransportInboundHandler)? = nil) async throws -> MeshTransport {
+        try await bind(configuration: configuration, logger: logger, group: group, inboundHandler: inboundHandler, activity: nil)
+    }
+
+    /// ``bind(configuration:logger:group:inboundHandler:)`` on a loop whose owner counts the work it hands to the
+    /// loop in `activity` (bumped here too), which the idle spin (``TransportConfiguration/idleSpinMicroseconds``)
+    /// watches.
+    package static func bind(configuration: TransportConfiguration, logger: Logger, group: any EventLoopGroup,
+                             inboundHandler: (any TransportInboundHandler)?, activity: LoopActivity?) async throws -> MeshTransport {
         try configuration.validate()
         let (inbound, deliveryContinuation) = AsyncStream.makeStream(
             of: [ReceivedMessage].self, bufferingPolicy: .bufferingOldest(configuration.maxPendingDeliveryBatches))
@@ -82,22 +97,20 @@ public final class MeshTransport: Sendable {
                 machine: TransportStateMachine(configuration: configuration),
                 sealer: DatagramSealer(keyring: configuration.keyring, encrypt: configuration.encrypt),
                 logger: logger, metrics: metrics, deliveries: deliveryContinuation, events: eventContinuation,
-                inboundHandler: inboundHandler, gate: gate, eventLoop: channel.eventLoop)
+                inboundHandler: inboundHandler, gate: gate, eventLoop: channel.eventLoop,
+                idleSpin: configuration.idleSpinMicroseconds > 0
+                    ? IdleSpin(nanoseconds: Int64(configuration.idleSpinMicroseconds) * 1000, activity: activity) : nil)
             try channel.pipeline.syncOperations.addHandler(handler)
         }
-        let channel: any Channel
-        do {
-            channel = try await bootstrap.bind(to: configuration.bindAddress).get()
-        } catch {
-            throw TransportError(.bindFailed, "cannot bind \(configuration.bindAddress): \(error)")
-        }
+        let (channel, descriptor) = try await Self.open(bootstrap, at: configuration.bindAddress)
         let handler = try await channel.eventLoop.submit {
             NIOLoopBound(try channel.pipeline.syncOperations.handler(type: TransportHandler.self), eventLoop: channel.eventLoop)
         }.get()
         logger.debug("transport bound", metadata: ["mesh.address": "\(channel.localAddress!)", "mesh.node": "\(configuration.nodeID)"])
         let transport = MeshTransport(channel: channel, handler: handler, configuration: configuration, inbound: inbound, events: events,
-                                      gate: gate, logger: logger)
+                                      gate: gate, logger: logger, activity: activity)
         try await channel.eventLoop.submit {
+            handler.value.socketDescriptor = descriptor
             handler.value.onSocketLost = { [weak transport] in
                 guard let transport else { return }
                 Task { await transport.rebind() }
@@ -124,6 +137,27 @@ public final class MeshTransport: Sendable {
             .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try install(channel) } }
     }
 
+    /// Binds a UDP socket to `address` and hands it to `bootstrap`; returns the channel and the socket's descriptor
+    /// (which the idle spin polls). The socket is made here rather than by SwiftNIO, which does not tell its
+    /// descriptor.
+    /// - Throws: ``TransportError`` `bindFailed`.
+    private static func open(_ bootstrap: DatagramBootstrap, at address: SocketAddress) async throws -> (any Channel, CInt) {
+        func failure(_ reason: String) -> TransportError { TransportError(.bindFailed, "cannot bind \(address): \(reason)") }
+        let descriptor = socket(address.protocol.rawValue, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard descriptor >= 0 else { throw failure(String(cString: strerror(errno))) }
+        let bound = address.withSockAddr { Glibc.bind(descriptor, $0, socklen_t($1)) }
+        guard bound == 0 else {
+            let reason = String(cString: strerror(errno))
+            _ = Glibc.close(descriptor)
+            throw failure(reason)
+        }
+        do {
+            return (try await bootstrap.withBoundSocket(descriptor).get(), descriptor)
+        } catch {
+            throw failure("\(error)")
+        }
+    }
+
     /// Binds a new socket to the same address after the old one closed without being asked to (SwiftNIO closes a
     /// datagram socket on send errors such as `ENETUNREACH`, e.g. while the host's interface is down), keeping
     /// every session and unfinished message. Retries with backoff (up to 2 s) until it succeeds or the
@@ -138,9 +172,11 @@ public final class MeshTransport: Sendable {
         lastRebind.withLockedValue { $0 = .now }
         while !closing.load(ordering: .acquiring) {
             do {
-                let fresh = try await Self.bootstrap(configuration, eventLoop: channel.eventLoop) { channel in
+                let (fresh, descriptor) = try await Self.open(Self.bootstrap(configuration, eventLoop: channel.eventLoop) { channel in
+                    handler.value.socketDescriptor = nil
                     try channel.pipeline.syncOperations.addHandler(handler.value)
-                }.bind(to: localAddress).get()
+                }, at: localAddress)
+                try await fresh.eventLoop.submit { handler.value.socketDescriptor = descriptor }.get()
                 channelBox.withLockedValue { $0 = fresh }
                 if closing.load(ordering: .acquiring) { try? await fresh.close() }
                 return
@@ -184,7 +220,10 @@ public final class MeshTransport: Sendable {
         }
         // The drain also runs at the start of every flush (``TransportHandler/beforeFlush``): a message sent from a
         // commit that runs inside the loop's read handling leaves in that read's flush.
-        if first { channel.eventLoop.execute { self.drainMailbox() } }
+        if first {
+            activity?.note()
+            channel.eventLoop.execute { self.drainMailbox() }
+        }
         return Receipt(box: box)
     }
 
@@ -233,6 +272,7 @@ public final class MeshTransport: Sendable {
             // waiting for the event loop (a thread hop each way). Senders racing with the window filling up
             // park a few messages beyond it; the next ones see the pressure and wait.
             let count = messages.count
+            activity?.note()
             eventLoop.execute {
                 gate.arrived(count)
                 handler.value.sendOrPark(messages, to: address, reliability: reliability, outcomes: promises, room: nil)
@@ -240,6 +280,7 @@ public final class MeshTransport: Sendable {
             return promises.map { Receipt(box: $0) }
         }
         let room = eventLoop.makePromise(of: Void.self)
+        activity?.note()
         eventLoop.execute {
             handler.value.sendOrPark(messages, to: address, reliability: reliability, outcomes: promises, room: room)
         }
@@ -265,6 +306,7 @@ public final class MeshTransport: Sendable {
         let handler = self.handler
         // On the loop (the node confirms from its commit there): at once, so the confirmation joins the next flush.
         if channel.eventLoop.inEventLoop { return handler.value.confirm(tokens, mayWait: mayWait) }
+        activity?.note()
         channel.eventLoop.execute { handler.value.confirm(tokens, mayWait: mayWait) }
     }
 
@@ -274,6 +316,7 @@ public final class MeshTransport: Sendable {
     /// Refuses a delivered reliable message: the sender's outcome becomes a `rejected` failure with `reason`.
     public func reject(_ token: DeliveryToken, reason: String) {
         let handler = self.handler
+        activity?.note()
         channel.eventLoop.execute { handler.value.reject(token, reason: reason) }
     }
 

@@ -68,6 +68,13 @@ public struct TransportConfiguration: Sendable {
     /// and counted (`dropped_over_limit`); their reliable messages are never confirmed, so their senders see
     /// them fail rather than vanish. Default 4096.
     public var maxPendingDeliveryBatches: Int
+    /// How long the event loop keeps polling the socket, in microseconds, after a flush that sent datagrams,
+    /// before it goes back to sleep: a reply that arrives meanwhile is read at once, without the wake-up of a
+    /// sleeping thread (tens of microseconds on a virtual machine). The poll ends at the first readable datagram,
+    /// when work is handed to the loop, or at the next timer; it yields the core between checks. It blocks the
+    /// loop while it lasts, so only a loop the transport's owner runs alone may poll (``MeshNode`` does, on its
+    /// own thread); never one an application shares. Default 0: sleep at once.
+    public var idleSpinMicroseconds: Int
 
     /// A configuration with the defaults above.
     public init(bindAddress: SocketAddress, nodeID: NodeID = .random(), epoch: UInt32 = 1, keyring: Keyring) {
@@ -95,6 +102,7 @@ public struct TransportConfiguration: Sendable {
         self.socketBufferBytes = 4 << 20
         self.readBatch = 32
         self.maxPendingDeliveryBatches = 4096
+        self.idleSpinMicroseconds = 0
     }
 
     /// Checks every setting.
@@ -121,6 +129,9 @@ public struct TransportConfiguration: Sendable {
         }
         guard (1...1024).contains(readBatch) else { throw fail("readBatch must be 1...1024") }
         guard maxPendingDeliveryBatches >= 1 else { throw fail("maxPendingDeliveryBatches must be at least 1") }
+        guard (0...10_000).contains(idleSpinMicroseconds) else {
+            throw fail("idleSpinMicroseconds must be 0...10000 (got \(idleSpinMicroseconds))")
+        }
     }
 
     /// Payload bytes per fragment: the datagram minus header, tag, and room for a data frame header and an ack.

@@ -67,11 +67,18 @@ final class TransportHandler: ChannelInboundHandler {
     /// ``adaptReadsPerEvent(_:)``.
     private var datagramsThisRead = 0
     private var readsPerEvent = initialReadsPerEvent
+    /// The poll after a flush that sent datagrams (`nil`: none), on ``socketDescriptor``, which the owner sets after
+    /// each bind.
+    let idleSpin: IdleSpin?
+    var socketDescriptor: CInt?
+    /// Whether the flush under way handed a datagram to the socket.
+    private var transmitted = false
 
     init(machine: TransportStateMachine, sealer: DatagramSealer, logger: Logger, metrics: TransportMetrics,
          deliveries: AsyncStream<[ReceivedMessage]>.Continuation, events: AsyncStream<TransportEvent>.Continuation,
-         inboundHandler: (any TransportInboundHandler)?, gate: SendGate, eventLoop: any EventLoop) {
+         inboundHandler: (any TransportInboundHandler)?, gate: SendGate, eventLoop: any EventLoop, idleSpin: IdleSpin?) {
         self.inboundHandler = inboundHandler
+        self.idleSpin = idleSpin
         self.gate = gate
         self.eventLoop = eventLoop
         self.machine = machine
@@ -105,6 +112,7 @@ final class TransportHandler: ChannelInboundHandler {
     private func socketClosed(_ closing: ChannelHandlerContext) {
         guard let current = self.context, current === closing else { return }  // an old socket, already replaced
         self.context = nil
+        socketDescriptor = nil
         if closeRequested || closed {
             failEverything(TransportError(.closed, "the transport was closed"))
             return
@@ -356,6 +364,10 @@ final class TransportHandler: ChannelInboundHandler {
         releaseBacklogWaiters()
         exportCounters()
         rescheduleTimer()
+        if transmitted, !preparing {
+            transmitted = false
+            if let idleSpin, let socketDescriptor, !closed { idleSpin.run(socket: socketDescriptor, timer: timerDeadline) }
+        }
     }
 
     private func perform(_ actions: [TransportAction]) {
@@ -366,6 +378,7 @@ final class TransportHandler: ChannelInboundHandler {
                 let datagram = sealer.seal(header: header, body: body, allocator: context.channel.allocator)
                 metrics.bytesOut.increment(by: datagram.readableBytes)
                 context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: address, data: datagram)), promise: nil)
+                transmitted = true
                 LatencyProbe.mark(.datagramWritten)
             case .deliver(let message):
                 pendingDeliveries.append(message)

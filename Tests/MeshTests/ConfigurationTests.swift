@@ -20,7 +20,8 @@ import Testing
             {"address": "127.0.0.1", "port": "8100", "retryInterval": 500, "reliableRetryTimeout": 4000, "sendInterval": 0,
              "strictCheckForExternal": true, "journal": "node.sqlite", "clusterKeyFile": "cluster.key",
              "durability": "full", "nodeType": "ROOM", "seeds": ["10.0.0.1:8000", "room.game.svc.cluster.local:8000"],
-             "endpoint": "game.example.com:7000", "retention": null, "memberTimeout": 5000, "startsAsyncHandlersInline": false}
+             "endpoint": "game.example.com:7000", "retention": null, "memberTimeout": 5000, "startsAsyncHandlersInline": false,
+             "idleSpinMicroseconds": 0}
             """)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let c = try MeshConfiguration.load(jsonFile: file)
@@ -31,6 +32,7 @@ import Testing
         #expect(c.endpoint == "game.example.com:7000")
         #expect(c.retention == nil && c.memberTimeout == .seconds(5))
         #expect(!c.startsAsyncHandlersInline)
+        #expect(c.idleSpinMicroseconds == 0)
     }
 
     @Test(arguments: [
@@ -50,6 +52,8 @@ import Testing
         (#"{"journal": "j", "clusterKeyFile": "cluster.key", "encrypt": 1}"#, "\"encrypt\" must be true or false (got a number (1))"),
         (#"{"journal": "j", "clusterKeyFile": "cluster.key", "startsAsyncHandlersInline": "yes"}"#,
          "\"startsAsyncHandlersInline\" must be true or false (got a string"),
+        (#"{"journal": "j", "clusterKeyFile": "cluster.key", "idleSpinMicroseconds": 20000}"#, "idleSpinMicroseconds must be 0...10000"),
+        (#"{"journal": "j", "clusterKeyFile": "cluster.key", "idleSpinMicroseconds": "fast"}"#, "\"idleSpinMicroseconds\" must be a whole number"),
         (#"{"journal": "j", "clusterKeyFile": "cluster.key", "retryTimeout": 1.5}"#, "\"retryTimeout\" must be a whole number"),
         (#"{"journal": "j", "clusterKeyFile": "cluster.key", "retryTimeout": "3000"}"#, "\"retryTimeout\" must be a whole number (got a string"),
         (#"{"journal": "j", "clusterKeyFile": "cluster.key", "nodeType": 5}"#, "\"nodeType\" must be a string"),
