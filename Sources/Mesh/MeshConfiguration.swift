@@ -92,13 +92,14 @@ public struct MeshConfiguration: Sendable {
     /// node neither reads its socket nor commits; off, every async handler starts on the pool (one thread handoff
     /// per message, each way).
     public var startsAsyncHandlersInline: Bool
-    /// How long the node's thread keeps polling its socket after sending, in microseconds, before it sleeps: a
-    /// reply (an acknowledgement, a response, the next request) that arrives meanwhile is read by a running thread
-    /// instead of one the kernel wakes, which on a virtual machine saves tens of microseconds per hop
-    /// (``TransportConfiguration/idleSpinMicroseconds``). The poll stops at the first datagram, when a caller
-    /// hands the node work, or at the node's next timer, and yields the core between checks; what it costs is CPU
-    /// time of an otherwise idle thread. 0 sleeps at once (the lowest CPU use, for many nodes per core).
-    /// Default 300, 0...10000.
+    /// How long the node's thread keeps polling its socket, in microseconds, after each exchange (a read, a send)
+    /// before it sleeps: a reply (an acknowledgement, a response) or a caller's next message that comes meanwhile is
+    /// taken by a running thread instead of one the kernel wakes, which on a virtual machine saves tens of
+    /// microseconds per hop (``TransportConfiguration/idleSpinMicroseconds``). The poll steps aside for work handed
+    /// to the node, ends at the first datagram or the node's next transport timer, and yields the core between
+    /// checks; what it costs is CPU time of an otherwise idle thread, at most this long after each exchange. Timers of
+    /// the journal (a deferred commit) may run up to this much late. 0 sleeps at once (the lowest CPU use, for many
+    /// nodes per core). Default 300, 0...10000.
     public var idleSpinMicroseconds: Int
 
     /// A configuration with the defaults above.

@@ -68,12 +68,13 @@ public struct TransportConfiguration: Sendable {
     /// and counted (`dropped_over_limit`); their reliable messages are never confirmed, so their senders see
     /// them fail rather than vanish. Default 4096.
     public var maxPendingDeliveryBatches: Int
-    /// How long the event loop keeps polling the socket, in microseconds, after a flush that sent datagrams,
-    /// before it goes back to sleep: a reply that arrives meanwhile is read at once, without the wake-up of a
-    /// sleeping thread (tens of microseconds on a virtual machine). The poll ends at the first readable datagram,
-    /// when work is handed to the loop, or at the next timer; it yields the core between checks. It blocks the
-    /// loop while it lasts, so only a loop the transport's owner runs alone may poll (``MeshNode`` does, on its
-    /// own thread); never one an application shares. Default 0: sleep at once.
+    /// How long the event loop keeps polling the socket, in microseconds, after each flush (of what a read brought,
+    /// of what was sent), before it goes back to sleep: a reply, or a caller's next message, that comes meanwhile is
+    /// taken at once, without the wake-up of a sleeping thread (tens of microseconds on a virtual machine). The poll
+    /// runs behind the work the loop already has, steps aside for work handed to it, and ends at the first readable
+    /// datagram, at the next timer, or when its time is up; it yields the core between checks. It holds the loop
+    /// while it lasts, so only a loop the transport's owner runs alone may poll (``MeshNode`` does, on its own
+    /// thread); never one an application shares. Default 0: sleep at once.
     public var idleSpinMicroseconds: Int
 
     /// A configuration with the defaults above.

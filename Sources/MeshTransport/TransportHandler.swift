@@ -71,8 +71,8 @@ final class TransportHandler: ChannelInboundHandler {
     /// each bind.
     let idleSpin: IdleSpin?
     var socketDescriptor: CInt?
-    /// Whether the flush under way handed a datagram to the socket.
-    private var transmitted = false
+    /// Whether an idle spin is queued.
+    private var spinQueued = false
 
     init(machine: TransportStateMachine, sealer: DatagramSealer, logger: Logger, metrics: TransportMetrics,
          deliveries: AsyncStream<[ReceivedMessage]>.Continuation, events: AsyncStream<TransportEvent>.Continuation,
@@ -343,6 +343,7 @@ final class TransportHandler: ChannelInboundHandler {
     private func scheduleFlush() {
         guard !flushScheduled, !flushPreparing, !closed else { return }
         flushScheduled = true
+        idleSpin?.activity?.note()  // a spin queued before this flush gives way to it
         eventLoop.assumeIsolated().execute { [self] in
             flushScheduled = false
             flushNow()
@@ -364,9 +365,28 @@ final class TransportHandler: ChannelInboundHandler {
         releaseBacklogWaiters()
         exportCounters()
         rescheduleTimer()
-        if transmitted, !preparing {
-            transmitted = false
-            if let idleSpin, let socketDescriptor, !closed { idleSpin.run(socket: socketDescriptor, timer: timerDeadline) }
+        if !preparing { queueIdleSpin() }
+    }
+
+    /// Queues the idle spin behind what the loop already has to do (a lane's hand-over queued by the commit this
+    /// flush followed, say): the spin only starts once that ran. Work handed to the loop while it polls (counted in
+    /// its ``LoopActivity``) queues it again behind that work, until the socket is readable or the time is up.
+    private func queueIdleSpin() {
+        guard let idleSpin, !spinQueued, !closed else { return }
+        spinQueued = true
+        queueIdleSpin(idleSpin, until: idleSpin.end(timer: timerDeadline), since: idleSpin.activity?.value)
+    }
+
+    private func queueIdleSpin(_ idleSpin: IdleSpin, until end: NIODeadline, since seen: UInt64?) {
+        eventLoop.assumeIsolated().execute { [self] in
+            guard let socketDescriptor, !closed,
+                  case .workArrived(let now) = idleSpin.run(socket: socketDescriptor, until: end, since: seen),
+                  NIODeadline.now() < end
+            else {
+                spinQueued = false
+                return
+            }
+            queueIdleSpin(idleSpin, until: end, since: now)
         }
     }
 
@@ -378,7 +398,6 @@ final class TransportHandler: ChannelInboundHandler {
                 let datagram = sealer.seal(header: header, body: body, allocator: context.channel.allocator)
                 metrics.bytesOut.increment(by: datagram.readableBytes)
                 context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: address, data: datagram)), promise: nil)
-                transmitted = true
                 LatencyProbe.mark(.datagramWritten)
             case .deliver(let message):
                 pendingDeliveries.append(message)

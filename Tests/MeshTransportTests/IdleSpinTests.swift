@@ -28,13 +28,15 @@ import Glibc
     @Test func aDatagramEndsIt() async throws {
         let (fd, address) = try boundSocket()
         defer { _ = Glibc.close(fd) }
-        let spin = IdleSpin(nanoseconds: Self.minute, activity: LoopActivity())
+        let activity = LoopActivity()
+        let spin = IdleSpin(nanoseconds: Self.minute, activity: activity)
         let sender = try await rawSocket()
         defer { sender.close(promise: nil) }
         try await withTimeout(20, "the spin to see the datagram") {
-            async let spun: Void = onOwnThread { spin.run(socket: fd, timer: nil) }
+            async let spun = onOwnThread { spin.run(socket: fd, until: .now() + .nanoseconds(Self.minute), since: activity.value) }
             try await sendRaw(sender, [1, 2, 3], to: address)
-            try await spun
+            let outcome = try await spun
+            #expect(outcome == .finished)
         }
         var byte: UInt8 = 0
         #expect(recv(fd, &byte, 1, 0) == 1, "the datagram is still there for the loop to read")
@@ -46,27 +48,29 @@ import Glibc
         let activity = LoopActivity()
         let spin = IdleSpin(nanoseconds: Self.minute, activity: activity)
         let done = SpinEnded()
+        let queued = activity.value  // when the loop queued the spin
         try await withTimeout(20, "the spin to see the work") {
-            async let spun: Void = onOwnThread {
-                spin.run(socket: fd, timer: nil)
-                done.flag.store(true, ordering: .releasing)
+            async let spun = onOwnThread {
+                defer { done.flag.store(true, ordering: .releasing) }
+                return spin.run(socket: fd, until: .now() + .nanoseconds(Self.minute), since: queued)
             }
-            // Work handed over before the spin began is not its business (the loop runs it first): keep handing
-            // some over until one lands while it spins.
-            while !done.flag.load(ordering: .acquiring) {
-                activity.note()
-                try await Task.sleep(for: .milliseconds(1))
-            }
-            try await spun
+            try await Task.sleep(for: .milliseconds(5))
+            let endedEarly = done.flag.load(ordering: .acquiring)
+            #expect(!endedEarly, "nothing was handed over yet")
+            activity.note()
+            let outcome = try await spun
+            #expect(outcome == .workArrived(queued + 1), "the loop runs the work, then the spin goes on")
         }
     }
 
-    @Test func theNextTimerEndsIt() async throws {
+    @Test func theNextTimerEndsItBeforeItsTime() async throws {
         let (fd, _) = try boundSocket()
         defer { _ = Glibc.close(fd) }
         let spin = IdleSpin(nanoseconds: Self.minute, activity: nil)
         try await withTimeout(20, "the spin to stop at the timer") {
-            try await onOwnThread { spin.run(socket: fd, timer: .now() + .milliseconds(10)) }
+            let end = spin.end(timer: .now() + .milliseconds(10))
+            let outcome = try await onOwnThread { spin.run(socket: fd, until: end, since: nil) }
+            #expect(outcome == .finished)
         }
     }
 
