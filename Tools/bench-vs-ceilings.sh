@@ -18,6 +18,8 @@
 # | one-way / B5 | jbus 200000 100 4096 NORMAL 1: msgs/s | mesh bench (one-way) msgs/s |
 # | one-way --no-json / B5 | the same | mesh bench --no-json msgs/s |
 # | acked --durability full p50 / B2 | jbus 20000 1 1 FULL 0 | mesh bench --mode acked --durability full p50 |
+# | acked --idle-spin 0 p50 / B1 | jbus 20000 1 1 NORMAL 0 | mesh bench --mode acked --idle-spin 0 p50 |
+# | request sync --idle-spin 0 p50 / B1 | the same | mesh bench --mode request --handler sync --idle-spin 0 p50 |
 # | acked CPU per message / B1's | jbus 20000 1 1 NORMAL 0, its CPU (both processes) | cpu_us_per_message |
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -44,6 +46,8 @@ json_value() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; 
 results="$scratch/results"
 # Builds from before `--caller` (MESH_BIN pointing at an older build) skip the rows that need it.
 has_caller=$("$mesh" bench pair --help 2>&1 | grep -c -- '--caller' || true)
+# Builds from before `--idle-spin` skip the rows that compare with the spin off.
+has_idle_spin=$("$mesh" bench pair --help 2>&1 | grep -c -- '--idle-spin' || true)
 : > "$results"
 for round in $(seq "$rounds"); do
     # B1 with its CPU (user + system of the sender and of the receiver it forks and waits for) per message.
@@ -85,6 +89,17 @@ for round in $(seq "$rounds"); do
         echo "request_sync_node $(python3 -c "print($p50 / (1e6 / $b1))")" >> "$results"
         echo "request_sync_node_p99 $(python3 -c "print($(echo "$request" | json_value p99_us) / $p50)")" >> "$results"
     fi
+    if [ "$has_idle_spin" -gt 0 ]; then
+        # What the idle spin buys: the same two exchanges with the nodes' threads sleeping at once.
+        b1=$("$scratch/jbus" 20000 1 1 NORMAL 0 60 47121 "$scratch/db" | jbus_value msgs_per_s)
+        acked_nospin=$("$mesh" bench --mode acked --idle-spin 0 --messages 3000 --json 2>/dev/null | json_value p50_us)
+        echo "acked_nospin $(python3 -c "print($acked_nospin / (1e6 / $b1))")" >> "$results"
+        b1=$("$scratch/jbus" 20000 1 1 NORMAL 0 60 47122 "$scratch/db" | jbus_value msgs_per_s)
+        request=$("$mesh" bench --mode request --handler sync --idle-spin 0 --messages 3000 --json 2>/dev/null)
+        p50=$(echo "$request" | json_value p50_us)
+        echo "request_sync_nospin $(python3 -c "print($p50 / (1e6 / $b1))")" >> "$results"
+        echo "request_sync_nospin_p99 $(python3 -c "print($(echo "$request" | json_value p99_us) / $p50)")" >> "$results"
+    fi
     b5=$("$scratch/jbus" 200000 100 4096 NORMAL 1 60 47114 "$scratch/db" | jbus_value msgs_per_s)
     oneway=$("$mesh" bench --messages 30000 --json 2>/dev/null)
     echo "oneway $(python3 -c "print($(echo "$oneway" | json_value msgs_per_s) / $b5)")" >> "$results"
@@ -114,6 +129,9 @@ labels = [
     ("acked_node", "`mesh bench --mode acked --caller node` p50 / B1 (caller on the node's thread)", "reported"),
     ("request_sync_node", "`mesh bench --mode request --handler sync --caller node` p50 / B1", "reported"),
     ("request_sync_node_p99", "request p99 / its p50 (sync handler, caller on the node's thread)", "reported"),
+    ("acked_nospin", "`mesh bench --mode acked --idle-spin 0` p50 / B1 (the nodes' threads sleep at once)", "reported"),
+    ("request_sync_nospin", "`mesh bench --mode request --handler sync --idle-spin 0` p50 / B1", "reported"),
+    ("request_sync_nospin_p99", "request p99 / its p50 (sync handler, --idle-spin 0)", "reported"),
     ("oneway", "`mesh bench` one-way / B5", "≥ 0.65×"),
     ("oneway_nojson", "`mesh bench --no-json` one-way / B5", "≥ 0.8×"),
     ("acked_full", "`mesh bench --mode acked --durability full` p50 / B2", "≤ 1.5×"),

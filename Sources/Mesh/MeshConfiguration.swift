@@ -101,6 +101,8 @@ public struct MeshConfiguration: Sendable {
     /// the journal (a deferred commit) may run up to this much late. 0 sleeps at once (the lowest CPU use, for many
     /// nodes per core). Default 300, 0...10000.
     public var idleSpinMicroseconds: Int
+    /// The default of ``idleSpinMicroseconds``.
+    public static let defaultIdleSpinMicroseconds = 300
 
     /// A configuration with the defaults above.
     public init(address: String, nodeType: String = "UDP", journalPath: String, clusterKey: ClusterKey) {
@@ -119,7 +121,7 @@ public struct MeshConfiguration: Sendable {
         self.encrypt = false
         self.storesPayloadJSON = true
         self.startsAsyncHandlersInline = true
-        self.idleSpinMicroseconds = 300
+        self.idleSpinMicroseconds = Self.defaultIdleSpinMicroseconds
         self.seeds = []
         self.nodeRole = "UDP"
         self.advertisedAddress = nil

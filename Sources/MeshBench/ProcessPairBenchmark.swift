@@ -71,7 +71,8 @@ package enum ProcessPairBenchmark {
     }
 
     package static func run(executable: String, mode: Mode, handler: HandlerKind = .async, caller: CallerKind = .task, messages: Int, size: Int, concurrency: Int,
-                            durability: JournalConfiguration.Durability, storesPayloadJSON: Bool = true, directory: String,
+                            durability: JournalConfiguration.Durability, storesPayloadJSON: Bool = true,
+                            idleSpinMicroseconds: Int = MeshConfiguration.defaultIdleSpinMicroseconds, directory: String,
                             logger: Logger) async throws -> Result {
         let dir = directory + "/mesh-bench-pair-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -81,7 +82,8 @@ package enum ProcessPairBenchmark {
         // The receiver's settings go through a configuration file, as an operator's would.
         let receiverConfig = """
             {"address": "127.0.0.1", "port": 0, "journal": "b.sqlite", "clusterKeyFile": "cluster.key", "durability": "\(durability.rawValue)",
-             "storesPayloadJSON": \(storesPayloadJSON), "retryTimeout": 60000, "peerTimeout": 60000}
+             "storesPayloadJSON": \(storesPayloadJSON), "retryTimeout": 60000, "peerTimeout": 60000,
+             "idleSpinMicroseconds": \(idleSpinMicroseconds)}
             """
         try receiverConfig.write(toFile: dir + "/b.json", atomically: true, encoding: .utf8)
         let child = try ChildNodeProcess(executable: executable, arguments: [
@@ -91,6 +93,7 @@ package enum ProcessPairBenchmark {
         var configuration = MeshConfiguration(address: "127.0.0.1:0", journalPath: dir + "/a.sqlite", clusterKey: key)
         configuration.durability = durability
         configuration.storesPayloadJSON = storesPayloadJSON
+        configuration.idleSpinMicroseconds = idleSpinMicroseconds
         configuration.retryTimeout = .seconds(60)
         configuration.peerTimeout = .seconds(60)
         let node = try await MeshNode.start(configuration: configuration, logger: logger)

@@ -121,6 +121,7 @@ import Testing
         ["bench", "journal", "--rows", "0"],
         ["bench", "journal", "--durability", "sometimes"],
         ["bench", "--mode", "acked", "--caller", "elsewhere"],
+        ["bench", "--mode", "acked", "--idle-spin", "20000"],
         ["no-such-command"],
     ])
     func badArgumentsGiveAOneLineErrorAndNonZeroExit(_ arguments: [String]) async throws {
@@ -133,7 +134,8 @@ import Testing
     }
 
     @Test(arguments: [["oneway"], ["acked"], ["request"], ["request", "--handler", "sync"], ["acked", "--handler", "sync"],
-                      ["acked", "--caller", "node"], ["request", "--handler", "sync", "--caller", "node"], ["oneway", "--caller", "node"]])
+                      ["acked", "--caller", "node"], ["request", "--handler", "sync", "--caller", "node"], ["oneway", "--caller", "node"],
+                      ["acked", "--idle-spin", "0"]])
     func benchRunsTwoProcessesAndPrintsTheJSONContract(mode: [String]) async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary))
         let result = try await Self.run(["bench", "--mode"] + mode + ["--messages", "200", "--json"], timeout: 120)
@@ -151,6 +153,7 @@ import Testing
         let sync = mode.contains("sync")
         #expect(object["handler"] as? String == (sync ? "sync" : "async"))
         #expect(object["caller"] as? String == (mode.contains("node") ? "node" : "task"))
+        #expect(object["idle_spin_us"] as? Int == (mode.contains("--idle-spin") ? 0 : 300))
         // One at a time, every message costs at least one commit at each end. A synchronous handler's message costs
         // exactly one at the receiver (its row, invocation and status together; the warm-up and the node's own
         // rows add a few); an async one's invocation and status may take a second one.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Mesh
 import MeshBench
 import MeshJournal
 
@@ -34,12 +35,15 @@ struct PairBench: AsyncParsableCommand {
     @Option(help: "Concurrent sending tasks in oneway mode.") var concurrency = 64
     @Option(help: "Directory for the journals.") var dir = FileManager.default.temporaryDirectory.path
     @Flag(help: "Do not store payload_json in either journal (rows as large as the C journaled bus's).") var noJSON = false
+    @Option(help: "Both nodes' idleSpinMicroseconds: how long a node's thread polls its socket after an exchange before it sleeps (0...10000; 0 sleeps at once).")
+    var idleSpin = MeshConfiguration.defaultIdleSpinMicroseconds
     @Flag(help: "Print one JSON object.") var json = false
 
     func validate() throws {
         guard messages > 0, size >= 32, concurrency > 0 else {
             throw ValidationError("messages and concurrency must be positive, size at least 32")
         }
+        guard (0...10_000).contains(idleSpin) else { throw ValidationError("--idle-spin must be 0...10000 (got \(idleSpin))") }
     }
 
     func run() async throws {
@@ -50,7 +54,7 @@ struct PairBench: AsyncParsableCommand {
         do {
             r = try await ProcessPairBenchmark.run(executable: executable, mode: mode, handler: handler, caller: caller, messages: messages, size: size,
                                                    concurrency: concurrency, durability: durability, storesPayloadJSON: !noJSON,
-                                                   directory: dir, logger: logger)
+                                                   idleSpinMicroseconds: idleSpin, directory: dir, logger: logger)
         } catch {
             throw CLIError("benchmark failed: \(error)")
         }
@@ -60,7 +64,7 @@ struct PairBench: AsyncParsableCommand {
                 "seconds": r.seconds, "msgs_per_s": r.messagesPerSecond, "p50_us": r.p50Micros, "p90_us": r.p90Micros,
                 "p99_us": r.p99Micros, "max_us": r.maxMicros, "retransmits": r.retransmits,
                 "sender_journal_bytes": r.senderJournalBytes, "receiver_journal_bytes": r.receiverJournalBytes,
-                "handler": handler.rawValue, "caller": caller.rawValue, "sender_commits": r.senderCommits, "receiver_commits": r.receiverCommits,
+                "handler": handler.rawValue, "caller": caller.rawValue, "idle_spin_us": idleSpin, "sender_commits": r.senderCommits, "receiver_commits": r.receiverCommits,
                 "commits_per_message": Double(r.senderCommits + r.receiverCommits) / Double(r.messages),
                 "sender_wal_frames": r.senderWALFrames, "receiver_wal_frames": r.receiverWALFrames,
                 "sender_checkpoints_background": r.senderCheckpoints.background, "sender_checkpoints_inline": r.senderCheckpoints.inline,
@@ -78,7 +82,7 @@ struct PairBench: AsyncParsableCommand {
             try printJSON(object)
             return
         }
-        print("mesh bench: \(mode.rawValue), \(r.messages) messages of \(size) B, durability \(durability.rawValue)\(noJSON ? ", no payload_json" : ""), \(handler.rawValue) handlers, callers \(caller == .node ? "on the node's thread" : "on the pool"), two processes on loopback")
+        print("mesh bench: \(mode.rawValue), \(r.messages) messages of \(size) B, durability \(durability.rawValue)\(noJSON ? ", no payload_json" : ""), \(handler.rawValue) handlers, callers \(caller == .node ? "on the node's thread" : "on the pool"), idle spin \(idleSpin) µs, two processes on loopback")
         print(String(format: "  throughput: %.0f msgs/s (%.2f s)", r.messagesPerSecond, r.seconds))
         print("  latency µs: p50 \(r.p50Micros)  p90 \(r.p90Micros)  p99 \(r.p99Micros)  max \(r.maxMicros)")
         if mode == .oneway {
