@@ -1,3 +1,4 @@
+import MeshTransport
 import NIOCore
 import Synchronization
 
@@ -19,11 +20,14 @@ final class LaneHandoff: Sendable {
     }
 
     private let eventLoop: any EventLoop
+    /// The node loop's count of work handed to it: a hand-over queued behind the transport's idle spin ends it.
+    private let activity: LoopActivity
     /// Work waiting for the next task, in arrival order; a lock that is never contended (one thread).
     private let waiting = Mutex<[Item]>([])
 
-    init(eventLoop: any EventLoop) {
+    init(eventLoop: any EventLoop, activity: LoopActivity) {
         self.eventLoop = eventLoop
+        self.activity = activity
     }
 
     /// Queues `work` on `lane`: now if `urgent` and nothing waits, else in the next task. `reserved`: the caller
@@ -37,7 +41,9 @@ final class LaneHandoff: Sendable {
         }
         switch now {
         case nil: lane.enqueueReserved(work)
-        case true?: eventLoop.execute { self.handOver() }
+        case true?:
+            activity.note()
+            eventLoop.execute { self.handOver() }
         case false?: break
         }
     }

@@ -121,7 +121,7 @@ public final class MeshNode: Sendable {
                  logger: Logger) {
         self.loop = loop
         self.requests = RequestTable(eventLoop: loop.eventLoop)
-        self.laneHandoff = LaneHandoff(eventLoop: loop.eventLoop)
+        self.laneHandoff = LaneHandoff(eventLoop: loop.eventLoop, activity: loop.activity)
         self.configuration = configuration
         self.router = router
         self.journal = journal

@@ -67,8 +67,7 @@ final class TransportHandler: ChannelInboundHandler {
     /// ``adaptReadsPerEvent(_:)``.
     private var datagramsThisRead = 0
     private var readsPerEvent = initialReadsPerEvent
-    /// The poll after a flush that sent datagrams (`nil`: none), on ``socketDescriptor``, which the owner sets after
-    /// each bind.
+    /// The poll after each flush (`nil`: none), on ``socketDescriptor``, which the owner sets after each bind.
     let idleSpin: IdleSpin?
     var socketDescriptor: CInt?
     /// Whether an idle spin is queued.

@@ -215,7 +215,8 @@ import Testing
     @Test func theLaneHandoffDefersMessagesNotRequestsAndKeepsTheOrder() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
-        let handoff = LaneHandoff(eventLoop: loop)
+        let activity = LoopActivity()
+        let handoff = LaneHandoff(eventLoop: loop, activity: activity)
         let seen = Mutex<[Int64]>([])
         let lane = DispatchLane(commandID: 1) { work in
             if case .message(let item) = work { seen.withLock { $0.append(item.inboundID) } }
@@ -239,12 +240,15 @@ import Testing
         }.get()
         #expect(!idleWhileWaiting)
         #expect(try await seenOnce(3) == [2, 1, 3])
+        // One hand-over task was queued for 1 and 3, and the loop's activity counts it (it ends an idle spin).
+        #expect(activity.value == 1)
         // Nothing waiting: the request 4 goes to its lane at once, ahead of 5 queued right after it.
         try await loop.submit {
             handoff.hand(item(4, .request), to: lane, reserved: false, urgent: true)
             lane.enqueue(item(5, .send))
         }.get()
         #expect(try await seenOnce(5) == [2, 1, 3, 4, 5])
+        #expect(activity.value == 1, "a request handed over at once queues nothing on the loop")
         // Work its caller reserved the lane for (an inline pass's fallback) is not counted twice: idle once it ran.
         try await loop.submit {
             lane.reserve()
@@ -263,7 +267,7 @@ import Testing
     @Test func theLaneHandoffQueuesABatchPerLaneInOrder() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
-        let handoff = LaneHandoff(eventLoop: loop)
+        let handoff = LaneHandoff(eventLoop: loop, activity: LoopActivity())
         let seen = Mutex<[String]>([])
         func lane(_ name: String, _ commandID: UInt16) -> DispatchLane {
             DispatchLane(commandID: commandID) { work in
