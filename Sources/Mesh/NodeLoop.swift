@@ -15,8 +15,8 @@ struct NodeLoop: Sendable {
     let eventLoop: any EventLoop
     /// The loop as a task executor, for callers that run on the node's thread (``MeshNode/taskExecutor``).
     let taskExecutor: NodeTaskExecutor
-    /// Counts the work other threads hand to the loop (the journal's jobs, tasks, the transport's sends), so that
-    /// the transport's idle spin (``MeshConfiguration/idleSpinMicroseconds``) gives way to it at once.
+    /// Counts the work handed to the loop (the journal's jobs, tasks, the transport's sends, the lanes' hand-over),
+    /// so that the transport's idle spin (``MeshConfiguration/idleSpinMicroseconds``) gives way to it at once.
     let activity = LoopActivity()
 
     init() {

@@ -151,6 +151,8 @@ public final class MeshTransport: Sendable {
             _ = Glibc.close(descriptor)
             throw failure(reason)
         }
+        // From here SwiftNIO owns the descriptor: it closes it with the channel, also when setting the channel up
+        // fails, so a failure here must not close it again (the number may already be someone else's).
         do {
             return (try await bootstrap.withBoundSocket(descriptor).get(), descriptor)
         } catch {
