@@ -15,8 +15,8 @@ import MeshTransport
 /// | `retryTimeout` / `reliableRetryTimeout` | ms | 3000 | Diarkis: give-up time of a reliable message |
 /// | `sendInterval` | ms | 0 | Diarkis: accepted (0 or ≥ 17) and ignored: Mesh coalesces automatically |
 /// | `strictCheckForExternal` | bool | true | Diarkis: Mesh always drops unauthenticated senders; `false` is refused |
-/// | `journal` | string | required | journal file (relative paths are relative to the JSON file) |
-/// | `clusterKeyFile` | string | required | file with the 64-hex-digit cluster key |
+/// | `journal` | string | required (unless given to `load`) | journal file (relative paths are relative to the JSON file) |
+/// | `clusterKeyFile` | string | required (unless a key is given to `load`) | file with the 64-hex-digit cluster key |
 /// | `durability` | `"normal"`/`"full"` | `"normal"` | what a commit survives |
 /// | `nodeType`, `nodeRole` | string | `"UDP"` | Diarkis `SetNodeType` / role |
 /// | `seeds` | [string] | [] | addresses to join through |
@@ -33,24 +33,34 @@ import MeshTransport
 /// | `idleSpinMicroseconds` | number | 300 | 0...10000 |
 extension MeshConfiguration {
     /// Reads and validates a JSON configuration file.
+    /// - Parameters:
+    ///   - journalPath: a journal given elsewhere (a command line's `--journal`) in place of the file's `journal`.
+    ///   - clusterKey: a key given elsewhere (`--key-file`, `--insecure`) in place of the file's `clusterKeyFile`.
+    ///   A file may leave out a key given this way; if it has it, its type is still checked but its value is not used
+    ///   (a key file it names is not read).
     /// - Throws: ``MeshError`` `invalidConfiguration` naming the file and the key at fault.
-    public static func load(jsonFile path: String) throws(MeshError) -> MeshConfiguration {
+    public static func load(jsonFile path: String, journalPath: String? = nil,
+                            clusterKey: ClusterKey? = nil) throws(MeshError) -> MeshConfiguration {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw MeshError(.invalidConfiguration, "cannot read the configuration file \(path)")
         }
         let base = (path as NSString).deletingLastPathComponent
         do {
-            return try parse(json: Array(data), baseDirectory: base.isEmpty ? "." : base)
+            return try parse(json: Array(data), baseDirectory: base.isEmpty ? "." : base, journalPath: journalPath,
+                             clusterKey: clusterKey)
         } catch {
             throw MeshError(.invalidConfiguration, "\(path): \(error.message)")
         }
     }
 
-    /// Parses a JSON configuration; relative paths in it are resolved against `baseDirectory`.
+    /// Parses a JSON configuration; relative paths in it are resolved against `baseDirectory`. `journalPath` and
+    /// `clusterKey` take the place of the file's `journal` and `clusterKeyFile`, as in
+    /// ``load(jsonFile:journalPath:clusterKey:)``.
     ///
     /// Strict: every key's JSON type is checked (`true` is not a number, `1` is not a boolean, `"3000"` is not a
     /// duration), a key may appear once, and unknown keys are refused.
-    public static func parse(json: [UInt8], baseDirectory: String) throws(MeshError) -> MeshConfiguration {
+    public static func parse(json: [UInt8], baseDirectory: String, journalPath: String? = nil,
+                             clusterKey: ClusterKey? = nil) throws(MeshError) -> MeshConfiguration {
         guard case .object(let members) = try ConfigurationJSON.parse(json) else {
             throw MeshError(.invalidConfiguration, "the top level must be an object")
         }
@@ -67,18 +77,26 @@ extension MeshConfiguration {
             port = try reader.int("port") ?? 8000
         }
         guard (0...65535).contains(port) else { throw MeshError(.invalidConfiguration, "\"port\" must be 0...65535 (got \(port))") }
-        guard let journal = try reader.string("journal") else { throw MeshError(.invalidConfiguration, "\"journal\" is required") }
-        guard let keyFile = try reader.string("clusterKeyFile") else {
-            throw MeshError(.invalidConfiguration, "\"clusterKeyFile\" is required (`mesh keygen > FILE` makes one)")
+        let journalInFile = try reader.string("journal")
+        guard let journal = journalPath ?? journalInFile.map({ resolve($0, against: baseDirectory) }) else {
+            throw MeshError(.invalidConfiguration, "\"journal\" is required")
         }
+        let keyFile = try reader.string("clusterKeyFile")
         let key: ClusterKey
-        do {
-            key = try ClusterKey(contentsOfFile: resolve(keyFile, against: baseDirectory))
-        } catch {
-            throw MeshError(.invalidConfiguration, "\"clusterKeyFile\": \(error.message)")
+        if let clusterKey {
+            key = clusterKey
+        } else {
+            guard let keyFile else {
+                throw MeshError(.invalidConfiguration, "\"clusterKeyFile\" is required (`mesh keygen > FILE` makes one)")
+            }
+            do {
+                key = try ClusterKey(contentsOfFile: resolve(keyFile, against: baseDirectory))
+            } catch {
+                throw MeshError(.invalidConfiguration, "\"clusterKeyFile\": \(error.message)")
+            }
         }
         let hostPart = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
-        var c = MeshConfiguration(address: "\(hostPart):\(port)", journalPath: resolve(journal, against: baseDirectory), clusterKey: key)
+        var c = MeshConfiguration(address: "\(hostPart):\(port)", journalPath: journal, clusterKey: key)
         if let v = try reader.milliseconds("retryInterval") { c.retryInterval = v }
         if let v = try reader.milliseconds("retryTimeout") { c.retryTimeout = v }
         if let v = try reader.milliseconds("reliableRetryTimeout") { c.retryTimeout = v }

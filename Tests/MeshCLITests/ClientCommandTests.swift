@@ -141,6 +141,23 @@ import Glibc
         #expect(verify.status == 0, "\(verify.stderr)")
     }
 
+    /// `mesh node --config` with `--journal` and `--key-file` runs on a file that names neither (flags override it,
+    /// and stand in for what it leaves out): the node journals where the flag says and authenticates with the
+    /// flag's key, which a client holding that key proves by getting its message acknowledged.
+    @Test func nodeFlagsStandInForTheConfigurationFilesJournalAndKey() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: MeshCommandTests.binary))
+        let dir = try Self.tempDir("config-flags")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let key = try await Self.keygen(dir)
+        try #"{"address": "127.0.0.1", "port": 0, "nodeType": "ROOM"}"#.write(toFile: dir + "/n.json", atomically: true, encoding: .utf8)
+        let node = try await MeshCommandTests.startNode(["node", "--config", dir + "/n.json", "--journal", dir + "/flag.sqlite",
+                                                         "--key-file", key, "--sink", "1"])
+        defer { _ = node.terminate() }
+        let sent = try await MeshCommandTests.run(["send", "--to", node.address, "--command", "1", "--key-file", key, "--quiet"])
+        #expect(sent.status == 0, "\(sent.stderr)")
+        #expect(FileManager.default.fileExists(atPath: dir + "/flag.sqlite"))
+    }
+
     @Test(arguments: [
         ["send", "--to", "127.0.0.1:9", "--command", "1", "--insecure", "--data", "{not json"],
         ["send", "--to", "127.0.0.1:9", "--command", "1", "--insecure", "--data", "[1]"],
@@ -154,6 +171,7 @@ import Glibc
         ["journal", "requeue", "/tmp/never.sqlite"],
         ["journal", "tail", "/tmp/never.sqlite"],
         ["node", "--config", "/tmp/never.json"],
+        ["node", "--config", "/tmp/never.json", "--journal", "/tmp/never.sqlite", "--key-file", "/tmp/never.key", "--insecure"],
     ])
     func badClientArgumentsGiveAOneLineError(_ arguments: [String]) async throws {
         try #require(FileManager.default.isExecutableFile(atPath: MeshCommandTests.binary))

@@ -76,6 +76,33 @@ import Testing
         #expect(error?.message.contains(expected) == true, "\(error?.message ?? "")")
     }
 
+    /// A journal and a key given to `load` (what `mesh node --config` does with `--journal`, `--key-file`,
+    /// `--insecure`) stand in for the file's: the file may leave them out; if it has them, they are still
+    /// type-checked but not used — a key file it names is not even read.
+    @Test func aJournalAndAKeyGivenToLoadStandInForTheFiles() throws {
+        let key = ClusterKey.generate()
+        let (dir, bare) = try write(#"{"nodeType": "ROOM"}"#, key: false)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let c = try MeshConfiguration.load(jsonFile: bare, journalPath: "given.sqlite", clusterKey: key)
+        #expect(c.journalPath == "given.sqlite" && c.nodeType == "ROOM")
+        #expect(c.keyring == Keyring(key))
+        let noKey = #expect(throws: MeshError.self) { try MeshConfiguration.load(jsonFile: bare, journalPath: "given.sqlite") }
+        #expect(noKey?.message.contains("\"clusterKeyFile\" is required") == true, "\(noKey?.message ?? "")")
+        let noJournal = #expect(throws: MeshError.self) { try MeshConfiguration.load(jsonFile: bare, clusterKey: key) }
+        #expect(noJournal?.message.contains("\"journal\" is required") == true, "\(noJournal?.message ?? "")")
+        // The file's own values are overridden; its key file does not exist and is not read.
+        try #"{"journal": "file.sqlite", "clusterKeyFile": "missing.key"}"#.write(toFile: bare, atomically: true, encoding: .utf8)
+        let overridden = try MeshConfiguration.load(jsonFile: bare, journalPath: "given.sqlite", clusterKey: key)
+        #expect(overridden.journalPath == "given.sqlite" && overridden.keyring == Keyring(key))
+        #expect(throws: MeshError.self) { try MeshConfiguration.load(jsonFile: bare) }
+        // Still checked for their type.
+        try #"{"journal": 5}"#.write(toFile: bare, atomically: true, encoding: .utf8)
+        let wrongType = #expect(throws: MeshError.self) {
+            try MeshConfiguration.load(jsonFile: bare, journalPath: "given.sqlite", clusterKey: key)
+        }
+        #expect(wrongType?.message.contains("\"journal\" must be a string") == true, "\(wrongType?.message ?? "")")
+    }
+
     /// A key file must be a real key only its owner can change: the public insecure key (all zeros) and a file
     /// others may write are refused, with the reason.
     @Test func keyFilesThatAuthenticateNothingOrThatOthersMayWriteAreRefused() throws {

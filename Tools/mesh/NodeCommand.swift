@@ -21,7 +21,7 @@ struct NodeCommand: AsyncParsableCommand {
 
     @Option(help: "Address to listen on, HOST:PORT (port 0: any free port).") var bind: String?
     @Option(help: "Journal file (created if missing).") var journal: String?
-    @Option(help: "A JSON configuration file (Diarkis mesh.json keys plus Mesh's; see the README). Flags override it.")
+    @Option(help: "A JSON configuration file (Diarkis mesh.json keys plus Mesh's; see the README). Flags override it; with --journal and --key-file (or --insecure) it may leave out journal and clusterKeyFile.")
     var config: String?
     @Option(help: "File holding the cluster key (64 hex digits; `mesh keygen` makes one).") var keyFile: String?
     @Flag(help: "Run without a cluster key (a fixed, public key: no authentication). For local experiments only.") var insecure = false
@@ -65,22 +65,22 @@ struct NodeCommand: AsyncParsableCommand {
         if !(1...100_000).contains(metricsMaxConnections) { throw ValidationError("--metrics-max-connections must be 1...100000") }
         if !(metricsTimeout > 0 && metricsTimeout <= 3600) { throw ValidationError("--metrics-timeout must be in (0, 3600] seconds") }
         if config == nil && (bind == nil || journal == nil) { throw ValidationError("--bind and --journal are required without --config") }
+        if keyFile != nil && insecure { throw ValidationError("--key-file and --insecure exclude each other") }
         if config != nil { return }
         if keyFile == nil && !insecure { throw ValidationError("a cluster key is required: pass --key-file FILE (or --insecure)") }
-        if keyFile != nil && insecure { throw ValidationError("--key-file and --insecure exclude each other") }
     }
 
     func run() async throws {
         var configuration: MeshConfiguration
         if let config {
+            // --journal, --key-file and --insecure stand in for the file's journal and clusterKeyFile.
+            let key = insecure ? ClusterKey.insecure : try keyFile.map(Self.readKey)
             do {
-                configuration = try MeshConfiguration.load(jsonFile: config)
+                configuration = try MeshConfiguration.load(jsonFile: config, journalPath: journal, clusterKey: key)
             } catch {
                 throw CLIError(error.message)
             }
             if let bind { configuration.address = bind }
-            if let journal { configuration.journalPath = journal }
-            if let keyFile { configuration.keyring = Keyring(try Self.readKey(keyFile)) }
         } else {
             let key = insecure ? ClusterKey.insecure : try Self.readKey(keyFile!)
             configuration = MeshConfiguration(address: bind!, journalPath: journal!, clusterKey: key)
