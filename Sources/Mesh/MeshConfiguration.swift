@@ -97,7 +97,9 @@ public struct MeshConfiguration: Sendable {
     /// taken by a running thread instead of one the kernel wakes, which on a virtual machine saves tens of
     /// microseconds per hop (``TransportConfiguration/idleSpinMicroseconds``). The poll steps aside for work handed
     /// to the node, ends at the first datagram or the node's next transport timer, and yields the core between
-    /// checks; what it costs is CPU time of an otherwise idle thread, at most this long after each exchange. Timers of
+    /// checks; it lasts three times as long while the node awaits an acknowledgement of what it sent (a request's
+    /// response comes later than an acknowledgement would). What it costs is CPU time of an otherwise idle thread, at
+    /// most that long after each exchange. Timers of
     /// the journal (a deferred commit) may run up to this much late. 0 sleeps at once (the lowest CPU use, for many
     /// nodes per core). Default 300, 0...10000.
     public var idleSpinMicroseconds: Int

@@ -36,9 +36,36 @@ struct IdleSpin {
         return .finished
     }
 
-    /// When a poll that starts now ends at the latest: after its time, or at the transport's next timer.
-    func end(timer: NIODeadline?) -> NIODeadline {
-        let end = NIODeadline.now() + .nanoseconds(nanoseconds)
+    /// When the queued poll ends. A flush while one is queued moves that end later instead of queueing a second
+    /// poll, so the poll lasts its time from the last flush, not from the first: the flush that sends a response
+    /// comes a commit after the one that read its request, and the next request comes a round trip after that.
+    struct Deadline {
+        /// The end of the queued poll; `nil`: none is queued.
+        private(set) var end: NIODeadline?
+
+        /// A flush asks for a poll until `until`. Returns whether to queue one (none was queued).
+        mutating func flushed(until: NIODeadline) -> Bool {
+            guard let queued = end else {
+                end = until
+                return true
+            }
+            end = max(queued, until)
+            return false
+        }
+
+        /// The queued poll ended.
+        mutating func finished() { end = nil }
+    }
+
+    /// How much longer a poll lasts while the transport awaits an acknowledgement: the reply to a request often
+    /// comes later than its acknowledgement would (the responder holds the acknowledgement back to ride on the
+    /// response), and that is the datagram the poll is for.
+    static let awaitingFactor: Int64 = 3
+
+    /// When a poll that starts now ends at the latest: after its time (``awaitingFactor`` times it if `awaiting` an
+    /// acknowledgement), or at the transport's next timer.
+    func end(timer: NIODeadline?, awaiting: Bool = false) -> NIODeadline {
+        let end = NIODeadline.now() + .nanoseconds(awaiting ? nanoseconds * Self.awaitingFactor : nanoseconds)
         guard let timer else { return end }
         return min(end, timer)
     }

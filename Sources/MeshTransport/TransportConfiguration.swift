@@ -72,7 +72,8 @@ public struct TransportConfiguration: Sendable {
     /// of what was sent), before it goes back to sleep: a reply, or a caller's next message, that comes meanwhile is
     /// taken at once, without the wake-up of a sleeping thread (tens of microseconds on a virtual machine). The poll
     /// runs behind the work the loop already has, steps aside for work handed to it, and ends at the first readable
-    /// datagram, at the next timer, or when its time is up; it yields the core between checks. It holds the loop
+    /// datagram, at the next timer, or when its time is up (counted from the last flush, and three times as long
+    /// while a datagram awaits its acknowledgement); it yields the core between checks. It holds the loop
     /// while it lasts, so only a loop the transport's owner runs alone may poll (``MeshNode`` does, on its own
     /// thread); never one an application shares. Default 0: sleep at once.
     public var idleSpinMicroseconds: Int

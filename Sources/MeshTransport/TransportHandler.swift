@@ -70,8 +70,8 @@ final class TransportHandler: ChannelInboundHandler {
     /// The poll after each flush (`nil`: none), on ``socketDescriptor``, which the owner sets after each bind.
     let idleSpin: IdleSpin?
     var socketDescriptor: CInt?
-    /// Whether an idle spin is queued.
-    private var spinQueued = false
+    /// When the queued idle spin ends.
+    private var spinDeadline = IdleSpin.Deadline()
 
     init(machine: TransportStateMachine, sealer: DatagramSealer, logger: Logger, metrics: TransportMetrics,
          deliveries: AsyncStream<[ReceivedMessage]>.Continuation, events: AsyncStream<TransportEvent>.Continuation,
@@ -369,23 +369,26 @@ final class TransportHandler: ChannelInboundHandler {
 
     /// Queues the idle spin behind what the loop already has to do (a lane's hand-over queued by the commit this
     /// flush followed, say): the spin only starts once that ran. Work handed to the loop while it polls (counted in
-    /// its ``LoopActivity``) queues it again behind that work, until the socket is readable or the time is up.
+    /// its ``LoopActivity``) queues it again behind that work, until the socket is readable or the time is up; a flush
+    /// meanwhile (that work's, say) moves the end to its own (``IdleSpin/Deadline``).
     private func queueIdleSpin() {
-        guard let idleSpin, !spinQueued, !closed else { return }
-        spinQueued = true
-        queueIdleSpin(idleSpin, until: idleSpin.end(timer: timerDeadline), since: idleSpin.activity?.value)
+        guard let idleSpin, !closed,
+              spinDeadline.flushed(until: idleSpin.end(timer: timerDeadline, awaiting: machine.awaitsAcknowledgement))
+        else { return }
+        queueIdleSpin(idleSpin, since: idleSpin.activity?.value)
     }
 
-    private func queueIdleSpin(_ idleSpin: IdleSpin, until end: NIODeadline, since seen: UInt64?) {
+    private func queueIdleSpin(_ idleSpin: IdleSpin, since seen: UInt64?) {
         eventLoop.assumeIsolated().execute { [self] in
-            guard let socketDescriptor, !closed,
+            guard let end = spinDeadline.end, let socketDescriptor, !closed,
                   case .workArrived(let now) = idleSpin.run(socket: socketDescriptor, until: end, since: seen),
-                  NIODeadline.now() < end
+                  NIODeadline.now() < end  // else the work's flush queues a fresh one
             else {
-                spinQueued = false
+                spinDeadline.finished()
                 return
             }
-            queueIdleSpin(idleSpin, until: end, since: now)
+            // Queued again behind the work that arrived; that work's flush may move the end (read when it runs).
+            queueIdleSpin(idleSpin, since: now)
         }
     }
 

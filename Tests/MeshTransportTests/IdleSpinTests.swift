@@ -74,6 +74,40 @@ import Glibc
         }
     }
 
+    /// A poll lasts its time from the last flush: a flush while one is queued moves its end later (never earlier)
+    /// instead of queueing a second; once it ended, the next flush queues a fresh one.
+    @Test func aFlushWhileAPollIsQueuedMovesItsEnd() {
+        var deadline = IdleSpin.Deadline()
+        let start = NIODeadline.uptimeNanoseconds(1_000_000)
+        let first = deadline.flushed(until: start + .microseconds(300))
+        #expect(first, "none queued: queue one")
+        let second = deadline.flushed(until: start + .microseconds(700))
+        #expect(!second, "one queued: no second")
+        #expect(deadline.end == start + .microseconds(700))
+        let earlier = deadline.flushed(until: start + .microseconds(400))
+        #expect(!earlier)
+        #expect(deadline.end == start + .microseconds(700), "an earlier end does not cut it short")
+        deadline.finished()
+        #expect(deadline.end == nil)
+        let fresh = deadline.flushed(until: start + .microseconds(900))
+        #expect(fresh, "ended: the next flush queues a fresh one")
+        #expect(deadline.end == start + .microseconds(900))
+    }
+
+    /// While an acknowledgement is awaited the poll lasts ``IdleSpin/awaitingFactor`` times as long; the next timer
+    /// caps both.
+    @Test func awaitingAnAcknowledgementLengthensThePollUpToTheNextTimer() {
+        let spin = IdleSpin(nanoseconds: 1_000_000_000, activity: nil)
+        let before = NIODeadline.now()
+        let plain = spin.end(timer: nil)
+        let awaiting = spin.end(timer: nil, awaiting: true)
+        let after = NIODeadline.now()
+        #expect(plain >= before + .seconds(1) && plain <= after + .seconds(1))
+        #expect(awaiting >= before + .seconds(IdleSpin.awaitingFactor) && awaiting <= after + .seconds(IdleSpin.awaitingFactor))
+        let timer = NIODeadline.now() + .milliseconds(5)
+        #expect(spin.end(timer: timer, awaiting: true) == timer)
+    }
+
     @Test func theSettingIsChecked() throws {
         var configuration = TransportConfiguration(bindAddress: try SocketAddress(ipAddress: "127.0.0.1", port: 0),
                                                    keyring: Keyring(ClusterKey.generate()))

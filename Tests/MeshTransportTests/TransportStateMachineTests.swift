@@ -13,6 +13,25 @@ import Testing
         #expect(link.eventsA.contains { if case .peerUp = $0 { true } else { false } })
     }
 
+    /// The idle spin's signal: a sender awaits an acknowledgement from the data's transmission until the peer's
+    /// acknowledgement arrives, and not once everything is acknowledged.
+    @Test func aSenderAwaitsAnAcknowledgementUntilItArrives() {
+        let link = InMemoryLink()
+        #expect(!link.a.awaitsAcknowledgement)
+        link.send("warm-up")
+        #expect(link.run(until: { link.outcomesA.count == 1 }))
+        link.run(for: .milliseconds(50))
+        #expect(!link.a.awaitsAcknowledgement, "everything acknowledged")
+        link.drop = { fromA, _, _ in !fromA }  // nothing comes back
+        link.send("unanswered")
+        link.run(for: .milliseconds(1))
+        #expect(link.a.awaitsAcknowledgement)
+        link.drop = { _, _, _ in false }
+        #expect(link.run(until: { link.outcomesA.count == 2 }, limit: .seconds(3)))
+        link.run(for: .milliseconds(50))
+        #expect(!link.a.awaitsAcknowledgement)
+    }
+
     @Test func outcomeWaitsForTheReceiversConfirmation() {
         let link = InMemoryLink()
         link.autoConfirm = false
