@@ -827,12 +827,12 @@ final class TransportStateMachine {
         s.compactSentOrder()
     }
 
-    /// When ``tick(now:)`` next has work; `nil` when nothing is pending.
     /// Whether a datagram that asks for an acknowledgement (data, a confirmation) is unacknowledged by its peer: the
     /// transport's idle spin lasts longer while one is (``IdleSpin/awaitingFactor``). Walks the sessions, as
     /// ``nextDeadline()`` does at each flush.
     var awaitsAcknowledgement: Bool { sessions.values.contains { $0.bytesInFlight > 0 } }
 
+    /// When ``tick(now:)`` next has work; `nil` when nothing is pending.
     func nextDeadline() -> NIODeadline? {
         var earliest: NIODeadline?
         func consider(_ d: NIODeadline?) {
