@@ -363,17 +363,18 @@ final class TransportHandler: ChannelInboundHandler {
         LatencyProbe.mark(.flushed)
         releaseBacklogWaiters()
         exportCounters()
-        rescheduleTimer()
-        if !preparing { queueIdleSpin() }
+        let timers = machine.timers()
+        moveTimer(to: timers.deadline)
+        if !preparing { queueIdleSpin(awaitingAcknowledgement: timers.awaitsAcknowledgement) }
     }
 
     /// Queues the idle spin behind what the loop already has to do (a lane's hand-over queued by the commit this
     /// flush followed, say): the spin only starts once that ran. Work handed to the loop while it polls (counted in
     /// its ``LoopActivity``) queues it again behind that work, until the socket is readable or the time is up; a flush
     /// meanwhile (that work's, say) moves the end to its own (``IdleSpin/Deadline``).
-    private func queueIdleSpin() {
+    private func queueIdleSpin(awaitingAcknowledgement: Bool) {
         guard let idleSpin, !closed,
-              spinDeadline.flushed(until: idleSpin.end(timer: timerDeadline, awaiting: machine.awaitsAcknowledgement))
+              spinDeadline.flushed(until: idleSpin.end(timer: timerDeadline, awaiting: awaitingAcknowledgement))
         else { return }
         queueIdleSpin(idleSpin, since: idleSpin.activity?.value)
     }
@@ -509,9 +510,10 @@ final class TransportHandler: ChannelInboundHandler {
         metrics.peers.record(machine.sessions.count)
     }
 
-    private func rescheduleTimer() {
+    /// Moves the timer to `deadline`, the machine's next one (`nil`: none).
+    private func moveTimer(to deadline: NIODeadline?) {
         guard !closed else { return }
-        guard let deadline = machine.nextDeadline() else {
+        guard let deadline else {
             timer?.cancel()
             timer = nil
             timerDeadline = nil

@@ -17,19 +17,19 @@ import Testing
     /// acknowledgement arrives, and not once everything is acknowledged.
     @Test func aSenderAwaitsAnAcknowledgementUntilItArrives() {
         let link = InMemoryLink()
-        #expect(!link.a.awaitsAcknowledgement)
+        #expect(!link.a.timers().awaitsAcknowledgement)
         link.send("warm-up")
         #expect(link.run(until: { link.outcomesA.count == 1 }))
         link.run(for: .milliseconds(50))
-        #expect(!link.a.awaitsAcknowledgement, "everything acknowledged")
+        #expect(!link.a.timers().awaitsAcknowledgement, "everything acknowledged")
         link.drop = { fromA, _, _ in !fromA }  // nothing comes back
         link.send("unanswered")
         link.run(for: .milliseconds(1))
-        #expect(link.a.awaitsAcknowledgement)
+        #expect(link.a.timers().awaitsAcknowledgement)
         link.drop = { _, _, _ in false }
         #expect(link.run(until: { link.outcomesA.count == 2 }, limit: .seconds(3)))
         link.run(for: .milliseconds(50))
-        #expect(!link.a.awaitsAcknowledgement)
+        #expect(!link.a.timers().awaitsAcknowledgement)
     }
 
     @Test func outcomeWaitsForTheReceiversConfirmation() {

@@ -72,9 +72,10 @@ struct NodeCommand: AsyncParsableCommand {
 
     func run() async throws {
         var configuration: MeshConfiguration
+        // nil only with --config (validate() asks for one of them otherwise): the file names its key file then.
+        let key = insecure ? ClusterKey.insecure : try keyFile.map(Self.readKey)
         if let config {
             // --journal, --key-file and --insecure stand in for the file's journal and clusterKeyFile.
-            let key = insecure ? ClusterKey.insecure : try keyFile.map(Self.readKey)
             do {
                 configuration = try MeshConfiguration.load(jsonFile: config, journalPath: journal, clusterKey: key)
             } catch {
@@ -82,8 +83,7 @@ struct NodeCommand: AsyncParsableCommand {
             }
             if let bind { configuration.address = bind }
         } else {
-            let key = insecure ? ClusterKey.insecure : try Self.readKey(keyFile!)
-            configuration = MeshConfiguration(address: bind!, journalPath: journal!, clusterKey: key)
+            configuration = MeshConfiguration(address: bind!, journalPath: journal!, clusterKey: key!)
             configuration.retryTimeout = .seconds(30)
             configuration.peerTimeout = .seconds(30)
         }

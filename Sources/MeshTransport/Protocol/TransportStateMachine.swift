@@ -827,19 +827,18 @@ final class TransportStateMachine {
         s.compactSentOrder()
     }
 
-    /// Whether a datagram that asks for an acknowledgement (data, a confirmation) is unacknowledged by its peer: the
-    /// transport's idle spin lasts longer while one is (``IdleSpin/awaitingFactor``). Walks the sessions, as
-    /// ``nextDeadline()`` does at each flush.
-    var awaitsAcknowledgement: Bool { sessions.values.contains { $0.bytesInFlight > 0 } }
-
-    /// When ``tick(now:)`` next has work; `nil` when nothing is pending.
-    func nextDeadline() -> NIODeadline? {
+    /// What one walk of the sessions finds, at each flush: when ``tick(now:)`` next has work (`nil` when nothing is
+    /// pending), and whether a datagram that asks for an acknowledgement (data, a confirmation) is unacknowledged by
+    /// its peer — the transport's idle spin lasts longer while one is (``IdleSpin/awaitingFactor``).
+    func timers() -> (deadline: NIODeadline?, awaitsAcknowledgement: Bool) {
         var earliest: NIODeadline?
+        var awaitsAcknowledgement = false
         func consider(_ d: NIODeadline?) {
             guard let d else { return }
             if earliest == nil || d < earliest! { earliest = d }
         }
         for s in sessions.values {
+            if s.bytesInFlight > 0 { awaitsAcknowledgement = true }
             if let quiet = s.quietSince, s.isForgettable { consider(quiet + configuration.forgetPeersAfter) }
             if s.phase == .connecting {
                 if let started = s.connectStartedAt {
@@ -861,7 +860,7 @@ final class TransportStateMachine {
             }
             for r in s.reassembly.values { consider(r.startedAt + configuration.retryTimeout * 2) }
         }
-        return earliest
+        return (earliest, awaitsAcknowledgement)
     }
 
     /// Announces a graceful shutdown to every established peer.
