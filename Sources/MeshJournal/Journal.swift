@@ -410,7 +410,11 @@ extension Journal {
         guard !messages.isEmpty else { return completion(.success([])) }
         let now = WallClock.nowMs()
         let render = configuration.storesPayloadJSON
-        writer.submit(savepoint: messages.count > 1, { context in
+        // A savepoint when a failure can come after a write: a later message of several, or a response whose request
+        // is not journaled (refused once its row is written). Without one, a job sharing its transaction would leave
+        // those rows committed although it failed.
+        let savepoint = messages.count > 1 || messages.contains { $0.answersInboundID != nil }
+        writer.submit(savepoint: savepoint, { context in
             var rows = messages
             for i in rows.indices { rows[i].payloadJSON = render ? Self.renderJSON(rows[i].payload, rows[i].payloadJSON) : nil }
             return try Self.insertOutbound(rows, context: context, now: now)
@@ -447,12 +451,12 @@ extension Journal {
                 statement.reset()
                 if let request = row.answersInboundID {
                     let answered = try context.db.cached("""
-                        INSERT INTO mesh_inbound_state(id, command_id, answered) SELECT id, command_id, 1 FROM mesh_inbound WHERE id = ?1
+                        INSERT INTO mesh_inbound_state(id, command_id, answered)
+                        VALUES (?1, (SELECT command_id FROM mesh_inbound WHERE id = ?1), 1)
                         ON CONFLICT(id) DO UPDATE SET answered = 1
                         """)
                     try answered.bind(1, request)
-                    try answered.step()
-                    guard context.db.changes == 1 else {
+                    guard try Self.stepStateUpsert(answered, context.db) == 1 else {
                         throw JournalError(.invalidArgument, "a response answers inbound message \(request), which is not journaled")
                     }
                 }
@@ -482,14 +486,30 @@ extension Journal {
 
     /// An outbound message's state row written by its first change, or changed: `values` are the columns of a new
     /// row (`status, attempts, completed_at, error`, parameters from ?2 on), `update` the change of an existing one
-    /// (its `WHERE` included); ?1 is the sequence. The command ID comes from the message's row (none: no change).
-    /// A message without a state row is pending with one attempt (schema v11).
+    /// (its `WHERE` included); ?1 is the sequence. The command ID comes from the message's row (none: no change, see
+    /// ``stepStateUpsert(_:_:)``). A message without a state row is pending with one attempt (schema v11).
     static func upsertOutboundState(values: String, update: String) -> String {
         """
         INSERT INTO mesh_outbound_state(seq, command_id, status, attempts, completed_at, error)
-        SELECT seq, command_id, \(values) FROM mesh_outbound WHERE seq = ?1
+        VALUES (?1, (SELECT command_id FROM mesh_outbound WHERE seq = ?1), \(values))
         ON CONFLICT(seq) DO UPDATE SET \(update)
         """
+    }
+
+    /// Runs an upsert of one state row written as `INSERT … VALUES (id, (SELECT command_id FROM <message table> WHERE
+    /// …), …) ON CONFLICT … DO UPDATE …` and returns the rows it changed (0 or 1). A message without its row (gone, or
+    /// never journaled) gives the subquery's NULL, which fails `command_id NOT NULL` before anything is written: no
+    /// change, as the `INSERT … SELECT … WHERE` form these statements had. Why not that form: SQLite gives an
+    /// `INSERT … SELECT` that may abort a statement journal, which copies each page the statement changes that the
+    /// transaction had already changed (a state row's page, at every acknowledgement and every handled message);
+    /// a single-row `VALUES` write needs none.
+    static func stepStateUpsert(_ statement: SQLiteStatement, _ db: SQLiteConnection) throws(SQLiteError) -> Int {
+        do {
+            try statement.step()
+        } catch where error.code == SQLiteError.constraintNotNull {
+            return 0
+        }
+        return db.changes
     }
     /// A pending message acknowledged: ?1 sequence, ?2 time.
     static let outboundAckedSQL = upsertOutboundState(values: "1, 1, ?2, NULL", update: "status = 1, completed_at = ?2 WHERE status = 0")
@@ -505,8 +525,7 @@ extension Journal {
         for seq in seqs {
             try statement.bind(1, Int64(bitPattern: seq))
             try statement.bind(2, now)
-            try statement.step()
-            changed += db.changes
+            changed += try stepStateUpsert(statement, db)
             statement.reset()
         }
         return changed
@@ -518,8 +537,7 @@ extension Journal {
         try statement.bind(1, Int64(bitPattern: seq))
         try statement.bind(2, now)
         try statement.bind(3, error)
-        try statement.step()
-        return db.changes == 1
+        return try stepStateUpsert(statement, db) == 1
     }
 
     /// Marks outbound messages acknowledged without waiting: when the writer reaches this job it calls `take`
@@ -565,7 +583,7 @@ extension Journal {
             let statement = try context.db.cached(Self.outboundAttemptSQL)
             for seq in seqs {
                 try statement.bind(1, Int64(bitPattern: seq))
-                try statement.step()
+                _ = try Self.stepStateUpsert(statement, context.db)
                 statement.reset()
             }
         }
@@ -876,7 +894,7 @@ extension Journal {
                                     now: Int64) throws {
         let statement = try db.cached("""
             INSERT INTO mesh_inbound_state(id, command_id, status, attempts, error, completed_at)
-            SELECT id, command_id, ?1, coalesce(?2, 0), ?3, ?4 FROM mesh_inbound WHERE id = ?5
+            VALUES (?5, (SELECT command_id FROM mesh_inbound WHERE id = ?5), ?1, coalesce(?2, 0), ?3, ?4)
             ON CONFLICT(id) DO UPDATE SET status = ?1, attempts = coalesce(?2, attempts), error = ?3, completed_at = ?4
             """)
         try statement.bind(1, Int64(status.rawValue))
@@ -884,7 +902,7 @@ extension Journal {
         try statement.bind(3, error)
         try statement.bind(4, status.isComplete ? Optional(now) : nil)
         try statement.bind(5, id)
-        try statement.step()
+        _ = try stepStateUpsert(statement, db)
     }
 
     /// Inbound messages whose handlers have not all finished (`received`, `failed`, `unhandled`), in arrival
@@ -1152,7 +1170,7 @@ extension Journal {
         let statement = try context.db.cached("""
             INSERT INTO mesh_inbound_state(id, command_id, status, attempts, error, completed_at, invocation_id, invocation_attempt,
                                            invocation_started_at, invocation_finished_at, invocation_response, invocation_response_json)
-            SELECT id, command_id, ?1, ?2, NULL, ?3, ?4, ?2, ?5, ?3, ?6, ?7 FROM mesh_inbound WHERE id = ?8
+            VALUES (?8, (SELECT command_id FROM mesh_inbound WHERE id = ?8), ?1, ?2, NULL, ?3, ?4, ?2, ?5, ?3, ?6, ?7)
             ON CONFLICT(id) DO UPDATE SET status = ?1, attempts = ?2, error = NULL, completed_at = ?3,
                 invocation_id = ?4, invocation_attempt = ?2, invocation_started_at = ?5, invocation_finished_at = ?3,
                 invocation_response = ?6, invocation_response_json = ?7
@@ -1166,8 +1184,7 @@ extension Journal {
         try statement.bind(6, blob: invocation.responseBytes)
         try statement.bind(7, invocation.responseJSON)
         try statement.bind(8, invocation.inboundID)
-        try statement.step()
-        return context.db.changes == 1
+        return try stepStateUpsert(statement, context.db) == 1
     }
 
     /// Completes the invocation row `id` that its start wrote.

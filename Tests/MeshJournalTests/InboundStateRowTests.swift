@@ -71,4 +71,27 @@ import Testing
             #expect(try await ids(journal.openInbound()) == [request])
         }
     }
+
+    /// The state-row upserts read the command ID from the message's row in a subquery (no statement journal): a
+    /// message without its row changes nothing, as the `INSERT … SELECT` form did, and a response to it is refused.
+    @Test func aStatusOrAnswerForAMessageWithoutItsRowChangesNothing() async throws {
+        try await withJournal { journal, _ in
+            guard case .inserted(let id) = try await journal.appendInbound([try inbound(1, command: 5)])[0] else {
+                Issue.record("not inserted"); return
+            }
+            try await journal.setInboundStatus(id: id + 100, .handled, attempts: 1)
+            try await journal.setInboundStatus(id: id + 101, .failed, attempts: 2, error: "boom")
+            #expect(try await journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_inbound_state") } == 0)
+
+            var response = try OutboundMessage(commandID: 5, kind: .response, peer: "127.0.0.1:8001", data: ["ok": true])
+            response.answersInboundID = id + 100
+            await #expect(throws: JournalError.self) { try await journal.appendOutbound(response) }
+            #expect(try await journal.read { db in try db.scalarInt("SELECT count(*) FROM mesh_outbound") } == 0)
+
+            // The message's own row still takes both.
+            try await journal.setInboundStatus(id: id, .handled, attempts: 1)
+            #expect(try await journal.inbound(id: id)?.status == .handled)
+            #expect(try await journal.read { db in try db.rows("PRAGMA foreign_key_check") }.isEmpty)
+        }
+    }
 }

@@ -34,6 +34,9 @@ import Testing
             try await journal.recordOutboundAttempts([seqs[2]])
             try await journal.recordOutboundAttempts([seqs[2]])
             #expect(try await journal.markOutboundAcked([seqs[2], 999]) == 1)
+            // A sequence without its message's row changes nothing (the command ID's subquery is NULL).
+            #expect(try await !journal.markOutboundFailed(999, error: "unknown"))
+            try await journal.recordOutboundAttempts([999])
             #expect(try await stateRows(journal) == [
                 ["\(seqs[0])", "1", "1", "1", nil],
                 ["\(seqs[1])", "2", "1", "1", "gave up"],

@@ -34,6 +34,8 @@ public struct SQLiteError: Error, Hashable, Sendable, CustomStringConvertible {
     public static let notADatabase: Int32 = SQLITE_NOTADB
     /// SQLITE_CONSTRAINT: a constraint was violated.
     public static let constraint: Int32 = SQLITE_CONSTRAINT
+    /// SQLITE_CONSTRAINT_NOTNULL (an extended code: compare with ``code``): a NOT NULL column got NULL.
+    public static let constraintNotNull: Int32 = SQLITE_CONSTRAINT | (5 << 8)  // SQLITE_CONSTRAINT_NOTNULL: Swift cannot import that macro
     /// SQLITE_READONLY: a write on a read-only connection or file.
     public static let readOnly: Int32 = SQLITE_READONLY
     /// SQLITE_CANTOPEN: the file could not be opened.
