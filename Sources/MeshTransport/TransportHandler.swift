@@ -21,8 +21,9 @@ final class TransportHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     private var outcomes: [UInt64: OutcomeBox] = [:]
     private var backlogWaiters: [SocketAddress: [EventLoopPromise<Void>]] = [:]
-    /// Messages whose senders wait for window space: queued into the state machine as room appears.
-    private var parked: [SocketAddress: [ParkedSend]] = [:]
+    /// Messages whose senders wait for window space: queued into the state machine as room appears. Changed in
+    /// place only (a copy taken out and stored back would copy every parked send at each change).
+    private var parked: [SocketAddress: CircularBuffer<ParkedSend>] = [:]
     /// Tells senders on other threads whether anything is parked (see ``SendGate``).
     let gate: SendGate
     /// The event loop of every socket this handler serves (a replacement socket uses the same one).
@@ -246,12 +247,11 @@ final class TransportHandler: ChannelInboundHandler {
             return
         }
         gate.parked(messages.count)
-        var list = parked[address] ?? []
         for (i, (message, promise)) in zip(messages, outcomes).enumerated() {
-            list.append(ParkedSend(payload: message.payload, commandID: message.commandID, reliability: reliability,
-                                   outcome: promise, room: i == messages.count - 1 ? room : nil))
+            parked[address, default: CircularBuffer()].append(
+                ParkedSend(payload: message.payload, commandID: message.commandID, reliability: reliability,
+                           outcome: promise, room: i == messages.count - 1 ? room : nil))
         }
-        parked[address] = list
     }
 
     /// Queues what ``MeshTransport/trySend(_:commandID:to:reliability:)`` left in the mailbox, in order: each
@@ -269,7 +269,7 @@ final class TransportHandler: ChannelInboundHandler {
                 enqueue(send.payload, commandID: send.commandID, to: send.address, reliability: send.reliability, promise: send.box)
             } else {
                 gate.parked(1)
-                parked[send.address, default: []].append(ParkedSend(payload: send.payload, commandID: send.commandID,
+                parked[send.address, default: CircularBuffer()].append(ParkedSend(payload: send.payload, commandID: send.commandID,
                                                                     reliability: send.reliability, outcome: send.box, room: nil))
             }
         }
@@ -393,12 +393,17 @@ final class TransportHandler: ChannelInboundHandler {
         }
     }
 
-    private func perform(_ actions: [TransportAction]) {
-        for action in actions {
-            switch action {
+    private func perform(_ actions: consuming [TransportAction]) {
+        // Each action is moved out of the array before it runs, so that a datagram's buffer has no other owner when
+        // the sealer writes its header and tag into it (one more owner would make that write copy the buffer).
+        var actions = actions
+        actions.reverse()
+        defer { machine.recycle(actions) }
+        while let action = actions.popLast() {
+            switch consume action {
             case .transmit(let address, let header, let body):
                 guard let context else { continue }  // no socket for a moment: retransmission covers it
-                let datagram = sealer.seal(header: header, body: body, allocator: context.channel.allocator)
+                let datagram = sealer.seal(header: header, body: consume body, allocator: context.channel.allocator)
                 metrics.bytesOut.increment(by: datagram.readableBytes)
                 context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: address, data: datagram)), promise: nil)
                 LatencyProbe.mark(.datagramWritten)
@@ -441,18 +446,16 @@ final class TransportHandler: ChannelInboundHandler {
     private func releaseBacklogWaiters() {
         if !parked.isEmpty {
             var queuedAny = false
-            for (address, var list) in parked {
+            for address in Array(parked.keys) {
                 var taken = 0
-                while taken < list.count && hasRoom(address) {
-                    let p = list[taken]
+                while hasRoom(address), let p = parked[address]?.popFirst() {
                     enqueue(p.payload, commandID: p.commandID, to: address, reliability: p.reliability, promise: p.outcome)
                     p.room?.succeed(())
                     taken += 1
                     queuedAny = true
                 }
-                list.removeFirst(taken)
                 gate.unparked(taken)
-                parked[address] = list.isEmpty ? nil : list
+                if parked[address]?.isEmpty == true { parked[address] = nil }
             }
             if queuedAny {
                 perform(machine.takeActions())

@@ -644,6 +644,38 @@ import Testing
         }
     }
 
+    /// The state machine writes a datagram's frames with room for the header before and the tag after; the sealer
+    /// fills that room instead of copying the frames. Both forms make the same bytes, and the room can be used once
+    /// only by the buffer's owner: a copy kept elsewhere keeps its frames.
+    @Test func sealingInTheBodysOwnRoomMakesTheSameDatagram() throws {
+        let sealer = DatagramSealer(keyring: Keyring(ClusterKey.generate()), encrypt: false)
+        let header = PacketHeader(encrypted: false, keyID: 0, sender: NodeID(high: 5, low: 6), senderEpoch: 7,
+                                  destinationEpoch: 8, packetNumber: 42)
+        let frames = Array("frames of a datagram".utf8)
+        var roomy = ByteBufferAllocator().buffer(capacity: PacketHeader.size + frames.count + PacketHeader.tagSize)
+        roomy.moveWriterIndex(forwardBy: PacketHeader.size)
+        roomy.moveReaderIndex(forwardBy: PacketHeader.size)
+        roomy.writeBytes(frames)
+        let kept = roomy
+        let inPlace = sealer.seal(header: header, body: roomy, allocator: ByteBufferAllocator())
+        let copied = sealer.seal(header: header, body: ByteBuffer(bytes: frames), allocator: ByteBufferAllocator())
+        #expect(Array(inPlace.readableBytesView) == Array(copied.readableBytesView))
+        #expect(inPlace.readableBytes == PacketHeader.size + frames.count + PacketHeader.tagSize)
+        #expect(Array(kept.readableBytesView) == frames)
+        guard case .success(let (opened, body)) = sealer.open(inPlace) else {
+            Issue.record("a datagram sealed in place did not open")
+            return
+        }
+        #expect(opened.packetNumber == 42 && Array(body.readableBytesView) == frames)
+        // Room for less than a header: sealed by copying, the same bytes again.
+        var tight = ByteBufferAllocator().buffer(capacity: PacketHeader.size + frames.count + PacketHeader.tagSize)
+        tight.moveWriterIndex(forwardBy: PacketHeader.size - 1)
+        tight.moveReaderIndex(forwardBy: PacketHeader.size - 1)
+        tight.writeBytes(frames)
+        #expect(Array(sealer.seal(header: header, body: tight, allocator: ByteBufferAllocator()).readableBytesView)
+                == Array(copied.readableBytesView))
+    }
+
     @Test func encryptionHidesTheBodyAndRoundTrips() throws {
         let key = Keyring(ClusterKey.generate())
         let header = PacketHeader(encrypted: false, keyID: 0, sender: NodeID(high: 9, low: 9), senderEpoch: 3,

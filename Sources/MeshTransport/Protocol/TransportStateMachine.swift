@@ -51,9 +51,10 @@ final class TransportStateMachine {
     private var actions: [TransportAction] = []
     /// The frames of the datagram a flush is filling, kept between flushes so that filling one allocates nothing.
     private var framesScratch: [Frame] = []
-    /// The array the last ``takeActions()`` returned, if it was small. Its caller has let go of it by the next call,
-    /// which empties it and collects into it, so taking actions allocates nothing in steady state; a large batch (a
-    /// burst's datagrams) is not kept, so the spare holds at most ``recycledActions`` actions until then.
+    /// An emptied array of actions handed back by ``recycle(_:)``: ``takeActions()`` collects the next actions into
+    /// it, so that taking actions allocates nothing in steady state. The machine keeps no reference to an array it
+    /// returned: a datagram's buffer in it has one owner, which lets the sealer write into it without a copy. A large
+    /// array (a burst's datagrams) is not kept: the spare holds room for at most ``recycledActions`` actions.
     private var spareActions: [TransportAction] = []
     static let recycledActions = 64
     private let rttConfiguration: RTTEstimator.Configuration
@@ -72,16 +73,21 @@ final class TransportStateMachine {
         self.fragmentSize = configuration.fragmentPayloadSize
     }
 
+    /// The actions collected since the last call, in order; the machine keeps no reference to them.
     func takeActions() -> [TransportAction] {
         guard !actions.isEmpty else { return [] }
-        swap(&actions, &spareActions)
-        actions.removeAll(keepingCapacity: true)
-        guard spareActions.count <= Self.recycledActions else {
-            let taken = spareActions
-            spareActions = []
-            return taken
-        }
-        return spareActions
+        var taken = spareActions
+        spareActions = []
+        swap(&taken, &actions)
+        return taken
+    }
+
+    /// Hands back an array ``takeActions()`` returned, once its actions are done, for the next actions to reuse.
+    func recycle(_ done: consuming [TransportAction]) {
+        var done = done
+        guard done.capacity <= Self.recycledActions else { return }
+        done.removeAll(keepingCapacity: true)
+        spareActions = done
     }
 
     /// The session with `address`, opened if there is none — `nil` when ``TransportConfiguration/maxPeers``
@@ -547,16 +553,16 @@ final class TransportStateMachine {
     }
 
     private func onConfirm(_ s: Session, lane: UInt16, upTo: UInt64) {
-        guard var entries = s.outstanding[lane] else { return }
+        guard let count = s.outstanding[lane]?.count else { return }
         var done = 0
-        for entry in entries {
-            guard entry.seq <= upTo else { break }
+        while done < count, let entry = s.outstanding[lane]?[done], entry.seq <= upTo {
             finish(s, entry, .confirmed)
             done += 1
         }
         guard done > 0 else { return }
-        entries.removeFirst(done)
-        s.outstanding[lane] = entries.isEmpty ? nil : entries
+        // In place: a copy taken out and stored back would copy (and retain) every outstanding entry of the lane.
+        s.outstanding[lane]!.removeFirst(done)
+        if s.outstanding[lane]!.isEmpty { s.outstanding[lane] = nil }
     }
 
     private func onReject(_ s: Session, lane: UInt16, seq: UInt64, reason: String) {
@@ -984,7 +990,12 @@ final class TransportStateMachine {
         let header = PacketHeader(encrypted: false, keyID: 0, sender: configuration.nodeID, senderEpoch: configuration.epoch,
                                   destinationEpoch: destinationEpoch ?? (s.phase == .established ? s.peerEpoch : 0),
                                   packetNumber: number)
-        var body = ByteBufferAllocator().buffer(capacity: frames.reduce(0) { $0 + $1.encodedSize })
+        // The frames are written behind room for the header and ahead of room for the tag, so that the sealer can
+        // make the datagram in this buffer (``DatagramSealer/seal(header:body:allocator:)``) instead of a copy.
+        let framesSize = frames.reduce(0) { $0 + $1.encodedSize }
+        var body = ByteBufferAllocator().buffer(capacity: PacketHeader.size + framesSize + PacketHeader.tagSize)
+        body.moveWriterIndex(forwardBy: PacketHeader.size)
+        body.moveReaderIndex(forwardBy: PacketHeader.size)
         for frame in frames { frame.write(to: &body) }
         let ackEliciting = frames.contains { $0.isAckEliciting }
         let size = PacketHeader.size + body.readableBytes + PacketHeader.tagSize

@@ -67,11 +67,24 @@ final class DatagramSealer {
         return try! ChaChaPoly.Nonce(data: bytes)  // 12 bytes: cannot fail
     }
 
-    /// The datagram for `header` and `body` (frames), sealed with the primary key.
-    func seal(header: PacketHeader, body: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
+    /// The datagram for `header` and `body` (frames), sealed with the primary key. Authenticated only, a body with
+    /// room for the header before its readable bytes and for the tag after them (as the state machine writes it)
+    /// becomes the datagram itself: header and tag are written into that room, and the frames are not copied.
+    func seal(header: PacketHeader, body: consuming ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
         var header = header
         header.keyID = keyring.primaryID
         header.encrypted = encrypt
+        if !encrypt, body.readerIndex >= PacketHeader.size, body.writableBytes >= PacketHeader.tagSize {
+            var out = consume body
+            let end = out.writerIndex
+            out.moveReaderIndex(to: out.readerIndex - PacketHeader.size)
+            out.moveWriterIndex(to: out.readerIndex)
+            header.write(to: &out)
+            out.moveWriterIndex(to: end)
+            let code = mac(out, keyID: header.keyID)
+            _ = code.withUnsafeBytes { out.writeBytes(UnsafeRawBufferPointer(rebasing: $0.prefix(PacketHeader.tagSize))) }
+            return out
+        }
         var out = allocator.buffer(capacity: PacketHeader.size + body.readableBytes + PacketHeader.tagSize)
         header.write(to: &out)
         if encrypt, let key = aeadKey(header.keyID, header.sender, header.senderEpoch) {
