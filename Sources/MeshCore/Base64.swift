@@ -14,6 +14,10 @@ public enum Base64 {
         bytes.withUnsafeBufferPointer { encode($0, into: &out) }
     }
 
+    /// Every 12-bit value as its two base64 characters, the first in the low byte (stored little-endian, it is the
+    /// first in memory): three input bytes become two lookups and two 2-byte stores instead of four of each.
+    private static let pairs: [UInt16] = (0..<4096).map { UInt16(alphabet[$0 >> 6]) | UInt16(alphabet[$0 & 63]) << 8 }
+
     /// Appends the base64 encoding of the bytes at `source` to `out`.
     public static func encode(_ source: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
         let n = source.count
@@ -23,30 +27,29 @@ public enum Base64 {
         // checks) made this the hottest function of a journaled 1 KiB-bytes message.
         out.append(contentsOf: repeatElement(0, count: encoded))
         out.withUnsafeMutableBufferPointer { destination in
-            alphabet.withUnsafeBufferPointer { table in
-                var o = start
+            guard let base = destination.baseAddress else { return }
+            let raw = UnsafeMutableRawPointer(base + start)
+            pairs.withUnsafeBufferPointer { pair in
+                var o = 0
                 var i = 0
                 while i + 3 <= n {
-                    let v = UInt32(source[i]) << 16 | UInt32(source[i + 1]) << 8 | UInt32(source[i + 2])
-                    destination[o] = table[Int(v >> 18 & 63)]
-                    destination[o + 1] = table[Int(v >> 12 & 63)]
-                    destination[o + 2] = table[Int(v >> 6 & 63)]
-                    destination[o + 3] = table[Int(v & 63)]
+                    let v = Int(source[i]) << 16 | Int(source[i + 1]) << 8 | Int(source[i + 2])
+                    raw.storeBytes(of: pair[v >> 12].littleEndian, toByteOffset: o, as: UInt16.self)
+                    raw.storeBytes(of: pair[v & 0xFFF].littleEndian, toByteOffset: o + 2, as: UInt16.self)
                     i += 3
                     o += 4
                 }
+                let last = base + start + o
                 if n - i == 1 {
-                    let v = UInt32(source[i]) << 16
-                    destination[o] = table[Int(v >> 18 & 63)]
-                    destination[o + 1] = table[Int(v >> 12 & 63)]
-                    destination[o + 2] = UInt8(ascii: "=")
-                    destination[o + 3] = UInt8(ascii: "=")
+                    let v = Int(source[i]) << 4
+                    raw.storeBytes(of: pair[v].littleEndian, toByteOffset: o, as: UInt16.self)
+                    last[2] = UInt8(ascii: "=")
+                    last[3] = UInt8(ascii: "=")
                 } else if n - i == 2 {
-                    let v = UInt32(source[i]) << 16 | UInt32(source[i + 1]) << 8
-                    destination[o] = table[Int(v >> 18 & 63)]
-                    destination[o + 1] = table[Int(v >> 12 & 63)]
-                    destination[o + 2] = table[Int(v >> 6 & 63)]
-                    destination[o + 3] = UInt8(ascii: "=")
+                    let v = Int(source[i]) << 10 | Int(source[i + 1]) << 2
+                    raw.storeBytes(of: pair[v >> 6].littleEndian, toByteOffset: o, as: UInt16.self)
+                    last[2] = alphabet[v & 63]
+                    last[3] = UInt8(ascii: "=")
                 }
             }
         }
