@@ -325,6 +325,40 @@ import Testing
         }
     }
 
+    /// A window of four messages: nearly every send waits parked for room, whether its caller waits (`send`) or not
+    /// (`trySend`, parked without a waiting sender once the window is full). Parked sends are kept in place and
+    /// drained as confirmations free room: all arrive once, in order per lane, and are confirmed.
+    @Test func sendsParkedByAFullWindowLeaveInOrder() async throws {
+        try await withTimeout(60, "parked sends") {
+            let key = ClusterKey.generate()
+            let receiver = try await makeTransport(key: key)
+            let sender = try await makeTransport(key: key) { $0.windowMessages = 4 }
+            let (inbox, consumer) = Inbox.collecting(receiver)
+            try await Self.streamAndVerify(count: 300, lanes: [1, 2, 3], from: sender, to: receiver.localAddress, inbox: inbox,
+                                           receiver: receiver)
+            // Without waiting: what finds the window full is parked behind the earlier sends of its peer.
+            var receipts: [MeshTransport.Receipt] = []
+            for i in 0..<300 {
+                let lane = UInt16(1 + i % 3)
+                let payload = Self.payload(lane, 100 + i / 3)
+                if let receipt = sender.trySend(payload, commandID: lane, to: receiver.localAddress) {
+                    receipts.append(receipt)
+                } else {
+                    receipts.append(try await sender.send(payload, commandID: lane, to: receiver.localAddress))
+                }
+            }
+            for receipt in receipts { #expect(await receipt.outcome() == .confirmed) }
+            await inbox.wait(for: 600)
+            let received = await inbox.messages.map(Self.decode)
+            for lane: UInt16 in [1, 2, 3] {
+                #expect(received.filter { $0.0 == lane }.map(\.1) == Array(0..<200), "lane \(lane)")
+            }
+            await sender.close()
+            await receiver.close()
+            consumer.cancel()
+        }
+    }
+
     /// The receiver reads one recvmmsg per readable event while reads come back short and four once they come back
     /// full (`readBatch` datagrams): bursts far larger than a tiny read batch, and lone messages between them, all
     /// arrive once, in order, and are confirmed.
