@@ -518,15 +518,46 @@ extension Journal {
     /// One attempt more (a resend): ?1 sequence.
     static let outboundAttemptSQL = upsertOutboundState(values: "0, 2, NULL, NULL", update: "attempts = attempts + 1")
 
-    /// Sets pending rows `seqs` acked at `now`; returns how many changed.
+    /// Pending messages ?1 through ?2 (every sequence between) acknowledged at ?3, in one statement. Unlike the
+    /// single-row upserts this one has a statement journal (an `INSERT … SELECT`), paid once for the whole run.
+    static let outboundAckedRunSQL = """
+        INSERT INTO mesh_outbound_state(seq, command_id, status, attempts, completed_at, error)
+        SELECT seq, command_id, 1, 1, ?3, NULL FROM mesh_outbound WHERE seq BETWEEN ?1 AND ?2
+        ON CONFLICT(seq) DO UPDATE SET status = 1, completed_at = ?3 WHERE status = 0
+        """
+
+    /// From how many consecutive sequences on an acknowledgement is written by ``outboundAckedRunSQL`` instead of one
+    /// upsert per message (below, the statement journal costs about what it saves).
+    static let ackedRunMinimum = 4
+
+    /// Sets pending rows `seqs` acked at `now`; returns how many changed. Acknowledgements come mostly in runs of
+    /// consecutive sequences (a batch of messages, acknowledged together): a run of ``ackedRunMinimum`` or more is
+    /// one statement.
     static func updateOutboundAcked(_ db: SQLiteConnection, _ seqs: [UInt64], now: Int64) throws -> Int {
-        let statement = try db.cached(outboundAckedSQL)
+        let ordered = seqs.count < 2 ? seqs : Array(Set(seqs)).sorted()
         var changed = 0
-        for seq in seqs {
-            try statement.bind(1, Int64(bitPattern: seq))
-            try statement.bind(2, now)
-            changed += try stepStateUpsert(statement, db)
-            statement.reset()
+        var start = 0
+        while start < ordered.count {
+            var end = start
+            while end + 1 < ordered.count, ordered[end + 1] == ordered[end] + 1 { end += 1 }
+            if end - start + 1 >= ackedRunMinimum {
+                let run = try db.cached(outboundAckedRunSQL)
+                try run.bind(1, Int64(bitPattern: ordered[start]))
+                try run.bind(2, Int64(bitPattern: ordered[end]))
+                try run.bind(3, now)
+                try run.step()
+                changed += db.changes
+                run.reset()
+            } else {
+                let statement = try db.cached(outboundAckedSQL)
+                for seq in ordered[start...end] {
+                    try statement.bind(1, Int64(bitPattern: seq))
+                    try statement.bind(2, now)
+                    changed += try stepStateUpsert(statement, db)
+                    statement.reset()
+                }
+            }
+            start = end + 1
         }
         return changed
     }

@@ -54,6 +54,30 @@ import Testing
         }
     }
 
+    /// A run of consecutive acknowledgements is one statement: it acknowledges the pending messages of the run,
+    /// whether they have a state row (a resend) or not, leaves a failed or acknowledged one as it was, and counts
+    /// each change once (duplicates and sequences without a message change nothing).
+    @Test func aRunOfAcknowledgementsChangesEachPendingMessageOnce() async throws {
+        try await withJournal { journal, _ in
+            var seqs: [UInt64] = []
+            for i in 0..<10 {
+                seqs.append(try await journal.appendOutbound(OutboundMessage(commandID: 3, kind: .send, peer: "p", data: ["i": .int64(Int64(i))])))
+            }
+            try await journal.recordOutboundAttempts([seqs[2]])
+            #expect(try await journal.markOutboundFailed(seqs[3], error: "gave up"))
+            #expect(try await journal.markOutboundAcked([seqs[4]]) == 1)
+            // seqs[0...7] in a shuffled order with a duplicate, then a short run, then a sequence without a message.
+            let acks = [seqs[5], seqs[0], seqs[7], seqs[1], seqs[6], seqs[2], seqs[4], seqs[3], seqs[0], seqs[9], 9_999]
+            #expect(try await journal.markOutboundAcked(acks) == 7)  // 0, 1, 2, 5, 6, 7 and 9; 3 failed, 4 acked already
+            #expect(try await audit(journal).map { [$0[1], $0[2]] } == [
+                ["acked", "1"], ["acked", "1"], ["acked", "2"], ["failed", "1"], ["acked", "1"],
+                ["acked", "1"], ["acked", "1"], ["acked", "1"], ["pending", "1"], ["acked", "1"],
+            ])
+            #expect(try await journal.markOutboundAcked(Array(seqs[0...7])) == 0)
+            #expect(try await journal.read { db in try db.rows("PRAGMA foreign_key_check") }.isEmpty)
+        }
+    }
+
     @Test func theWalkFindsMessagesWithoutStateRowsBetweenStateRowsAndPrunedGaps() async throws {
         try await withJournal { journal, _ in
             var seqs: [Int64] = []
