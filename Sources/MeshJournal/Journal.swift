@@ -511,6 +511,7 @@ extension Journal {
         }
         return db.changes
     }
+
     /// A pending message acknowledged: ?1 sequence, ?2 time.
     static let outboundAckedSQL = upsertOutboundState(values: "1, 1, ?2, NULL", update: "status = 1, completed_at = ?2 WHERE status = 0")
     /// A pending message failed: ?1 sequence, ?2 time, ?3 error.

@@ -248,9 +248,8 @@ final class TransportHandler: ChannelInboundHandler {
         }
         gate.parked(messages.count)
         for (i, (message, promise)) in zip(messages, outcomes).enumerated() {
-            parked[address, default: CircularBuffer()].append(
-                ParkedSend(payload: message.payload, commandID: message.commandID, reliability: reliability,
-                           outcome: promise, room: i == messages.count - 1 ? room : nil))
+            park(ParkedSend(payload: message.payload, commandID: message.commandID, reliability: reliability,
+                            outcome: promise, room: i == messages.count - 1 ? room : nil), for: address)
         }
     }
 
@@ -269,8 +268,8 @@ final class TransportHandler: ChannelInboundHandler {
                 enqueue(send.payload, commandID: send.commandID, to: send.address, reliability: send.reliability, promise: send.box)
             } else {
                 gate.parked(1)
-                parked[send.address, default: CircularBuffer()].append(ParkedSend(payload: send.payload, commandID: send.commandID,
-                                                                    reliability: send.reliability, outcome: send.box, room: nil))
+                park(ParkedSend(payload: send.payload, commandID: send.commandID, reliability: send.reliability,
+                                outcome: send.box, room: nil), for: send.address)
             }
         }
         perform(machine.takeActions())
@@ -280,6 +279,11 @@ final class TransportHandler: ChannelInboundHandler {
     }
 
     /// Whether the peer's backlog is below the window, so a message can go into the state machine now.
+    /// Parks `send` behind the sends already waiting for `address`, in place (see ``parked``).
+    private func park(_ send: ParkedSend, for address: SocketAddress) {
+        parked[address, default: CircularBuffer()].append(send)
+    }
+
     private func hasRoom(_ address: SocketAddress) -> Bool {
         machine.backlogCount(address) < machine.configuration.windowMessages
     }

@@ -553,14 +553,18 @@ final class TransportStateMachine {
     }
 
     private func onConfirm(_ s: Session, lane: UInt16, upTo: UInt64) {
-        guard let count = s.outstanding[lane]?.count else { return }
-        var done = 0
-        while done < count, let entry = s.outstanding[lane]?[done], entry.seq <= upTo {
-            finish(s, entry, .confirmed)
-            done += 1
-        }
+        let done = s.outstanding[lane].map { entries in
+            var done = 0
+            for entry in entries {
+                guard entry.seq <= upTo else { break }
+                finish(s, entry, .confirmed)
+                done += 1
+            }
+            return done
+        } ?? 0
         guard done > 0 else { return }
-        // In place: a copy taken out and stored back would copy (and retain) every outstanding entry of the lane.
+        // In place, once the entries read above are let go: a copy taken out and stored back would copy (and retain)
+        // every outstanding entry of the lane.
         s.outstanding[lane]!.removeFirst(done)
         if s.outstanding[lane]!.isEmpty { s.outstanding[lane] = nil }
     }

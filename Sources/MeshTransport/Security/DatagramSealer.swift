@@ -81,8 +81,7 @@ final class DatagramSealer {
             out.moveWriterIndex(to: out.readerIndex)
             header.write(to: &out)
             out.moveWriterIndex(to: end)
-            let code = mac(out, keyID: header.keyID)
-            _ = code.withUnsafeBytes { out.writeBytes(UnsafeRawBufferPointer(rebasing: $0.prefix(PacketHeader.tagSize))) }
+            appendTag(to: &out, keyID: header.keyID)
             return out
         }
         var out = allocator.buffer(capacity: PacketHeader.size + body.readableBytes + PacketHeader.tagSize)
@@ -99,9 +98,14 @@ final class DatagramSealer {
         }
         var body = body
         out.writeBuffer(&body)
-        let code = mac(out, keyID: header.keyID)
-        _ = code.withUnsafeBytes { out.writeBytes(UnsafeRawBufferPointer(rebasing: $0.prefix(PacketHeader.tagSize))) }
+        appendTag(to: &out, keyID: header.keyID)
         return out
+    }
+
+    /// Appends the authentication tag of the readable bytes of `datagram` (header and frames): its MAC, truncated.
+    private func appendTag(to datagram: inout ByteBuffer, keyID: UInt8) {
+        let code = mac(datagram, keyID: keyID)
+        _ = code.withUnsafeBytes { datagram.writeBytes(UnsafeRawBufferPointer(rebasing: $0.prefix(PacketHeader.tagSize))) }
     }
 
     /// HMAC-SHA256 of the readable bytes of `bytes` (RFC 2104), from the precomputed states.
