@@ -27,6 +27,11 @@
 // grower fell behind), restarts the log at offset 0, or truncates the file. A failed step (a full disk) stops the
 // growing; the frames are then written as without it.
 //
+// Syncs asked of the grower (mesh_wal_batch_sync_soon): a connection that commits without a sync (a transaction
+// nobody waits on, under `.full`) asks the grower to fdatasync the file by a given time. The grower leaves it out if
+// the connection completed a sync of its own meanwhile (walSync counts them under the grower's lock): that sync
+// covered the same frames, and a second one beside it would only queue behind it.
+//
 // Threading: SQLite calls a file's methods from one thread at a time (the connection's); the counters are read
 // through the connection, on its thread. A grower's state is shared by that thread and the grower's, under the
 // grower's lock. The VFS object itself is written once, under pthread_once.
@@ -38,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The most the default VFS takes in one write: its unix write masks the length to 17 bits (SQLite itself never
@@ -54,6 +60,7 @@ typedef struct MeshWALFile {
     int commitHeaderBuffered;    /* the last append was a commit frame's header: its page ends the commit */
     sqlite3_int64 appends;       /* writes SQLite made */
     sqlite3_int64 writes;        /* writes made to the file */
+    sqlite3_int64 syncs;         /* syncs SQLite asked for (xSync) */
     const char *path;            /* SQLite's name for the file, valid until xClose */
     struct MeshWALGrower *grower; /* growth ahead, if turned on */
 } MeshWALFile;
@@ -79,11 +86,27 @@ typedef struct MeshWALGrower {
     pthread_cond_t stepDone;     /* signalled when a claimed step is written */
     int filling;                 /* a step at `allocated` is being written (without the lock) */
     int syncs;                   /* steps are synced (for a connection whose commits are) */
+    int syncWanted;              /* mesh_wal_batch_sync_soon asked for a sync of the file, not made nor skipped yet */
+    struct timespec syncDue;     /* ... by this time (CLOCK_MONOTONIC) */
+    sqlite3_int64 syncsAtRequest; /* `connectionSyncs` when it was asked */
+    sqlite3_int64 connectionSyncs; /* syncs of the file the connection completed (its commits') */
+    sqlite3_int64 backgroundSyncs; /* syncs the grower made for mesh_wal_batch_sync_soon */
+    sqlite3_int64 skippedSyncs;  /* ... and those it left to a sync of the connection's that came first */
     int working;
     int failed;
     int stopping;
     pthread_t thread;
 } MeshWALGrower;
+
+static struct timespec monotonicNow(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now;
+}
+
+static int timeBefore(struct timespec a, struct timespec b) {
+    return a.tv_sec < b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec < b.tv_nsec);
+}
 
 static void *growerMain(void *argument) {
     MeshWALGrower *g = argument;
@@ -92,6 +115,24 @@ static void *growerMain(void *argument) {
     sqlite3_int64 unsynced = 0;
     pthread_mutex_lock(&g->lock);
     while (!g->stopping) {
+        if (g->syncWanted && g->connectionSyncs != g->syncsAtRequest) {
+            /* The connection synced the file since it asked (a later commit's sync): that covered the frames. */
+            g->syncWanted = 0;
+            g->skippedSyncs++;
+            continue;
+        }
+        if (g->syncWanted && !timeBefore(monotonicNow(), g->syncDue)) {
+            /* Asked after a commit that was not synced (mesh_wal_batch_sync_soon), and no sync came since: one
+               fdatasync covers every frame written before the request, and every zero step so far. */
+            g->syncWanted = 0;
+            g->working = 1;
+            unsynced = 0;
+            pthread_mutex_unlock(&g->lock);
+            fdatasync(g->fd);
+            pthread_mutex_lock(&g->lock);
+            g->backgroundSyncs++;
+            continue;
+        }
         if (g->failed || g->allocated >= g->wanted) {
             if (g->syncs && unsynced > 0) {
                 unsynced = 0;
@@ -102,7 +143,11 @@ static void *growerMain(void *argument) {
             }
             g->working = 0;
             pthread_cond_broadcast(&g->idle);
-            pthread_cond_wait(&g->wake, &g->lock);
+            if (g->syncWanted) {
+                pthread_cond_timedwait(&g->wake, &g->lock, &g->syncDue);
+            } else {
+                pthread_cond_wait(&g->wake, &g->lock);
+            }
             continue;
         }
         g->working = 1;
@@ -307,8 +352,17 @@ static int walTruncate(sqlite3_file *file, sqlite3_int64 size) {
 
 static int walSync(sqlite3_file *file, int flags) {
     MeshWALFile *p = (MeshWALFile *)file;
+    p->syncs++;
     int rc = walFlush(p);
-    return rc != SQLITE_OK ? rc : p->real->pMethods->xSync(p->real, flags);
+    if (rc != SQLITE_OK) return rc;
+    rc = p->real->pMethods->xSync(p->real, flags);
+    if (rc == SQLITE_OK && p->grower != NULL) {
+        pthread_mutex_lock(&p->grower->lock);
+        p->grower->connectionSyncs++;
+        if (p->grower->syncWanted) pthread_cond_signal(&p->grower->wake);
+        pthread_mutex_unlock(&p->grower->lock);
+    }
+    return rc;
 }
 
 static int walFileSize(sqlite3_file *file, sqlite3_int64 *size) {
@@ -487,11 +541,35 @@ static MeshWALFile *walFileOf(sqlite3 *db) {
     return (MeshWALFile *)file;
 }
 
-int mesh_wal_batch_counters(sqlite3 *db, sqlite3_int64 *appends, sqlite3_int64 *writes) {
+int mesh_wal_batch_counters(sqlite3 *db, sqlite3_int64 *appends, sqlite3_int64 *writes, sqlite3_int64 *syncs) {
     MeshWALFile *p = walFileOf(db);
     if (p == NULL) return 0;
     *appends = p->appends;
     *writes = p->writes;
+    *syncs = p->syncs;
+    return 1;
+}
+
+int mesh_wal_batch_sync_soon(sqlite3 *db, sqlite3_int64 withinMicroseconds) {
+    MeshWALFile *p = walFileOf(db);
+    if (p == NULL || p->grower == NULL) return 0;
+    MeshWALGrower *g = p->grower;
+    struct timespec due = monotonicNow();
+    if (withinMicroseconds > 0) {
+        due.tv_sec += (time_t)(withinMicroseconds / 1000000);
+        due.tv_nsec += (long)(withinMicroseconds % 1000000) * 1000;
+        if (due.tv_nsec >= 1000000000L) {
+            due.tv_sec += 1;
+            due.tv_nsec -= 1000000000L;
+        }
+    }
+    pthread_mutex_lock(&g->lock);
+    /* A request already pending keeps its earlier time: the frames it covers must not wait longer. */
+    if (!g->syncWanted || timeBefore(due, g->syncDue)) g->syncDue = due;
+    if (!g->syncWanted) g->syncsAtRequest = g->connectionSyncs;
+    g->syncWanted = 1;
+    pthread_cond_signal(&g->wake);
+    pthread_mutex_unlock(&g->lock);
     return 1;
 }
 
@@ -512,7 +590,11 @@ int mesh_wal_batch_set_growth(sqlite3 *db, sqlite3_int64 aheadBytes, sqlite3_int
     if (g->allocated < 0) g->allocated = 0;
     g->wanted = g->allocated;
     pthread_mutex_init(&g->lock, NULL);
-    pthread_cond_init(&g->wake, NULL);
+    pthread_condattr_t monotonic;
+    pthread_condattr_init(&monotonic);
+    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);  /* syncDue is on that clock */
+    pthread_cond_init(&g->wake, &monotonic);
+    pthread_condattr_destroy(&monotonic);
     pthread_cond_init(&g->idle, NULL);
     pthread_cond_init(&g->stepDone, NULL);
     if (pthread_create(&g->thread, NULL, growerMain, g) != 0) {
@@ -523,14 +605,19 @@ int mesh_wal_batch_set_growth(sqlite3 *db, sqlite3_int64 aheadBytes, sqlite3_int
     return 1;
 }
 
-int mesh_wal_batch_growth(sqlite3 *db, int waitIdle, sqlite3_int64 *steps, sqlite3_int64 *allocated) {
+int mesh_wal_batch_growth(sqlite3 *db, int waitIdle, sqlite3_int64 *steps, sqlite3_int64 *allocated,
+                          sqlite3_int64 *backgroundSyncs, sqlite3_int64 *skippedSyncs) {
     MeshWALFile *p = walFileOf(db);
     if (p == NULL || p->grower == NULL) return 0;
     MeshWALGrower *g = p->grower;
     pthread_mutex_lock(&g->lock);
-    while (waitIdle && (g->working || (!g->failed && g->allocated < g->wanted))) pthread_cond_wait(&g->idle, &g->lock);
+    while (waitIdle && (g->working || g->syncWanted || (!g->failed && g->allocated < g->wanted))) {
+        pthread_cond_wait(&g->idle, &g->lock);
+    }
     *steps = g->steps;
     *allocated = g->allocated;
+    *backgroundSyncs = g->backgroundSyncs;
+    *skippedSyncs = g->skippedSyncs;
     pthread_mutex_unlock(&g->lock);
     return 1;
 }

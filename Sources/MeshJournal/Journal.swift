@@ -138,10 +138,12 @@ public final class Journal: Sendable {
             // synced if commits are): appending reserves blocks and moves the file's size at every commit, and a
             // fsync of a growing file also journals both. The epoch's commit opened the WAL.
             let pageSize = Int64((try? db.scalarInt("PRAGMA page_size")) ?? 4096)
-            db.growWALAhead(aheadBytes: walGrowthAheadBytes, capBytes: Int64(configuration.walLimitPages) * (pageSize + 24) + 32,
-                            syncing: configuration.durability == .full)
+            let growing = db.growWALAhead(aheadBytes: walGrowthAheadBytes,
+                                          capBytes: Int64(configuration.walLimitPages) * (pageSize + 24) + 32,
+                                          syncing: configuration.durability == .full)
             let context = WorkerContext(db: db, lastOutSeq: start.lastOutSeq, lastInboundID: start.lastInboundID, invocationIDs: start.invocationIDs,
                                         storesPayloadJSON: configuration.storesPayloadJSON)
+            context.relaxesDeferrableCommits = growing && configuration.durability == .full
             do {
                 try checkpoints.install(on: db)
             } catch let error as SQLiteError {

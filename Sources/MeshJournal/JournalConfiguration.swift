@@ -8,7 +8,11 @@ public struct JournalConfiguration: Sendable, Hashable {
         /// `synchronous=FULL`: every commit is fsynced to the WAL before it is reported, so a committed message
         /// also survives power loss. Costs one fsync per group commit. With ``JournalConfiguration/batchesWALWrites``,
         /// the zeros that keep the WAL file ahead of its log are synced too, so those fsyncs overwrite blocks the
-        /// file has instead of also recording its growth.
+        /// file has instead of also recording its growth; and a transaction of deferrable writes only (see
+        /// ``JournalConfiguration/deferredCommitMicroseconds``: nobody waits on it) commits without an fsync of its
+        /// own, the thread that grows the WAL syncing it within 10 ms unless the next awaited commit's fsync covered
+        /// it first — a power loss in between loses only such bookkeeping (a handler runs again, a message is resent
+        /// and dropped as a duplicate), and the writer never stalls in an fsync nobody waits on.
         case full
     }
 
@@ -56,7 +60,8 @@ public struct JournalConfiguration: Sendable, Hashable {
     /// invocation records, message statuses, acknowledgement marks — writes nobody waits on), in microseconds,
     /// hoping an awaited write (a message being journaled) arrives to share its commit. An awaited write ends
     /// the wait at once. Cuts one commit from the critical path of a request/response exchange. Such writes
-    /// are at most this much later on disk; a crash in between means a handler may run again (at-least-once).
+    /// are at most this much later in the WAL (with `.full`, fsynced within 10 ms more: see ``Durability/full``); a
+    /// crash in between means a handler may run again (at-least-once).
     /// Default 1000; 0 commits them at once.
     public var deferredCommitMicroseconds: Int
     /// How long opening may spend on SQLite's `PRAGMA quick_check` of the journal before the first write, in

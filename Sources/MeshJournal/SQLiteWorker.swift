@@ -386,6 +386,7 @@ final class SQLiteWorker: Sendable {
 
     private func runAlone(_ job: any SQLiteJob, _ context: WorkerContext) {
         do {
+            try context.prepareSynchronous(relaxed: false)
             try job.execute(context)
             job.finish(nil)
         } catch {
@@ -398,7 +399,12 @@ final class SQLiteWorker: Sendable {
         let db = context.db
         LatencyProbe.mark(.transactionStart)
         defer { LatencyProbe.mark(.transactionDone) }
+        // Under `.full`, a transaction nobody waits on commits without a sync; the WAL is synced right after, off
+        // this thread (WorkerContext.relaxesDeferrableCommits).
+        let relaxed = context.relaxesDeferrableCommits && jobs.allSatisfy(\.deferrable)
+        defer { if relaxed { try? context.prepareSynchronous(relaxed: false) } }  // else the next transaction retries it
         do {
+            try context.prepareSynchronous(relaxed: relaxed)
             try db.executeCached("BEGIN IMMEDIATE")
             LatencyProbe.mark(.begun)
         } catch {
@@ -447,6 +453,7 @@ final class SQLiteWorker: Sendable {
             LatencyProbe.mark(.committing)
             try db.executeCached("COMMIT")
             LatencyProbe.mark(.committed)
+            if relaxed { db.syncWALSoon(withinMicroseconds: context.relaxedSyncWithinMicroseconds) }
             context.committed()
             counters.withLock { $0.transactions += 1; $0.jobs += succeeded.count }
         } catch {

@@ -18,6 +18,18 @@ package final class WorkerContext {
     /// mesh_peer.id by node id, for origins seen; cleared on rollback since rows may have been undone.
     var originIDs: [String: Int64] = [:]
     let storesPayloadJSON: Bool
+    /// A transaction of deferrable writes only (posted statuses, invocation records, acknowledgement marks: writes
+    /// nobody waits on) commits without a sync of its own; the thread that grows the WAL ahead syncs its frames
+    /// within ``relaxedSyncWithinMicroseconds`` unless the next awaited commit's sync covers them first
+    /// (``SQLiteConnection/syncWALSoon(withinMicroseconds:)``). Set for `.full` durability when that thread runs;
+    /// with `.normal` no commit syncs anyway.
+    var relaxesDeferrableCommits = false
+    /// How long the frames of such a commit may wait for the next awaited commit's sync before that thread syncs
+    /// them itself: long enough that, while messages flow, its sync does not run beside a commit's (two syncs of one
+    /// file queue behind each other), short enough to bound what a power loss can take of them. Settable for tests.
+    var relaxedSyncWithinMicroseconds: Int64 = 10_000
+    /// The connection runs at `synchronous = NORMAL` for such a transaction (FULL otherwise).
+    private var synchronousRelaxed = false
     /// Kept alive for the writer connection's WAL hook.
     var checkpointScheduler: CheckpointScheduler?
 
@@ -44,6 +56,20 @@ package final class WorkerContext {
     }
 
     func committed() { committedLastOutSeq = lastOutSeq }
+
+    /// Sets the connection's `synchronous` for the next transaction: NORMAL if `relaxed` (a commit without a sync),
+    /// FULL otherwise. Only for a context that ``relaxesDeferrableCommits``; outside a transaction. A failure to
+    /// relax leaves it FULL (and returns normally); a failure to restore FULL throws, and the transaction must not
+    /// run.
+    func prepareSynchronous(relaxed: Bool) throws(SQLiteError) {
+        guard relaxesDeferrableCommits, relaxed != synchronousRelaxed else { return }
+        if relaxed {
+            guard (try? db.executeCached("PRAGMA synchronous = NORMAL")) != nil else { return }
+        } else {
+            try db.executeCached("PRAGMA synchronous = FULL")
+        }
+        synchronousRelaxed = relaxed
+    }
 
     func rolledBack() {
         lastOutSeq = committedLastOutSeq

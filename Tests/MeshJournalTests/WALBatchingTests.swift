@@ -8,8 +8,62 @@ import Testing
 /// SQLite's default VFS would give them. (A SIGKILL right after a commit is the crash matrix's business: its
 /// `mesh node` children run with the default configuration, hence through this VFS.)
 @Suite struct WALBatchingTests {
-    static func counters(_ journal: Journal) async throws -> (appends: Int64, writes: Int64)? {
+    static func counters(_ journal: Journal) async throws -> (appends: Int64, writes: Int64, syncs: Int64)? {
         try await journal.write(savepoint: false) { $0.db.walWriteCounters }
+    }
+
+    /// Under `.full`, a transaction of writes nobody waits on (here acknowledgement marks) commits without a sync on
+    /// the writer: the thread that grows the WAL ahead syncs it when its time is up (here at once). A write somebody
+    /// awaits still syncs in its own commit, before it is reported — also right after such a transaction. With
+    /// `.normal` nothing syncs and nothing is asked of that thread.
+    @Test(arguments: [JournalConfiguration.Durability.full, .normal])
+    func aCommitNobodyWaitsOnIsSyncedOffTheWriter(durability: JournalConfiguration.Durability) async throws {
+        try await withJournal(configuration: .init(durability: durability, deferredCommitMicroseconds: 0)) { journal, _ in
+            let external = try externalConnection(journal.path)
+            let seqs = try await journal.appendOutbound([try Self.smallMessage(1), try Self.smallMessage(2)])
+            try await journal.write(savepoint: false) { $0.relaxedSyncWithinMicroseconds = 0 }
+            let before = try #require(try await Self.counters(journal))
+            let growthBefore = try #require(try await Self.growth(journal), "no growth ahead")
+            #expect(try await journal.markOutboundAcked([seqs[0]]) == 1)
+            let afterMark = try #require(try await Self.counters(journal))
+            let growthAfterMark = try #require(try await Self.growth(journal))
+            #expect(afterMark.writes > before.writes, "the acknowledgement's frames were not written")
+            #expect(afterMark.syncs == before.syncs, "the writer synced a commit nobody waits on")
+            #expect(growthAfterMark.backgroundSyncs == growthBefore.backgroundSyncs + (durability == .full ? 1 : 0))
+            #expect(try external.scalarInt("SELECT count(*) FROM mesh_outbound_state WHERE seq = \(seqs[0]) AND status = 1") == 1)
+            // The next awaited write syncs in its commit again.
+            _ = try await journal.appendOutbound(try Self.smallMessage(3))
+            let afterAppend = try #require(try await Self.counters(journal))
+            #expect(afterAppend.syncs - afterMark.syncs == (durability == .full ? 1 : 0))
+            #expect(try #require(try await Self.growth(journal)).backgroundSyncs == growthAfterMark.backgroundSyncs)
+        }
+    }
+
+    /// The sync such a commit asked for is left out when an awaited commit syncs the WAL before its time is up (that
+    /// sync covered the same frames): while messages flow, no second sync runs beside the writer's.
+    @Test func anAwaitedCommitsSyncStandsInForTheBackgroundOne() async throws {
+        try await withJournal(configuration: .init(durability: .full, deferredCommitMicroseconds: 0)) { journal, _ in
+            let seqs = try await journal.appendOutbound([try Self.smallMessage(1), try Self.smallMessage(2)])
+            try await journal.write(savepoint: false) { $0.relaxedSyncWithinMicroseconds = 600_000_000 }
+            let before = try #require(try await Self.counters(journal))
+            let growthBefore = try #require(try await Self.growth(journal), "no growth ahead")
+            #expect(try await journal.markOutboundAcked([seqs[0]]) == 1)
+            _ = try await journal.appendOutbound(try Self.smallMessage(3))
+            // Waits until the grower made or skipped the sync asked for: the append's sync came first.
+            let growth = try #require(try await Self.growth(journal))
+            #expect(growth.skippedSyncs == growthBefore.skippedSyncs + 1)
+            #expect(growth.backgroundSyncs == growthBefore.backgroundSyncs)
+            #expect(try #require(try await Self.counters(journal)).syncs == before.syncs + 1)
+        }
+    }
+
+    static func smallMessage(_ i: Int) throws -> OutboundMessage {
+        try OutboundMessage(commandID: 1024, kind: .send, peer: "127.0.0.1:8001", data: ["i": .int64(Int64(i))])
+    }
+
+    /// The WAL's growth ahead, once its thread has done what it was asked.
+    static func growth(_ journal: Journal) async throws -> (steps: Int64, allocated: Int64, backgroundSyncs: Int64, skippedSyncs: Int64)? {
+        try await journal.write(savepoint: false) { $0.db.walGrowth(waitingForIdle: true) }
     }
 
     @Test func eachCommitReachesTheWALInOneWriteAndIsVisibleAtOnce() async throws {

@@ -17,9 +17,10 @@
 int mesh_wal_batch_register(void);
 
 /// Counters of the WAL file of `db`'s main database, if it is open through this VFS: `appends` is the number
-/// of writes SQLite made to it, `writes` the number the VFS made to the file. Returns 0 and leaves the outputs
-/// unchanged if the WAL is not open (no transaction yet) or not through this VFS; 1 otherwise.
-int mesh_wal_batch_counters(sqlite3 *db, sqlite3_int64 *appends, sqlite3_int64 *writes);
+/// of writes SQLite made to it, `writes` the number the VFS made to the file, `syncs` the syncs SQLite asked for.
+/// Returns 0 and leaves the outputs unchanged if the WAL is not open (no transaction yet) or not through this VFS;
+/// 1 otherwise.
+int mesh_wal_batch_counters(sqlite3 *db, sqlite3_int64 *appends, sqlite3_int64 *writes, sqlite3_int64 *syncs);
 
 /// Makes the WAL file of `db`'s main database (open through this VFS) grow ahead of its frames: a thread of its
 /// own (at nice 10) keeps the file's end about `aheadBytes` past the last frame (as far as the log is long while it
@@ -31,8 +32,19 @@ int mesh_wal_batch_counters(sqlite3 *db, sqlite3_int64 *appends, sqlite3_int64 *
 /// VFS, already growing ahead, or the thread could not start; 1 otherwise.
 int mesh_wal_batch_set_growth(sqlite3 *db, sqlite3_int64 aheadBytes, sqlite3_int64 capBytes, int syncs);
 
-/// The growth ahead of `db`'s WAL file: the zero-filling writes made so far (`steps`) and the bytes the file holds
-/// (`allocated`), after waiting for the grower to finish what it was asked if `waitIdle` (for tests). Returns 0
-/// and leaves the outputs unchanged if the WAL is not open or not growing ahead; 1 otherwise.
-int mesh_wal_batch_growth(sqlite3 *db, int waitIdle, sqlite3_int64 *steps, sqlite3_int64 *allocated);
+/// Asks the grower of `db`'s WAL file (mesh_wal_batch_set_growth) to fdatasync the file, on its own thread, within
+/// `withinMicroseconds` — unless the connection syncs the file first (a later commit's sync covers the same frames):
+/// for a commit made without a sync, whose frames reach the disk without the connection's thread waiting for it,
+/// and without a second sync beside the next commit's when one follows soon. A request already pending keeps the
+/// earlier time. Call on the connection's thread after the commit. Returns 0 (and asks nothing) if the WAL is not
+/// open, not through this VFS or not growing ahead; 1 otherwise.
+int mesh_wal_batch_sync_soon(sqlite3 *db, sqlite3_int64 withinMicroseconds);
+
+/// The growth ahead of `db`'s WAL file: the zero-filling writes made so far (`steps`), the bytes the file holds
+/// (`allocated`), the syncs made for mesh_wal_batch_sync_soon (`backgroundSyncs`) and those left to a sync of the
+/// connection's that came first (`skippedSyncs`), after waiting for the grower to finish what it was asked if
+/// `waitIdle` (for tests; a sync asked for is waited for until it is made or skipped). Returns 0 and leaves the
+/// outputs unchanged if the WAL is not open or not growing ahead; 1 otherwise.
+int mesh_wal_batch_growth(sqlite3 *db, int waitIdle, sqlite3_int64 *steps, sqlite3_int64 *allocated,
+                          sqlite3_int64 *backgroundSyncs, sqlite3_int64 *skippedSyncs);
 #endif

@@ -67,12 +67,14 @@ package final class SQLiteConnection {
     }
 
     /// For a connection opened through ``walBatchingVFS`` whose WAL is open: how many writes SQLite made to the
-    /// WAL (`appends`) and how many reached the file (`writes`). Nil otherwise. On the connection's thread.
-    package var walWriteCounters: (appends: Int64, writes: Int64)? {
+    /// WAL (`appends`), how many reached the file (`writes`) and how many syncs of it SQLite asked for (`syncs`).
+    /// Nil otherwise. On the connection's thread.
+    package var walWriteCounters: (appends: Int64, writes: Int64, syncs: Int64)? {
         var appends: sqlite3_int64 = 0
         var writes: sqlite3_int64 = 0
-        guard mesh_wal_batch_counters(handle, &appends, &writes) != 0 else { return nil }
-        return (appends, writes)
+        var syncs: sqlite3_int64 = 0
+        guard mesh_wal_batch_counters(handle, &appends, &writes, &syncs) != 0 else { return nil }
+        return (appends, writes, syncs)
     }
 
     /// Makes this connection's WAL file (open through ``walBatchingVFS``) grow ahead of its frames: a thread of
@@ -86,14 +88,30 @@ package final class SQLiteConnection {
         mesh_wal_batch_set_growth(handle, aheadBytes, capBytes, syncing ? 1 : 0) != 0
     }
 
+    /// Asks the thread that grows this connection's WAL ahead (``growWALAhead(aheadBytes:capBytes:syncing:)``) to
+    /// fdatasync the file within `microseconds`, unless this connection syncs it first (a later commit's sync covers
+    /// the same frames): after a commit made without a sync, whose frames then reach the disk without this thread
+    /// waiting for them. A request already pending keeps its earlier time. Returns false (and asks nothing) if the
+    /// WAL is not growing ahead. On the connection's thread, after the commit.
+    @discardableResult
+    package func syncWALSoon(withinMicroseconds microseconds: Int64) -> Bool {
+        mesh_wal_batch_sync_soon(handle, microseconds) != 0
+    }
+
     /// The growth ahead of this connection's WAL (``growWALAhead(aheadBytes:capBytes:syncing:)``): zero-filling writes made
-    /// so far and the bytes the file holds; nil if it is not growing ahead. `waitingForIdle`: first wait until the
-    /// grower has done what it was asked (for tests). On the connection's thread.
-    package func walGrowth(waitingForIdle: Bool = false) -> (steps: Int64, allocated: Int64)? {
+    /// so far, the bytes the file holds, and the syncs asked by ``syncWALSoon(withinMicroseconds:)`` that it made and
+    /// that it skipped (this connection synced first); nil if it is not growing ahead. `waitingForIdle`: first wait
+    /// until the grower has done what it was asked, a sync asked for included (for tests). On the connection's thread.
+    package func walGrowth(waitingForIdle: Bool = false)
+        -> (steps: Int64, allocated: Int64, backgroundSyncs: Int64, skippedSyncs: Int64)? {
         var steps: sqlite3_int64 = 0
         var allocated: sqlite3_int64 = 0
-        guard mesh_wal_batch_growth(handle, waitingForIdle ? 1 : 0, &steps, &allocated) != 0 else { return nil }
-        return (steps, allocated)
+        var backgroundSyncs: sqlite3_int64 = 0
+        var skippedSyncs: sqlite3_int64 = 0
+        guard mesh_wal_batch_growth(handle, waitingForIdle ? 1 : 0, &steps, &allocated, &backgroundSyncs, &skippedSyncs) != 0 else {
+            return nil
+        }
+        return (steps, allocated, backgroundSyncs, skippedSyncs)
     }
 
     /// Finalizes the cached statements and closes the connection, releasing its file descriptors (the last
