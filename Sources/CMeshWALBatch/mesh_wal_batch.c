@@ -177,6 +177,14 @@ static void *growerMain(void *argument) {
             pthread_mutex_lock(&g->lock);
         }
     }
+    if (g->syncWanted && g->connectionSyncs == g->syncsAtRequest) {
+        /* Stopping (the file closes) with a sync asked for and not covered: made now, not dropped. */
+        g->syncWanted = 0;
+        pthread_mutex_unlock(&g->lock);
+        fdatasync(g->fd);
+        pthread_mutex_lock(&g->lock);
+        g->backgroundSyncs++;
+    }
     g->working = 0;
     pthread_cond_broadcast(&g->idle);
     pthread_mutex_unlock(&g->lock);

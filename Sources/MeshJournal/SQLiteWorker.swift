@@ -453,7 +453,11 @@ final class SQLiteWorker: Sendable {
             LatencyProbe.mark(.committing)
             try db.executeCached("COMMIT")
             LatencyProbe.mark(.committed)
-            if relaxed { db.syncWALSoon(withinMicroseconds: context.relaxedSyncWithinMicroseconds) }
+            if relaxed && !db.syncWALSoon(withinMicroseconds: context.relaxedSyncWithinMicroseconds) {
+                // No thread to sync it (the WAL is no longer growing ahead): this commit's frames wait for the next
+                // awaited commit's sync, and every later commit syncs its own.
+                context.relaxesDeferrableCommits = false
+            }
             context.committed()
             counters.withLock { $0.transactions += 1; $0.jobs += succeeded.count }
         } catch {

@@ -58,13 +58,13 @@ package final class WorkerContext {
     func committed() { committedLastOutSeq = lastOutSeq }
 
     /// Sets the connection's `synchronous` for the next transaction: NORMAL if `relaxed` (a commit without a sync),
-    /// FULL otherwise. Only for a context that ``relaxesDeferrableCommits``; outside a transaction. A failure to
-    /// relax leaves it FULL (and returns normally); a failure to restore FULL throws, and the transaction must not
-    /// run.
+    /// FULL otherwise; outside a transaction. Relaxes only a context that ``relaxesDeferrableCommits`` (others stay
+    /// as opened). A failure to relax leaves it FULL (and returns normally); a failure to restore FULL throws, and
+    /// the transaction must not run.
     func prepareSynchronous(relaxed: Bool) throws(SQLiteError) {
-        guard relaxesDeferrableCommits, relaxed != synchronousRelaxed else { return }
+        guard relaxed != synchronousRelaxed else { return }
         if relaxed {
-            guard (try? db.executeCached("PRAGMA synchronous = NORMAL")) != nil else { return }
+            guard relaxesDeferrableCommits, (try? db.executeCached("PRAGMA synchronous = NORMAL")) != nil else { return }
         } else {
             try db.executeCached("PRAGMA synchronous = FULL")
         }
