@@ -572,9 +572,15 @@ int mesh_wal_batch_sync_soon(sqlite3 *db, sqlite3_int64 withinMicroseconds) {
         }
     }
     pthread_mutex_lock(&g->lock);
-    /* A request already pending keeps its earlier time: the frames it covers must not wait longer. */
-    if (!g->syncWanted || timeBefore(due, g->syncDue)) g->syncDue = due;
-    if (!g->syncWanted) g->syncsAtRequest = g->connectionSyncs;
+    if (g->syncWanted && g->connectionSyncs == g->syncsAtRequest) {
+        /* A request still pending and not yet covered keeps its earlier time (its frames must not wait longer); a
+           sync that covers the new frames covers its frames too. */
+        if (timeBefore(due, g->syncDue)) g->syncDue = due;
+    } else {
+        /* A new request — or one a sync of the connection's already covered, which must not cover these frames. */
+        g->syncDue = due;
+        g->syncsAtRequest = g->connectionSyncs;
+    }
     g->syncWanted = 1;
     pthread_cond_signal(&g->wake);
     pthread_mutex_unlock(&g->lock);

@@ -35,9 +35,9 @@ int mesh_wal_batch_set_growth(sqlite3 *db, sqlite3_int64 aheadBytes, sqlite3_int
 /// Asks the grower of `db`'s WAL file (mesh_wal_batch_set_growth) to fdatasync the file, on its own thread, within
 /// `withinMicroseconds` — unless the connection syncs the file first (a later commit's sync covers the same frames):
 /// for a commit made without a sync, whose frames reach the disk without the connection's thread waiting for it,
-/// and without a second sync beside the next commit's when one follows soon. A request already pending keeps the
-/// earlier time. Call on the connection's thread after the commit. Returns 0 (and asks nothing) if the WAL is not
-/// open, not through this VFS or not growing ahead; 1 otherwise.
+/// and without a second sync beside the next commit's when one follows soon. A request still pending (not yet
+/// covered by a sync of the connection's) keeps the earlier time. Call on the connection's thread after the commit.
+/// Returns 0 (and asks nothing) if the WAL is not open, not through this VFS or not growing ahead; 1 otherwise.
 int mesh_wal_batch_sync_soon(sqlite3 *db, sqlite3_int64 withinMicroseconds);
 
 /// The growth ahead of `db`'s WAL file: the zero-filling writes made so far (`steps`), the bytes the file holds

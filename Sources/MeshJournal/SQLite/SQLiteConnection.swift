@@ -91,8 +91,8 @@ package final class SQLiteConnection {
     /// Asks the thread that grows this connection's WAL ahead (``growWALAhead(aheadBytes:capBytes:syncing:)``) to
     /// fdatasync the file within `microseconds`, unless this connection syncs it first (a later commit's sync covers
     /// the same frames): after a commit made without a sync, whose frames then reach the disk without this thread
-    /// waiting for them. A request already pending keeps its earlier time. Returns false (and asks nothing) if the
-    /// WAL is not growing ahead. On the connection's thread, after the commit.
+    /// waiting for them. A request still pending (no sync of this connection's covered it yet) keeps its earlier time.
+    /// Returns false (and asks nothing) if the WAL is not growing ahead. On the connection's thread, after the commit.
     @discardableResult
     package func syncWALSoon(withinMicroseconds microseconds: Int64) -> Bool {
         mesh_wal_batch_sync_soon(handle, microseconds) != 0
