@@ -92,6 +92,7 @@ typedef struct MeshWALGrower {
     sqlite3_int64 connectionSyncs; /* syncs of the file the connection completed (its commits') */
     sqlite3_int64 backgroundSyncs; /* syncs the grower made for mesh_wal_batch_sync_soon */
     sqlite3_int64 skippedSyncs;  /* ... and those it left to a sync of the connection's that came first */
+    int paused;                  /* mesh_wal_batch_pause_grower (tests): the grower does nothing until resumed */
     int working;
     int failed;
     int stopping;
@@ -115,6 +116,11 @@ static void *growerMain(void *argument) {
     sqlite3_int64 unsynced = 0;
     pthread_mutex_lock(&g->lock);
     while (!g->stopping) {
+        if (g->paused) {
+            g->working = 0;
+            pthread_cond_wait(&g->wake, &g->lock);
+            continue;
+        }
         if (g->syncWanted && g->connectionSyncs != g->syncsAtRequest) {
             /* The connection synced the file since it asked (a later commit's sync): that covered the frames. */
             g->syncWanted = 0;
@@ -616,6 +622,16 @@ int mesh_wal_batch_set_growth(sqlite3 *db, sqlite3_int64 aheadBytes, sqlite3_int
         return 0;
     }
     p->grower = g;
+    return 1;
+}
+
+int mesh_wal_batch_pause_grower(sqlite3 *db, int paused) {
+    MeshWALFile *p = walFileOf(db);
+    if (p == NULL || p->grower == NULL) return 0;
+    pthread_mutex_lock(&p->grower->lock);
+    p->grower->paused = paused != 0;
+    pthread_cond_signal(&p->grower->wake);
+    pthread_mutex_unlock(&p->grower->lock);
     return 1;
 }
 

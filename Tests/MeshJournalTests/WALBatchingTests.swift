@@ -57,6 +57,28 @@ import Testing
         }
     }
 
+    /// A commit nobody waits on, after an earlier one whose sync request a writer sync already covered but the grower
+    /// had not yet seen (paused here to hold that order): the new request is not folded into the covered one, which
+    /// the grower skips, so the new frames are still synced by the grower.
+    @Test func aRequestAfterACoveredOneIsSyncedOnItsOwn() async throws {
+        try await withJournal(configuration: .init(durability: .full, deferredCommitMicroseconds: 0)) { journal, _ in
+            let seqs = try await journal.appendOutbound([try Self.smallMessage(1), try Self.smallMessage(2)])
+            let growthBefore = try #require(try await Self.growth(journal), "no growth ahead")
+            try await journal.write(savepoint: false) {
+                $0.relaxedSyncWithinMicroseconds = 600_000_000
+                #expect($0.db.pauseWALGrower(true))
+            }
+            #expect(try await journal.markOutboundAcked([seqs[0]]) == 1)  // asks for a sync within 10 minutes
+            _ = try await journal.appendOutbound(try Self.smallMessage(3))  // the writer's sync covers it
+            try await journal.write(savepoint: false) { $0.relaxedSyncWithinMicroseconds = 0 }
+            #expect(try await journal.markOutboundAcked([seqs[1]]) == 1)  // asks again, due at once
+            try await journal.write(savepoint: false) { _ = $0.db.pauseWALGrower(false) }
+            let growth = try #require(try await Self.growth(journal))
+            #expect(growth.backgroundSyncs == growthBefore.backgroundSyncs + 1, "the second request's frames were not synced")
+            #expect(growth.skippedSyncs == growthBefore.skippedSyncs)
+        }
+    }
+
     static func smallMessage(_ i: Int) throws -> OutboundMessage {
         try OutboundMessage(commandID: 1024, kind: .send, peer: "127.0.0.1:8001", data: ["i": .int64(Int64(i))])
     }

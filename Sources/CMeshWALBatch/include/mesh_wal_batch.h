@@ -40,6 +40,11 @@ int mesh_wal_batch_set_growth(sqlite3 *db, sqlite3_int64 aheadBytes, sqlite3_int
 /// Returns 0 (and asks nothing) if the WAL is not open, not through this VFS or not growing ahead; 1 otherwise.
 int mesh_wal_batch_sync_soon(sqlite3 *db, sqlite3_int64 withinMicroseconds);
 
+/// For tests: pauses (`paused` 1) or resumes (0) the grower of `db`'s WAL file; paused, it neither grows the file nor
+/// makes or skips a sync asked for, so a test can order requests and the connection's syncs around it. Do not wait
+/// for it to be idle while it is paused. Returns 0 if the WAL is not growing ahead; 1 otherwise.
+int mesh_wal_batch_pause_grower(sqlite3 *db, int paused);
+
 /// The growth ahead of `db`'s WAL file: the zero-filling writes made so far (`steps`), the bytes the file holds
 /// (`allocated`), the syncs made for mesh_wal_batch_sync_soon (`backgroundSyncs`) and those left to a sync of the
 /// connection's that came first (`skippedSyncs`), after waiting for the grower to finish what it was asked if

@@ -98,6 +98,14 @@ package final class SQLiteConnection {
         mesh_wal_batch_sync_soon(handle, microseconds) != 0
     }
 
+    /// For tests: pauses or resumes the thread that grows this connection's WAL ahead (paused, it neither grows the
+    /// file nor makes or skips a sync asked for). Do not wait for it to be idle while it is paused. False if the WAL
+    /// is not growing ahead.
+    @discardableResult
+    package func pauseWALGrower(_ paused: Bool) -> Bool {
+        mesh_wal_batch_pause_grower(handle, paused ? 1 : 0) != 0
+    }
+
     /// The growth ahead of this connection's WAL (``growWALAhead(aheadBytes:capBytes:syncing:)``): zero-filling writes made
     /// so far, the bytes the file holds, and the syncs asked by ``syncWALSoon(withinMicroseconds:)`` that it made and
     /// that it skipped (this connection synced first); nil if it is not growing ahead. `waitingForIdle`: first wait
