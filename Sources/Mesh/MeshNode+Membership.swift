@@ -237,11 +237,13 @@ extension MeshNode {
 
     func finishMembershipEvents() { membershipBroadcaster.finish() }
 
-    /// Announces the shutdown (status offline, leaving) and waits briefly for the datagrams to go out.
+    /// Announces the shutdown (status offline, leaving) and waits for the datagrams to go out — at most a second,
+    /// which a loaded machine can need before its event loop writes them (the transport closes next, and a datagram
+    /// not yet written is lost: the other nodes would wait for the member timeout to report this one gone).
     func announceLeaving() async {
         membership.withLockedValue { $0.updateSelf { $0.status = .offline } }
         let receipts = await gossipRound(leaving: true)
-        _ = await Self.race(timeout: .milliseconds(200)) {
+        _ = await Self.race(timeout: .seconds(1)) {
             for receipt in receipts { _ = await receipt.outcome() }
         }
     }
