@@ -109,6 +109,16 @@ static int timeBefore(struct timespec a, struct timespec b) {
     return a.tv_sec < b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec < b.tv_nsec);
 }
 
+/* Under the grower's lock: makes the sync mesh_wal_batch_sync_soon asked for (one fdatasync covers every frame
+   written before the request), without the lock while it runs. */
+static void growerSyncAsked(MeshWALGrower *g) {
+    g->syncWanted = 0;
+    pthread_mutex_unlock(&g->lock);
+    fdatasync(g->fd);
+    pthread_mutex_lock(&g->lock);
+    g->backgroundSyncs++;
+}
+
 static void *growerMain(void *argument) {
     MeshWALGrower *g = argument;
     pthread_setname_np(pthread_self(), "mesh-journal-g");
@@ -128,15 +138,10 @@ static void *growerMain(void *argument) {
             continue;
         }
         if (g->syncWanted && !timeBefore(monotonicNow(), g->syncDue)) {
-            /* Asked after a commit that was not synced (mesh_wal_batch_sync_soon), and no sync came since: one
-               fdatasync covers every frame written before the request, and every zero step so far. */
-            g->syncWanted = 0;
+            /* Its time is up and no sync of the connection's came since; it also syncs every zero step so far. */
             g->working = 1;
             unsynced = 0;
-            pthread_mutex_unlock(&g->lock);
-            fdatasync(g->fd);
-            pthread_mutex_lock(&g->lock);
-            g->backgroundSyncs++;
+            growerSyncAsked(g);
             continue;
         }
         if (g->failed || g->allocated >= g->wanted) {
@@ -183,14 +188,8 @@ static void *growerMain(void *argument) {
             pthread_mutex_lock(&g->lock);
         }
     }
-    if (g->syncWanted && g->connectionSyncs == g->syncsAtRequest) {
-        /* Stopping (the file closes) with a sync asked for and not covered: made now, not dropped. */
-        g->syncWanted = 0;
-        pthread_mutex_unlock(&g->lock);
-        fdatasync(g->fd);
-        pthread_mutex_lock(&g->lock);
-        g->backgroundSyncs++;
-    }
+    /* Stopping (the file closes) with a sync asked for and not covered: made now, not dropped. */
+    if (g->syncWanted && g->connectionSyncs == g->syncsAtRequest) growerSyncAsked(g);
     g->working = 0;
     pthread_cond_broadcast(&g->idle);
     pthread_mutex_unlock(&g->lock);
