@@ -6,8 +6,11 @@ node (the one whose file has call marks) is A, the other B. Every call (callStar
 the first 100 are warm-up. The cycles whose sequence of marks is the most common one are lined up and each mark's
 median offset from the call is printed, with the step from the mark before it. Below the timeline: the median
 total over every cycle, and the median of each side's transaction phases (BEGIN, statements, COMMIT). Last,
-the tail: in the slowest 2 % of cycles, the largest step of each cycle, counted by its two marks.
+the tail: in the slowest 2 % of cycles, the largest step of each cycle, counted by its two marks; and how many
+cycles ran while a checkpoint did (a background pass or the writer's inline one, on either node), among all cycles,
+the slowest 2 % and the fastest half (a slow cycle overlaps more by its length alone, so compare the shares).
 """
+import bisect
 import collections
 import glob
 import os
@@ -20,6 +23,7 @@ NAMES = {
     12: "flushed", 13: "mailbox drained", 15: "flush start", 20: "BEGIN", 21: "begun", 22: "COMMIT",
     23: "committed", 24: "transaction done", 40: "ingested", 42: "read complete",
 }
+CHECKPOINT_START, CHECKPOINT_END = 50, 51
 
 
 def load(path):
@@ -41,7 +45,8 @@ def main():
         sides["A" if any(p == 1 for _, p in marks) else "B"] = marks
     if set(sides) != {"A", "B"}:
         sys.exit(f"need the marks of both processes (found {len(files)} files)")
-    events = sorted((t, side, p) for side, marks in sides.items() for t, p in marks)
+    events = sorted((t, side, p) for side, marks in sides.items() for t, p in marks
+                    if p not in (CHECKPOINT_START, CHECKPOINT_END))
     cycles, current = [], None
     for t, side, p in events:
         if side == "A" and p == 1:
@@ -67,6 +72,7 @@ def main():
     if timed:
         print(f"median total over all cycles: {statistics.median(t for t, _ in timed) / 1000:.1f} µs")
     tail(timed)
+    checkpoint_overlap(timed, checkpoints(sides))
     phases = collections.defaultdict(list)
     for c in cycles:
         opened = {"A": {}, "B": {}}
@@ -107,6 +113,43 @@ def tail(timed):
           f"{statistics.median(t for t, _ in timed) / 1000:.0f} µs): each one's largest step")
     for kind, gaps in sorted(kinds.items(), key=lambda kv: -len(kv[1])):
         print(f"  {len(gaps):4} × {kind}: median {statistics.median(gaps) / 1000:.0f} µs")
+
+
+def checkpoints(sides):
+    """The (start, end) spans during which a checkpoint ran on either side (overlapping ones of a side merged)."""
+    spans = []
+    for marks in sides.values():
+        depth, start = 0, None
+        for t, p in sorted(marks):
+            if p == CHECKPOINT_START:
+                if depth == 0:
+                    start = t
+                depth += 1
+            elif p == CHECKPOINT_END and depth > 0:
+                depth -= 1
+                if depth == 0:
+                    spans.append((start, t))
+    return sorted(spans)
+
+
+def checkpoint_overlap(timed, spans):
+    """The share of cycles (the call to its return) that overlap a checkpoint: all, slowest 2 %, fastest half."""
+    if not spans or len(timed) < 50:
+        return
+    timed = sorted(timed, key=lambda x: x[0])
+
+    def share(part):
+        hits = 0
+        for total, c in part:
+            begin, end = c[0][0], c[0][0] + total
+            k = bisect.bisect_left(spans, (end,))  # spans starting before the cycle ends
+            hits += any(b > begin for _, b in spans[max(0, k - 8):k])
+        return 100 * hits / len(part)
+
+    lengths = [(b - a) / 1000 for a, b in spans]
+    print(f"checkpoints (both nodes): {len(spans)}, median {statistics.median(lengths):.0f} µs; cycles running beside "
+          f"one: all {share(timed):.0f} %, slowest 2 % {share(timed[int(len(timed) * 0.98):]):.0f} %, "
+          f"fastest half {share(timed[:len(timed) // 2]):.0f} %")
 
 
 if __name__ == "__main__":

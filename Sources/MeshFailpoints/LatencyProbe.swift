@@ -56,6 +56,10 @@ public enum LatencyProbe {
         case committed = 23
         /// The transaction's jobs were told their results.
         case transactionDone = 24
+        /// A checkpoint began: a background pass (on a checkpointer's thread) or the writer's inline one.
+        case checkpointStart = 50
+        /// That checkpoint ended.
+        case checkpointEnd = 51
         /// A datagram passed the transport's state machine.
         case ingested = 40
         /// The channel finished a read (the transport flushes next).

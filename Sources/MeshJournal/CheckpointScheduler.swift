@@ -1,5 +1,6 @@
 import CMeshWALBatch
 import CSQLite
+import MeshFailpoints
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -119,6 +120,8 @@ final class CheckpointScheduler: Sendable {
             // RESTART waits (up to the busy timeout) for readers, so the next commit starts the WAL from its
             // beginning: backpressure instead of unbounded growth. While a background checkpoint runs it returns
             // SQLITE_BUSY at once, having done nothing; the next commit tries again.
+            LatencyProbe.mark(.checkpointStart)
+            defer { LatencyProbe.mark(.checkpointEnd) }
             if sqlite3_wal_checkpoint_v2(db, nil, SQLITE_CHECKPOINT_RESTART, &log, &done) != SQLITE_BUSY {
                 counters.withLock { $0.inline += 1 }
             }
@@ -146,6 +149,8 @@ final class CheckpointScheduler: Sendable {
         var log: Int32 = 0
         var done: Int32 = 0
         var waits = 0
+        LatencyProbe.mark(.checkpointStart)
+        defer { LatencyProbe.mark(.checkpointEnd) }
         var rc = sqlite3_wal_checkpoint_v2(context.db.handle, nil, SQLITE_CHECKPOINT_PASSIVE, &log, &done)
         while rc == SQLITE_BUSY, waitingForOthers, waits < 1000 {
             waits += 1
