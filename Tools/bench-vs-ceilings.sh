@@ -22,6 +22,8 @@
 # | acked --idle-spin 0 p50 / B1 | jbus 20000 1 1 NORMAL 0 | mesh bench --mode acked --idle-spin 0 p50 |
 # | request sync --idle-spin 0 p50 / B1 | the same | mesh bench --mode request --handler sync --idle-spin 0 p50 |
 # | acked CPU per message / B1's | jbus 20000 1 1 NORMAL 0, its CPU (both processes) | cpu_us_per_message |
+# | acked 2 ms apart p50 / B1's p50 2 ms apart | the timing copy of jbus sleeping 2 ms before each message | mesh bench --mode acked --gap 2000 p50 |
+# | acked 2 ms apart CPU per message / B1's | the same, its CPU | cpu_us_per_message of that run |
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 mesh="${MESH_BIN:-$root/.build/release/mesh}"
@@ -43,8 +45,10 @@ source = open(sys.argv[1]).read()
 hooks = [
     ("double*sent_at=calloc(count+2,sizeof(double));",
      "double*sent_at=calloc(count+2,sizeof(double)); double*began=calloc(count+2,sizeof(double)); "
-     "double*lat=calloc(count+2,sizeof(double)); long nlat=0;"),
-    ("    if(n>0){\n      step(b);", "    if(n>0){\n      { double tb=now(); for(long k=0;k<n;k++) began[next+k]=tb; }\n      step(b);"),
+     "double*lat=calloc(count+2,sizeof(double)); long nlat=0; "
+     "long gap_us=getenv(\"JBUS_GAP_US\")?atol(getenv(\"JBUS_GAP_US\")):0;"),
+    ("    if(n>0){\n      step(b);",
+     "    if(n>0){\n      if(gap_us>0) usleep(gap_us);\n      { double tb=now(); for(long k=0;k<n;k++) began[next+k]=tb; }\n      step(b);"),
     ("if(id>=1&&id<=(uint64_t)count&&!acked[id]){acked[id]=1;",
      "if(id>=1&&id<=(uint64_t)count&&!acked[id]){acked[id]=1;lat[nlat++]=now()-began[id];"),
     ("  double el=now()-t0;",
@@ -80,6 +84,8 @@ results="$scratch/results"
 has_caller=$("$mesh" bench pair --help 2>&1 | grep -c -- '--caller' || true)
 # Builds from before `--idle-spin` skip the rows that compare with the spin off.
 has_idle_spin=$("$mesh" bench pair --help 2>&1 | grep -c -- '--idle-spin' || true)
+# Builds from before `--gap` skip the rows of sporadic traffic.
+has_gap=$("$mesh" bench pair --help 2>&1 | grep -c -- '--gap' || true)
 : > "$results"
 for round in $(seq "$rounds"); do
     # B1 with its CPU (user + system of the sender and of the receiver it forks and waits for) per message.
@@ -151,6 +157,18 @@ for round in $(seq "$rounds"); do
     b2=$("$scratch/jbus" 20000 1 1 FULL 0 60 47116 "$scratch/db" | jbus_value msgs_per_s)
     full=$("$mesh" bench --mode acked --durability full --messages 2000 --json 2>/dev/null | json_value p50_us)
     echo "acked_full $(python3 -c "print($full / (1e6 / $b2))")" >> "$results"
+    if [ -n "$timed_jbus" ] && [ "$has_gap" -gt 0 ]; then
+        # Sporadic traffic: each message 2 ms after the last one settled, so every thread of both sides sleeps
+        # between them (the C bus blocks in poll; Mesh's nodes stop polling once their polls keep running out).
+        gap_out=$(JBUS_GAP_US=2000 with_cpu "$timed_jbus" 2000 1 1 NORMAL 0 60 47124 "$scratch/db")
+        gap_b1_p50=$(echo "$gap_out" | jbus_value p50_us)
+        gap_b1_cpu_us=$(python3 -c "print(($(echo "$gap_out" | jbus_value cpu_seconds)) * 1e6 / 2000)")
+        gap_json=$("$mesh" bench --mode acked --gap 2000 --messages 1500 --json 2>/dev/null)
+        echo "acked_gap $(python3 -c "print($(echo "$gap_json" | json_value p50_us) / $gap_b1_p50)")" >> "$results"
+        echo "acked_gap_cpu $(python3 -c "print($(echo "$gap_json" | json_value cpu_us_per_message) / $gap_b1_cpu_us)")" >> "$results"
+        echo "acked_gap_cpu_us $(echo "$gap_json" | json_value cpu_us_per_message)" >> "$results"
+        echo "b1_gap_cpu_us $gap_b1_cpu_us" >> "$results"
+    fi
     echo "round $round done" >&2
 done
 python3 - "$results" "$rounds" <<'PY'
@@ -180,6 +198,8 @@ labels = [
     ("oneway_nojson", "`mesh bench --no-json` one-way / B5", "≥ 0.8×"),
     ("acked_full", "`mesh bench --mode acked --durability full` p50 / B2", "≤ 1.5×"),
     ("acked_cpu", "acked CPU per message, both processes / B1's", "reported"),
+    ("acked_gap", "`mesh bench --mode acked --gap 2000` p50 / B1's own p50, messages 2 ms apart", "reported"),
+    ("acked_gap_cpu", "the same: CPU per message, both processes / B1's", "reported"),
 ]
 def table(header, entries, unit):
     print(f"| {header} | median | range | bar |")
@@ -198,6 +218,8 @@ counts = [
     ("bytes_oneway", "receiver journal bytes per one-way message (file + WAL)", "reported"),
     ("acked_cpu_us", "CPU µs per acked message, both processes (`cpu_us_per_message`)", "reported"),
     ("b1_cpu_us", "CPU µs per B1 message, both processes", "reported"),
+    ("acked_gap_cpu_us", "CPU µs per acked message 2 ms apart, both processes", "reported"),
+    ("b1_gap_cpu_us", "CPU µs per B1 message 2 ms apart, both processes", "reported"),
 ]
 print()
 table("count (same runs)", counts, "")

@@ -14,7 +14,8 @@ import Glibc
 /// in production), both journaling every message. One-way: each latency sample is send → journaled here →
 /// sent → journaled by the receiver → confirmed, with many messages in flight (so the percentiles include
 /// queueing). Acked: the same path one message at a time (stop-and-wait, the C journaled bus's B1). Request:
-/// sequential request/response round trips.
+/// sequential request/response round trips. Acked and request calls may come a gap apart (sporadic traffic: each
+/// node's thread has stopped polling and sleeps when the next one comes; the gap is not in the latency).
 package enum ProcessPairBenchmark {
     package enum Mode: String, Sendable, CaseIterable {
         case oneway, acked, request
@@ -42,6 +43,10 @@ package enum ProcessPairBenchmark {
         package var p99Micros: UInt64
         package var maxMicros: UInt64
         package var retransmits: Int
+        /// The idle polls of each node since its start (run, caught something, skipped): `idle_polls…` of
+        /// ``MeshNode/transportStatistics()``.
+        package var senderIdlePolls: (run: Int, caught: Int, skipped: Int)
+        package var receiverIdlePolls: (run: Int, caught: Int, skipped: Int)
         /// Datagrams the sender sent and received during the timed run (both directions of the pair's traffic).
         package var senderDatagrams: Int
         package var senderJournalBytes: Int64
@@ -72,8 +77,8 @@ package enum ProcessPairBenchmark {
 
     package static func run(executable: String, mode: Mode, handler: HandlerKind = .async, caller: CallerKind = .task, messages: Int, size: Int, concurrency: Int,
                             durability: JournalConfiguration.Durability, storesPayloadJSON: Bool = true,
-                            idleSpinMicroseconds: Int = MeshConfiguration.defaultIdleSpinMicroseconds, directory: String,
-                            logger: Logger) async throws -> Result {
+                            idleSpinMicroseconds: Int = MeshConfiguration.defaultIdleSpinMicroseconds, gapMicroseconds: Int = 0,
+                            directory: String, logger: Logger) async throws -> Result {
         let dir = directory + "/mesh-bench-pair-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -145,6 +150,7 @@ package enum ProcessPairBenchmark {
                 var micros: [UInt64] = []
                 micros.reserveCapacity(messages)
                 for _ in 0..<messages {
+                    if gapMicroseconds > 0 { try await Task.sleep(for: .microseconds(gapMicroseconds)) }
                     let sent = clock.now
                     if mode == .acked {
                         guard await (try await node.sendConfirmed(1024, to: target, data)).outcome() == .confirmed else {
@@ -163,14 +169,15 @@ package enum ProcessPairBenchmark {
         for value in samples { _ = histogram.record(max(1, value)) }
         let seconds = (clock.now - start).seconds
         let (senderCPUAfter, receiverCPUAfter) = (ProcessCPUTime.seconds(), ProcessCPUTime.seconds(of: receiverPID))
-        let retransmits = (try? await node.transportStatistics())?["retransmits"] ?? 0
+        let transport = (try? await node.transportStatistics()) ?? [:]
+        let retransmits = transport["retransmits"] ?? 0
         let senderDatagrams = await datagrams() - datagramsBefore
         let (senderCommits, senderFrames) = (node.journal.writeStatistics.transactions - commitsBefore,
                                              node.journal.walFramesWritten - framesBefore)
         let checkpointsAfter = node.journal.checkpointStatistics
         await node.shutdown()
         let (_, summary) = await child.terminateReadingOutput()
-        // `stopped: journal commits N jobs J wal_frames F checkpoints_background B checkpoints_inline I`
+        // `stopped: journal commits N jobs J wal_frames F checkpoints_background B checkpoints_inline I idle_polls P …`
         func field(_ name: String) -> Int {
             let words = summary.split(whereSeparator: \.isWhitespace)
             guard let index = words.firstIndex(where: { $0 == name }), index + 1 < words.count else { return 0 }
@@ -184,6 +191,9 @@ package enum ProcessPairBenchmark {
         return Result(messages: messages, seconds: seconds, messagesPerSecond: Double(messages) / seconds,
                       p50Micros: histogram.valueAtPercentile(50), p90Micros: histogram.valueAtPercentile(90),
                       p99Micros: histogram.valueAtPercentile(99), maxMicros: histogram.max, retransmits: retransmits,
+                      senderIdlePolls: (transport["idle_polls"] ?? 0, transport["idle_polls_caught"] ?? 0,
+                                        transport["idle_polls_skipped"] ?? 0),
+                      receiverIdlePolls: (field("idle_polls"), field("idle_polls_caught"), field("idle_polls_skipped")),
                       senderDatagrams: senderDatagrams,
                       senderJournalBytes: fileBytes(dir + "/a.sqlite"), receiverJournalBytes: fileBytes(dir + "/b.sqlite"),
                       senderCommits: senderCommits, receiverCommits: field("commits"), senderWALFrames: senderFrames,

@@ -73,6 +73,10 @@ final class TransportHandler: ChannelInboundHandler {
     var socketDescriptor: CInt?
     /// When the queued idle spin ends.
     private var spinDeadline = IdleSpin.Deadline()
+    /// Whether the next flush that awaits no reply polls at all (``IdleSpin/Backoff``).
+    private var spinBackoff = IdleSpin.Backoff()
+    /// Idle polls run, ended by a datagram or work (not by their time), and skipped (``IdleSpin/Backoff``).
+    private(set) var idlePolls = (run: 0, caught: 0, skipped: 0)
 
     init(machine: TransportStateMachine, sealer: DatagramSealer, logger: Logger, metrics: TransportMetrics,
          deliveries: AsyncStream<[ReceivedMessage]>.Continuation, events: AsyncStream<TransportEvent>.Continuation,
@@ -369,26 +373,37 @@ final class TransportHandler: ChannelInboundHandler {
         exportCounters()
         let timers = machine.timers()
         moveTimer(to: timers.deadline)
-        if !preparing { queueIdleSpin(awaitingAcknowledgement: timers.awaitsAcknowledgement) }
+        if !preparing { queueIdleSpin(awaitingAcknowledgement: timers.awaitsAcknowledgement, awaitingReply: timers.awaitsReply) }
     }
 
     /// Queues the idle spin behind what the loop already has to do (a lane's hand-over queued by the commit this
     /// flush followed, say): the spin only starts once that ran. Work handed to the loop while it polls (counted in
     /// its ``LoopActivity``) queues it again behind that work, until the socket is readable or the time is up; a flush
     /// meanwhile (that work's, say) moves the end to its own (``IdleSpin/Deadline``).
-    private func queueIdleSpin(awaitingAcknowledgement: Bool) {
-        guard let idleSpin, !closed,
-              spinDeadline.flushed(until: idleSpin.end(timer: timerDeadline, awaiting: awaitingAcknowledgement))
+    private func queueIdleSpin(awaitingAcknowledgement: Bool, awaitingReply: Bool) {
+        guard let idleSpin, !closed else { return }
+        // A queued poll is only moved, never skipped.
+        guard spinDeadline.end != nil || spinBackoff.shouldPoll(awaiting: awaitingReply) else {
+            idlePolls.skipped += 1
+            return
+        }
+        guard spinDeadline.flushed(until: idleSpin.end(timer: timerDeadline, awaiting: awaitingAcknowledgement),
+                                   awaiting: awaitingReply)
         else { return }
+        idlePolls.run += 1
         queueIdleSpin(idleSpin, since: idleSpin.activity?.value)
     }
 
     private func queueIdleSpin(_ idleSpin: IdleSpin, since seen: UInt64?) {
         eventLoop.assumeIsolated().execute { [self] in
-            guard let end = spinDeadline.end, let socketDescriptor, !closed,
-                  case .workArrived(let now) = idleSpin.run(socket: socketDescriptor, until: end, since: seen),
-                  NIODeadline.now() < end  // else the work's flush queues a fresh one
-            else {
+            guard let end = spinDeadline.end, let socketDescriptor, !closed else {
+                spinDeadline.finished()
+                return
+            }
+            let outcome = idleSpin.run(socket: socketDescriptor, until: end, since: seen)
+            guard case .workArrived(let now) = outcome, NIODeadline.now() < end else {  // else the work's flush queues a fresh one
+                if outcome != .timeUp { idlePolls.caught += 1 }
+                spinBackoff.ended(outcome, awaiting: spinDeadline.awaiting)
                 spinDeadline.finished()
                 return
             }

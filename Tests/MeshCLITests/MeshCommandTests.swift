@@ -122,6 +122,8 @@ import Testing
         ["bench", "journal", "--durability", "sometimes"],
         ["bench", "--mode", "acked", "--caller", "elsewhere"],
         ["bench", "--mode", "acked", "--idle-spin", "20000"],
+        ["bench", "--mode", "oneway", "--gap", "100"],
+        ["bench", "--mode", "acked", "--gap", "-1"],
         ["no-such-command"],
     ])
     func badArgumentsGiveAOneLineErrorAndNonZeroExit(_ arguments: [String]) async throws {
@@ -135,7 +137,7 @@ import Testing
 
     @Test(arguments: [["oneway"], ["acked"], ["request"], ["request", "--handler", "sync"], ["acked", "--handler", "sync"],
                       ["acked", "--caller", "node"], ["request", "--handler", "sync", "--caller", "node"], ["oneway", "--caller", "node"],
-                      ["acked", "--idle-spin", "0"]])
+                      ["acked", "--idle-spin", "0"], ["acked", "--gap", "2000"]])
     func benchRunsTwoProcessesAndPrintsTheJSONContract(mode: [String]) async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary))
         let result = try await Self.run(["bench", "--mode"] + mode + ["--messages", "200", "--json"], timeout: 120)
@@ -145,7 +147,9 @@ import Testing
                     "handler", "caller", "sender_commits", "receiver_commits", "commits_per_message", "sender_wal_frames", "receiver_wal_frames",
                     "wal_frames_per_message", "receiver_journal_bytes_per_message", "datagrams_per_message",
                     "sender_checkpoints_background", "sender_checkpoints_inline", "receiver_checkpoints_background",
-                    "receiver_checkpoints_inline"] {
+                    "receiver_checkpoints_inline", "gap_us", "sender_idle_polls", "sender_idle_polls_caught",
+                    "sender_idle_polls_skipped", "receiver_idle_polls", "receiver_idle_polls_caught",
+                    "receiver_idle_polls_skipped"] {
             #expect(object[key] != nil, "missing \(key)")
         }
         #expect(object["messages"] as? Int == 200)
@@ -154,6 +158,17 @@ import Testing
         #expect(object["handler"] as? String == (sync ? "sync" : "async"))
         #expect(object["caller"] as? String == (mode.contains("node") ? "node" : "task"))
         #expect(object["idle_spin_us"] as? Int == (mode.contains("--idle-spin") ? 0 : 300))
+        let gap = mode.contains("--gap")
+        #expect(object["gap_us"] as? Int == (gap ? 2000 : 0))
+        // 200 calls at least 2 ms apart (a sleep of that long before each): the gaps are in the run's time.
+        if gap { #expect((object["seconds"] as? Double ?? 0) >= 0.4, "\(object)") }
+        // Both nodes poll after exchanges with the default idle spin, and never without it.
+        let polls = (object["sender_idle_polls"] as? Int ?? -1, object["receiver_idle_polls"] as? Int ?? -1)
+        if mode.contains("--idle-spin") {
+            #expect(polls.0 == 0 && polls.1 == 0, "\(object)")
+        } else {
+            #expect(polls.0 > 0 && polls.1 > 0, "\(object)")
+        }
         // One at a time, every message costs at least one commit at each end. A synchronous handler's message costs
         // exactly one at the receiver (its row, invocation and status together; the warm-up and the node's own
         // rows add a few); an async one's invocation and status may take a second one.

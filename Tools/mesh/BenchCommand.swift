@@ -37,6 +37,8 @@ struct PairBench: AsyncParsableCommand {
     @Flag(help: "Do not store payload_json in either journal (rows as large as the C journaled bus's).") var noJSON = false
     @Option(help: "Both nodes' idleSpinMicroseconds: how long a node's thread polls its socket after an exchange before it sleeps (0...10000; 0 sleeps at once).")
     var idleSpin = MeshConfiguration.defaultIdleSpinMicroseconds
+    @Option(help: "Acked and request modes: microseconds between one call's return and the next call (0...1000000; sporadic traffic: past the idle spin both nodes' threads sleep, and the next message wakes them). Not part of the latency; part of 'seconds'.")
+    var gap = 0
     @Flag(help: "Print one JSON object.") var json = false
 
     func validate() throws {
@@ -44,6 +46,8 @@ struct PairBench: AsyncParsableCommand {
             throw ValidationError("messages and concurrency must be positive, size at least 32")
         }
         guard (0...10_000).contains(idleSpin) else { throw ValidationError("--idle-spin must be 0...10000 (got \(idleSpin))") }
+        guard (0...1_000_000).contains(gap) else { throw ValidationError("--gap must be 0...1000000 µs (got \(gap))") }
+        guard gap == 0 || mode != .oneway else { throw ValidationError("--gap applies to --mode acked and request (one-way senders stream)") }
     }
 
     func run() async throws {
@@ -54,7 +58,7 @@ struct PairBench: AsyncParsableCommand {
         do {
             r = try await ProcessPairBenchmark.run(executable: executable, mode: mode, handler: handler, caller: caller, messages: messages, size: size,
                                                    concurrency: concurrency, durability: durability, storesPayloadJSON: !noJSON,
-                                                   idleSpinMicroseconds: idleSpin, directory: dir, logger: logger)
+                                                   idleSpinMicroseconds: idleSpin, gapMicroseconds: gap, directory: dir, logger: logger)
         } catch {
             throw CLIError("benchmark failed: \(error)")
         }
@@ -64,7 +68,7 @@ struct PairBench: AsyncParsableCommand {
                 "seconds": r.seconds, "msgs_per_s": r.messagesPerSecond, "p50_us": r.p50Micros, "p90_us": r.p90Micros,
                 "p99_us": r.p99Micros, "max_us": r.maxMicros, "retransmits": r.retransmits,
                 "sender_journal_bytes": r.senderJournalBytes, "receiver_journal_bytes": r.receiverJournalBytes,
-                "handler": handler.rawValue, "caller": caller.rawValue, "idle_spin_us": idleSpin, "sender_commits": r.senderCommits, "receiver_commits": r.receiverCommits,
+                "handler": handler.rawValue, "caller": caller.rawValue, "idle_spin_us": idleSpin, "gap_us": gap, "sender_commits": r.senderCommits, "receiver_commits": r.receiverCommits,
                 "commits_per_message": Double(r.senderCommits + r.receiverCommits) / Double(r.messages),
                 "sender_wal_frames": r.senderWALFrames, "receiver_wal_frames": r.receiverWALFrames,
                 "sender_checkpoints_background": r.senderCheckpoints.background, "sender_checkpoints_inline": r.senderCheckpoints.inline,
@@ -73,6 +77,9 @@ struct PairBench: AsyncParsableCommand {
                 "wal_frames_per_message": Double(r.senderWALFrames + r.receiverWALFrames) / Double(r.messages),
                 "receiver_journal_bytes_per_message": Double(r.receiverJournalBytes) / Double(r.messages),
                 "datagrams_per_message": Double(r.senderDatagrams) / Double(r.messages),
+                "sender_idle_polls": r.senderIdlePolls.run, "sender_idle_polls_caught": r.senderIdlePolls.caught,
+                "sender_idle_polls_skipped": r.senderIdlePolls.skipped, "receiver_idle_polls": r.receiverIdlePolls.run,
+                "receiver_idle_polls_caught": r.receiverIdlePolls.caught, "receiver_idle_polls_skipped": r.receiverIdlePolls.skipped,
             ]
             if let cpu = r.cpuMicrosPerMessage {
                 object["sender_cpu_us_per_message"] = cpu.sender
@@ -82,7 +89,7 @@ struct PairBench: AsyncParsableCommand {
             try printJSON(object)
             return
         }
-        print("mesh bench: \(mode.rawValue), \(r.messages) messages of \(size) B, durability \(durability.rawValue)\(noJSON ? ", no payload_json" : ""), \(handler.rawValue) handlers, callers \(caller == .node ? "on the node's thread" : "on the pool"), idle spin \(idleSpin) µs, two processes on loopback")
+        print("mesh bench: \(mode.rawValue), \(r.messages) messages of \(size) B, durability \(durability.rawValue)\(noJSON ? ", no payload_json" : ""), \(handler.rawValue) handlers, callers \(caller == .node ? "on the node's thread" : "on the pool"), idle spin \(idleSpin) µs\(gap > 0 ? ", calls \(gap) µs apart" : ""), two processes on loopback")
         print(String(format: "  throughput: %.0f msgs/s (%.2f s)", r.messagesPerSecond, r.seconds))
         print("  latency µs: p50 \(r.p50Micros)  p90 \(r.p90Micros)  p99 \(r.p99Micros)  max \(r.maxMicros)")
         if mode == .oneway {
@@ -93,6 +100,7 @@ struct PairBench: AsyncParsableCommand {
         print(String(format: "  per message: %.2f commits (sender %d, receiver %d in all), %.1f WAL frames, receiver journal %.0f B",
                      Double(r.senderCommits + r.receiverCommits) / Double(r.messages), r.senderCommits, r.receiverCommits,
                      Double(r.senderWALFrames + r.receiverWALFrames) / Double(r.messages), Double(r.receiverJournalBytes) / Double(r.messages)))
+        print("  idle polls (since start): sender \(r.senderIdlePolls.run) run, \(r.senderIdlePolls.caught) caught something, \(r.senderIdlePolls.skipped) skipped; receiver \(r.receiverIdlePolls.run), \(r.receiverIdlePolls.caught), \(r.receiverIdlePolls.skipped)")
         print("  checkpoints: sender \(r.senderCheckpoints.background) background, \(r.senderCheckpoints.inline) inline; receiver (since its start) \(r.receiverCheckpoints.background) background, \(r.receiverCheckpoints.inline) inline (an inline one stalls the node's thread)")
         if let cpu = r.cpuMicrosPerMessage {
             print(String(format: "  CPU per message (all threads, timed run only): %.0f µs (sender %.0f, receiver %.0f)",
