@@ -99,10 +99,7 @@ public struct MeshConfiguration: Sendable {
     /// to the node, ends at the first datagram or the node's next transport timer, and yields the core between
     /// checks; it lasts three times as long while the node awaits an acknowledgement of what it sent (a request's
     /// response comes later than an acknowledgement would). What it costs is CPU time of an otherwise idle thread, at
-    /// most that long after each exchange; and since it pays only while traffic comes back to back, a node whose polls
-    /// mostly run out (messages milliseconds apart) skips those that await no reply — but for one in sixteen, which
-    /// checks whether polling pays again — and sleeps at once instead (`idle_polls…` of
-    /// ``MeshNode/transportStatistics()`` count them). Timers of
+    /// most that long after each exchange. Timers of
     /// the journal (a deferred commit) may run up to this much late. 0 sleeps at once (the lowest CPU use, for many
     /// nodes per core). Default 300, 0...10000.
     public var idleSpinMicroseconds: Int

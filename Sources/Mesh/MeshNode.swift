@@ -559,8 +559,8 @@ public final class MeshNode: Sendable {
     /// The transport's counters since start (`datagrams_in`, `datagrams_out`, `retransmits`, `fast_retransmits`,
     /// `timeouts`, `duplicates`, `replays`, `stale`, `dropped_over_limit`, `auth_failures`, `malformed`,
     /// `peers_refused`, `peers_forgotten`; the node thread's idle polls ``MeshConfiguration/idleSpinMicroseconds``
-    /// made: `idle_polls` run, `idle_polls_caught` ended by a datagram or work rather than by their time,
-    /// `idle_polls_skipped` skipped because recent ones mostly ran out) and the peer sessions held now (`peers`).
+    /// made: `idle_polls` run, `idle_polls_caught` ended by a datagram or work rather than by their time) and the
+    /// peer sessions held now (`peers`).
     public func transportStatistics() async throws -> [String: Int] { try await transport.statistics() }
 
     /// Re-drives a recorded message (`mesh replay`): new traffic from this node, journaled with `replay_of`

@@ -43,10 +43,10 @@ package enum ProcessPairBenchmark {
         package var p99Micros: UInt64
         package var maxMicros: UInt64
         package var retransmits: Int
-        /// The idle polls of each node since its start (run, caught something, skipped): `idle_polls…` of
+        /// The idle polls of each node since its start (run, caught a datagram or work): `idle_polls…` of
         /// ``MeshNode/transportStatistics()``.
-        package var senderIdlePolls: (run: Int, caught: Int, skipped: Int)
-        package var receiverIdlePolls: (run: Int, caught: Int, skipped: Int)
+        package var senderIdlePolls: (run: Int, caught: Int)
+        package var receiverIdlePolls: (run: Int, caught: Int)
         /// Datagrams the sender sent and received during the timed run (both directions of the pair's traffic).
         package var senderDatagrams: Int
         package var senderJournalBytes: Int64
@@ -191,9 +191,8 @@ package enum ProcessPairBenchmark {
         return Result(messages: messages, seconds: seconds, messagesPerSecond: Double(messages) / seconds,
                       p50Micros: histogram.valueAtPercentile(50), p90Micros: histogram.valueAtPercentile(90),
                       p99Micros: histogram.valueAtPercentile(99), maxMicros: histogram.max, retransmits: retransmits,
-                      senderIdlePolls: (transport["idle_polls"] ?? 0, transport["idle_polls_caught"] ?? 0,
-                                        transport["idle_polls_skipped"] ?? 0),
-                      receiverIdlePolls: (field("idle_polls"), field("idle_polls_caught"), field("idle_polls_skipped")),
+                      senderIdlePolls: (transport["idle_polls"] ?? 0, transport["idle_polls_caught"] ?? 0),
+                      receiverIdlePolls: (field("idle_polls"), field("idle_polls_caught")),
                       senderDatagrams: senderDatagrams,
                       senderJournalBytes: fileBytes(dir + "/a.sqlite"), receiverJournalBytes: fileBytes(dir + "/b.sqlite"),
                       senderCommits: senderCommits, receiverCommits: field("commits"), senderWALFrames: senderFrames,

@@ -324,7 +324,7 @@ public final class MeshTransport: Sendable {
 
     /// Protocol counters so far (datagrams, retransmissions, duplicates, replays, ...) and the idle polls of
     /// ``TransportConfiguration/idleSpinMicroseconds`` (`idle_polls` run, `idle_polls_caught` ended by a datagram or
-    /// work, `idle_polls_skipped`), for tests and tools.
+    /// work rather than by their time), for tests and tools.
     public func statistics() async throws -> [String: Int] {
         let handler = self.handler
         return try await channel.eventLoop.submit {
@@ -336,7 +336,6 @@ public final class MeshTransport: Sendable {
                 "auth_failures": c.authFailures, "malformed": c.malformed, "peers": handler.value.sessionCount,
                 "peers_refused": c.peersRefused, "peers_forgotten": c.peersForgotten,
                 "idle_polls": handler.value.idlePolls.run, "idle_polls_caught": handler.value.idlePolls.caught,
-                "idle_polls_skipped": handler.value.idlePolls.skipped,
             ]
         }.get()
     }

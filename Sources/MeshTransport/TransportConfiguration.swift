@@ -73,10 +73,7 @@ public struct TransportConfiguration: Sendable {
     /// taken at once, without the wake-up of a sleeping thread (tens of microseconds on a virtual machine). The poll
     /// runs behind the work the loop already has, steps aside for work handed to it, and ends at the first readable
     /// datagram, at the next timer, or when its time is up (counted from the last flush, and three times as long
-    /// while a datagram awaits its acknowledgement); it yields the core between checks. While at least three eighths
-    /// of the recent polls that awaited no reply ran out (sporadic traffic, which they cannot catch), such polls are
-    /// skipped but for one flush in sixteen (``MeshTransport/statistics()``: `idle_polls`, `idle_polls_caught`,
-    /// `idle_polls_skipped`); polls while a message awaits its confirmation or response always run. It holds the loop
+    /// while a datagram awaits its acknowledgement); it yields the core between checks. It holds the loop
     /// while it lasts, so only a loop the transport's owner runs alone may poll (``MeshNode`` does, on its own
     /// thread); never one an application shares. Default 0: sleep at once.
     public var idleSpinMicroseconds: Int

@@ -73,10 +73,8 @@ final class TransportHandler: ChannelInboundHandler {
     var socketDescriptor: CInt?
     /// When the queued idle spin ends.
     private var spinDeadline = IdleSpin.Deadline()
-    /// Whether the next flush that awaits no reply polls at all (``IdleSpin/Backoff``).
-    private var spinBackoff = IdleSpin.Backoff()
-    /// Idle polls run, ended by a datagram or work (not by their time), and skipped (``IdleSpin/Backoff``).
-    private(set) var idlePolls = (run: 0, caught: 0, skipped: 0)
+    /// Idle polls queued, and those ended by a datagram or work rather than by their time.
+    private(set) var idlePolls = (run: 0, caught: 0)
 
     init(machine: TransportStateMachine, sealer: DatagramSealer, logger: Logger, metrics: TransportMetrics,
          deliveries: AsyncStream<[ReceivedMessage]>.Continuation, events: AsyncStream<TransportEvent>.Continuation,
@@ -373,22 +371,16 @@ final class TransportHandler: ChannelInboundHandler {
         exportCounters()
         let timers = machine.timers()
         moveTimer(to: timers.deadline)
-        if !preparing { queueIdleSpin(awaitingAcknowledgement: timers.awaitsAcknowledgement, awaitingReply: timers.awaitsReply) }
+        if !preparing { queueIdleSpin(awaitingAcknowledgement: timers.awaitsAcknowledgement) }
     }
 
     /// Queues the idle spin behind what the loop already has to do (a lane's hand-over queued by the commit this
     /// flush followed, say): the spin only starts once that ran. Work handed to the loop while it polls (counted in
     /// its ``LoopActivity``) queues it again behind that work, until the socket is readable or the time is up; a flush
     /// meanwhile (that work's, say) moves the end to its own (``IdleSpin/Deadline``).
-    private func queueIdleSpin(awaitingAcknowledgement: Bool, awaitingReply: Bool) {
-        guard let idleSpin, !closed else { return }
-        // A queued poll is only moved, never skipped.
-        guard spinDeadline.end != nil || spinBackoff.shouldPoll(awaiting: awaitingReply) else {
-            idlePolls.skipped += 1
-            return
-        }
-        guard spinDeadline.flushed(until: idleSpin.end(timer: timerDeadline, awaiting: awaitingAcknowledgement),
-                                   awaiting: awaitingReply)
+    private func queueIdleSpin(awaitingAcknowledgement: Bool) {
+        guard let idleSpin, !closed,
+              spinDeadline.flushed(until: idleSpin.end(timer: timerDeadline, awaiting: awaitingAcknowledgement))
         else { return }
         idlePolls.run += 1
         queueIdleSpin(idleSpin, since: idleSpin.activity?.value)
@@ -403,7 +395,6 @@ final class TransportHandler: ChannelInboundHandler {
             let outcome = idleSpin.run(socket: socketDescriptor, until: end, since: seen)
             guard case .workArrived(let now) = outcome, NIODeadline.now() < end else {  // else the work's flush queues a fresh one
                 if outcome != .timeUp { idlePolls.caught += 1 }
-                spinBackoff.ended(outcome, awaiting: spinDeadline.awaiting)
                 spinDeadline.finished()
                 return
             }

@@ -94,62 +94,9 @@ import Glibc
         #expect(deadline.end == start + .microseconds(900))
     }
 
-    /// Polls awaiting no reply are skipped while at least three eighths of the recent ones ran out (four misses in a
-    /// row from none), but for one in ``IdleSpin/Backoff/probeInterval`` flushes; catches bring the share down again.
-    /// Polls for an awaited reply always run and are not counted.
-    @Test func pollsThatCatchNothingAreSkippedUntilAProbeCatches() {
-        var backoff = IdleSpin.Backoff()
-        /// Flushes until one polls: how many skipped before it.
-        func skippedBeforeAPoll() -> Int {
-            var skipped = 0
-            while !backoff.shouldPoll(awaiting: false) { skipped += 1 }
-            return skipped
-        }
-        for miss in 1...3 {
-            backoff.ended(.timeUp, awaiting: false)
-            #expect(!backoff.skipping && skippedBeforeAPoll() == 0, "after \(miss) misses in a row: still polling")
-        }
-        backoff.ended(.timeUp, awaiting: false)
-        #expect(backoff.skipping, "the fourth")
-        #expect(skippedBeforeAPoll() == IdleSpin.Backoff.probeInterval - 1, "then one flush in 16 probes")
-        let forAReply = backoff.shouldPoll(awaiting: true)
-        #expect(forAReply, "a poll for a reply runs while the others are skipped")
-        let rate = backoff.missRate
-        backoff.ended(.timeUp, awaiting: true)
-        backoff.ended(.readable, awaiting: true)
-        #expect(backoff.missRate == rate, "and is not counted")
-        backoff.ended(.timeUp, awaiting: false)  // the probe missed
-        #expect(skippedBeforeAPoll() == IdleSpin.Backoff.probeInterval - 1)
-        backoff.ended(.readable, awaiting: false)  // this one caught
-        #expect(backoff.skipping, "one catch after five misses is not enough")
-        backoff.ended(.workArrived(7), awaiting: false)
-        #expect(!backoff.skipping && skippedBeforeAPoll() == 0, "work handed over is a catch too")
-
-        // Back-to-back traffic: one poll in ten running out never starts skipping.
-        var steady = IdleSpin.Backoff()
-        for poll in 0..<1000 {
-            steady.ended(poll % 10 == 0 ? .timeUp : .readable, awaiting: false)
-            #expect(!steady.skipping)
-        }
-    }
-
-    /// The queued poll awaits a reply if any flush that queued or moved it did; once it ended, the next starts afresh.
-    @Test func aQueuedPollAwaitsAReplyIfAnyOfItsFlushesDid() {
-        var deadline = IdleSpin.Deadline()
-        let start = NIODeadline.uptimeNanoseconds(1_000_000)
-        let queued = deadline.flushed(until: start + .microseconds(300), awaiting: false)
-        #expect(queued && !deadline.awaiting)
-        let moved = deadline.flushed(until: start + .microseconds(900), awaiting: true)
-        let movedAgain = deadline.flushed(until: start + .microseconds(400), awaiting: false)
-        #expect(!moved && !movedAgain && deadline.awaiting)
-        deadline.finished()
-        #expect(!deadline.awaiting && deadline.end == nil)
-        let fresh = deadline.flushed(until: start + .microseconds(300), awaiting: false)
-        #expect(fresh && !deadline.awaiting)
-    }
-
-    /// While a reply is awaited the poll lasts ``IdleSpin/awaitingFactor`` times as long; the next timer caps both.
-    @Test func awaitingAReplyLengthensThePollUpToTheNextTimer() {
+    /// While an acknowledgement is awaited the poll lasts ``IdleSpin/awaitingFactor`` times as long; the next timer
+    /// caps both.
+    @Test func awaitingAnAcknowledgementLengthensThePollUpToTheNextTimer() {
         let spin = IdleSpin(nanoseconds: 1_000_000_000, activity: nil)
         let before = NIODeadline.now()
         let plain = spin.end(timer: nil)

@@ -78,8 +78,7 @@ struct PairBench: AsyncParsableCommand {
                 "receiver_journal_bytes_per_message": Double(r.receiverJournalBytes) / Double(r.messages),
                 "datagrams_per_message": Double(r.senderDatagrams) / Double(r.messages),
                 "sender_idle_polls": r.senderIdlePolls.run, "sender_idle_polls_caught": r.senderIdlePolls.caught,
-                "sender_idle_polls_skipped": r.senderIdlePolls.skipped, "receiver_idle_polls": r.receiverIdlePolls.run,
-                "receiver_idle_polls_caught": r.receiverIdlePolls.caught, "receiver_idle_polls_skipped": r.receiverIdlePolls.skipped,
+                "receiver_idle_polls": r.receiverIdlePolls.run, "receiver_idle_polls_caught": r.receiverIdlePolls.caught,
             ]
             if let cpu = r.cpuMicrosPerMessage {
                 object["sender_cpu_us_per_message"] = cpu.sender
@@ -100,7 +99,7 @@ struct PairBench: AsyncParsableCommand {
         print(String(format: "  per message: %.2f commits (sender %d, receiver %d in all), %.1f WAL frames, receiver journal %.0f B",
                      Double(r.senderCommits + r.receiverCommits) / Double(r.messages), r.senderCommits, r.receiverCommits,
                      Double(r.senderWALFrames + r.receiverWALFrames) / Double(r.messages), Double(r.receiverJournalBytes) / Double(r.messages)))
-        print("  idle polls (since start): sender \(r.senderIdlePolls.run) run, \(r.senderIdlePolls.caught) caught something, \(r.senderIdlePolls.skipped) skipped; receiver \(r.receiverIdlePolls.run), \(r.receiverIdlePolls.caught), \(r.receiverIdlePolls.skipped)")
+        print("  idle polls (since start): sender \(r.senderIdlePolls.run) run, \(r.senderIdlePolls.caught) caught a datagram or work; receiver \(r.receiverIdlePolls.run), \(r.receiverIdlePolls.caught)")
         print("  checkpoints: sender \(r.senderCheckpoints.background) background, \(r.senderCheckpoints.inline) inline; receiver (since its start) \(r.receiverCheckpoints.background) background, \(r.receiverCheckpoints.inline) inline (an inline one stalls the node's thread)")
         if let cpu = r.cpuMicrosPerMessage {
             print(String(format: "  CPU per message (all threads, timed run only): %.0f µs (sender %.0f, receiver %.0f)",

@@ -166,7 +166,7 @@ struct NodeCommand: AsyncParsableCommand {
         try? await metricsChannel?.close()
         // What the journal's writer did, for `mesh bench` and operators: one line on stdout after the last one.
         let (writes, checkpoints) = (node.journal.writeStatistics, node.journal.checkpointStatistics)
-        FileHandle.standardOutput.write(Data("stopped: journal commits \(writes.transactions) jobs \(writes.jobs) wal_frames \(node.journal.walFramesWritten) checkpoints_background \(checkpoints.background) checkpoints_inline \(checkpoints.inline) idle_polls \(transport["idle_polls"] ?? 0) idle_polls_caught \(transport["idle_polls_caught"] ?? 0) idle_polls_skipped \(transport["idle_polls_skipped"] ?? 0)\n".utf8))
+        FileHandle.standardOutput.write(Data("stopped: journal commits \(writes.transactions) jobs \(writes.jobs) wal_frames \(node.journal.walFramesWritten) checkpoints_background \(checkpoints.background) checkpoints_inline \(checkpoints.inline) idle_polls \(transport["idle_polls"] ?? 0) idle_polls_caught \(transport["idle_polls_caught"] ?? 0)\n".utf8))
     }
 
     /// Says on stdout that the traffic generator handed its last message to the node (every send returned): a

@@ -838,23 +838,17 @@ final class TransportStateMachine {
     }
 
     /// What one walk of the sessions finds, at each flush: when ``tick(now:)`` next has work (`nil` when nothing is
-    /// pending); whether a datagram that asks for an acknowledgement (data, a confirmation) is unacknowledged by its
-    /// peer — the transport's idle spin lasts longer while one is (``IdleSpin/awaitingFactor``); and whether a
-    /// reliable message sent is not yet settled (confirmed, rejected or abandoned) — its confirmation, or the response
-    /// riding with it, is what a caller waits for, so the idle spin then always runs (``IdleSpin/Backoff``). A
-    /// confirmation awaiting its acknowledgement is in the first and not in the second: the peer may hold that
-    /// acknowledgement back for up to its ack delay, and nobody waits on it.
-    func timers() -> (deadline: NIODeadline?, awaitsAcknowledgement: Bool, awaitsReply: Bool) {
+    /// pending), and whether a datagram that asks for an acknowledgement (data, a confirmation) is unacknowledged by
+    /// its peer — the transport's idle spin lasts longer while one is (``IdleSpin/awaitingFactor``).
+    func timers() -> (deadline: NIODeadline?, awaitsAcknowledgement: Bool) {
         var earliest: NIODeadline?
         var awaitsAcknowledgement = false
-        var awaitsReply = false
         func consider(_ d: NIODeadline?) {
             guard let d else { return }
             if earliest == nil || d < earliest! { earliest = d }
         }
         for s in sessions.values {
             if s.bytesInFlight > 0 { awaitsAcknowledgement = true }
-            if s.outstandingCount > 0 { awaitsReply = true }
             if let quiet = s.quietSince, s.isForgettable { consider(quiet + configuration.forgetPeersAfter) }
             if s.phase == .connecting {
                 if let started = s.connectStartedAt {
@@ -876,7 +870,7 @@ final class TransportStateMachine {
             }
             for r in s.reassembly.values { consider(r.startedAt + configuration.retryTimeout * 2) }
         }
-        return (earliest, awaitsAcknowledgement, awaitsReply)
+        return (earliest, awaitsAcknowledgement)
     }
 
     /// Announces a graceful shutdown to every established peer.
