@@ -109,13 +109,19 @@ static int timeBefore(struct timespec a, struct timespec b) {
     return a.tv_sec < b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec < b.tv_nsec);
 }
 
-/* Under the grower's lock: makes the sync mesh_wal_batch_sync_soon asked for (one fdatasync covers every frame
-   written before the request), without the lock while it runs. */
-static void growerSyncAsked(MeshWALGrower *g) {
-    g->syncWanted = 0;
+/* Under the grower's lock: fdatasyncs the file without the lock while it runs (the connection takes it at every
+   commit). */
+static void growerSync(MeshWALGrower *g) {
     pthread_mutex_unlock(&g->lock);
     fdatasync(g->fd);
     pthread_mutex_lock(&g->lock);
+}
+
+/* Under the grower's lock: makes the sync mesh_wal_batch_sync_soon asked for (one fdatasync covers every frame
+   written before the request). */
+static void growerSyncAsked(MeshWALGrower *g) {
+    g->syncWanted = 0;
+    growerSync(g);
     g->backgroundSyncs++;
 }
 
@@ -147,9 +153,7 @@ static void *growerMain(void *argument) {
         if (g->failed || g->allocated >= g->wanted) {
             if (g->syncs && unsynced > 0) {
                 unsynced = 0;
-                pthread_mutex_unlock(&g->lock);
-                fdatasync(g->fd);
-                pthread_mutex_lock(&g->lock);
+                growerSync(g);
                 continue;
             }
             g->working = 0;
@@ -183,9 +187,7 @@ static void *growerMain(void *argument) {
         unsynced += step;
         if (g->syncs && unsynced >= MESH_WAL_GROWTH_SYNC) {
             unsynced = 0;
-            pthread_mutex_unlock(&g->lock);
-            fdatasync(g->fd);
-            pthread_mutex_lock(&g->lock);
+            growerSync(g);
         }
     }
     /* Stopping (the file closes) with a sync asked for and not covered: made now, not dropped. */
