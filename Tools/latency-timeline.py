@@ -13,6 +13,7 @@ the slowest 2 % and the fastest half (a slow cycle overlaps more by its length a
 import bisect
 import collections
 import glob
+import itertools
 import os
 import statistics
 import sys
@@ -137,13 +138,15 @@ def checkpoint_overlap(timed, spans):
     if not spans or len(timed) < 50:
         return
     timed = sorted(timed, key=lambda x: x[0])
+    # latest[k]: the latest end among the first k + 1 spans (sorted by start).
+    latest = list(itertools.accumulate((b for _, b in spans), max))
 
     def share(part):
         hits = 0
         for total, c in part:
             begin, end = c[0][0], c[0][0] + total
-            k = bisect.bisect_left(spans, (end,))  # spans starting before the cycle ends
-            hits += any(b > begin for _, b in spans[max(0, k - 8):k])
+            k = bisect.bisect_left(spans, (end,))  # spans starting before the cycle ends: the first k
+            hits += k > 0 and latest[k - 1] > begin
         return 100 * hits / len(part)
 
     lengths = [(b - a) / 1000 for a, b in spans]

@@ -112,11 +112,8 @@ package enum ProcessPairBenchmark {
         let target = child.address
         let (commitsBefore, framesBefore) = (node.journal.writeStatistics.transactions, node.journal.walFramesWritten)
         let checkpointsBefore = node.journal.checkpointStatistics
-        func datagrams() async -> Int {
-            let statistics = (try? await node.transportStatistics()) ?? [:]
-            return (statistics["datagrams_in"] ?? 0) + (statistics["datagrams_out"] ?? 0)
-        }
-        let datagramsBefore = await datagrams()
+        func datagrams(_ statistics: [String: Int]) -> Int { (statistics["datagrams_in"] ?? 0) + (statistics["datagrams_out"] ?? 0) }
+        let datagramsBefore = datagrams((try? await node.transportStatistics()) ?? [:])
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
         let clock = ContinuousClock()
         let receiverPID = child.process.processIdentifier
@@ -171,7 +168,7 @@ package enum ProcessPairBenchmark {
         let (senderCPUAfter, receiverCPUAfter) = (ProcessCPUTime.seconds(), ProcessCPUTime.seconds(of: receiverPID))
         let transport = (try? await node.transportStatistics()) ?? [:]
         let retransmits = transport["retransmits"] ?? 0
-        let senderDatagrams = await datagrams() - datagramsBefore
+        let senderDatagrams = datagrams(transport) - datagramsBefore
         let (senderCommits, senderFrames) = (node.journal.writeStatistics.transactions - commitsBefore,
                                              node.journal.walFramesWritten - framesBefore)
         let checkpointsAfter = node.journal.checkpointStatistics
