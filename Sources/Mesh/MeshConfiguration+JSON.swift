@@ -31,6 +31,7 @@ import MeshTransport
 /// | `encrypt`, `storesPayloadJSON`, `startsAsyncHandlersInline` | bool | false, true, true | |
 /// | `minFreeDiskBytes` | number | 67108864 | |
 /// | `idleSpinMicroseconds` | number | 300 | 0...10000 |
+/// | `segmentationOffload` | bool | true where the kernel supports it | UDP segmentation offload |
 extension MeshConfiguration {
     /// Reads and validates a JSON configuration file.
     /// - Parameters:
@@ -141,6 +142,7 @@ extension MeshConfiguration {
         if let v = try reader.bool("startsAsyncHandlersInline") { c.startsAsyncHandlersInline = v }
         if let v = try reader.int("minFreeDiskBytes") { c.minFreeDiskBytes = Int64(v) }
         if let v = try reader.int("idleSpinMicroseconds") { c.idleSpinMicroseconds = v }
+        if let v = try reader.bool("segmentationOffload") { c.segmentationOffload = v }
         for unsupported in ["nic", "marsAddress", "marsPort", "marsAddressCacheTTL"] where reader.peek(unsupported) != nil {
             throw MeshError(.invalidConfiguration, "\"\(unsupported)\" is not supported: Mesh needs no MARS directory; list \"seeds\" instead")
         }

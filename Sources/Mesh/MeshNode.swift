@@ -214,6 +214,7 @@ public final class MeshNode: Sendable {
             t.forgetPeersAfter = configuration.forgetPeersAfter
             t.encrypt = configuration.encrypt
             t.idleSpinMicroseconds = configuration.idleSpinMicroseconds
+            t.segmentationOffload = configuration.segmentationOffload
             transport = try await MeshTransport.bind(configuration: t, logger: logger, group: loop.eventLoop, inboundHandler: router,
                                                      activity: loop.activity)
         } catch {
@@ -559,8 +560,9 @@ public final class MeshNode: Sendable {
     /// The transport's counters since start (`datagrams_in`, `datagrams_out`, `retransmits`, `fast_retransmits`,
     /// `timeouts`, `duplicates`, `replays`, `stale`, `dropped_over_limit`, `auth_failures`, `malformed`,
     /// `peers_refused`, `peers_forgotten`; the node thread's idle polls ``MeshConfiguration/idleSpinMicroseconds``
-    /// made: `idle_polls` run, `idle_polls_caught` ended by a datagram or work rather than by their time) and the
-    /// peer sessions held now (`peers`).
+    /// made: `idle_polls` run, `idle_polls_caught` ended by a datagram or work rather than by their time; the
+    /// segmented writes of ``MeshConfiguration/segmentationOffload``: `segmented_writes`, the datagrams they carried
+    /// `segmented_datagrams`, and `segmentation_offload`, 1 while on) and the peer sessions held now (`peers`).
     public func transportStatistics() async throws -> [String: Int] { try await transport.statistics() }
 
     /// Re-drives a recorded message (`mesh replay`): new traffic from this node, journaled with `replay_of`

@@ -47,6 +47,10 @@ package enum ProcessPairBenchmark {
         /// ``MeshNode/transportStatistics()``.
         package var senderIdlePolls: (run: Int, caught: Int)
         package var receiverIdlePolls: (run: Int, caught: Int)
+        /// The segmented writes of each node (``MeshConfiguration/segmentationOffload``) and the datagrams they
+        /// carried: the sender's during the timed run, the receiver's since its start.
+        package var senderSegmented: (writes: Int, datagrams: Int)
+        package var receiverSegmented: (writes: Int, datagrams: Int)
         /// Datagrams the sender sent and received during the timed run (both directions of the pair's traffic).
         package var senderDatagrams: Int
         package var senderJournalBytes: Int64
@@ -78,6 +82,7 @@ package enum ProcessPairBenchmark {
     package static func run(executable: String, mode: Mode, handler: HandlerKind = .async, caller: CallerKind = .task, messages: Int, size: Int, concurrency: Int,
                             durability: JournalConfiguration.Durability, storesPayloadJSON: Bool = true,
                             idleSpinMicroseconds: Int = MeshConfiguration.defaultIdleSpinMicroseconds, gapMicroseconds: Int = 0,
+                            segmentationOffload: Bool = TransportConfiguration.defaultSegmentationOffload,
                             directory: String, logger: Logger) async throws -> Result {
         let dir = directory + "/mesh-bench-pair-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -88,7 +93,7 @@ package enum ProcessPairBenchmark {
         let receiverConfig = """
             {"address": "127.0.0.1", "port": 0, "journal": "b.sqlite", "clusterKeyFile": "cluster.key", "durability": "\(durability.rawValue)",
              "storesPayloadJSON": \(storesPayloadJSON), "retryTimeout": 60000, "peerTimeout": 60000,
-             "idleSpinMicroseconds": \(idleSpinMicroseconds)}
+             "idleSpinMicroseconds": \(idleSpinMicroseconds), "segmentationOffload": \(segmentationOffload)}
             """
         try receiverConfig.write(toFile: dir + "/b.json", atomically: true, encoding: .utf8)
         let child = try ChildNodeProcess(executable: executable, arguments: [
@@ -99,6 +104,7 @@ package enum ProcessPairBenchmark {
         configuration.durability = durability
         configuration.storesPayloadJSON = storesPayloadJSON
         configuration.idleSpinMicroseconds = idleSpinMicroseconds
+        configuration.segmentationOffload = segmentationOffload
         configuration.retryTimeout = .seconds(60)
         configuration.peerTimeout = .seconds(60)
         let node = try await MeshNode.start(configuration: configuration, logger: logger)
@@ -113,7 +119,8 @@ package enum ProcessPairBenchmark {
         let (commitsBefore, framesBefore) = (node.journal.writeStatistics.transactions, node.journal.walFramesWritten)
         let checkpointsBefore = node.journal.checkpointStatistics
         func datagrams(_ statistics: [String: Int]) -> Int { (statistics["datagrams_in"] ?? 0) + (statistics["datagrams_out"] ?? 0) }
-        let datagramsBefore = datagrams((try? await node.transportStatistics()) ?? [:])
+        let statisticsBefore = (try? await node.transportStatistics()) ?? [:]
+        let datagramsBefore = datagrams(statisticsBefore)
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
         let clock = ContinuousClock()
         let receiverPID = child.process.processIdentifier
@@ -174,7 +181,8 @@ package enum ProcessPairBenchmark {
         let checkpointsAfter = node.journal.checkpointStatistics
         await node.shutdown()
         let (_, summary) = await child.terminateReadingOutput()
-        // `stopped: journal commits N jobs J wal_frames F checkpoints_background B checkpoints_inline I idle_polls P …`
+        // `stopped: journal commits N jobs J wal_frames F checkpoints_background B checkpoints_inline I idle_polls P …
+        // segmented_writes W segmented_datagrams D`
         func field(_ name: String) -> Int {
             let words = summary.split(whereSeparator: \.isWhitespace)
             guard let index = words.firstIndex(where: { $0 == name }), index + 1 < words.count else { return 0 }
@@ -190,6 +198,9 @@ package enum ProcessPairBenchmark {
                       p99Micros: histogram.valueAtPercentile(99), maxMicros: histogram.max, retransmits: retransmits,
                       senderIdlePolls: (transport["idle_polls"] ?? 0, transport["idle_polls_caught"] ?? 0),
                       receiverIdlePolls: (field("idle_polls"), field("idle_polls_caught")),
+                      senderSegmented: ((transport["segmented_writes"] ?? 0) - (statisticsBefore["segmented_writes"] ?? 0),
+                                        (transport["segmented_datagrams"] ?? 0) - (statisticsBefore["segmented_datagrams"] ?? 0)),
+                      receiverSegmented: (field("segmented_writes"), field("segmented_datagrams")),
                       senderDatagrams: senderDatagrams,
                       senderJournalBytes: fileBytes(dir + "/a.sqlite"), receiverJournalBytes: fileBytes(dir + "/b.sqlite"),
                       senderCommits: senderCommits, receiverCommits: field("commits"), senderWALFrames: senderFrames,

@@ -99,7 +99,9 @@ public final class MeshTransport: Sendable {
                 logger: logger, metrics: metrics, deliveries: deliveryContinuation, events: eventContinuation,
                 inboundHandler: inboundHandler, gate: gate, eventLoop: channel.eventLoop,
                 idleSpin: configuration.idleSpinMicroseconds > 0
-                    ? IdleSpin(nanoseconds: Int64(configuration.idleSpinMicroseconds) * 1000, activity: activity) : nil)
+                    ? IdleSpin(nanoseconds: Int64(configuration.idleSpinMicroseconds) * 1000, activity: activity) : nil,
+                coalescer: configuration.segmentationOffload && System.supportsUDPSegmentationOffload
+                    ? DatagramCoalescer(maxSegments: DatagramCoalescer.kernelMaxSegments) : nil)
             try channel.pipeline.syncOperations.addHandler(handler)
         }
         let (channel, descriptor) = try await Self.open(bootstrap, at: configuration.bindAddress)
@@ -322,9 +324,10 @@ public final class MeshTransport: Sendable {
         channel.eventLoop.execute { handler.value.reject(token, reason: reason) }
     }
 
-    /// Protocol counters so far (datagrams, retransmissions, duplicates, replays, ...) and the idle polls of
+    /// Protocol counters so far (datagrams, retransmissions, duplicates, replays, ...), the idle polls of
     /// ``TransportConfiguration/idleSpinMicroseconds`` (`idle_polls` run, `idle_polls_caught` ended by a datagram or
-    /// work rather than by their time), for tests and tools.
+    /// work rather than by their time) and ``TransportConfiguration/segmentationOffload`` (`segmented_writes`, the
+    /// datagrams they carried as `segmented_datagrams`, and `segmentation_offload`: 1 while on), for tests and tools.
     public func statistics() async throws -> [String: Int] {
         let handler = self.handler
         return try await channel.eventLoop.submit {
@@ -336,6 +339,8 @@ public final class MeshTransport: Sendable {
                 "auth_failures": c.authFailures, "malformed": c.malformed, "peers": handler.value.sessionCount,
                 "peers_refused": c.peersRefused, "peers_forgotten": c.peersForgotten,
                 "idle_polls": handler.value.idlePolls.run, "idle_polls_caught": handler.value.idlePolls.caught,
+                "segmented_writes": handler.value.segmented.writes, "segmented_datagrams": handler.value.segmented.datagrams,
+                "segmentation_offload": handler.value.segmentationOffload ? 1 : 0,
             ]
         }.get()
     }
@@ -360,6 +365,18 @@ public final class MeshTransport: Sendable {
     /// ``rebind()``).
     package func loseSocket() async {
         try? await channel.close()
+    }
+
+    /// Turns UDP checksums off on the current socket (`SO_NO_CHECK`), which makes the kernel refuse segmented
+    /// writes (`EINVAL`) as a device without checksum offload would (`EIO`): for tests of the fallback of
+    /// ``TransportConfiguration/segmentationOffload``.
+    package func refuseSegmentedWrites() async throws {
+        let handler = self.handler
+        try await channel.eventLoop.submit {
+            guard let descriptor = handler.value.socketDescriptor else { return }
+            var on: CInt = 1
+            _ = setsockopt(descriptor, SOL_SOCKET, SO_NO_CHECK, &on, socklen_t(MemoryLayout<CInt>.size))
+        }.get()
     }
 }
 

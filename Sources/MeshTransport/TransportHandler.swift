@@ -75,11 +75,23 @@ final class TransportHandler: ChannelInboundHandler {
     private var spinDeadline = IdleSpin.Deadline()
     /// Idle polls queued, and those ended by a datagram or work rather than by their time.
     private(set) var idlePolls = (run: 0, caught: 0)
+    /// Gathers each flush's datagrams into segmented writes (``TransportConfiguration/segmentationOffload``);
+    /// `nil`: one write per datagram (turned off, unsupported, or a segmented write failed).
+    private var coalescer: DatagramCoalescer?
+    /// A segmented write failed: the next ``perform(_:)`` drops the coalescer (set from a write's failure, which
+    /// may come while the coalescer is in use).
+    private var segmentationFailed = false
+    /// Segmented writes made, and the datagrams they carried.
+    private(set) var segmented = (writes: 0, datagrams: 0)
+    /// Whether datagrams are gathered into segmented writes now.
+    var segmentationOffload: Bool { coalescer != nil && !segmentationFailed }
 
     init(machine: TransportStateMachine, sealer: DatagramSealer, logger: Logger, metrics: TransportMetrics,
          deliveries: AsyncStream<[ReceivedMessage]>.Continuation, events: AsyncStream<TransportEvent>.Continuation,
-         inboundHandler: (any TransportInboundHandler)?, gate: SendGate, eventLoop: any EventLoop, idleSpin: IdleSpin?) {
+         inboundHandler: (any TransportInboundHandler)?, gate: SendGate, eventLoop: any EventLoop, idleSpin: IdleSpin?,
+         coalescer: DatagramCoalescer? = nil) {
         self.inboundHandler = inboundHandler
+        self.coalescer = coalescer
         self.idleSpin = idleSpin
         self.gate = gate
         self.eventLoop = eventLoop
@@ -408,14 +420,22 @@ final class TransportHandler: ChannelInboundHandler {
         // the sealer writes its header and tag into it (one more owner would make that write copy the buffer).
         var actions = actions
         actions.reverse()
-        defer { machine.recycle(actions) }
+        if segmentationFailed { coalescer = nil }
+        defer {
+            machine.recycle(actions)
+            coalescer?.finish { write($0) }
+        }
         while let action = actions.popLast() {
             switch consume action {
             case .transmit(let address, let header, let body):
                 guard let context else { continue }  // no socket for a moment: retransmission covers it
                 let datagram = sealer.seal(header: header, body: consume body, allocator: context.channel.allocator)
                 metrics.bytesOut.increment(by: datagram.readableBytes)
-                context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: address, data: datagram)), promise: nil)
+                if coalescer != nil {
+                    coalescer!.add(datagram, to: address) { write($0) }
+                } else {
+                    context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: address, data: datagram)), promise: nil)
+                }
                 LatencyProbe.mark(.datagramWritten)
             case .deliver(let message):
                 pendingDeliveries.append(message)
@@ -435,6 +455,30 @@ final class TransportHandler: ChannelInboundHandler {
                 events.yield(event)
             }
         }
+    }
+
+    /// Writes a run the coalescer gathered: as it is if it holds one datagram, else segmented. A segmented write
+    /// that fails turns segmentation off for good (logged once); the datagrams it carried are retransmitted.
+    private func write(_ write: DatagramCoalescer.Write) {
+        guard let context else { return }
+        guard let segmentSize = write.segmentSize else {
+            context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: write.address, data: write.buffer)), promise: nil)
+            return
+        }
+        segmented.writes += 1
+        segmented.datagrams += (write.buffer.readableBytes + segmentSize - 1) / segmentSize
+        let metadata = AddressedEnvelope<ByteBuffer>.Metadata(ecnState: .transportNotCapable, packetInfo: nil, segmentSize: segmentSize)
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.assumeIsolated().whenFailure { [self] error in
+            // A socket closing fails what it had queued: that says nothing about segmentation.
+            if let error = error as? ChannelError, error == .ioOnClosedChannel || error == .alreadyClosed { return }
+            guard !segmentationFailed else { return }
+            segmentationFailed = true
+            logger.warning("UDP segmentation offload failed; sending datagram by datagram from now on",
+                           metadata: ["mesh.error": "\(error)", "mesh.peer": "\(write.address)"])
+        }
+        context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: write.address, data: write.buffer, metadata: metadata)),
+                      promise: promise)
     }
 
     /// Hands what arrived in this read batch to the application: to the on-loop handler if there is one

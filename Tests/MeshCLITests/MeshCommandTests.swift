@@ -1,5 +1,6 @@
 import Foundation
 import MeshBench
+import MeshTransport
 import Testing
 
 /// Runs the built `mesh` binary, as a user would.
@@ -137,7 +138,7 @@ import Testing
 
     @Test(arguments: [["oneway"], ["acked"], ["request"], ["request", "--handler", "sync"], ["acked", "--handler", "sync"],
                       ["acked", "--caller", "node"], ["request", "--handler", "sync", "--caller", "node"], ["oneway", "--caller", "node"],
-                      ["acked", "--idle-spin", "0"], ["acked", "--gap", "2000"]])
+                      ["acked", "--idle-spin", "0"], ["acked", "--gap", "2000"], ["oneway", "--no-segmentation-offload"]])
     func benchRunsTwoProcessesAndPrintsTheJSONContract(mode: [String]) async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary))
         let result = try await Self.run(["bench", "--mode"] + mode + ["--messages", "200", "--json"], timeout: 120)
@@ -148,7 +149,8 @@ import Testing
                     "wal_frames_per_message", "receiver_journal_bytes_per_message", "datagrams_per_message",
                     "sender_checkpoints_background", "sender_checkpoints_inline", "receiver_checkpoints_background",
                     "receiver_checkpoints_inline", "gap_us", "sender_idle_polls", "sender_idle_polls_caught",
-                    "receiver_idle_polls", "receiver_idle_polls_caught"] {
+                    "receiver_idle_polls", "receiver_idle_polls_caught", "segmentation_offload", "sender_segmented_writes",
+                    "sender_segmented_datagrams", "receiver_segmented_writes", "receiver_segmented_datagrams"] {
             #expect(object[key] != nil, "missing \(key)")
         }
         #expect(object["messages"] as? Int == 200)
@@ -182,6 +184,14 @@ import Testing
             #expect((object["datagrams_per_message"] as? Double ?? 0) >= 2, "\(object)")
         }
         if sync && mode[0] == "acked" { #expect(receiver <= 210, "\(object)") }
+        // A segmented write carries two datagrams at least; with segmentation off there are none.
+        for side in ["sender", "receiver"] {
+            let (writes, datagrams) = (object["\(side)_segmented_writes"] as? Int ?? -1, object["\(side)_segmented_datagrams"] as? Int ?? -1)
+            #expect(writes >= 0 && datagrams >= 2 * writes, "\(object)")
+            if mode.contains("--no-segmentation-offload") { #expect(writes == 0, "\(object)") }
+        }
+        #expect(object["segmentation_offload"] as? Bool
+                == (!mode.contains("--no-segmentation-offload") && TransportConfiguration.defaultSegmentationOffload))
     }
 
     @Test func aPortInUseIsAOneLineError() async throws {

@@ -21,7 +21,7 @@ import Testing
              "strictCheckForExternal": true, "journal": "node.sqlite", "clusterKeyFile": "cluster.key",
              "durability": "full", "nodeType": "ROOM", "seeds": ["10.0.0.1:8000", "room.game.svc.cluster.local:8000"],
              "endpoint": "game.example.com:7000", "retention": null, "memberTimeout": 5000, "startsAsyncHandlersInline": false,
-             "idleSpinMicroseconds": 0}
+             "idleSpinMicroseconds": 0, "segmentationOffload": false}
             """)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let c = try MeshConfiguration.load(jsonFile: file)
@@ -33,6 +33,7 @@ import Testing
         #expect(c.retention == nil && c.memberTimeout == .seconds(5))
         #expect(!c.startsAsyncHandlersInline)
         #expect(c.idleSpinMicroseconds == 0)
+        #expect(!c.segmentationOffload)
     }
 
     @Test(arguments: [
@@ -54,6 +55,7 @@ import Testing
          "\"startsAsyncHandlersInline\" must be true or false (got a string"),
         (#"{"journal": "j", "clusterKeyFile": "cluster.key", "idleSpinMicroseconds": 20000}"#, "idleSpinMicroseconds must be 0...10000"),
         (#"{"journal": "j", "clusterKeyFile": "cluster.key", "idleSpinMicroseconds": "fast"}"#, "\"idleSpinMicroseconds\" must be a whole number"),
+        (#"{"journal": "j", "clusterKeyFile": "cluster.key", "segmentationOffload": 1}"#, "\"segmentationOffload\" must be true or false (got a number (1))"),
         (#"{"journal": "j", "clusterKeyFile": "cluster.key", "retryTimeout": 1.5}"#, "\"retryTimeout\" must be a whole number"),
         (#"{"journal": "j", "clusterKeyFile": "cluster.key", "retryTimeout": "3000"}"#, "\"retryTimeout\" must be a whole number (got a string"),
         (#"{"journal": "j", "clusterKeyFile": "cluster.key", "nodeType": 5}"#, "\"nodeType\" must be a string"),

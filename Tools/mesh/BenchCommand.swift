@@ -4,6 +4,7 @@ import Logging
 import Mesh
 import MeshBench
 import MeshJournal
+import MeshTransport
 
 /// `mesh bench …`: benchmarks that print their figure next to a ceiling measured in the same run.
 struct BenchCommand: AsyncParsableCommand {
@@ -39,6 +40,8 @@ struct PairBench: AsyncParsableCommand {
     var idleSpin = MeshConfiguration.defaultIdleSpinMicroseconds
     @Option(help: "Acked and request modes: microseconds between one call's return and the next call (0...1000000; sporadic traffic: past the idle spin both nodes' threads sleep, and the next message wakes them). Not part of the latency; part of 'seconds'.")
     var gap = 0
+    @Flag(inversion: .prefixedNo, help: "Both nodes' segmentationOffload: datagrams of a flush to one peer at one size leave as one segmented write (UDP_SEGMENT). Default: on where the kernel supports it.")
+    var segmentationOffload = TransportConfiguration.defaultSegmentationOffload
     @Flag(help: "Print one JSON object.") var json = false
 
     func validate() throws {
@@ -58,7 +61,8 @@ struct PairBench: AsyncParsableCommand {
         do {
             r = try await ProcessPairBenchmark.run(executable: executable, mode: mode, handler: handler, caller: caller, messages: messages, size: size,
                                                    concurrency: concurrency, durability: durability, storesPayloadJSON: !noJSON,
-                                                   idleSpinMicroseconds: idleSpin, gapMicroseconds: gap, directory: dir, logger: logger)
+                                                   idleSpinMicroseconds: idleSpin, gapMicroseconds: gap,
+                                                   segmentationOffload: segmentationOffload, directory: dir, logger: logger)
         } catch {
             throw CLIError("benchmark failed: \(error)")
         }
@@ -79,6 +83,9 @@ struct PairBench: AsyncParsableCommand {
                 "datagrams_per_message": Double(r.senderDatagrams) / Double(r.messages),
                 "sender_idle_polls": r.senderIdlePolls.run, "sender_idle_polls_caught": r.senderIdlePolls.caught,
                 "receiver_idle_polls": r.receiverIdlePolls.run, "receiver_idle_polls_caught": r.receiverIdlePolls.caught,
+                "segmentation_offload": segmentationOffload,
+                "sender_segmented_writes": r.senderSegmented.writes, "sender_segmented_datagrams": r.senderSegmented.datagrams,
+                "receiver_segmented_writes": r.receiverSegmented.writes, "receiver_segmented_datagrams": r.receiverSegmented.datagrams,
             ]
             if let cpu = r.cpuMicrosPerMessage {
                 object["sender_cpu_us_per_message"] = cpu.sender
@@ -99,6 +106,7 @@ struct PairBench: AsyncParsableCommand {
         print(String(format: "  per message: %.2f commits (sender %d, receiver %d in all), %.1f WAL frames, receiver journal %.0f B",
                      Double(r.senderCommits + r.receiverCommits) / Double(r.messages), r.senderCommits, r.receiverCommits,
                      Double(r.senderWALFrames + r.receiverWALFrames) / Double(r.messages), Double(r.receiverJournalBytes) / Double(r.messages)))
+        print("  segmented writes (UDP_SEGMENT\(segmentationOffload ? "" : ", off")): sender \(r.senderSegmented.writes) carrying \(r.senderSegmented.datagrams) datagrams; receiver (since its start) \(r.receiverSegmented.writes) carrying \(r.receiverSegmented.datagrams)")
         print("  idle polls (since start): sender \(r.senderIdlePolls.run) run, \(r.senderIdlePolls.caught) caught a datagram or work; receiver \(r.receiverIdlePolls.run), \(r.receiverIdlePolls.caught)")
         print("  checkpoints: sender \(r.senderCheckpoints.background) background, \(r.senderCheckpoints.inline) inline; receiver (since its start) \(r.receiverCheckpoints.background) background, \(r.receiverCheckpoints.inline) inline (an inline one stalls the node's thread)")
         if let cpu = r.cpuMicrosPerMessage {

@@ -164,10 +164,10 @@ struct NodeCommand: AsyncParsableCommand {
         let transport = (try? await node.transportStatistics()) ?? [:]
         await node.shutdown()
         try? await metricsChannel?.close()
-        // What the journal's writer and the node's idle polls did (the polls read before the transport closed), for
+        // What the journal's writer, the node's idle polls and its segmented writes did (read before the transport closed), for
         // `mesh bench` and operators: one line on stdout after the last one.
         let (writes, checkpoints) = (node.journal.writeStatistics, node.journal.checkpointStatistics)
-        FileHandle.standardOutput.write(Data("stopped: journal commits \(writes.transactions) jobs \(writes.jobs) wal_frames \(node.journal.walFramesWritten) checkpoints_background \(checkpoints.background) checkpoints_inline \(checkpoints.inline) idle_polls \(transport["idle_polls"] ?? 0) idle_polls_caught \(transport["idle_polls_caught"] ?? 0)\n".utf8))
+        FileHandle.standardOutput.write(Data("stopped: journal commits \(writes.transactions) jobs \(writes.jobs) wal_frames \(node.journal.walFramesWritten) checkpoints_background \(checkpoints.background) checkpoints_inline \(checkpoints.inline) idle_polls \(transport["idle_polls"] ?? 0) idle_polls_caught \(transport["idle_polls_caught"] ?? 0) segmented_writes \(transport["segmented_writes"] ?? 0) segmented_datagrams \(transport["segmented_datagrams"] ?? 0)\n".utf8))
     }
 
     /// Says on stdout that the traffic generator handed its last message to the node (every send returned): a
