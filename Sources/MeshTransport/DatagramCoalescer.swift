@@ -23,6 +23,10 @@ struct DatagramCoalescer {
     static let kernelMaxSegments = 64
     /// Most bytes per write: the largest UDP payload of an IPv4 datagram (65,535 − 20 − 8).
     static let maxBytes = 65_507
+    /// Largest datagram gathered: what fits a 1,500-byte Ethernet MTU under IPv6 and UDP headers. The kernel refuses
+    /// (`EINVAL`) a segmented write whose segments exceed the device's MTU, where it would have fragmented a lone
+    /// datagram; larger datagrams (a ``TransportConfiguration/maxDatagramSize`` set past the path's MTU) go alone.
+    static let maxSegmentSize = 1_452
 
     private var address: SocketAddress?
     /// The run's first datagram (its buffer becomes the write's), and the others.
@@ -42,6 +46,10 @@ struct DatagramCoalescer {
     /// Adds the next datagram of the flush; a run it cannot join is handed to `emit` first.
     mutating func add(_ datagram: ByteBuffer, to destination: SocketAddress, emit: (Write) -> Void) {
         let size = datagram.readableBytes
+        guard size <= Self.maxSegmentSize else {
+            finish(emit: emit)
+            return emit(Write(address: destination, buffer: datagram, segmentSize: nil))
+        }
         if let address, !(!closed && size <= segmentSize && tail.count + 1 < maxSegments
                           && bytes + size <= Self.maxBytes && address == destination) {
             finish(emit: emit)

@@ -77,12 +77,13 @@ public struct TransportConfiguration: Sendable {
     /// while it lasts, so only a loop the transport's owner runs alone may poll (``MeshNode`` does, on its own
     /// thread); never one an application shares. Default 0: sleep at once.
     public var idleSpinMicroseconds: Int
-    /// Hand the datagrams of one flush that go to the same peer, one size each, to the kernel in one buffer that it
-    /// cuts into those datagrams (UDP segmentation offload, `UDP_SEGMENT`; Linux 4.18 and later): the receiver sees
-    /// the same datagrams, and the sender's network stack runs once per such run instead of once per datagram. If a
-    /// segmented write fails (a network device without checksum offload on a kernel that needs it), the transport
-    /// logs it once and sends datagram by datagram from then on; what that write carried is retransmitted. Default:
-    /// on where the kernel supports it (`System.supportsUDPSegmentationOffload`), else off.
+    /// Hand the datagrams of one flush that go to the same peer, one size each (at most 1,452 bytes, an Ethernet
+    /// MTU's worth), to the kernel in one buffer that it cuts into those datagrams (UDP segmentation offload,
+    /// `UDP_SEGMENT`; Linux 4.18 and later): the receiver sees the same datagrams, and the sender's network stack
+    /// runs once per such run instead of once per datagram. If a segmented write fails (a network device without
+    /// checksum offload on a kernel that needs it, a path MTU below the datagrams), the transport logs it once and
+    /// sends datagram by datagram from then on; what that write carried is retransmitted. Default: on where the
+    /// kernel supports it (`System.supportsUDPSegmentationOffload`), else off.
     public var segmentationOffload: Bool
     /// The default of ``segmentationOffload``: whether this kernel supports UDP segmentation offload.
     public static let defaultSegmentationOffload = System.supportsUDPSegmentationOffload

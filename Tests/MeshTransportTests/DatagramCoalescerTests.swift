@@ -57,6 +57,12 @@ import Testing
         #expect(writes.map(\.address) == [Self.peers[0], Self.peers[1], Self.peers[0]])
     }
 
+    @Test func aDatagramLargerThanAnEthernetMTUTakesNoSegmentedWrite() {
+        let writes = Self.coalesce([(0, 1100), (0, 1100), (0, 2000), (0, 2000), (0, 1100)])
+        #expect(writes.map(\.segmentSize) == [1100, nil, nil, nil])
+        #expect(Self.cut(writes).map(\.1.readableBytes) == [1100, 1100, 2000, 2000, 1100])
+    }
+
     @Test func aWriteStaysWithinTheKernelsSegmentAndByteLimits() {
         let many = Self.coalesce(Array(repeating: (0, 100), count: 150))
         #expect(many.map { $0.buffer.readableBytes / 100 } == [64, 64, 22])
@@ -71,7 +77,7 @@ import Testing
         // Mostly runs of one size to one peer, as a flush of a busy sender has, broken by acknowledgements (small),
         // other sizes and the other peer.
         let flushes = Generator<[Pair], Shrink.None<[Pair]>> { rng in
-            let sizes = [24, 60, 900, 1100, 1100, 1100, 1400]
+            let sizes = [24, 60, 900, 1100, 1100, 1100, 1400, 1452, 1453, 4000]
             var items: [Pair] = []
             for _ in 0..<Int.random(in: 0...12, using: &rng) {
                 let item = Pair(peer: Int.random(in: 0...1, using: &rng), size: sizes.randomElement(using: &rng)!)
@@ -99,9 +105,10 @@ import Testing
                     #expect(count > 1)
                     #expect(items.dropLast().allSatisfy { $0.size == size } && items.last!.size <= size)
                 }
+                if let size = write.segmentSize { #expect(size <= DatagramCoalescer.maxSegmentSize) }
                 if let (last, lastItems) = previous, let first = items.first, Self.peers[first.peer] == last.address {
                     let size = lastItems.first!.size
-                    let joinable = lastItems.allSatisfy { $0.size == size } && first.size <= size
+                    let joinable = size <= DatagramCoalescer.maxSegmentSize && lastItems.allSatisfy { $0.size == size } && first.size <= size
                         && lastItems.count < maxSegments && last.buffer.readableBytes + first.size <= DatagramCoalescer.maxBytes
                     #expect(!joinable, "datagram \(input.count - remaining.count - count) could have joined the write before it")
                 }
