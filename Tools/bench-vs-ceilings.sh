@@ -18,6 +18,7 @@
 # | request p99 / its p50 | - | mesh bench --mode request |
 # | one-way / B5 | jbus 200000 100 4096 NORMAL 1: msgs/s | mesh bench (one-way) msgs/s |
 # | one-way --no-json / B5 | the same | mesh bench --no-json msgs/s |
+# | one-way --no-segmentation-offload / B5 | the same | mesh bench --no-segmentation-offload msgs/s (datagram by datagram) |
 # | acked --durability full p50 / B2 | jbus 20000 1 1 FULL 0 | mesh bench --mode acked --durability full p50 |
 # | acked --idle-spin 0 p50 / B1 | jbus 20000 1 1 NORMAL 0 | mesh bench --mode acked --idle-spin 0 p50 |
 # | request sync --idle-spin 0 p50 / B1 | the same | mesh bench --mode request --handler sync --idle-spin 0 p50 |
@@ -86,6 +87,8 @@ has_caller=$("$mesh" bench pair --help 2>&1 | grep -c -- '--caller' || true)
 has_idle_spin=$("$mesh" bench pair --help 2>&1 | grep -c -- '--idle-spin' || true)
 # Builds from before `--gap` skip the rows of sporadic traffic.
 has_gap=$("$mesh" bench pair --help 2>&1 | grep -c -- '--gap' || true)
+# Builds from before segmentation offload skip the row that turns it off.
+has_gso=$("$mesh" bench pair --help 2>&1 | grep -c -- '--no-segmentation-offload' || true)
 : > "$results"
 for round in $(seq "$rounds"); do
     # B1 with its CPU (user + system of the sender and of the receiver it forks and waits for) per message.
@@ -154,6 +157,11 @@ for round in $(seq "$rounds"); do
     b5=$("$scratch/jbus" 200000 100 4096 NORMAL 1 60 47115 "$scratch/db" | jbus_value msgs_per_s)
     nojson=$("$mesh" bench --no-json --messages 30000 --json 2>/dev/null | json_value msgs_per_s)
     echo "oneway_nojson $(python3 -c "print($nojson / $b5)")" >> "$results"
+    if [ "$has_gso" -gt 0 ]; then
+        b5=$("$scratch/jbus" 200000 100 4096 NORMAL 1 60 47125 "$scratch/db" | jbus_value msgs_per_s)
+        nogso=$("$mesh" bench --no-segmentation-offload --messages 30000 --json 2>/dev/null | json_value msgs_per_s)
+        echo "oneway_nogso $(python3 -c "print($nogso / $b5)")" >> "$results"
+    fi
     b2=$("$scratch/jbus" 20000 1 1 FULL 0 60 47116 "$scratch/db" | jbus_value msgs_per_s)
     full=$("$mesh" bench --mode acked --durability full --messages 2000 --json 2>/dev/null | json_value p50_us)
     echo "acked_full $(python3 -c "print($full / (1e6 / $b2))")" >> "$results"
@@ -196,6 +204,7 @@ labels = [
     ("request_sync_nospin_p99", "request p99 / its p50 (sync handler, --idle-spin 0)", "reported"),
     ("oneway", "`mesh bench` one-way / B5", "≥ 0.65×"),
     ("oneway_nojson", "`mesh bench --no-json` one-way / B5", "≥ 0.8×"),
+    ("oneway_nogso", "`mesh bench --no-segmentation-offload` one-way / B5 (datagram by datagram)", "reported"),
     ("acked_full", "`mesh bench --mode acked --durability full` p50 / B2", "≤ 1.5×"),
     ("acked_cpu", "acked CPU per message, both processes / B1's", "reported"),
     ("acked_gap", "`mesh bench --mode acked --gap 2000` p50 / B1's own p50, messages 2 ms apart", "reported"),
