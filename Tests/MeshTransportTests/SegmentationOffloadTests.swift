@@ -1,4 +1,5 @@
 import NIOCore
+import NIOPosix
 import Testing
 @testable import MeshTransport
 
@@ -35,6 +36,39 @@ struct SegmentationOffloadTests {
             // Each such write carried several datagrams: the receiver still counted every one.
             #expect((statistics["segmented_datagrams"] ?? 0) > (statistics["segmented_writes"] ?? 0))
             #expect((try await receiver.statistics()["datagrams_in"] ?? 0) >= 400)
+            await sender.close()
+            await receiver.close()
+            consumer.cancel()
+        }
+    }
+
+    /// Whether a UDP socket binds to `::1` here (some containers have no IPv6 loopback).
+    static let hasIPv6Loopback: Bool = {
+        guard let address = try? SocketAddress(ipAddress: "::1", port: 0),
+              let channel = try? DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(to: address).wait() else {
+            return false
+        }
+        try? channel.close().wait()
+        return true
+    }()
+
+    /// IPv6 loopback, where the machine has it: the same segmented batch (the kernel's limits are the same).
+    @Test(.enabled(if: hasIPv6Loopback, "no IPv6 loopback")) func aBatchOverIPv6LeavesInSegmentedWrites() async throws {
+        let any6 = try SocketAddress(ipAddress: "::1", port: 0)
+        try await withTimeout(60, "segmented batch over IPv6") {
+            let key = ClusterKey.generate()
+            func bind() async throws -> MeshTransport {
+                var configuration = TransportConfiguration(bindAddress: any6, keyring: Keyring(key))
+                configuration.retryTimeout = .seconds(30)
+                configuration.peerTimeout = .seconds(30)
+                return try await MeshTransport.bind(configuration: configuration, logger: quietLogger)
+            }
+            let receiver = try await bind()
+            let sender = try await bind()
+            let (inbox, consumer) = Inbox.collecting(receiver)
+            try await Self.stream(sender, to: receiver, inbox: inbox, batches: 5)
+            let statistics = try await sender.statistics()
+            #expect(statistics["segmentation_offload"] == 1 && (statistics["segmented_writes"] ?? 0) >= 1)
             await sender.close()
             await receiver.close()
             consumer.cancel()
