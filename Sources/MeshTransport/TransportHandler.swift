@@ -103,7 +103,20 @@ final class TransportHandler: ChannelInboundHandler {
         self.events = events
     }
 
+    /// The handler writes to a channel only once it is active (its socket bound): a replacement socket gets the handler
+    /// before that, and SwiftNIO asserts that a channel whose writes fill its buffer is active (a segmented write alone
+    /// may fill it).
     func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { attach(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        attach(context)
+        context.fireChannelActive()
+    }
+
+    private func attach(_ context: ChannelHandlerContext) {
+        guard self.context !== context else { return }
         self.context = context
         if detached {
             detached = false
