@@ -482,13 +482,14 @@ final class TransportHandler: ChannelInboundHandler {
         segmented.datagrams += (write.buffer.readableBytes + segmentSize - 1) / segmentSize
         let metadata = AddressedEnvelope<ByteBuffer>.Metadata(ecnState: .transportNotCapable, packetInfo: nil, segmentSize: segmentSize)
         let promise = context.eventLoop.makePromise(of: Void.self)
+        let peer = write.address  // not the whole run: the closure would hold its buffer
         promise.futureResult.assumeIsolated().whenFailure { [self] error in
             // A socket closing fails what it had queued: that says nothing about segmentation.
             if let error = error as? ChannelError, error == .ioOnClosedChannel || error == .alreadyClosed { return }
             guard !segmentationFailed else { return }
             segmentationFailed = true
             logger.warning("UDP segmentation offload failed; sending datagram by datagram from now on",
-                           metadata: ["mesh.error": "\(error)", "mesh.peer": "\(write.address)"])
+                           metadata: ["mesh.error": "\(error)", "mesh.peer": "\(peer)"])
         }
         context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: write.address, data: write.buffer, metadata: metadata)),
                       promise: promise)

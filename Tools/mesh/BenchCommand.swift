@@ -83,7 +83,8 @@ struct PairBench: AsyncParsableCommand {
                 "datagrams_per_message": Double(r.senderDatagrams) / Double(r.messages),
                 "sender_idle_polls": r.senderIdlePolls.run, "sender_idle_polls_caught": r.senderIdlePolls.caught,
                 "receiver_idle_polls": r.receiverIdlePolls.run, "receiver_idle_polls_caught": r.receiverIdlePolls.caught,
-                "segmentation_offload": segmentationOffload,
+                // On only if asked for and the kernel has it (the transport checks both).
+                "segmentation_offload": segmentationOffload && TransportConfiguration.defaultSegmentationOffload,
                 "sender_segmented_writes": r.senderSegmented.writes, "sender_segmented_datagrams": r.senderSegmented.datagrams,
                 "receiver_segmented_writes": r.receiverSegmented.writes, "receiver_segmented_datagrams": r.receiverSegmented.datagrams,
             ]
