@@ -479,6 +479,7 @@ final class TransportHandler: ChannelInboundHandler {
             return
         }
         segmented.writes += 1
+        metrics.segmentedWrites.increment()
         segmented.datagrams += (write.buffer.readableBytes + segmentSize - 1) / segmentSize
         let metadata = AddressedEnvelope<ByteBuffer>.Metadata(ecnState: .transportNotCapable, packetInfo: nil, segmentSize: segmentSize)
         let promise = context.eventLoop.makePromise(of: Void.self)

@@ -18,6 +18,7 @@ struct TransportMetrics: Sendable {
     let malformed: Counter
     let peersRefused: Counter
     let peersForgotten: Counter
+    let segmentedWrites: Counter
     let inFlightBytes: Gauge
     let reassemblyBytes: Gauge
     let peers: Gauge
@@ -37,6 +38,7 @@ struct TransportMetrics: Sendable {
         malformed = Counter(label: "mesh_transport_malformed_total", factory: factory)
         peersRefused = Counter(label: "mesh_transport_peers_refused_total", factory: factory)
         peersForgotten = Counter(label: "mesh_transport_peers_forgotten_total", factory: factory)
+        segmentedWrites = Counter(label: "mesh_transport_segmented_writes_total", factory: factory)
         inFlightBytes = Gauge(label: "mesh_transport_in_flight_bytes", factory: factory)
         reassemblyBytes = Gauge(label: "mesh_transport_reassembly_bytes", factory: factory)
         peers = Gauge(label: "mesh_transport_peers", factory: factory)
@@ -64,6 +66,7 @@ extension MeshTransport {
         "mesh_transport_malformed_total": "Datagrams or frames dropped as malformed or oversized.",
         "mesh_transport_peers_refused_total": "Hellos from new peers dropped because maxPeers live peers were held.",
         "mesh_transport_peers_forgotten_total": "Sessions closed because their peer was quiet for forgetPeersAfter.",
+        "mesh_transport_segmented_writes_total": "Writes that carried several datagrams to one peer (UDP segmentation offload).",
         "mesh_transport_in_flight_bytes": "Bytes sent and not yet acknowledged, all peers.",
         "mesh_transport_reassembly_bytes": "Bytes of partly received messages held for reassembly.",
         "mesh_transport_peers": "Peer sessions held now.",

@@ -1,3 +1,5 @@
+import CoreMetrics
+import MetricsTestKit
 import NIOCore
 import NIOPosix
 import Testing
@@ -24,10 +26,11 @@ struct SegmentationOffloadTests {
     }
 
     @Test func aBatchLeavesInSegmentedWritesAndArrivesAsTheSameMessages() async throws {
+        let metrics = TestMetrics()
         try await withTimeout(60, "segmented batch") {
             let key = ClusterKey.generate()
             let receiver = try await makeTransport(key: key)
-            let sender = try await makeTransport(key: key)
+            let sender = try await withMetricsFactory(metrics) { try await makeTransport(key: key) }
             let (inbox, consumer) = Inbox.collecting(receiver)
             try await Self.stream(sender, to: receiver, inbox: inbox, batches: 10)
             let statistics = try await sender.statistics()
@@ -36,6 +39,8 @@ struct SegmentationOffloadTests {
             // Each such write carried several datagrams: the receiver still counted every one.
             #expect((statistics["segmented_datagrams"] ?? 0) > (statistics["segmented_writes"] ?? 0))
             #expect((try await receiver.statistics()["datagrams_in"] ?? 0) >= 400)
+            #expect(try metrics.expectCounter("mesh_transport_segmented_writes_total").totalValue
+                    == Int64(statistics["segmented_writes"] ?? -1))
             await sender.close()
             await receiver.close()
             consumer.cancel()
