@@ -105,12 +105,12 @@ public struct MeshConfiguration: Sendable {
     public var idleSpinMicroseconds: Int
     /// The default of ``idleSpinMicroseconds``.
     public static let defaultIdleSpinMicroseconds = 300
-    /// Send the datagrams of one flush that go to the same peer at one size as one buffer the kernel cuts into
-    /// those datagrams (UDP segmentation offload: ``TransportConfiguration/segmentationOffload``): peers receive
-    /// the same datagrams, and the node's network stack runs once per such run instead of once per datagram.
-    /// Should a segmented write fail (a network device without checksum offload on an older kernel), the node logs
-    /// it once, goes on datagram by datagram, and retransmits what that write carried. Default: on where the kernel
-    /// supports it (Linux 4.18 and later).
+    /// Send the datagrams of one flush that go to the same peer at one size (each at most 1,452 bytes) as one buffer
+    /// the kernel cuts into those datagrams (UDP segmentation offload: ``TransportConfiguration/segmentationOffload``):
+    /// peers receive the same datagrams, and the node's network stack runs once per such run instead of once per
+    /// datagram. Should a segmented write fail (a network device without checksum offload on an older kernel, a path
+    /// MTU below the datagrams), the node logs it once, goes on datagram by datagram, and retransmits what that write
+    /// carried. Default: on where the kernel supports it (Linux 4.18 and later).
     public var segmentationOffload: Bool
 
     /// A configuration with the defaults above.
