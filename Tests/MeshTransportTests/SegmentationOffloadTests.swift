@@ -59,17 +59,10 @@ struct SegmentationOffloadTests {
 
     /// IPv6 loopback, where the machine has it: the same segmented batch (the kernel's limits are the same).
     @Test(.enabled(if: hasIPv6Loopback, "no IPv6 loopback")) func aBatchOverIPv6LeavesInSegmentedWrites() async throws {
-        let any6 = try SocketAddress(ipAddress: "::1", port: 0)
         try await withTimeout(60, "segmented batch over IPv6") {
             let key = ClusterKey.generate()
-            func bind() async throws -> MeshTransport {
-                var configuration = TransportConfiguration(bindAddress: any6, keyring: Keyring(key))
-                configuration.retryTimeout = .seconds(30)
-                configuration.peerTimeout = .seconds(30)
-                return try await MeshTransport.bind(configuration: configuration, logger: quietLogger)
-            }
-            let receiver = try await bind()
-            let sender = try await bind()
+            let receiver = try await makeTransport(key: key, host: "::1")
+            let sender = try await makeTransport(key: key, host: "::1")
             let (inbox, consumer) = Inbox.collecting(receiver)
             try await Self.stream(sender, to: receiver, inbox: inbox, batches: 5)
             let statistics = try await sender.statistics()

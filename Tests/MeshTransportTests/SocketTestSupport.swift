@@ -72,9 +72,9 @@ let quietLogger: Logger = {
     return logger
 }()
 
-func makeTransport(key: ClusterKey, epoch: UInt32 = 1, node: NodeID = .random(), port: Int = 0,
+func makeTransport(key: ClusterKey, epoch: UInt32 = 1, node: NodeID = .random(), host: String = "127.0.0.1", port: Int = 0,
                    configure: (inout TransportConfiguration) -> Void = { _ in }) async throws -> MeshTransport {
-    var configuration = TransportConfiguration(bindAddress: try SocketAddress(ipAddress: "127.0.0.1", port: port),
+    var configuration = TransportConfiguration(bindAddress: try SocketAddress(ipAddress: host, port: port),
                                                nodeID: node, epoch: epoch, keyring: Keyring(key))
     // Tests check outcomes, not speed: generous give-up times keep them correct on a loaded 2-core machine.
     // Tests about timeouts set short values themselves.
