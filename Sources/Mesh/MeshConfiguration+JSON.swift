@@ -30,7 +30,7 @@ import MeshTransport
 /// | `maxHandlerAttempts` | number | 3 | |
 /// | `encrypt`, `storesPayloadJSON`, `startsAsyncHandlersInline` | bool | false, true, true | |
 /// | `minFreeDiskBytes` | number | 67108864 | |
-/// | `idleSpinMicroseconds` | number | 300 | 0...10000 |
+/// | `idleSpinMicroseconds` | number | 300 (0 with `durability` `full`) | 0...10000 |
 /// | `segmentationOffload` | bool | true where the kernel supports it | UDP segmentation offload |
 extension MeshConfiguration {
     /// Reads and validates a JSON configuration file.

@@ -101,10 +101,25 @@ public struct MeshConfiguration: Sendable {
     /// response comes later than an acknowledgement would). What it costs is CPU time of an otherwise idle thread, at
     /// most that long after each exchange. Timers of
     /// the journal (a deferred commit) may run up to this much late. 0 sleeps at once (the lowest CPU use, for many
-    /// nodes per core). Default 300, 0...10000.
-    public var idleSpinMicroseconds: Int
-    /// The default of ``idleSpinMicroseconds``.
+    /// nodes per core). 0...10000. Default: ``defaultIdleSpinMicroseconds(for:)`` of ``durability`` (300 under
+    /// `.normal`, 0 under `.full`) until set.
+    public var idleSpinMicroseconds: Int {
+        get { idleSpinSetting ?? Self.defaultIdleSpinMicroseconds(for: durability) }
+        set { idleSpinSetting = newValue }
+    }
+    /// The value ``idleSpinMicroseconds`` was given, if it was: otherwise it follows ``durability``.
+    private var idleSpinSetting: Int?
+    /// The default of ``idleSpinMicroseconds`` under `.normal` durability.
     public static let defaultIdleSpinMicroseconds = 300
+    /// The default of ``idleSpinMicroseconds`` under `durability`: ``defaultIdleSpinMicroseconds`` under `.normal`;
+    /// 0 under `.full`, where each exchange waits for an fsync on both nodes, longer than a poll would last: polling
+    /// then spends a core per node while the disk works and shortens no wait (the benchmarks in the README).
+    public static func defaultIdleSpinMicroseconds(for durability: JournalConfiguration.Durability) -> Int {
+        switch durability {
+        case .normal: defaultIdleSpinMicroseconds
+        case .full: 0
+        }
+    }
     /// Send the datagrams of one flush that go to the same peer at one size (each at most 1,452 bytes) as one buffer
     /// the kernel cuts into those datagrams (UDP segmentation offload: ``TransportConfiguration/segmentationOffload``):
     /// peers receive the same datagrams, and the node's network stack runs once per such run instead of once per
@@ -130,7 +145,6 @@ public struct MeshConfiguration: Sendable {
         self.encrypt = false
         self.storesPayloadJSON = true
         self.startsAsyncHandlersInline = true
-        self.idleSpinMicroseconds = Self.defaultIdleSpinMicroseconds
         self.segmentationOffload = TransportConfiguration.defaultSegmentationOffload
         self.seeds = []
         self.nodeRole = "UDP"

@@ -81,7 +81,7 @@ package enum ProcessPairBenchmark {
 
     package static func run(executable: String, mode: Mode, handler: HandlerKind = .async, caller: CallerKind = .task, messages: Int, size: Int, concurrency: Int,
                             durability: JournalConfiguration.Durability, storesPayloadJSON: Bool = true,
-                            idleSpinMicroseconds: Int = MeshConfiguration.defaultIdleSpinMicroseconds, gapMicroseconds: Int = 0,
+                            idleSpinMicroseconds: Int? = nil, gapMicroseconds: Int = 0,
                             segmentationOffload: Bool = TransportConfiguration.defaultSegmentationOffload,
                             directory: String, logger: Logger) async throws -> Result {
         let dir = directory + "/mesh-bench-pair-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -93,7 +93,7 @@ package enum ProcessPairBenchmark {
         let receiverConfig = """
             {"address": "127.0.0.1", "port": 0, "journal": "b.sqlite", "clusterKeyFile": "cluster.key", "durability": "\(durability.rawValue)",
              "storesPayloadJSON": \(storesPayloadJSON), "retryTimeout": 60000, "peerTimeout": 60000,
-             "idleSpinMicroseconds": \(idleSpinMicroseconds), "segmentationOffload": \(segmentationOffload)}
+             \(idleSpinMicroseconds.map { "\"idleSpinMicroseconds\": \($0), " } ?? "")"segmentationOffload": \(segmentationOffload)}
             """
         try receiverConfig.write(toFile: dir + "/b.json", atomically: true, encoding: .utf8)
         let child = try ChildNodeProcess(executable: executable, arguments: [
@@ -103,7 +103,7 @@ package enum ProcessPairBenchmark {
         var configuration = MeshConfiguration(address: "127.0.0.1:0", journalPath: dir + "/a.sqlite", clusterKey: key)
         configuration.durability = durability
         configuration.storesPayloadJSON = storesPayloadJSON
-        configuration.idleSpinMicroseconds = idleSpinMicroseconds
+        if let idleSpinMicroseconds { configuration.idleSpinMicroseconds = idleSpinMicroseconds }
         configuration.segmentationOffload = segmentationOffload
         configuration.retryTimeout = .seconds(60)
         configuration.peerTimeout = .seconds(60)

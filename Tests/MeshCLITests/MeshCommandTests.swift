@@ -138,7 +138,8 @@ import Testing
 
     @Test(arguments: [["oneway"], ["acked"], ["request"], ["request", "--handler", "sync"], ["acked", "--handler", "sync"],
                       ["acked", "--caller", "node"], ["request", "--handler", "sync", "--caller", "node"], ["oneway", "--caller", "node"],
-                      ["acked", "--idle-spin", "0"], ["acked", "--gap", "2000"], ["oneway", "--no-segmentation-offload"]])
+                      ["acked", "--idle-spin", "0"], ["acked", "--gap", "2000"], ["oneway", "--no-segmentation-offload"],
+                      ["acked", "--durability", "full"], ["acked", "--durability", "full", "--idle-spin", "300"]])
     func benchRunsTwoProcessesAndPrintsTheJSONContract(mode: [String]) async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary))
         let result = try await Self.run(["bench", "--mode"] + mode + ["--messages", "200", "--json"], timeout: 120)
@@ -158,14 +159,18 @@ import Testing
         let sync = mode.contains("sync")
         #expect(object["handler"] as? String == (sync ? "sync" : "async"))
         #expect(object["caller"] as? String == (mode.contains("node") ? "node" : "task"))
-        #expect(object["idle_spin_us"] as? Int == (mode.contains("--idle-spin") ? 0 : 300))
+        // The idle spin in effect: as given, else the default for the durability (none under `full`).
+        let full = mode.contains("full")
+        let idleSpin = mode.firstIndex(of: "--idle-spin").map { Int(mode[$0 + 1])! } ?? (full ? 0 : 300)
+        #expect(object["idle_spin_us"] as? Int == idleSpin)
+        #expect(object["durability"] as? String == (full ? "full" : "normal"))
         let gap = mode.contains("--gap")
         #expect(object["gap_us"] as? Int == (gap ? 2000 : 0))
         // 200 calls at least 2 ms apart (a sleep of that long before each): the gaps are in the run's time.
         if gap { #expect((object["seconds"] as? Double ?? 0) >= 0.4, "\(object)") }
-        // Both nodes poll after exchanges with the default idle spin, and never without it.
+        // Both nodes poll after exchanges with an idle spin, and never without one.
         let polls = (object["sender_idle_polls"] as? Int ?? -1, object["receiver_idle_polls"] as? Int ?? -1)
-        if mode.contains("--idle-spin") {
+        if idleSpin == 0 {
             #expect(polls.0 == 0 && polls.1 == 0, "\(object)")
         } else {
             #expect(polls.0 > 0 && polls.1 > 0, "\(object)")

@@ -36,6 +36,27 @@ import Testing
         #expect(!c.segmentationOffload)
     }
 
+    /// The idle spin follows the durability until it is set: none under `full`, whatever the order of the settings.
+    @Test func idleSpinDefaultsByDurabilityUntilSet() throws {
+        var c = MeshConfiguration(address: "127.0.0.1:0", journalPath: "j", clusterKey: .generate())
+        #expect(c.idleSpinMicroseconds == MeshConfiguration.defaultIdleSpinMicroseconds && c.idleSpinMicroseconds == 300)
+        c.durability = .full
+        #expect(c.idleSpinMicroseconds == 0 && MeshConfiguration.defaultIdleSpinMicroseconds(for: .full) == 0)
+        c.idleSpinMicroseconds = 300
+        #expect(c.idleSpinMicroseconds == 300)
+        c.durability = .normal
+        c.idleSpinMicroseconds = 0
+        c.durability = .full
+        c.durability = .normal
+        #expect(c.idleSpinMicroseconds == 0)
+        for (json, expected) in [(#""durability": "full""#, 0), (#""durability": "normal""#, 300), (#""durability": "full", "idleSpinMicroseconds": 50"#, 50),
+                                 (#""idleSpinMicroseconds": 50, "durability": "full""#, 50)] {
+            let (dir, file) = try write(#"{"journal": "j", "clusterKeyFile": "cluster.key", "# + json + "}")
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            #expect(try MeshConfiguration.load(jsonFile: file).idleSpinMicroseconds == expected, "\(json)")
+        }
+    }
+
     @Test(arguments: [
         (#"{"journal": "j", "clusterKeyFile": "cluster.key", "retryTimout": 1}"#, "unknown key \"retryTimout\""),
         (#"{"journal": "j", "clusterKeyFile": "cluster.key", "port": "eighty"}"#, "\"port\" must be a number"),

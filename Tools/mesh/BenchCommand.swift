@@ -36,8 +36,8 @@ struct PairBench: AsyncParsableCommand {
     @Option(help: "Concurrent sending tasks in oneway mode.") var concurrency = 64
     @Option(help: "Directory for the journals.") var dir = FileManager.default.temporaryDirectory.path
     @Flag(help: "Do not store payload_json in either journal (rows as large as the C journaled bus's).") var noJSON = false
-    @Option(help: "Both nodes' idleSpinMicroseconds: how long a node's thread polls its socket after an exchange before it sleeps (0...10000; 0 sleeps at once).")
-    var idleSpin = MeshConfiguration.defaultIdleSpinMicroseconds
+    @Option(help: "Both nodes' idleSpinMicroseconds: how long a node's thread polls its socket after an exchange before it sleeps (0...10000; 0 sleeps at once). Default: the configuration's, 300 (0 under --durability full).")
+    var idleSpin: Int?
     @Option(help: "Acked and request modes: microseconds between one call's return and the next call (0...1000000; sporadic traffic: past the idle spin both nodes' threads sleep, and the next message wakes them). Not part of the latency; part of 'seconds'.")
     var gap = 0
     @Flag(inversion: .prefixedNo, help: "Both nodes' segmentationOffload: datagrams of a flush to one peer at one size leave as one segmented write (UDP_SEGMENT). Default: on where the kernel supports it.")
@@ -48,7 +48,7 @@ struct PairBench: AsyncParsableCommand {
         guard messages > 0, size >= 32, concurrency > 0 else {
             throw ValidationError("messages and concurrency must be positive, size at least 32")
         }
-        guard (0...10_000).contains(idleSpin) else { throw ValidationError("--idle-spin must be 0...10000 (got \(idleSpin))") }
+        if let idleSpin, !(0...10_000).contains(idleSpin) { throw ValidationError("--idle-spin must be 0...10000 (got \(idleSpin))") }
         guard (0...1_000_000).contains(gap) else { throw ValidationError("--gap must be 0...1000000 µs (got \(gap))") }
         guard gap == 0 || mode != .oneway else { throw ValidationError("--gap applies to --mode acked and request (one-way senders stream)") }
     }
@@ -58,10 +58,12 @@ struct PairBench: AsyncParsableCommand {
         var logger = Logger(label: "mesh.bench")
         logger.logLevel = .error
         let r: ProcessPairBenchmark.Result
+        // In effect on both nodes (left unset, each node's configuration takes the default for its durability).
+        let idleSpin = self.idleSpin ?? MeshConfiguration.defaultIdleSpinMicroseconds(for: durability)
         do {
             r = try await ProcessPairBenchmark.run(executable: executable, mode: mode, handler: handler, caller: caller, messages: messages, size: size,
                                                    concurrency: concurrency, durability: durability, storesPayloadJSON: !noJSON,
-                                                   idleSpinMicroseconds: idleSpin, gapMicroseconds: gap,
+                                                   idleSpinMicroseconds: self.idleSpin, gapMicroseconds: gap,
                                                    segmentationOffload: segmentationOffload, directory: dir, logger: logger)
         } catch {
             throw CLIError("benchmark failed: \(error)")
