@@ -447,7 +447,7 @@ final class TransportHandler: ChannelInboundHandler {
                 if coalescer != nil {
                     coalescer!.add(datagram, to: address) { write($0) }
                 } else {
-                    context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: address, data: datagram)), promise: nil)
+                    write(DatagramCoalescer.Write(address: address, buffer: datagram, segmentSize: nil))
                 }
                 LatencyProbe.mark(.datagramWritten)
             case .deliver(let message):
