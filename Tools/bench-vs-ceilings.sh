@@ -25,6 +25,7 @@
 # | acked CPU per message / B1's | jbus 20000 1 1 NORMAL 0, its CPU (both processes) | cpu_us_per_message |
 # | acked 2 ms apart p50 / B1's p50 2 ms apart | the timing copy of jbus sleeping 2 ms before each message | mesh bench --mode acked --gap 2000 p50 |
 # | acked 2 ms apart CPU per message / B1's | the same, its CPU | cpu_us_per_message of that run |
+# | % of CPU time stolen by the host | - | host_steal_pct of the sync request, one-way and --durability full runs (reported) |
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 mesh="${MESH_BIN:-$root/.build/release/mesh}"
@@ -80,6 +81,8 @@ print(out.strip(), "cpu_seconds=%f+%f" % (usage.ru_utime, usage.ru_stime))' "$@"
 }
 # one JSON object of mesh bench -> the value of KEY
 json_value() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+# The host's steal during a Mesh run (`host_steal_pct`), as a results line "KEY VALUE"; nothing from builds without it.
+record_steal() { python3 -c "import json,sys; v=json.load(sys.stdin).get('host_steal_pct'); v is None or print('$1', v)" >> "$results"; }
 results="$scratch/results"
 # Builds from before `--caller` (MESH_BIN pointing at an older build) skip the rows that need it.
 has_caller=$("$mesh" bench pair --help 2>&1 | grep -c -- '--caller' || true)
@@ -128,6 +131,7 @@ for round in $(seq "$rounds"); do
     echo "request_sync_p99 $(python3 -c "print($p99 / $p50)")" >> "$results"
     echo "commits_sync $(echo "$request" | json_value commits_per_message)" >> "$results"
     echo "frames_request_sync $(echo "$request" | json_value wal_frames_per_message)" >> "$results"
+    echo "$request" | record_steal steal_request_sync
     if [ "$has_caller" -gt 0 ]; then
         b1=$("$scratch/jbus" 20000 1 1 NORMAL 0 60 47119 "$scratch/db" | jbus_value msgs_per_s)
         acked_node=$("$mesh" bench --mode acked --caller node --messages 3000 --json 2>/dev/null | json_value p50_us)
@@ -154,6 +158,7 @@ for round in $(seq "$rounds"); do
     echo "oneway $(python3 -c "print($(echo "$oneway" | json_value msgs_per_s) / $b5)")" >> "$results"
     echo "frames_oneway $(echo "$oneway" | json_value wal_frames_per_message)" >> "$results"
     echo "bytes_oneway $(echo "$oneway" | json_value receiver_journal_bytes_per_message)" >> "$results"
+    echo "$oneway" | record_steal steal_oneway
     b5=$("$scratch/jbus" 200000 100 4096 NORMAL 1 60 47115 "$scratch/db" | jbus_value msgs_per_s)
     nojson=$("$mesh" bench --no-json --messages 30000 --json 2>/dev/null | json_value msgs_per_s)
     echo "oneway_nojson $(python3 -c "print($nojson / $b5)")" >> "$results"
@@ -163,7 +168,9 @@ for round in $(seq "$rounds"); do
         echo "oneway_nogso $(python3 -c "print($nogso / $b5)")" >> "$results"
     fi
     b2=$("$scratch/jbus" 20000 1 1 FULL 0 60 47116 "$scratch/db" | jbus_value msgs_per_s)
-    full=$("$mesh" bench --mode acked --durability full --messages 2000 --json 2>/dev/null | json_value p50_us)
+    full_json=$("$mesh" bench --mode acked --durability full --messages 2000 --json 2>/dev/null)
+    full=$(echo "$full_json" | json_value p50_us)
+    echo "$full_json" | record_steal steal_full
     echo "acked_full $(python3 -c "print($full / (1e6 / $b2))")" >> "$results"
     if [ -n "$timed_jbus" ] && [ "$has_gap" -gt 0 ]; then
         # Sporadic traffic: each message 2 ms after the last one settled, so every thread of both sides sleeps
@@ -229,6 +236,9 @@ counts = [
     ("b1_cpu_us", "CPU µs per B1 message, both processes", "reported"),
     ("acked_gap_cpu_us", "CPU µs per acked message 2 ms apart, both processes", "reported"),
     ("b1_gap_cpu_us", "CPU µs per B1 message 2 ms apart, both processes", "reported"),
+    ("steal_request_sync", "% of the machine's CPU time stolen by the host during the sync request runs (`host_steal_pct`)", "reported"),
+    ("steal_oneway", "the same, during the one-way runs", "reported"),
+    ("steal_full", "the same, during the `--durability full` acked runs", "reported"),
 ]
 print()
 table("count (same runs)", counts, "")

@@ -72,6 +72,12 @@ package enum ProcessPairBenchmark {
         /// CPU seconds (all threads) the receiver process used during the timed run.
         package var receiverCPUSeconds: Double?
 
+        /// The share of the whole machine's CPU time (all CPUs) the hypervisor gave to something else during the timed
+        /// run, in percent (``MachineCPUTime``; `nil`: no `/proc/stat`).
+        package var hostStealPercent: Double?
+        /// The share of the whole machine's CPU time that was idle during the timed run, in percent.
+        package var machineIdlePercent: Double?
+
         /// CPU µs per message of the sender and of the receiver during the timed run (`nil`: no `/proc`).
         package var cpuMicrosPerMessage: (sender: Double, receiver: Double)? {
             guard let sender = senderCPUSeconds, let receiver = receiverCPUSeconds else { return nil }
@@ -125,6 +131,7 @@ package enum ProcessPairBenchmark {
         let clock = ContinuousClock()
         let receiverPID = child.process.processIdentifier
         let (senderCPUBefore, receiverCPUBefore) = (ProcessCPUTime.seconds(), ProcessCPUTime.seconds(of: receiverPID))
+        let machineBefore = MachineCPUTime.now()
         let start = clock.now
         // The timed calls' latencies in µs, measured where `caller` says: on the pool, as any task; or on the node's
         // thread, whose preference the one-way senders (child tasks) inherit.
@@ -173,6 +180,7 @@ package enum ProcessPairBenchmark {
         for value in samples { _ = histogram.record(max(1, value)) }
         let seconds = (clock.now - start).seconds
         let (senderCPUAfter, receiverCPUAfter) = (ProcessCPUTime.seconds(), ProcessCPUTime.seconds(of: receiverPID))
+        let machine = machineBefore.flatMap { before in MachineCPUTime.now()?.percentages(since: before) }
         let transport = (try? await node.transportStatistics()) ?? [:]
         let retransmits = transport["retransmits"] ?? 0
         let senderDatagrams = datagrams(transport) - datagramsBefore
@@ -209,7 +217,8 @@ package enum ProcessPairBenchmark {
                                           checkpointsAfter.inline - checkpointsBefore.inline),
                       receiverCheckpoints: (field("checkpoints_background"), field("checkpoints_inline")),
                       senderCPUSeconds: senderCPUAfter.flatMap { after in senderCPUBefore.map { after - $0 } },
-                      receiverCPUSeconds: receiverCPUAfter.flatMap { after in receiverCPUBefore.map { after - $0 } })
+                      receiverCPUSeconds: receiverCPUAfter.flatMap { after in receiverCPUBefore.map { after - $0 } },
+                      hostStealPercent: machine?.steal, machineIdlePercent: machine?.idle)
     }
 }
 

@@ -154,6 +154,13 @@ import Testing
                     "sender_segmented_datagrams", "receiver_segmented_writes", "receiver_segmented_datagrams"] {
             #expect(object[key] != nil, "missing \(key)")
         }
+        #if os(Linux)
+        // The machine's CPU time during the run, from /proc/stat: shares in percent.
+        for key in ["host_steal_pct", "machine_idle_pct"] {
+            let share = try #require(object[key] as? Double, "missing \(key)")
+            #expect((0...100).contains(share), "\(key) \(share)")
+        }
+        #endif
         #expect(object["messages"] as? Int == 200)
         #expect((object["p50_us"] as? Int ?? 0) > 0 && (object["p99_us"] as? Int ?? 0) >= (object["p50_us"] as? Int ?? 0))
         let sync = mode.contains("sync")
