@@ -25,7 +25,7 @@
 # | acked CPU per message / B1's | jbus 20000 1 1 NORMAL 0, its CPU (both processes) | cpu_us_per_message |
 # | acked 2 ms apart p50 / B1's p50 2 ms apart | the timing copy of jbus sleeping 2 ms before each message | mesh bench --mode acked --gap 2000 p50 |
 # | acked 2 ms apart CPU per message / B1's | the same, its CPU | cpu_us_per_message of that run |
-# | % of CPU time stolen by the host | - | host_steal_pct of the sync request, one-way and --durability full runs (reported) |
+# | % of CPU time stolen by the host | /proc/stat around the B5 and B2 runs | host_steal_pct of the sync request, one-way and --durability full runs (reported) |
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 mesh="${MESH_BIN:-$root/.build/release/mesh}"
@@ -78,6 +78,18 @@ with_cpu() {
 out = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, text=True).stdout
 usage = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(out.strip(), "cpu_seconds=%f+%f" % (usage.ru_utime, usage.ru_stime))' "$@"
+}
+# Runs a command and appends "steal=P" to its output: the share of the machine's CPU time (all CPUs, /proc/stat)
+# stolen by the host meanwhile, in percent, as mesh bench's host_steal_pct reports it for its own runs.
+with_steal() {
+    python3 -c 'import subprocess, sys
+def sample():
+    fields = [int(v) for v in open("/proc/stat").readline().split()[1:9]]
+    return sum(fields), fields[7]
+total, steal = sample()
+out = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, text=True).stdout
+total2, steal2 = sample()
+print(out.strip(), "steal=%f" % ((steal2 - steal) * 100 / max(1, total2 - total)))' "$@"
 }
 # one JSON object of mesh bench -> the value of KEY
 json_value() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
@@ -153,7 +165,9 @@ for round in $(seq "$rounds"); do
         echo "request_sync_nospin $(python3 -c "print($p50 / (1e6 / $b1))")" >> "$results"
         echo "request_sync_nospin_p99 $(python3 -c "print($(echo "$request" | json_value p99_us) / $p50)")" >> "$results"
     fi
-    b5=$("$scratch/jbus" 200000 100 4096 NORMAL 1 60 47114 "$scratch/db" | jbus_value msgs_per_s)
+    b5_out=$(with_steal "$scratch/jbus" 200000 100 4096 NORMAL 1 60 47114 "$scratch/db")
+    b5=$(echo "$b5_out" | jbus_value msgs_per_s)
+    echo "steal_b5 $(echo "$b5_out" | jbus_value steal)" >> "$results"
     oneway=$("$mesh" bench --messages 30000 --json 2>/dev/null)
     echo "oneway $(python3 -c "print($(echo "$oneway" | json_value msgs_per_s) / $b5)")" >> "$results"
     echo "frames_oneway $(echo "$oneway" | json_value wal_frames_per_message)" >> "$results"
@@ -167,7 +181,9 @@ for round in $(seq "$rounds"); do
         nogso=$("$mesh" bench --no-segmentation-offload --messages 30000 --json 2>/dev/null | json_value msgs_per_s)
         echo "oneway_nogso $(python3 -c "print($nogso / $b5)")" >> "$results"
     fi
-    b2=$("$scratch/jbus" 20000 1 1 FULL 0 60 47116 "$scratch/db" | jbus_value msgs_per_s)
+    b2_out=$(with_steal "$scratch/jbus" 20000 1 1 FULL 0 60 47116 "$scratch/db")
+    b2=$(echo "$b2_out" | jbus_value msgs_per_s)
+    echo "steal_b2 $(echo "$b2_out" | jbus_value steal)" >> "$results"
     full_json=$("$mesh" bench --mode acked --durability full --messages 2000 --json 2>/dev/null)
     full=$(echo "$full_json" | json_value p50_us)
     echo "$full_json" | record_steal steal_full
@@ -238,7 +254,9 @@ counts = [
     ("b1_gap_cpu_us", "CPU µs per B1 message 2 ms apart, both processes", "reported"),
     ("steal_request_sync", "% of the machine's CPU time stolen by the host during the sync request runs (`host_steal_pct`)", "reported"),
     ("steal_oneway", "the same, during the one-way runs", "reported"),
+    ("steal_b5", "the same, during the C bus's B5 runs", "reported"),
     ("steal_full", "the same, during the `--durability full` acked runs", "reported"),
+    ("steal_b2", "the same, during the C bus's B2 runs", "reported"),
 ]
 print()
 table("count (same runs)", counts, "")
