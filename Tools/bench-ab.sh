@@ -5,6 +5,8 @@
 # the B/A ratios taken run by run, with their range. These machines drift 10-40 % within an hour, so a change is
 # judged only on alternating runs like these, and a ratio inside the range of an A/A run (the same build on both
 # sides) is no effect.
+# With builds that report it (host_steal_pct), the table also gives the share of the machine stolen by the host
+# during each side's runs.
 #
 # Usage: Tools/bench-ab.sh A_BIN B_BIN [ROUNDS] [MODE...]
 #        ROUNDS defaults to 10; a MODE is "oneway", "acked", "request" or "request-sync" ("acked-sync" too);
@@ -13,7 +15,7 @@
 # Example: git stash; swift build -c release --product mesh; cp .build/release/mesh /tmp/mesh-a; git stash pop
 #          swift build -c release --product mesh; Tools/bench-ab.sh /tmp/mesh-a .build/release/mesh 12
 set -euo pipefail
-[ $# -ge 2 ] || { sed -n '2,14p' "$0" >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,16p' "$0" >&2; exit 2; }
 a="$1"
 b="$2"
 rounds="${3:-10}"
@@ -77,4 +79,12 @@ for mode, rounds in rows.items():
         ratios = [y / x for x, y in values]
         print(f"| {mode} | {label} | {statistics.median(x for x, _ in values):.0f} | {statistics.median(y for _, y in values):.0f} "
               f"| {statistics.median(ratios):.3f} | {min(ratios):.2f}–{max(ratios):.2f} |")
+    # The host's steal during each side's runs (builds that report it): a ratio from rounds where one side was
+    # stolen from much more than the other says more about the host than about the change.
+    steal = [(p["A"].get("host_steal_pct"), p["B"].get("host_steal_pct")) for p in pairs]
+    steal = [(x, y) for x, y in steal if x is not None and y is not None]
+    if steal:
+        print(f"| {mode} | % stolen by the host | {statistics.median(x for x, _ in steal):.1f} "
+              f"| {statistics.median(y for _, y in steal):.1f} | — | A {min(x for x, _ in steal):.1f}–{max(x for x, _ in steal):.1f}, "
+              f"B {min(y for _, y in steal):.1f}–{max(y for _, y in steal):.1f} |")
 EOF
