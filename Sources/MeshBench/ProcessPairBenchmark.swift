@@ -72,11 +72,9 @@ package enum ProcessPairBenchmark {
         /// CPU seconds (all threads) the receiver process used during the timed run.
         package var receiverCPUSeconds: Double?
 
-        /// The share of the whole machine's CPU time (all CPUs) the hypervisor gave to something else during the timed
-        /// run, in percent (``MachineCPUTime``; `nil`: no `/proc/stat`).
-        package var hostStealPercent: Double?
-        /// The share of the whole machine's CPU time that was idle during the timed run, in percent.
-        package var machineIdlePercent: Double?
+        /// The shares of the whole machine's CPU time (all CPUs) during the timed run, in percent: what the hypervisor
+        /// gave to something else, and what was idle (``MachineCPUTime``; `nil`: no `/proc/stat`).
+        package var machine: (steal: Double, idle: Double)?
 
         /// CPU µs per message of the sender and of the receiver during the timed run (`nil`: no `/proc`).
         package var cpuMicrosPerMessage: (sender: Double, receiver: Double)? {
@@ -218,7 +216,7 @@ package enum ProcessPairBenchmark {
                       receiverCheckpoints: (field("checkpoints_background"), field("checkpoints_inline")),
                       senderCPUSeconds: senderCPUAfter.flatMap { after in senderCPUBefore.map { after - $0 } },
                       receiverCPUSeconds: receiverCPUAfter.flatMap { after in receiverCPUBefore.map { after - $0 } },
-                      hostStealPercent: machine?.steal, machineIdlePercent: machine?.idle)
+                      machine: machine)
     }
 }
 

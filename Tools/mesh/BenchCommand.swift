@@ -95,9 +95,9 @@ struct PairBench: AsyncParsableCommand {
                 object["receiver_cpu_us_per_message"] = cpu.receiver
                 object["cpu_us_per_message"] = cpu.sender + cpu.receiver
             }
-            if let steal = r.hostStealPercent, let idle = r.machineIdlePercent {
-                object["host_steal_pct"] = steal
-                object["machine_idle_pct"] = idle
+            if let machine = r.machine {
+                object["host_steal_pct"] = machine.steal
+                object["machine_idle_pct"] = machine.idle
             }
             try printJSON(object)
             return
@@ -120,8 +120,8 @@ struct PairBench: AsyncParsableCommand {
             print(String(format: "  CPU per message (all threads, timed run only): %.0f µs (sender %.0f, receiver %.0f)",
                          cpu.sender + cpu.receiver, cpu.sender, cpu.receiver))
         }
-        if let steal = r.hostStealPercent, let idle = r.machineIdlePercent {
-            print(String(format: "  machine (all CPUs, timed run only): %.1f %% stolen by the host, %.1f %% idle", steal, idle))
+        if let machine = r.machine {
+            print(String(format: "  machine (all CPUs, timed run only): %.1f %% stolen by the host, %.1f %% idle", machine.steal, machine.idle))
         }
     }
 }
