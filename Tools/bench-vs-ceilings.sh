@@ -20,6 +20,7 @@
 # | one-way --no-json / B5 | the same | mesh bench --no-json msgs/s |
 # | one-way --no-segmentation-offload / B5 | the same | mesh bench --no-segmentation-offload msgs/s (datagram by datagram) |
 # | acked --durability full p50 / B2 | jbus 20000 1 1 FULL 0 | mesh bench --mode acked --durability full p50 |
+# | acked --durability full p50 / B2's own p50; its p99 / p50; B2's p99 / p50 | a copy of jbus timing each message under FULL | the --durability full run above |
 # | acked --idle-spin 0 p50 / B1 | jbus 20000 1 1 NORMAL 0 | mesh bench --mode acked --idle-spin 0 p50 |
 # | request sync --idle-spin 0 p50 / B1 | the same | mesh bench --mode request --handler sync --idle-spin 0 p50 |
 # | acked CPU per message / B1's | jbus 20000 1 1 NORMAL 0, its CPU (both processes) | cpu_us_per_message |
@@ -184,10 +185,18 @@ for round in $(seq "$rounds"); do
     b2_out=$(with_steal "$scratch/jbus" 20000 1 1 FULL 0 60 47116 "$scratch/db")
     b2=$(echo "$b2_out" | jbus_value msgs_per_s)
     echo "steal_b2 $(echo "$b2_out" | jbus_value steal)" >> "$results"
+    # The C bus timing each message under FULL too: its own p50 (like for like with Mesh's p50) and its tail.
+    [ -n "$timed_jbus" ] && b2_timed=$("$timed_jbus" 5000 1 1 FULL 0 60 47126 "$scratch/db")
     full_json=$("$mesh" bench --mode acked --durability full --messages 2000 --json 2>/dev/null)
     full=$(echo "$full_json" | json_value p50_us)
     echo "$full_json" | record_steal steal_full
     echo "acked_full $(python3 -c "print($full / (1e6 / $b2))")" >> "$results"
+    if [ -n "$timed_jbus" ]; then
+        b2_p50=$(echo "$b2_timed" | jbus_value p50_us)
+        echo "acked_full_over_b2_p50 $(python3 -c "print($full / $b2_p50)")" >> "$results"
+        echo "acked_full_tail $(python3 -c "print($(echo "$full_json" | json_value p99_us) / $full)")" >> "$results"
+        echo "b2_tail $(python3 -c "print($(echo "$b2_timed" | jbus_value p99_us) / $b2_p50)")" >> "$results"
+    fi
     if [ -n "$timed_jbus" ] && [ "$has_gap" -gt 0 ]; then
         # Sporadic traffic: each message 2 ms after the last one settled, so every thread of both sides sleeps
         # between them (the C bus blocks in poll; Mesh's nodes stop polling once their polls keep running out).
@@ -229,6 +238,9 @@ labels = [
     ("oneway_nojson", "`mesh bench --no-json` one-way / B5", "≥ 0.8×"),
     ("oneway_nogso", "`mesh bench --no-segmentation-offload` one-way / B5 (datagram by datagram)", "reported"),
     ("acked_full", "`mesh bench --mode acked --durability full` p50 / B2", "≤ 1.5×"),
+    ("acked_full_over_b2_p50", "`--durability full` acked p50 / B2's own p50 (the C bus timing each message)", "reported"),
+    ("acked_full_tail", "`--durability full` acked p99 / its p50", "reported"),
+    ("b2_tail", "B2's p99 / its p50 (the C bus's own tail under FULL)", "reported"),
     ("acked_cpu", "acked CPU per message, both processes / B1's", "reported"),
     ("acked_gap", "`mesh bench --mode acked --gap 2000` p50 / B1's own p50, messages 2 ms apart", "reported"),
     ("acked_gap_cpu", "the same: CPU per message, both processes / B1's", "reported"),
