@@ -65,7 +65,8 @@ let package = Package(
                 .embedInCode("0010_pending_by_sequence.sql"),
                 .embedInCode("0011_pending_without_state_row.sql"),
                 .embedInCode("0012_received_without_state_row.sql"),
-                .embedInCode("0013_persisted_floors.sql")
+                .embedInCode("0013_persisted_floors.sql"),
+                .embedInCode("0014_reserved_sequences.sql")
             ],
             swiftSettings: swiftSettings
         ),

@@ -35,6 +35,7 @@ public enum MeshMigrations {
         Migration(id: 11, name: "0011_pending_without_state_row.sql", sql: text(PackageResources._011_pending_without_state_row_sql)),
         Migration(id: 12, name: "0012_received_without_state_row.sql", sql: text(PackageResources._012_received_without_state_row_sql)),
         Migration(id: 13, name: "0013_persisted_floors.sql", sql: text(PackageResources._013_persisted_floors_sql)),
+        Migration(id: 14, name: "0014_reserved_sequences.sql", sql: text(PackageResources._014_reserved_sequences_sql)),
     ]
 
     /// The highest migration id this build knows: the schema version it writes.

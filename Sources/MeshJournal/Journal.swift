@@ -132,7 +132,7 @@ public final class Journal: Sendable {
         let opened = try await writer.start { () throws -> (WorkerContext, Opened) in
             let db = try openWriteConnection(path: path, configuration: configuration, logger: logger)
             let applied = try Migrator().migrate(db, nowMs: WallClock.nowMs())
-            let start = try startEpoch(db)
+            let start = try startEpoch(db, syncing: configuration.durability == .normal, reservation: configuration.outSeqReservation)
             let identity = start.identity
             // Commits overwrite blocks the WAL file already has (a thread keeps it ahead of the log with zeros,
             // synced if commits are): appending reserves blocks and moves the file's size at every commit, and a
@@ -141,8 +141,11 @@ public final class Journal: Sendable {
             let growing = db.growWALAhead(aheadBytes: walGrowthAheadBytes,
                                           capBytes: Int64(configuration.walLimitPages) * (pageSize + 24) + 32,
                                           syncing: configuration.durability == .full)
-            let context = WorkerContext(db: db, lastOutSeq: start.lastOutSeq, lastInboundID: start.lastInboundID, invocationIDs: start.invocationIDs,
-                                        storesPayloadJSON: configuration.storesPayloadJSON)
+            let context = WorkerContext(db: db, lastOutSeq: start.lastOutSeq, reservedOutSeq: start.reservedOutSeq,
+                                        lastInboundID: start.lastInboundID, invocationIDs: start.invocationIDs,
+                                        storesPayloadJSON: configuration.storesPayloadJSON,
+                                        syncsCommits: configuration.durability == .full,
+                                        outSeqReservation: configuration.outSeqReservation)
             context.relaxesDeferrableCommits = growing && configuration.durability == .full
             do {
                 try checkpoints.install(on: db)
@@ -287,8 +290,10 @@ public final class Journal: Sendable {
     /// What opening the journal's writer starts from.
     private struct StartState {
         var identity: JournalIdentity
-        /// The highest outbound sequence ever used.
+        /// The highest outbound sequence that may have been used: at least the reservation of the last start.
         var lastOutSeq: Int64
+        /// The reservation this start recorded above it (schema v14).
+        var reservedOutSeq: Int64
         /// The highest invocation id that may have been used, and the reservation recorded above it.
         var invocationIDs: (last: Int64, reserved: Int64)
         /// The highest inbound row id ever used (schema v13).
@@ -297,16 +302,23 @@ public final class Journal: Sendable {
         var floors: (outbound: Int64, inbound: Int64) = (0, 0)
     }
 
-    /// Creates the node identity on first open, or increments the boot epoch (and reserves invocation ids).
-    private static func startEpoch(_ db: SQLiteConnection) throws(JournalError) -> StartState {
+    /// Creates the node identity on first open, or increments the boot epoch (and reserves invocation ids and
+    /// outbound sequences). With `syncing` (`.normal` durability) the transaction's commit is synced all the same:
+    /// a power loss must not take back the epoch or the reservation a run of the node has used.
+    private static func startEpoch(_ db: SQLiteConnection, syncing: Bool, reservation: Int64) throws(JournalError) -> StartState {
         do {
+            if syncing { try db.execute("PRAGMA synchronous = FULL") }
+            defer { if syncing { try? db.execute("PRAGMA synchronous = NORMAL") } }
             return try db.immediateTransaction { () throws -> StartState in
                 let now = WallClock.nowMs()
-                // The highest sequence ever used: the larger of the one recorded when rows were deleted and the
-                // highest one present (not recorded at every commit; see migration 0003). The invocation ids
-                // start above the last reservation (migration 0009) and a new one is recorded.
+                // The highest sequence that may have been used: the larger of the one recorded when rows were
+                // deleted, the highest one present (neither recorded at every commit; see migration 0003) and the
+                // last reservation (migration 0014: a power loss may have taken sequences a peer received). A new
+                // reservation is recorded above it. The invocation ids start above the last reservation (migration
+                // 0009) and a new one is recorded.
                 let select = try db.prepare("""
-                    SELECT node_id, boot_epoch, max(last_out_seq, (SELECT coalesce(max(seq), 0) FROM mesh_outbound)),
+                    SELECT node_id, boot_epoch,
+                           max(last_out_seq, out_seq_reserved, (SELECT coalesce(max(seq), 0) FROM mesh_outbound)),
                            max(invocation_reserved, (SELECT coalesce(max(id), 0) FROM mesh_invocation)), outbound_floor, inbound_floor,
                            max(last_in_id, (SELECT coalesce(max(id), 0) FROM mesh_inbound))
                     FROM mesh_node WHERE singleton = 1
@@ -317,14 +329,18 @@ public final class Journal: Sendable {
                     let lastOutSeq = select.int64(2)
                     let lastInvocationID = select.int64(3)
                     let reserved = lastInvocationID + WorkerContext.invocationIDBlock
+                    let reservedOutSeq = lastOutSeq + reservation
                     let update = try db.prepare("""
-                        UPDATE mesh_node SET boot_epoch = ?, opened_at = ?, invocation_reserved = ? WHERE singleton = 1
+                        UPDATE mesh_node SET boot_epoch = ?, opened_at = ?, invocation_reserved = ?, out_seq_reserved = ?
+                        WHERE singleton = 1
                         """)
                     try update.bind(1, epoch)
                     try update.bind(2, now)
                     try update.bind(3, reserved)
+                    try update.bind(4, reservedOutSeq)
                     try update.step()
                     return StartState(identity: JournalIdentity(nodeID: nodeID, bootEpoch: UInt64(epoch)), lastOutSeq: lastOutSeq,
+                                      reservedOutSeq: reservedOutSeq,
                                       invocationIDs: (lastInvocationID, reserved), lastInboundID: select.int64(6),
                                       floors: (select.int64(4), select.int64(5)))
                 }
@@ -335,16 +351,19 @@ public final class Journal: Sendable {
                 // within SQLite's signed 64 bits, and 2^30 restarts fit before the transport's 32 bits wrap.
                 let epoch = Int64.random(in: 1..<(1 << 30))
                 let insert = try db.prepare("""
-                    INSERT INTO mesh_node(singleton, node_id, boot_epoch, last_out_seq, created_at, opened_at, invocation_reserved)
-                    VALUES (1, ?, ?, 0, ?, ?, ?)
+                    INSERT INTO mesh_node(singleton, node_id, boot_epoch, last_out_seq, created_at, opened_at, invocation_reserved,
+                                          out_seq_reserved)
+                    VALUES (1, ?, ?, 0, ?, ?, ?, ?)
                     """)
                 try insert.bind(1, nodeID)
                 try insert.bind(2, epoch)
                 try insert.bind(3, now)
                 try insert.bind(4, now)
                 try insert.bind(5, WorkerContext.invocationIDBlock)
+                try insert.bind(6, reservation)
                 try insert.step()
                 return StartState(identity: JournalIdentity(nodeID: nodeID, bootEpoch: UInt64(epoch)), lastOutSeq: 0,
+                                  reservedOutSeq: reservation,
                                   invocationIDs: (0, WorkerContext.invocationIDBlock))
             }
         } catch let error as SQLiteError {
@@ -436,7 +455,7 @@ extension Journal {
         let firstSeq = context.lastOutSeq
         do {
             for row in rows {
-                let seq = context.lastOutSeq + 1
+                let seq = try context.nextOutSeq()
                 try statement.bind(1, seq)
                 try statement.bind(2, Int64(row.commandID))
                 try statement.bind(3, Int64(row.kind.rawValue))

@@ -78,6 +78,10 @@ public struct JournalConfiguration: Sendable, Hashable {
     /// (a thread of its own, `mesh-journal-g`), so commits overwrite blocks the file has instead of growing it.
     /// Default `true`; `false` leaves the writer on SQLite's default VFS.
     public var batchesWALWrites: Bool
+    /// How far above the last outbound sequence handed out the writer's reservation reaches (schema v14,
+    /// ``WorkerContext``): one commit in about half of it is synced for the reservation under `.normal`, and a
+    /// restart skips what is left of it. Not a setting users need; tests shorten it.
+    package var outSeqReservation: Int64 = 131_072
 
     /// Creates a configuration; every parameter has the documented default.
     public init(
@@ -139,6 +143,9 @@ public struct JournalConfiguration: Sendable, Hashable {
         }
         guard (0...3_600_000).contains(openCheckMilliseconds) else {
             throw JournalError(.invalidConfiguration, "openCheckMilliseconds must be 0...3600000 (got \(openCheckMilliseconds))")
+        }
+        guard outSeqReservation >= 2 else {
+            throw JournalError(.invalidConfiguration, "outSeqReservation must be ≥ 2 (got \(outSeqReservation))")
         }
         guard cacheSizeKiB >= 0 else {
             throw JournalError(.invalidConfiguration, "cacheSizeKiB must be ≥ 0 (got \(cacheSizeKiB))")

@@ -385,6 +385,7 @@ final class SQLiteWorker: Sendable {
     }
 
     private func runAlone(_ job: any SQLiteJob, _ context: WorkerContext) {
+        context.commitSyncs = false
         do {
             try context.prepareSynchronous(relaxed: false)
             try job.execute(context)
@@ -395,27 +396,48 @@ final class SQLiteWorker: Sendable {
     }
 
     /// One group-commit transaction. Returns the posted writes to retry if it aborted (nothing of it was kept).
-    private func runBatch(_ jobs: [any SQLiteJob], _ context: WorkerContext) -> [any SQLiteJob] {
+    /// `reserving`: record a new outbound sequence reservation in a synced commit even if the one held is not low
+    /// (a job of the last transaction ran past it).
+    private func runBatch(_ jobs: [any SQLiteJob], _ context: WorkerContext, reserving force: Bool = false) -> [any SQLiteJob] {
         let db = context.db
         LatencyProbe.mark(.transactionStart)
         defer { LatencyProbe.mark(.transactionDone) }
+        // A transaction that starts low on reserved outbound sequences is synced, whatever the durability, and
+        // records a new reservation first (WorkerContext.needsOutSeqReservation).
+        let reserving = force || context.needsOutSeqReservation
         // Under `.full`, a transaction nobody waits on commits without a sync; the WAL is synced right after, off
         // this thread (WorkerContext.relaxesDeferrableCommits).
-        let relaxed = context.relaxesDeferrableCommits && jobs.allSatisfy(\.deferrable)
+        let relaxed = !reserving && context.relaxesDeferrableCommits && jobs.allSatisfy(\.deferrable)
         defer { if relaxed { try? context.prepareSynchronous(relaxed: false) } }  // else the next transaction retries it
+        defer { if reserving { try? context.forceSynchronous(false) } }  // else the next transaction retries it
         do {
             try context.prepareSynchronous(relaxed: relaxed)
+            try context.forceSynchronous(reserving)
             try db.executeCached("BEGIN IMMEDIATE")
             LatencyProbe.mark(.begun)
         } catch {
             let failure = JournalError(error, context: "starting a journal transaction")
             return abort(jobs, failure)
         }
+        context.commitSyncs = reserving || (context.syncsCommits && !relaxed)
+        if reserving {
+            do {
+                try context.reserveOutSeqs()
+            } catch {
+                if !db.isAutocommit { try? db.execute("ROLLBACK") }
+                context.rolledBack()
+                let failure = Self.batchError(error)
+                logLimited(.warning, "journal transaction aborted", cause: "abort", metadata: ["journal.error": "\(failure)"])
+                return abort(jobs, failure)
+            }
+        }
         var succeeded: [any SQLiteJob] = []
         succeeded.reserveCapacity(jobs.count)
         // A job alone in its transaction runs without its savepoint: if it fails, the transaction is rolled back,
         // which undoes the same writes (a savepoint makes SQLite copy every page its statements change, in case).
         let alone = jobs.count == 1
+        // The jobs to run after this commit, in a transaction that reserves sequences: from the first that ran out.
+        var afterReserving: [any SQLiteJob] = []
         for (index, job) in jobs.enumerated() {
             let savepoint = job.needsSavepoint && !alone
             do {
@@ -423,6 +445,20 @@ final class SQLiteWorker: Sendable {
                 try job.execute(context)
                 if savepoint { try db.executeCached("RELEASE mesh_job") }
                 succeeded.append(job)
+            } catch is OutSeqReservationNeeded {
+                // Undo the job, keep what ran before it, and run it and the rest again in a synced transaction that
+                // reserves more. A job without its savepoint (alone, or one that takes none) cannot be undone alone:
+                // the whole transaction runs again.
+                guard savepoint else {
+                    try? db.execute("ROLLBACK")
+                    context.rolledBack()
+                    return runBatch(jobs, context, reserving: true)
+                }
+                try? db.execute("ROLLBACK TO mesh_job")
+                try? db.execute("RELEASE mesh_job")
+                context.jobRolledBack()
+                afterReserving = Array(jobs[index...])
+                break
             } catch {
                 if db.isAutocommit || Self.abortsTheBatch(error) {
                     // SQLite rolled the whole transaction back (disk full, I/O error, ...), or the error is one that
@@ -465,10 +501,10 @@ final class SQLiteWorker: Sendable {
             context.rolledBack()
             let failure = Self.batchError(error)
             logLimited(.warning, "journal commit failed", cause: "commit", metadata: ["journal.error": "\(failure)"])
-            return abort(succeeded, failure)
+            return abort(succeeded + afterReserving, failure)
         }
         for job in succeeded { job.finish(nil) }
-        return []
+        return afterReserving.isEmpty ? [] : runBatch(afterReserving, context, reserving: true)
     }
 
     /// A transaction holding `jobs` aborted (or could not begin): the awaited ones fail with `failure`; the
