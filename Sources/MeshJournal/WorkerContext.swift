@@ -17,10 +17,9 @@ package final class WorkerContext {
     /// back the commits that used sequences below it, never the record itself, and a start continues above it:
     /// no sequence a peer may have received is handed out again.
     private var reservedOutSeq: Int64
-    /// The reservation as of the last commit (a rollback returns to it).
+    /// The reservation as of the last commit: a rollback returns to it, and so does a job's rolled-back savepoint,
+    /// which may have undone a record (a reservation recorded later in the transaction is then recorded again).
     private var committedReservedOutSeq: Int64
-    /// The reservation when the open transaction's jobs began (a job's savepoint rolled back returns to it).
-    private var reservedOutSeqBeforeJobs: Int64
     /// Every awaited commit is synced (`.full` durability): a reservation is recorded in the transaction that
     /// reaches it. With `.normal`, a transaction is synced for it only when the reservation runs low.
     let syncsCommits: Bool
@@ -75,7 +74,6 @@ package final class WorkerContext {
         self.committedLastOutSeq = lastOutSeq
         self.reservedOutSeq = reservedOutSeq
         self.committedReservedOutSeq = reservedOutSeq
-        self.reservedOutSeqBeforeJobs = reservedOutSeq
         self.syncsCommits = syncsCommits
         self.lastInvocationID = invocationIDs.last
         self.reservedInvocationID = invocationIDs.reserved
@@ -85,7 +83,6 @@ package final class WorkerContext {
     func committed() {
         committedLastOutSeq = lastOutSeq
         committedReservedOutSeq = reservedOutSeq
-        reservedOutSeqBeforeJobs = reservedOutSeq
     }
 
     /// Sets the connection's `synchronous` for the next transaction: NORMAL if `relaxed` (a commit without a sync),
@@ -105,7 +102,6 @@ package final class WorkerContext {
     func rolledBack() {
         lastOutSeq = committedLastOutSeq
         reservedOutSeq = committedReservedOutSeq
-        reservedOutSeqBeforeJobs = committedReservedOutSeq
         originIDs.removeAll()
         reservedInvocationID = 0
     }
@@ -114,7 +110,7 @@ package final class WorkerContext {
     /// (a cached id for it would make the batch's next message from that origin fail its foreign key).
     func jobRolledBack() {
         reservedInvocationID = 0
-        reservedOutSeq = reservedOutSeqBeforeJobs
+        reservedOutSeq = committedReservedOutSeq
         originIDs.removeAll()
     }
 
@@ -140,7 +136,6 @@ package final class WorkerContext {
     /// must be synced). Before the transaction's jobs run.
     func reserveOutSeqs() throws {
         try recordOutSeqReservation(lastOutSeq + outSeqReservation)
-        reservedOutSeqBeforeJobs = reservedOutSeq
     }
 
     /// The sequence for the next outbound row of the open transaction (``lastOutSeq`` moves when the row is
