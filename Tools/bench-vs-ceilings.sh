@@ -18,6 +18,8 @@
 # | request p99 / its p50 | - | mesh bench --mode request |
 # | one-way / B5 | jbus 200000 100 4096 NORMAL 1: msgs/s | mesh bench (one-way) msgs/s |
 # | one-way --no-json / B5 | the same | mesh bench --no-json msgs/s |
+# | one-way / B5j; B5j / B5 | a copy of jbus journaling the JSON rendering too, 8 KiB pages (B5j), right after | the one-way run above |
+# | one-way CPU per message / B5's | B5's CPU (both processes) | cpu_us_per_message of the one-way run |
 # | one-way --no-segmentation-offload / B5 | the same | mesh bench --no-segmentation-offload msgs/s (datagram by datagram) |
 # | acked --durability full p50 / B2 | jbus 20000 1 1 FULL 0 | mesh bench --mode acked --durability full p50 |
 # | acked --durability full p50 / B2's own p50; its p99 / p50; B2's p99 / p50 | a copy of jbus timing each message under FULL | the --durability full run above |
@@ -70,6 +72,55 @@ then
 else
     echo "note: $bench/journaled_bus.c changed; the rows against B1's own p50 are skipped" >&2
 fi
+# A copy of the C bus whose rows are as large as Mesh's default ones (B5j): with each message both ends also render
+# its JSON as Mesh's `payload_json` holds it for a bytes payload (`{"body":"<base64>"}`, ~1.4 KB) and journal it
+# in a TEXT column, in pages of Mesh's size (8 KiB). `mesh bench` one-way journals that rendering at both ends
+# unless `--no-json`; B5 journals only the payload. Skipped (with a note) if the C source no longer has the lines
+# it hooks onto.
+json_jbus=""
+if python3 - "$bench/journaled_bus.c" "$scratch/jbus-json.c" <<'JSONROWS'
+import sys
+source = open(sys.argv[1]).read()
+render = r'''#define MAXB 1024
+static char json_text[2 * PAY + 64];
+/* {"body":"<standard base64 of the payload>"}: Mesh's payload_json of a message whose body is these bytes. */
+static int render_json(const unsigned char *p, int n) {
+  static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  char *o = json_text; memcpy(o, "{\"body\":\"", 9); o += 9; int i = 0;
+  for (; i + 3 <= n; i += 3) { unsigned v = p[i] << 16 | p[i + 1] << 8 | p[i + 2];
+    *o++ = a[v >> 18]; *o++ = a[(v >> 12) & 63]; *o++ = a[(v >> 6) & 63]; *o++ = a[v & 63]; }
+  if (n - i == 1) { unsigned v = p[i] << 16; *o++ = a[v >> 18]; *o++ = a[(v >> 12) & 63]; *o++ = '='; *o++ = '='; }
+  else if (n - i == 2) { unsigned v = p[i] << 16 | p[i + 1] << 8; *o++ = a[v >> 18]; *o++ = a[(v >> 12) & 63]; *o++ = a[(v >> 6) & 63]; *o++ = '='; }
+  memcpy(o, "\"}", 2); o += 2; return (int)(o - json_text);
+}'''
+hooks = [
+    ("#define MAXB 1024", render),
+    ("acked INT DEFAULT 0)", "acked INT DEFAULT 0, payload_json TEXT)"),
+    # Mesh's page size (JournalConfiguration.pageSize): with 4 KiB pages a 2.4 KB row fills a page alone, and this
+    # copy runs at about two thirds of its speed with 8 KiB ones.
+    ('ex(db,"PRAGMA journal_mode=WAL");', 'ex(db,"PRAGMA page_size=8192"); ex(db,"PRAGMA journal_mode=WAL");'),
+    ("INSERT OR IGNORE INTO journal(id,cmd,peer,payload,ts) VALUES(?,?,?,?,?)",
+     "INSERT OR IGNORE INTO journal(id,cmd,peer,payload,ts,payload_json) VALUES(?,?,?,?,?,?)"),
+    ("INSERT INTO journal(id,cmd,peer,payload,ts) VALUES(?,?,?,?,?)",
+     "INSERT INTO journal(id,cmd,peer,payload,ts,payload_json) VALUES(?,?,?,?,?,?)"),
+    ("sqlite3_bind_blob(ins,4,bufs[i]+sizeof h,h.len,SQLITE_STATIC);",
+     "sqlite3_bind_blob(ins,4,bufs[i]+sizeof h,h.len,SQLITE_STATIC); "
+     "sqlite3_bind_text(ins,6,json_text,render_json((unsigned char*)bufs[i]+sizeof h,h.len>PAY?PAY:h.len),SQLITE_STATIC);"),
+    ("sqlite3_bind_blob(ins,4,out[k]+sizeof h,PAY,SQLITE_STATIC);",
+     "sqlite3_bind_blob(ins,4,out[k]+sizeof h,PAY,SQLITE_STATIC); "
+     "sqlite3_bind_text(ins,6,json_text,render_json((unsigned char*)out[k]+sizeof h,PAY),SQLITE_STATIC);"),
+]
+for old, new in hooks:
+    if source.count(old) != 1:
+        sys.exit(1)
+    source = source.replace(old, new)
+open(sys.argv[2], "w").write(source)
+JSONROWS
+then
+    gcc -O2 -o "$scratch/jbus-json" "$scratch/jbus-json.c" -lsqlite3 && json_jbus="$scratch/jbus-json"
+else
+    echo "note: $bench/journaled_bus.c changed; the rows against B5j (the C bus with Mesh's rows) are skipped" >&2
+fi
 mkdir -p "$scratch/db"
 # key=value output of jbus -> the value of KEY
 jbus_value() { tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2 }'; }
@@ -81,16 +132,19 @@ usage = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(out.strip(), "cpu_seconds=%f+%f" % (usage.ru_utime, usage.ru_stime))' "$@"
 }
 # Runs a command and appends "steal=P" to its output: the share of the machine's CPU time (all CPUs, /proc/stat)
-# stolen by the host meanwhile, in percent, as mesh bench's host_steal_pct reports it for its own runs.
+# stolen by the host meanwhile, in percent, as mesh bench's host_steal_pct reports it for its own runs; and
+# cpu_seconds=U+S as with_cpu does.
 with_steal() {
-    python3 -c 'import subprocess, sys
+    python3 -c 'import resource, subprocess, sys
 def sample():
     fields = [int(v) for v in open("/proc/stat").readline().split()[1:9]]
     return sum(fields), fields[7]
 total, steal = sample()
 out = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, text=True).stdout
 total2, steal2 = sample()
-print(out.strip(), "steal=%f" % ((steal2 - steal) * 100 / max(1, total2 - total)))' "$@"
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(out.strip(), "steal=%f" % ((steal2 - steal) * 100 / max(1, total2 - total)),
+      "cpu_seconds=%f+%f" % (usage.ru_utime, usage.ru_stime))' "$@"
 }
 # one JSON object of mesh bench -> the value of KEY
 json_value() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
@@ -168,9 +222,20 @@ for round in $(seq "$rounds"); do
     fi
     b5_out=$(with_steal "$scratch/jbus" 200000 100 4096 NORMAL 1 60 47114 "$scratch/db")
     b5=$(echo "$b5_out" | jbus_value msgs_per_s)
+    b5_cpu_us=$(python3 -c "print(($(echo "$b5_out" | jbus_value cpu_seconds)) * 1e6 / 200000)")
     echo "steal_b5 $(echo "$b5_out" | jbus_value steal)" >> "$results"
     oneway=$("$mesh" bench --messages 30000 --json 2>/dev/null)
     echo "oneway $(python3 -c "print($(echo "$oneway" | json_value msgs_per_s) / $b5)")" >> "$results"
+    echo "oneway_cpu $(python3 -c "print($(echo "$oneway" | json_value cpu_us_per_message) / $b5_cpu_us)")" >> "$results"
+    echo "oneway_cpu_us $(echo "$oneway" | json_value cpu_us_per_message)" >> "$results"
+    echo "b5_cpu_us $b5_cpu_us" >> "$results"
+    if [ -n "$json_jbus" ]; then
+        # The same Mesh run against the C bus journaling rows as large as Mesh's (B5j), run right after it.
+        b5j_out=$(with_cpu "$json_jbus" 200000 100 4096 NORMAL 1 60 47127 "$scratch/db")
+        echo "oneway_over_b5j $(python3 -c "print($(echo "$oneway" | json_value msgs_per_s) / $(echo "$b5j_out" | jbus_value msgs_per_s))")" >> "$results"
+        echo "b5j_over_b5 $(python3 -c "print($(echo "$b5j_out" | jbus_value msgs_per_s) / $b5)")" >> "$results"
+        echo "b5j_cpu_us $(python3 -c "print(($(echo "$b5j_out" | jbus_value cpu_seconds)) * 1e6 / 200000)")" >> "$results"
+    fi
     echo "frames_oneway $(echo "$oneway" | json_value wal_frames_per_message)" >> "$results"
     echo "bytes_oneway $(echo "$oneway" | json_value receiver_journal_bytes_per_message)" >> "$results"
     echo "$oneway" | record_steal steal_oneway
@@ -236,6 +301,9 @@ labels = [
     ("request_sync_nospin_p99", "request p99 / its p50 (sync handler, --idle-spin 0)", "reported"),
     ("oneway", "`mesh bench` one-way / B5", "≥ 0.65×"),
     ("oneway_nojson", "`mesh bench --no-json` one-way / B5", "≥ 0.8×"),
+    ("oneway_over_b5j", "`mesh bench` one-way / B5j (the C bus journaling the same JSON rendering at both ends)", "reported"),
+    ("b5j_over_b5", "B5j / B5 (what journaling the JSON rendering costs the C bus)", "reported"),
+    ("oneway_cpu", "one-way CPU per message, both processes / B5's", "reported"),
     ("oneway_nogso", "`mesh bench --no-segmentation-offload` one-way / B5 (datagram by datagram)", "reported"),
     ("acked_full", "`mesh bench --mode acked --durability full` p50 / B2", "≤ 1.5×"),
     ("acked_full_over_b2_p50", "`--durability full` acked p50 / B2's own p50 (the C bus timing each message)", "reported"),
@@ -262,6 +330,9 @@ counts = [
     ("bytes_oneway", "receiver journal bytes per one-way message (file + WAL)", "reported"),
     ("acked_cpu_us", "CPU µs per acked message, both processes (`cpu_us_per_message`)", "reported"),
     ("b1_cpu_us", "CPU µs per B1 message, both processes", "reported"),
+    ("oneway_cpu_us", "CPU µs per one-way message, both processes (`cpu_us_per_message`)", "reported"),
+    ("b5_cpu_us", "CPU µs per B5 message, both processes", "reported"),
+    ("b5j_cpu_us", "CPU µs per B5j message, both processes", "reported"),
     ("acked_gap_cpu_us", "CPU µs per acked message 2 ms apart, both processes", "reported"),
     ("b1_gap_cpu_us", "CPU µs per B1 message 2 ms apart, both processes", "reported"),
     ("steal_request_sync", "% of the machine's CPU time stolen by the host during the sync request runs (`host_steal_pct`)", "reported"),
