@@ -41,13 +41,18 @@ trap 'rm -rf "$scratch"' EXIT
 gcc -O2 -o "$scratch/jbus" "$bench/journaled_bus.c" -lsqlite3
 # A copy of the C bus that also times each message (from its BEGIN to its acknowledgement, two clock reads) and
 # prints p50_us/p90_us/p99_us: B1 above is its mean (1 / msgs_per_s), as the issue defines it, and a heavy tail
-# lifts the mean above the median, so the p50 of the C bus is the like-for-like figure for a p50 ratio. Skipped
-# (with a note) if the C source no longer has the lines the timing hooks onto.
+# lifts the mean above the median, so the p50 of the C bus is the like-for-like figure for a p50 ratio.
+# A copy of the C bus whose rows are as large as Mesh's default ones (B5j): with each message both ends also render
+# its JSON as Mesh's `payload_json` holds it for a bytes payload (`{"body":"<base64>"}`, ~1.4 KB) and journal it
+# in a TEXT column, in pages of Mesh's size (8 KiB). `mesh bench` one-way journals that rendering at both ends
+# unless `--no-json`; B5 journals only the payload.
+# Each copy is skipped (with a note) if the C source no longer has every line its hooks replace.
 timed_jbus=""
-if python3 - "$bench/journaled_bus.c" "$scratch/jbus-timed.c" <<'TIMING'
+json_jbus=""
+copies=$(python3 - "$bench/journaled_bus.c" "$scratch" <<'COPIES'
 import sys
 source = open(sys.argv[1]).read()
-hooks = [
+timing = [
     ("double*sent_at=calloc(count+2,sizeof(double));",
      "double*sent_at=calloc(count+2,sizeof(double)); double*began=calloc(count+2,sizeof(double)); "
      "double*lat=calloc(count+2,sizeof(double)); long nlat=0; "
@@ -61,26 +66,6 @@ hooks = [
      " qsort(lat,nlat,sizeof(double),cmpd); if(nlat) printf(\"p50_us=%.0f p90_us=%.0f p99_us=%.0f \","
      " lat[nlat/2]*1e6, lat[nlat*9/10]*1e6, lat[nlat*99/100]*1e6); }"),
 ]
-for old, new in hooks:
-    if source.count(old) != 1:
-        sys.exit(1)
-    source = source.replace(old, new)
-open(sys.argv[2], "w").write(source)
-TIMING
-then
-    gcc -O2 -o "$scratch/jbus-timed" "$scratch/jbus-timed.c" -lsqlite3 && timed_jbus="$scratch/jbus-timed"
-else
-    echo "note: $bench/journaled_bus.c changed; the rows against B1's own p50 are skipped" >&2
-fi
-# A copy of the C bus whose rows are as large as Mesh's default ones (B5j): with each message both ends also render
-# its JSON as Mesh's `payload_json` holds it for a bytes payload (`{"body":"<base64>"}`, ~1.4 KB) and journal it
-# in a TEXT column, in pages of Mesh's size (8 KiB). `mesh bench` one-way journals that rendering at both ends
-# unless `--no-json`; B5 journals only the payload. Skipped (with a note) if the C source no longer has the lines
-# it hooks onto.
-json_jbus=""
-if python3 - "$bench/journaled_bus.c" "$scratch/jbus-json.c" <<'JSONROWS'
-import sys
-source = open(sys.argv[1]).read()
 render = r'''#define MAXB 1024
 static char json_text[2 * PAY + 64];
 /* {"body":"<standard base64 of the payload>"}: Mesh's payload_json of a message whose body is these bytes. */
@@ -93,7 +78,7 @@ static int render_json(const unsigned char *p, int n) {
   else if (n - i == 2) { unsigned v = p[i] << 16 | p[i + 1] << 8; *o++ = a[v >> 18]; *o++ = a[(v >> 12) & 63]; *o++ = a[(v >> 6) & 63]; *o++ = '='; }
   memcpy(o, "\"}", 2); o += 2; return (int)(o - json_text);
 }'''
-hooks = [
+json_rows = [
     ("#define MAXB 1024", render),
     ("acked INT DEFAULT 0)", "acked INT DEFAULT 0, payload_json TEXT)"),
     # Mesh's page size (JournalConfiguration.pageSize): with 4 KiB pages a 2.4 KB row fills a page alone, and this
@@ -110,13 +95,21 @@ hooks = [
      "sqlite3_bind_blob(ins,4,out[k]+sizeof h,PAY,SQLITE_STATIC); "
      "sqlite3_bind_text(ins,6,json_text,render_json((unsigned char*)out[k]+sizeof h,PAY),SQLITE_STATIC);"),
 ]
-for old, new in hooks:
-    if source.count(old) != 1:
-        sys.exit(1)
-    source = source.replace(old, new)
-open(sys.argv[2], "w").write(source)
-JSONROWS
-then
+for name, hooks in (("jbus-timed", timing), ("jbus-json", json_rows)):
+    if all(source.count(old) == 1 for old, _ in hooks):
+        copy = source
+        for old, new in hooks:
+            copy = copy.replace(old, new)
+        open(f"{sys.argv[2]}/{name}.c", "w").write(copy)
+        print(name)
+COPIES
+)
+if echo "$copies" | grep -qx jbus-timed; then
+    gcc -O2 -o "$scratch/jbus-timed" "$scratch/jbus-timed.c" -lsqlite3 && timed_jbus="$scratch/jbus-timed"
+else
+    echo "note: $bench/journaled_bus.c changed; the rows against B1's own p50 are skipped" >&2
+fi
+if echo "$copies" | grep -qx jbus-json; then
     gcc -O2 -o "$scratch/jbus-json" "$scratch/jbus-json.c" -lsqlite3 && json_jbus="$scratch/jbus-json"
 else
     echo "note: $bench/journaled_bus.c changed; the rows against B5j (the C bus with Mesh's rows) are skipped" >&2
